@@ -1,0 +1,517 @@
+package dev.nativescope.bindings;
+
+import static java.lang.foreign.MemoryLayout.PathElement.groupElement;
+import static java.nio.charset.StandardCharsets.UTF_8;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.fail;
+
+import java.io.IOException;
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.PaddingLayout;
+import java.lang.foreign.StructLayout;
+import java.lang.reflect.Method;
+import java.lang.reflect.Modifier;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Checks the jextract bindings against what a C compiler makes of nativescope.h.
+ *
+ * <p>A C probe program is generated from the Java layouts: it prints, for every struct, its
+ * size and alignment, for every named field its offset and size, and the value of every
+ * constant the header class exposes. gcc compiles it against the header in
+ * {@code nsc.header.dir}; its output must match the Java side exactly. A header change that
+ * moves a field, resizes a struct or renumbers a status without the bindings being
+ * regenerated fails here. The header is also scanned so that a struct, function or constant
+ * added to it without being added to the bindings fails too.
+ */
+class AbiConformanceTest {
+
+    /** Every struct binding class. Its simple name is the C struct (and typedef) name. */
+    static final List<Class<?>> STRUCT_CLASSES = List.of(
+            nsc_checker.class,
+            nsc_context.class,
+            nsc_kv.class,
+            nsc_predict_stats.class,
+            nsc_stats.class);
+
+    /**
+     * Declared in the header but deliberately without bindings: jextract 0b89a46 skips an
+     * incomplete struct ("type Declared(nsc_hook) is not supported") and its typedef; the
+     * bindings pass it around as a plain pointer.
+     */
+    static final Set<String> OPAQUE_STRUCTS = Set.of("nsc_hook");
+
+    private static final long PROCESS_TIMEOUT_SECONDS = 60;
+
+    private static Path headerDir;
+    private static Path workDir;
+    private static String headerText;
+    private static CReport cReport;
+
+    @BeforeAll
+    static void compileAndRunProbe() throws Exception {
+        headerDir = Path.of(System.getProperty("nsc.header.dir",
+                Path.of("..", "native-shim", "src", "main", "c").toString())).toAbsolutePath().normalize();
+        workDir = Path.of(System.getProperty("nsc.abi.work.dir",
+                Path.of("target", "abi-test").toString())).toAbsolutePath().normalize();
+        Path header = headerDir.resolve("nativescope.h");
+        assertThat(header).as("nativescope.h (nsc.header.dir=%s)", headerDir).isRegularFile();
+        headerText = Files.readString(header, UTF_8);
+        Files.createDirectories(workDir);
+
+        Path source = workDir.resolve("abi_probe.c");
+        Path binary = workDir.resolve("abi_probe");
+        Files.writeString(source, probeSource(javaStructLayouts(), javaIntConstants(), javaStringConstants()), UTF_8);
+        Files.deleteIfExists(binary);
+
+        run(workDir.resolve("gcc.log"), List.of("gcc", "-std=gnu11", "-Wall", "-Wextra", "-Werror",
+                "-I" + headerDir, "-o", binary.toString(), source.toString()));
+        String output = run(workDir.resolve("abi_probe.out"), List.of(binary.toString()));
+        cReport = CReport.parse(output);
+    }
+
+    @Test
+    void structLayoutsMatchTheCCompiler() {
+        List<String> mismatches = compareStructs(javaStructLayouts(), cReport);
+        assertThat(mismatches)
+                .as("struct layouts of the bindings vs gcc on %s; regenerate the bindings "
+                        + "(jextract-config/regenerate.sh), and bump NSC_ABI_VERSION if the ABI changed",
+                        headerDir.resolve("nativescope.h"))
+                .isEmpty();
+        assertThat(cReport.structs().keySet()).containsExactlyInAnyOrderElementsOf(javaStructLayouts().keySet());
+    }
+
+    @Test
+    void constantsMatchTheCCompiler() {
+        List<String> mismatches = compareConstants(javaIntConstants(), javaStringConstants(), cReport);
+        assertThat(mismatches).as("constants of nativescope_h vs gcc on %s", headerDir).isEmpty();
+        assertThat(cReport.intConstants()).containsKeys("NSC_OK", "NSC_CANCELED", "NSC_NO_DEADLINE");
+        assertThat(cReport.stringConstants()).containsKey("NSC_TRACE_ID_KEY");
+    }
+
+    @Test
+    void everyStructOfTheHeaderHasABindingClass() {
+        Set<String> headerStructs = headerStructNames(headerText);
+        Set<String> bound = new TreeSet<>();
+        STRUCT_CLASSES.forEach(c -> bound.add(c.getSimpleName()));
+        Set<String> expected = new TreeSet<>(headerStructs);
+        expected.removeAll(OPAQUE_STRUCTS);
+        assertThat(bound)
+                .as("struct binding classes (STRUCT_CLASSES) vs structs defined in nativescope.h")
+                .containsExactlyInAnyOrderElementsOf(expected);
+        for (String name : expected) {
+            assertThat(classExists("dev.nativescope.bindings." + name))
+                    .as("binding class for struct %s", name).isTrue();
+        }
+    }
+
+    @Test
+    void everyFunctionOfTheHeaderHasABinding() {
+        Set<String> headerFunctions = headerFunctionNames(headerText);
+        Set<String> bound = new TreeSet<>();
+        for (Method m : nativescope_h.class.getDeclaredMethods()) {
+            if (Modifier.isPublic(m.getModifiers()) && m.getName().endsWith("$handle")) {
+                bound.add(m.getName().substring(0, m.getName().length() - "$handle".length()));
+            }
+        }
+        assertThat(headerFunctions).as("NSC_API functions parsed from nativescope.h").isNotEmpty();
+        assertThat(bound)
+                .as("functions bound in nativescope_h vs NSC_API functions of nativescope.h "
+                        + "(static inline functions have no symbol and are not bound)")
+                .containsExactlyInAnyOrderElementsOf(headerFunctions);
+    }
+
+    @Test
+    void everyConstantOfTheHeaderHasABinding() {
+        Set<String> headerConstants = headerConstantNames(headerText);
+        Set<String> bound = new TreeSet<>(javaIntConstants().keySet());
+        bound.addAll(javaStringConstants().keySet());
+        assertThat(bound)
+                .as("constants exposed by nativescope_h vs macros and enum values of nativescope.h")
+                .containsExactlyInAnyOrderElementsOf(headerConstants);
+    }
+
+    /**
+     * The comparison must be able to fail: a copy of nsc_context with one field shifted by 8
+     * bytes is compared with what a C compiler agreeing with the real bindings prints (the
+     * probe output rendered from the real layouts, so this holds whatever the header says).
+     */
+    @Test
+    void comparisonReportsAShiftedField() {
+        Map<String, StructLayout> layouts = javaStructLayouts();
+        CReport conforming = CReport.parse(conformingProbeOutput(layouts, javaIntConstants(), javaStringConstants()));
+        assertThat(compareStructs(layouts, conforming)).isEmpty();
+
+        StructLayout real = layouts.get("nsc_context");
+        List<MemoryLayout> members = new ArrayList<>();
+        for (MemoryLayout member : real.memberLayouts()) {
+            if (member.name().equals(Optional.of("deadline_ns"))) {
+                members.add(MemoryLayout.paddingLayout(8));
+            }
+            members.add(member);
+        }
+        StructLayout shifted = MemoryLayout.structLayout(members.toArray(MemoryLayout[]::new)).withName("nsc_context");
+        layouts.put("nsc_context", shifted);
+
+        List<String> mismatches = compareStructs(layouts, conforming);
+
+        long deadline = real.byteOffset(groupElement("deadline_ns"));
+        long reserved1 = real.byteOffset(groupElement("reserved1"));
+        assertThat(mismatches)
+                .contains("nsc_context.deadline_ns: C offset " + deadline + " vs Java " + (deadline + 8))
+                .contains("nsc_context.reserved1: C offset " + reserved1 + " vs Java " + (reserved1 + 8))
+                .contains("nsc_context: C size " + real.byteSize() + " vs Java " + shifted.byteSize())
+                .noneMatch(m -> m.startsWith("nsc_context.abi_version:") || m.startsWith("nsc_context.state:")
+                        || m.startsWith("nsc_kv"));
+    }
+
+    /** The comparison must be able to fail: a wrong constant, a resized and an unknown field are reported. */
+    @Test
+    void comparisonReportsAWrongConstantAndAnUnknownField() {
+        CReport conforming = CReport.parse(
+                conformingProbeOutput(javaStructLayouts(), javaIntConstants(), javaStringConstants()));
+        Map<String, Long> ints = javaIntConstants();
+        long canceled = ints.get("NSC_CANCELED");
+        ints.put("NSC_CANCELED", canceled + 6);
+        Map<String, String> strings = javaStringConstants();
+        String traceKey = strings.get("NSC_TRACE_ID_KEY");
+        strings.put("NSC_TRACE_ID_KEY", traceKey + "x");
+        assertThat(compareConstants(ints, strings, conforming)).containsExactlyInAnyOrder(
+                "NSC_CANCELED: C value " + canceled + " vs Java " + (canceled + 6),
+                "NSC_TRACE_ID_KEY: C value \"" + traceKey + "\" vs Java \"" + traceKey + "x\"");
+
+        Map<String, StructLayout> layouts = javaStructLayouts();
+        StructLayout stats = layouts.get("nsc_stats");
+        layouts.put("nsc_stats", MemoryLayout.structLayout(
+                nativescope_h.C_LONG.withName("live_contexts"),
+                nativescope_h.C_INT.withName("live_fds"),
+                MemoryLayout.paddingLayout(4),
+                nativescope_h.C_LONG.withName("live_threads")).withName("nsc_stats"));
+        assertThat(compareStructs(layouts, conforming)).containsExactlyInAnyOrder(
+                "nsc_stats: C size " + stats.byteSize() + " vs Java 24",
+                "nsc_stats.live_fds: C size " + stats.select(groupElement("live_fds")).byteSize() + " vs Java 4",
+                "nsc_stats.live_threads: no such field in the C output");
+    }
+
+    /** What the probe prints when the C compiler agrees with the given Java side. */
+    static String conformingProbeOutput(Map<String, StructLayout> structs, Map<String, Long> ints,
+                                        Map<String, String> strings) {
+        StringBuilder out = new StringBuilder();
+        structs.forEach((struct, layout) -> {
+            out.append("struct ").append(struct).append(' ').append(layout.byteSize()).append(' ')
+                    .append(layout.byteAlignment()).append('\n');
+            for (MemoryLayout member : layout.memberLayouts()) {
+                if (!(member instanceof PaddingLayout) && member.name().isPresent()) {
+                    out.append("field ").append(struct).append('.').append(member.name().get()).append(' ')
+                            .append(layout.byteOffset(groupElement(member.name().get()))).append(' ')
+                            .append(member.byteSize()).append('\n');
+                }
+            }
+        });
+        ints.forEach((name, value) -> out.append("const ").append(name).append(' ').append(value).append('\n'));
+        strings.forEach((name, value) -> out.append("string ").append(name).append(' ')
+                .append(HexFormat.of().formatHex(value.getBytes(UTF_8))).append('\n'));
+        return out.toString();
+    }
+
+    // ------------------------------------------------------------------ Java side
+
+    /** Struct name to its layout, in STRUCT_CLASSES order; a fresh, mutable map. */
+    static Map<String, StructLayout> javaStructLayouts() {
+        Map<String, StructLayout> layouts = new LinkedHashMap<>();
+        for (Class<?> c : STRUCT_CLASSES) {
+            Object layout;
+            try {
+                layout = c.getMethod("layout").invoke(null);
+            } catch (ReflectiveOperationException e) {
+                throw new AssertionError(c.getName() + ".layout()", e);
+            }
+            assertThat(layout).as("%s.layout()", c.getSimpleName()).isInstanceOf(StructLayout.class);
+            StructLayout struct = (StructLayout) layout;
+            assertThat(struct.name()).as("%s.layout().name()", c.getSimpleName()).hasValue(c.getSimpleName());
+            layouts.put(c.getSimpleName(), struct);
+        }
+        return layouts;
+    }
+
+    /** Public static no-arg int/long methods named NSC_* of the header class; a fresh, mutable map. */
+    static Map<String, Long> javaIntConstants() {
+        Map<String, Long> constants = new TreeMap<>();
+        for (Method m : constantMethods()) {
+            Object value = invoke(m);
+            if (m.getReturnType() == int.class) {
+                constants.put(m.getName(), (long) (Integer) value);
+            } else if (m.getReturnType() == long.class) {
+                constants.put(m.getName(), (Long) value);
+            }
+        }
+        return constants;
+    }
+
+    /** Public static no-arg MemorySegment methods named NSC_* (C string macros); a fresh, mutable map. */
+    static Map<String, String> javaStringConstants() {
+        Map<String, String> constants = new TreeMap<>();
+        for (Method m : constantMethods()) {
+            if (m.getReturnType() == MemorySegment.class) {
+                constants.put(m.getName(), ((MemorySegment) invoke(m)).getString(0, UTF_8));
+            }
+        }
+        return constants;
+    }
+
+    private static List<Method> constantMethods() {
+        List<Method> methods = new ArrayList<>();
+        for (Method m : nativescope_h.class.getDeclaredMethods()) {
+            int mod = m.getModifiers();
+            if (Modifier.isPublic(mod) && Modifier.isStatic(mod) && m.getParameterCount() == 0
+                    && m.getName().startsWith("NSC_")) {
+                methods.add(m);
+            }
+        }
+        return methods;
+    }
+
+    private static Object invoke(Method m) {
+        try {
+            return m.invoke(null);
+        } catch (ReflectiveOperationException e) {
+            throw new AssertionError("nativescope_h." + m.getName() + "()", e);
+        }
+    }
+
+    private static boolean classExists(String name) {
+        try {
+            Class.forName(name, false, AbiConformanceTest.class.getClassLoader());
+            return true;
+        } catch (ClassNotFoundException e) {
+            return false;
+        }
+    }
+
+    // ------------------------------------------------------------------ comparison
+
+    /** Every difference between the Java layouts and the C report, as "struct.field: C ... vs Java ...". */
+    static List<String> compareStructs(Map<String, StructLayout> javaLayouts, CReport c) {
+        List<String> mismatches = new ArrayList<>();
+        for (Map.Entry<String, StructLayout> entry : javaLayouts.entrySet()) {
+            String struct = entry.getKey();
+            StructLayout layout = entry.getValue();
+            long[] cStruct = c.structs().get(struct);
+            if (cStruct == null) {
+                mismatches.add(struct + ": no such struct in the C output");
+                continue;
+            }
+            if (cStruct[0] != layout.byteSize()) {
+                mismatches.add(struct + ": C size " + cStruct[0] + " vs Java " + layout.byteSize());
+            }
+            if (cStruct[1] != layout.byteAlignment()) {
+                mismatches.add(struct + ": C alignment " + cStruct[1] + " vs Java " + layout.byteAlignment());
+            }
+            for (MemoryLayout member : layout.memberLayouts()) {
+                if (member instanceof PaddingLayout || member.name().isEmpty()) {
+                    continue;
+                }
+                String field = struct + "." + member.name().get();
+                long[] cField = c.fields().get(field);
+                if (cField == null) {
+                    mismatches.add(field + ": no such field in the C output");
+                    continue;
+                }
+                long javaOffset = layout.byteOffset(groupElement(member.name().get()));
+                if (cField[0] != javaOffset) {
+                    mismatches.add(field + ": C offset " + cField[0] + " vs Java " + javaOffset);
+                }
+                if (cField[1] != member.byteSize()) {
+                    mismatches.add(field + ": C size " + cField[1] + " vs Java " + member.byteSize());
+                }
+            }
+        }
+        return mismatches;
+    }
+
+    static List<String> compareConstants(Map<String, Long> ints, Map<String, String> strings, CReport c) {
+        List<String> mismatches = new ArrayList<>();
+        ints.forEach((name, value) -> {
+            Long cValue = c.intConstants().get(name);
+            if (cValue == null) {
+                mismatches.add(name + ": no such constant in the C output");
+            } else if (!cValue.equals(value)) {
+                mismatches.add(name + ": C value " + cValue + " vs Java " + value);
+            }
+        });
+        strings.forEach((name, value) -> {
+            String cValue = c.stringConstants().get(name);
+            if (cValue == null) {
+                mismatches.add(name + ": no such constant in the C output");
+            } else if (!cValue.equals(value)) {
+                mismatches.add(name + ": C value \"" + cValue + "\" vs Java \"" + value + "\"");
+            }
+        });
+        return mismatches;
+    }
+
+    // ------------------------------------------------------------------ C side
+
+    static String probeSource(Map<String, StructLayout> structs, Map<String, Long> ints, Map<String, String> strings) {
+        StringBuilder c = new StringBuilder();
+        c.append("/* Generated by AbiConformanceTest: the C compiler's view of nativescope.h. */\n");
+        c.append("#include <stddef.h>\n#include <stdio.h>\n#include \"nativescope.h\"\n\n");
+        c.append("static void print_string(const char *name, const char *s)\n{\n");
+        c.append("    printf(\"string %s \", name);\n");
+        c.append("    for (const unsigned char *p = (const unsigned char *) s; *p != 0; p++) {\n");
+        c.append("        printf(\"%02x\", *p);\n    }\n    printf(\"\\n\");\n}\n\n");
+        c.append("int main(void)\n{\n");
+        structs.forEach((struct, layout) -> {
+            c.append("    printf(\"struct %s %zu %zu\\n\", \"").append(struct).append("\", sizeof(")
+                    .append(struct).append("), _Alignof(").append(struct).append("));\n");
+            for (MemoryLayout member : layout.memberLayouts()) {
+                if (member instanceof PaddingLayout || member.name().isEmpty()) {
+                    continue;
+                }
+                String field = member.name().get();
+                c.append("    printf(\"field %s.%s %zu %zu\\n\", \"").append(struct).append("\", \"").append(field)
+                        .append("\", offsetof(").append(struct).append(", ").append(field)
+                        .append("), sizeof(((").append(struct).append(" *) 0)->").append(field).append("));\n");
+            }
+        });
+        ints.keySet().forEach(name -> c.append("    printf(\"const %s %lld\\n\", \"").append(name)
+                .append("\", (long long) ").append(name).append(");\n"));
+        strings.keySet().forEach(name -> c.append("    print_string(\"").append(name).append("\", ")
+                .append(name).append(");\n"));
+        c.append("    return 0;\n}\n");
+        return c.toString();
+    }
+
+    /** What the probe printed. structs: {size, alignment}; fields ("struct.field"): {offset, size}. */
+    record CReport(Map<String, long[]> structs, Map<String, long[]> fields,
+                   Map<String, Long> intConstants, Map<String, String> stringConstants) {
+
+        static CReport parse(String output) {
+            Map<String, long[]> structs = new TreeMap<>();
+            Map<String, long[]> fields = new TreeMap<>();
+            Map<String, Long> ints = new TreeMap<>();
+            Map<String, String> strings = new TreeMap<>();
+            for (String line : output.split("\n")) {
+                if (line.isBlank()) {
+                    continue;
+                }
+                String[] p = line.split(" ", -1);
+                switch (p[0]) {
+                    case "struct" -> structs.put(p[1], new long[] {Long.parseLong(p[2]), Long.parseLong(p[3])});
+                    case "field" -> fields.put(p[1], new long[] {Long.parseLong(p[2]), Long.parseLong(p[3])});
+                    case "const" -> ints.put(p[1], Long.parseLong(p[2]));
+                    case "string" -> strings.put(p[1], new String(HexFormat.of().parseHex(p[2]), UTF_8));
+                    default -> throw new AssertionError("unexpected probe output line: " + line);
+                }
+            }
+            return new CReport(structs, fields, ints, strings);
+        }
+    }
+
+    /** Runs a command with a timeout; returns its stdout; fails with its output if it fails. */
+    private static String run(Path log, List<String> command) throws IOException, InterruptedException {
+        Path err = Path.of(log + ".err");
+        Process process = new ProcessBuilder(command)
+                .directory(workDir.toFile())
+                .redirectOutput(log.toFile())
+                .redirectError(err.toFile())
+                .start();
+        if (!process.waitFor(PROCESS_TIMEOUT_SECONDS, TimeUnit.SECONDS)) {
+            process.destroyForcibly().waitFor(10, TimeUnit.SECONDS);
+            fail("timed out after %d s: %s", PROCESS_TIMEOUT_SECONDS, String.join(" ", command));
+        }
+        String out = Files.readString(log, UTF_8);
+        if (process.exitValue() != 0) {
+            fail("exit status %d of: %s%n%s%s", process.exitValue(), String.join(" ", command), out,
+                    Files.readString(err, UTF_8));
+        }
+        return out;
+    }
+
+    // ------------------------------------------------------------------ header scanning
+
+    private static final Pattern COMMENTS = Pattern.compile("/\\*.*?\\*/|//[^\\n]*", Pattern.DOTALL);
+    // struct definitions: "struct tag {" (named) or "typedef struct { ... } name;" (anonymous)
+    private static final Pattern NAMED_STRUCT = Pattern.compile("\\bstruct\\s+(\\w+)\\s*\\{");
+    private static final Pattern ANONYMOUS_STRUCT =
+            Pattern.compile("\\btypedef\\s+struct\\s*\\{[^}]*\\}\\s*(\\w+)\\s*;");
+    // opaque typedefs: "typedef struct tag name;"
+    private static final Pattern INCOMPLETE_STRUCT = Pattern.compile("\\btypedef\\s+struct\\s+(\\w++)\\s+\\w+\\s*;");
+    private static final Pattern FUNCTION = Pattern.compile("^\\s*NSC_API\\b[^;{]*?\\b(\\w+)\\s*\\(", Pattern.MULTILINE);
+    private static final Pattern DEFINE =
+            Pattern.compile("^\\s*#\\s*define\\s+(NSC_\\w+)(\\(?)[ \\t]*([^\\n]*)$", Pattern.MULTILINE);
+    private static final Pattern ENUM_BODY = Pattern.compile("\\benum\\b\\s*\\w*\\s*\\{([^}]*)\\}");
+    private static final Pattern ENUMERATOR = Pattern.compile("(?:^|,)\\s*(\\w+)");
+
+    static String stripComments(String text) {
+        return COMMENTS.matcher(text).replaceAll(" ");
+    }
+
+    /** Names of the structs the header defines with a body, plus the opaque ones it typedefs. */
+    static Set<String> headerStructNames(String header) {
+        String text = stripComments(header);
+        Set<String> names = new TreeSet<>();
+        Matcher m = NAMED_STRUCT.matcher(text);
+        while (m.find()) {
+            names.add(m.group(1));
+        }
+        m = ANONYMOUS_STRUCT.matcher(text);
+        while (m.find()) {
+            names.add(m.group(1));
+        }
+        m = INCOMPLETE_STRUCT.matcher(text);
+        while (m.find()) {
+            names.add(m.group(1));
+        }
+        return names;
+    }
+
+    /** Functions declared with NSC_API (static inline ones have no symbol and are not included). */
+    static Set<String> headerFunctionNames(String header) {
+        String text = stripComments(header);
+        Set<String> names = new TreeSet<>();
+        Matcher m = FUNCTION.matcher(text);
+        while (m.find()) {
+            names.add(m.group(1));
+        }
+        return names;
+    }
+
+    /** Object-like NSC_* macros with a value (not NSC_API) and the enumerators of every enum. */
+    static Set<String> headerConstantNames(String header) {
+        String text = stripComments(header);
+        Set<String> names = new TreeSet<>();
+        Matcher m = DEFINE.matcher(text);
+        while (m.find()) {
+            boolean functionLike = !m.group(2).isEmpty();
+            String value = m.group(3).trim();
+            if (!functionLike && !value.isEmpty() && !value.startsWith("__attribute__")) {
+                names.add(m.group(1));
+            }
+        }
+        m = ENUM_BODY.matcher(text);
+        while (m.find()) {
+            Matcher e = ENUMERATOR.matcher(m.group(1).replaceAll("=[^,]*", ""));
+            while (e.find()) {
+                names.add(e.group(1));
+            }
+        }
+        return names;
+    }
+}

@@ -1,0 +1,199 @@
+package dev.nativescope;
+
+import dev.nativescope.bindings.nativescope_h;
+import dev.nativescope.bindings.nsc_context;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.util.concurrent.CancellationException;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * The native context of one cancellable call: an {@code nsc_context} that is a child of the
+ * caller's {@link Context} (it shares the context's deadline and values and is cancelled when the
+ * context is) and that an interrupt of the calling thread cancels on its own, so interrupting one
+ * thread never cancels its siblings' calls. Frames are pooled: a call takes one, the struct is
+ * re-armed, and it goes back when the call returns.
+ *
+ * <p>Each call has a generation number. Cancellers (the context's done action, the interrupt
+ * hook) carry the generation they were registered for and do nothing once the call has ended,
+ * so a late cancel never leaks into the frame's next call. The struct, its arena and its done fd
+ * are owned by the frame; the arena is shared because cancellers run in other threads.
+ *
+ * <p>Threading: one calling thread at a time owns a frame; {@link #cancel} may run concurrently
+ * from any thread.
+ */
+final class CallFrame {
+    private static final int MAX_IDLE = Math.max(8, 4 * Runtime.getRuntime().availableProcessors());
+    private static final ConcurrentLinkedQueue<CallFrame> IDLE = new ConcurrentLinkedQueue<>();
+    private static final AtomicInteger IDLE_COUNT = new AtomicInteger();
+    private static final long STATE_OFFSET = nsc_context.state$offset();
+    private static final VarHandle CANCEL_CAUSE;
+
+    static {
+        try {
+            CANCEL_CAUSE = MethodHandles.lookup().findVarHandle(CallFrame.class, "cancelCause", Throwable.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
+    private final Arena arena;
+    final MemorySegment struct;
+    private InterruptHook interruptHook;
+    private volatile long generation;
+    private final AtomicInteger cancelsInFlight = new AtomicInteger();
+    @SuppressWarnings("unused") // through CANCEL_CAUSE
+    private volatile Throwable cancelCause;
+    private volatile boolean interrupted;
+
+    private CallFrame() {
+        Arena owned = Arena.ofShared();
+        boolean success = false;
+        try {
+            // 64-byte aligned so that the struct's two halves sit on their own cache lines.
+            this.struct = owned.allocate(nsc_context.sizeof(), 64);
+            int status = nativescope_h.nsc_context_init(struct, Statuses.NO_DEADLINE, MemorySegment.NULL, 0);
+            if (status != Statuses.OK) {
+                throw Statuses.error(status, "nsc_context_init");
+            }
+            this.arena = owned;
+            success = true;
+        } finally {
+            if (!success) {
+                owned.close();
+            }
+        }
+        this.interruptHook = new InterruptHook(this);
+        NativeResources.JAVA_NATIVE_BYTES.addAndGet(nsc_context.sizeof());
+        NativeResources.LIVE_CALL_FRAMES.incrementAndGet();
+    }
+
+    static CallFrame acquire() {
+        CallFrame frame = IDLE.poll();
+        if (frame == null) {
+            return new CallFrame();
+        }
+        IDLE_COUNT.decrementAndGet();
+        return frame;
+    }
+
+    /** Re-arms the struct for a call with this deadline ({@code CLOCK_MONOTONIC}) and values. */
+    void arm(long deadlineMonotonicNanos, NativeValues values) {
+        cancelCause = null;
+        interrupted = false;
+        if (nsc_context.state(struct) != Statuses.OK) {
+            // A cancelled struct keeps its done fd readable for good: give the next call a fresh
+            // one rather than draining it (a late reader could then miss the cancel).
+            reinitialise();
+        }
+        nsc_context.deadline_ns(struct, deadlineMonotonicNanos);
+        nsc_context.values(struct, values.array);
+        nsc_context.value_count(struct, values.count);
+    }
+
+    private void reinitialise() {
+        int status = nativescope_h.nsc_context_destroy(struct);
+        if (status != Statuses.OK) {
+            throw Statuses.error(status, "nsc_context_destroy (native code left cancel hooks registered on a context)");
+        }
+        status = nativescope_h.nsc_context_init(struct, Statuses.NO_DEADLINE, MemorySegment.NULL, 0);
+        if (status != Statuses.OK) {
+            throw Statuses.error(status, "nsc_context_init");
+        }
+    }
+
+    long generation() {
+        return generation;
+    }
+
+    InterruptHook interruptHook() {
+        if (!interruptHook.isOpen()) {
+            interruptHook = new InterruptHook(this);
+        }
+        return interruptHook;
+    }
+
+    /** @return true when the struct was cancelled (by the context or an interrupt) */
+    boolean isCancelled() {
+        return struct.get(ValueLayout.JAVA_INT, STATE_OFFSET) != Statuses.OK;
+    }
+
+    /**
+     * Cancels the call of {@code callGeneration} with this status; a no-op once that call has ended.
+     *
+     * <p>Race with {@link #endCall()}: we increment {@code cancelsInFlight} and then read
+     * {@code generation}; endCall writes {@code generation} and then reads {@code cancelsInFlight}.
+     * All four are volatile accesses, totally ordered, so either we see the new generation (and
+     * touch nothing) or endCall sees our increment (and waits for us). Hence no canceller ever
+     * writes the struct, or its done fd, after the call that registered it has ended.
+     */
+    void cancel(long callGeneration, int status, Throwable cause) {
+        cancelsInFlight.incrementAndGet();
+        try {
+            if (generation != callGeneration) {
+                return;
+            }
+            CANCEL_CAUSE.compareAndSet(this, null, cause);
+            nativescope_h.nsc_context_cancel(struct, status);
+        } finally {
+            cancelsInFlight.decrementAndGet();
+        }
+    }
+
+    void cancelByInterrupt(long callGeneration) {
+        interrupted = true;
+        cancel(callGeneration, Statuses.CANCELED, new InterruptedException("thread interrupted during a native call"));
+    }
+
+    /** Ends the current call: later cancels of it do nothing; waits for one that is running. */
+    void endCall() {
+        generation = generation + 1;
+        while (cancelsInFlight.get() != 0) {
+            Thread.onSpinWait();
+        }
+    }
+
+    /** @return what cancelled the call: the context's cause, or an InterruptedException */
+    Throwable cancelCause() {
+        Throwable cause = (Throwable) CANCEL_CAUSE.getVolatile(this);
+        return cause != null ? cause : new CancellationException("canceled");
+    }
+
+    boolean wasInterrupted() {
+        return interrupted;
+    }
+
+    void release() {
+        if (IDLE_COUNT.incrementAndGet() <= MAX_IDLE) {
+            IDLE.offer(this);
+        } else {
+            IDLE_COUNT.decrementAndGet();
+            free();
+        }
+    }
+
+    static void trimIdle() {
+        CallFrame frame;
+        while ((frame = IDLE.poll()) != null) {
+            IDLE_COUNT.decrementAndGet();
+            frame.free();
+        }
+    }
+
+    private void free() {
+        int status = nativescope_h.nsc_context_destroy(struct);
+        if (status != Statuses.OK) {
+            // Native code left hooks registered that point into this struct: freeing it would let
+            // a later cancel write freed memory. Keep the frame's memory for the life of the process.
+            return;
+        }
+        arena.close();
+        NativeResources.JAVA_NATIVE_BYTES.addAndGet(-nsc_context.sizeof());
+        NativeResources.LIVE_CALL_FRAMES.decrementAndGet();
+    }
+}

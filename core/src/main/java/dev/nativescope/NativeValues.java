@@ -1,0 +1,172 @@
+package dev.nativescope;
+
+import dev.nativescope.bindings.nsc_kv;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.ref.Cleaner;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * The native copy of a context's visible values: an {@code nsc_kv} array and its UTF-8 strings
+ * (each also NUL-terminated) in one shared arena that this block alone owns.
+ *
+ * <p>Lifetime: every native call that points at the block holds it ({@link #tryHold()} /
+ * {@link #release()}); the block is retired when its context becomes done, or when the context
+ * becomes unreachable (a {@link Cleaner}), and the arena is closed by whichever of retire and the
+ * last release comes second. So the memory is never freed under a native call, and is freed
+ * promptly once no call can use it.
+ *
+ * <p>Thread-safe: the state is one atomic word, {@code holds << 1 | RETIRED}.
+ */
+final class NativeValues {
+    private static final Cleaner CLEANER = Cleaner.create(runnable -> {
+        Thread thread = new Thread(runnable, "nativescope-values-cleaner");
+        thread.setDaemon(true);
+        return thread;
+    });
+    private static final int RETIRED = 1;
+    private static final int ONE_HOLD = 2;
+
+    private final Arena arena;
+    private final long bytes;
+    final MemorySegment array;
+    final long count;
+    private final AtomicInteger state = new AtomicInteger();
+
+    /** The block of a context without values: a NULL array, nothing to hold or free. */
+    static final NativeValues NONE = new NativeValues();
+
+    private NativeValues() {
+        this.arena = null;
+        this.array = MemorySegment.NULL;
+        this.count = 0;
+        this.bytes = 0;
+    }
+
+    private NativeValues(List<Map.Entry<ContextKey<?>, Object>> values) {
+        Arena owned = Arena.ofShared();
+        boolean success = false;
+        try {
+            MemorySegment kvs = nsc_kv.allocateArray(values.size(), owned);
+            long total = kvs.byteSize();
+            for (int i = 0; i < values.size(); i++) {
+                Map.Entry<ContextKey<?>, Object> entry = values.get(i);
+                // allocateFrom encodes UTF-8 and appends the NUL that C callers may rely on.
+                MemorySegment key = owned.allocateFrom(entry.getKey().name());
+                MemorySegment value = owned.allocateFrom(nativeValue(entry.getKey(), entry.getValue()));
+                total += key.byteSize() + value.byteSize();
+                MemorySegment kv = nsc_kv.asSlice(kvs, i);
+                nsc_kv.key(kv, key);
+                nsc_kv.key_len(kv, key.byteSize() - 1);
+                nsc_kv.value(kv, value);
+                nsc_kv.value_len(kv, value.byteSize() - 1);
+            }
+            this.arena = owned;
+            this.array = kvs;
+            this.count = values.size();
+            this.bytes = total;
+            success = true;
+        } finally {
+            if (!success) {
+                owned.close();
+            }
+        }
+        state.set(ONE_HOLD);
+        NativeResources.JAVA_NATIVE_BYTES.addAndGet(bytes);
+        NativeResources.LIVE_VALUE_BLOCKS.incrementAndGet();
+    }
+
+    @SuppressWarnings("unchecked")
+    private static String nativeValue(ContextKey<?> key, Object value) {
+        return ((ContextKey<Object>) key).nativeValue(value);
+    }
+
+    /**
+     * Holds the context's block for one native call, building it on first use.
+     *
+     * @return the held block ({@link #NONE} when the context has no values), or null when the
+     *         context is done and its block already retired: the caller must not enter native code
+     */
+    static NativeValues holdFor(Context context) {
+        while (true) {
+            NativeValues existing = context.nativeValues();
+            if (existing != null) {
+                return existing.tryHold() ? existing : null;
+            }
+            List<Map.Entry<ContextKey<?>, Object>> values = context.visibleValues();
+            if (values.isEmpty()) {
+                context.casNativeValues(null, NONE);
+                continue;
+            }
+            NativeValues fresh = new NativeValues(values);
+            if (context.casNativeValues(null, fresh)) {
+                // The cleaner action must not capture the context, or it would never become unreachable.
+                CLEANER.register(context, fresh::retire);
+                // Registered after the CAS: if the context is already done, retire runs at once here,
+                // and our hold keeps the arena open until the caller's release.
+                context.onDone(fresh::retire);
+                return fresh;
+            }
+            // Lost the race to another caller: drop ours (retire, then our hold's release frees it).
+            fresh.retire();
+            fresh.release();
+        }
+    }
+
+    /** @return true when the caller now holds the block; false when it is retired (its context is done) */
+    boolean tryHold() {
+        if (this == NONE) {
+            return true;
+        }
+        while (true) {
+            int current = state.get();
+            if ((current & RETIRED) != 0) {
+                return false;
+            }
+            if (state.compareAndSet(current, current + ONE_HOLD)) {
+                return true;
+            }
+        }
+    }
+
+    void release() {
+        if (this == NONE) {
+            return;
+        }
+        int after = state.addAndGet(-ONE_HOLD);
+        if (after == RETIRED) {
+            free();
+        }
+    }
+
+    void retire() {
+        while (true) {
+            int current = state.get();
+            if ((current & RETIRED) != 0) {
+                return;
+            }
+            if (state.compareAndSet(current, current | RETIRED)) {
+                // Exactly one thread sees the word go to RETIRED with no holds: whoever made the last
+                // transition. Here it is retire; in release it is the last holder.
+                if (current == 0) {
+                    free();
+                }
+                return;
+            }
+        }
+    }
+
+    boolean isFreed() {
+        return arena != null && !arena.scope().isAlive();
+    }
+
+    private void free() {
+        arena.close();
+        NativeResources.JAVA_NATIVE_BYTES.addAndGet(-bytes);
+        NativeResources.LIVE_VALUE_BLOCKS.decrementAndGet();
+    }
+}

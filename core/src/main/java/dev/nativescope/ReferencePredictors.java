@@ -1,0 +1,140 @@
+package dev.nativescope;
+
+import dev.nativescope.bindings.nativescope_h;
+import dev.nativescope.bindings.nsc_predict_stats;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.time.Duration;
+import java.util.Objects;
+import java.util.OptionalLong;
+import java.util.function.Consumer;
+
+/**
+ * Java facade over the shim's reference predictors, each called through {@link NativeCall} under a
+ * {@link Context}: a compute-bound dense layer (one context check per 32x32 tile), a predictor that
+ * blocks on a file descriptor, a spinning one, and no-ops for overhead measurements.
+ *
+ * <p>Each predictor reports {@link PredictionStats} to an optional {@code onReturn} consumer as soon
+ * as native code has returned, whether it completed or was cancelled, before the status is
+ * translated into an exception (not at all when the context was done before the call, since native
+ * code then never runs). Thread-safe: every call is independent.
+ */
+public final class ReferencePredictors {
+    private static final long FLOAT_BYTES = Float.BYTES;
+
+    private ReferencePredictors() {
+    }
+
+    /**
+     * Computes {@code y = relu(x * w + bias)} {@code repeat} times (row-major float32: x is
+     * rows x inner, w is inner x cols, bias is cols, y is rows x cols).
+     *
+     * @param context cancels the run and bounds it with its deadline
+     * @param bias may be {@link MemorySegment#NULL} for no bias
+     * @param repeat how many times to recompute y (to make the run long), at least 1
+     * @param onReturn receives the run's stats (may be null)
+     * @return the run's stats
+     * @throws IllegalArgumentException when a dimension is not positive or a segment is too small
+     */
+    public static PredictionStats dense(Context context, MemorySegment x, MemorySegment w, MemorySegment bias,
+                                        MemorySegment y, long rows, long inner, long cols, long repeat,
+                                        Consumer<PredictionStats> onReturn) {
+        if (rows <= 0 || inner <= 0 || cols <= 0 || repeat <= 0) {
+            throw new IllegalArgumentException("dense: rows, inner, cols and repeat must be positive, got rows=" + rows
+                    + " inner=" + inner + " cols=" + cols + " repeat=" + repeat);
+        }
+        requireFloats("x", x, Math.multiplyExact(rows, inner));
+        requireFloats("w", w, Math.multiplyExact(inner, cols));
+        if (!MemorySegment.NULL.equals(Objects.requireNonNull(bias, "bias"))) {
+            requireFloats("bias", bias, cols);
+        }
+        requireFloats("y", y, Math.multiplyExact(rows, cols));
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment stats = nsc_predict_stats.allocate(arena);
+            try {
+                NativeCall.invoke(context, ctx -> nativescope_h.nsc_predict_dense(ctx, x, w, bias, y,
+                        rows, inner, cols, repeat, stats));
+            } finally {
+                report(stats, onReturn);
+            }
+            return PredictionStats.read(stats);
+        }
+    }
+
+    /**
+     * Blocks until {@code fd} is readable, then reads up to 8 bytes from it (an eventfd's counter).
+     *
+     * @param timeout the wait's own limit, or null for none (the context's deadline still applies)
+     * @return the value read, or empty when {@code timeout} elapsed first
+     */
+    public static OptionalLong awaitFd(Context context, int fd, Duration timeout, Consumer<PredictionStats> onReturn) {
+        if (fd < 0) {
+            throw new IllegalArgumentException("fd must be >= 0, got " + fd);
+        }
+        long timeoutNanos = timeout == null ? -1 : saturatedNanos(timeout);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment stats = nsc_predict_stats.allocate(arena);
+            MemorySegment value = arena.allocate(ValueLayout.JAVA_LONG);
+            int status;
+            try {
+                status = NativeCall.invoke(context, ctx -> nativescope_h.nsc_predict_wait(ctx, fd, timeoutNanos, value, stats));
+            } finally {
+                report(stats, onReturn);
+            }
+            return status == Statuses.TIMEOUT ? OptionalLong.empty() : OptionalLong.of(value.get(ValueLayout.JAVA_LONG, 0));
+        }
+    }
+
+    /**
+     * Busy-loops for {@code duration}, checking the context on every iteration.
+     *
+     * @param duration how long to spin, or null to spin until cancelled
+     * @return the run's stats
+     */
+    public static PredictionStats spin(Context context, Duration duration, Consumer<PredictionStats> onReturn) {
+        long nanos = duration == null ? -1 : saturatedNanos(duration);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment stats = nsc_predict_stats.allocate(arena);
+            try {
+                NativeCall.invoke(context, ctx -> nativescope_h.nsc_predict_spin(ctx, nanos, stats));
+            } finally {
+                report(stats, onReturn);
+            }
+            return PredictionStats.read(stats);
+        }
+    }
+
+    /** Calls {@code nsc_noop_ctx} through the bridge: the cheapest cancellable call. */
+    public static void noop(Context context) {
+        NativeCall.invoke(context, nativescope_h::nsc_noop_ctx);
+    }
+
+    private static void report(MemorySegment stats, Consumer<PredictionStats> onReturn) {
+        // start_ns stays 0 when the bridge refused to enter native code (context already done).
+        if (onReturn != null && nsc_predict_stats.start_ns(stats) != 0) {
+            onReturn.accept(PredictionStats.read(stats));
+        }
+    }
+
+    private static long saturatedNanos(Duration duration) {
+        if (duration.isNegative()) {
+            throw new IllegalArgumentException("duration must not be negative, got " + duration);
+        }
+        try {
+            return duration.toNanos();
+        } catch (ArithmeticException tooLong) {
+            return Long.MAX_VALUE;
+        }
+    }
+
+    private static void requireFloats(String name, MemorySegment segment, long floats) {
+        Objects.requireNonNull(segment, name);
+        long needed = Math.multiplyExact(floats, FLOAT_BYTES);
+        if (segment.byteSize() < needed) {
+            throw new IllegalArgumentException("dense: " + name + " holds " + segment.byteSize() + " bytes but needs "
+                    + needed + " (" + floats + " floats)");
+        }
+    }
+}

@@ -1,0 +1,378 @@
+/*
+ * nativescope.h - cancellation, deadlines and request values for native code
+ * called from Java through the FFM API.
+ *
+ * A Java nativescope Context hands native code a pointer to an nsc_context.
+ * Native code polls it cheaply (nsc_check, one acquire load), polls it with a
+ * bounded-rate clock read (nsc_checker_poll), blocks on it (nsc_wait_fd,
+ * nsc_sleep), reads request values from it (nsc_value) and registers cancel
+ * hooks on it (nsc_hook_register) to push third-party runtimes.
+ *
+ * Threading contract
+ *   - The owner (normally the Java side) initialises the struct with
+ *     nsc_context_init, cancels it with nsc_context_cancel from any thread,
+ *     and destroys it with nsc_context_destroy once no native call uses it.
+ *   - Native code never writes the struct except through the functions of
+ *     this header: the heartbeat (nsc_check_clock) and, when a waiter needs
+ *     it, the lazily created done_fd (nsc_done_fd).
+ *   - The struct outlives every native call that received it.
+ *
+ * Every function that can fail returns an int status: 0 (NSC_OK), a positive
+ * outcome (NSC_CANCELED, NSC_DEADLINE_EXCEEDED, NSC_TIMEOUT, ...) or a negative
+ * error; nsc_strerror and nsc_status_name name any of them. Functions that
+ * take a context and can fail also return NSC_ERR_ABI when it was not
+ * initialised by this library version, or was already destroyed.
+ */
+#ifndef NATIVESCOPE_H
+#define NATIVESCOPE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(NSC_BUILDING_LIBRARY)
+#define NSC_API __attribute__((visibility("default")))
+#else
+#define NSC_API
+#endif
+
+/* Bumped on any change of a struct layout or of a function's meaning. */
+#define NSC_ABI_VERSION 1
+
+/* deadline_ns value meaning "no deadline". */
+#define NSC_NO_DEADLINE INT64_MAX
+
+/* Default number of nsc_checker_poll calls between two clock reads. */
+#define NSC_DEFAULT_CHECK_INTERVAL 64
+
+/* The key whose value the reference predictors echo into nsc_predict_stats. */
+#define NSC_TRACE_ID_KEY "trace-id"
+
+/* Statuses. The first three are also the values of nsc_context.state. */
+enum nsc_status {
+    NSC_OK = 0,                /* success; for the state word: live */
+    NSC_CANCELED = 1,          /* the context was cancelled */
+    NSC_DEADLINE_EXCEEDED = 2, /* the context's deadline passed */
+    NSC_TIMEOUT = 3,           /* a wait's own timeout elapsed; the context is still live */
+    NSC_NOT_FOUND = 4,         /* nsc_value: no value under that key */
+    NSC_ALREADY_DONE = 5,      /* nsc_context_cancel: the context was already done;
+                                  nsc_hook_deregister: the hook had already run */
+    NSC_ERR_INVALID = -1,      /* a NULL pointer, negative size or unknown status argument */
+    NSC_ERR_SYSTEM = -2,       /* a system call failed; errno tells which error */
+    NSC_ERR_NOMEM = -3,        /* out of memory */
+    NSC_ERR_ABI = -4,          /* the struct was initialised by another ABI version */
+    NSC_ERR_BUSY = -5          /* nsc_context_destroy: cancel hooks are still registered */
+};
+
+/* One request value: UTF-8 bytes with explicit lengths, each also NUL-terminated. */
+typedef struct nsc_kv {
+    const char *key;
+    const char *value;
+    uint64_t key_len;
+    uint64_t value_len;
+} nsc_kv;
+
+/* An opaque cancel hook registration. */
+typedef struct nsc_hook nsc_hook_t;
+
+/*
+ * The context struct. Its fields are the ABI (checked by NSC_ABI_VERSION and
+ * by the Java ABI test); they are laid out in two 64-byte cache lines so that
+ * the heartbeat written by native code does not share a line with the state
+ * word that every check reads. Allocate it 64-byte aligned.
+ *
+ *  0               4               8                              16
+ *  +---------------+---------------+-------------------------------+
+ *  | abi_version   | state (atomic)| deadline_ns                   |
+ *  +---------------+---------------+-------------------------------+
+ *  | done_fd (atom)| sleepers (at.)| cancel_ns                     | 32
+ *  +---------------+---------------+-------------------------------+
+ *  | values                        | value_count                   | 48
+ *  +-------------------------------+-------------------------------+
+ *  | reserved0[2]                                                  | 64
+ *  +-------------------------------+-------------------------------+
+ *  | heartbeat_count (atomic)      | heartbeat_ns (atomic)         | 80
+ *  +---------------+---------------+-------------------------------+
+ *  | hooks_lock    | hooks_flags   | hooks                         | 96
+ *  +---------------+---------------+-------------------------------+
+ *  | reserved1[4]                                                  | 128
+ *  +---------------------------------------------------------------+
+ */
+typedef struct nsc_context {
+    /* --- line 0: written by the owner and the canceller, read by native code --- */
+    uint32_t abi_version;      /* NSC_ABI_VERSION, written by nsc_context_init */
+    uint32_t state;            /* atomic: NSC_OK while live, then NSC_CANCELED or
+                                  NSC_DEADLINE_EXCEEDED, set once, only by
+                                  nsc_context_cancel (a seq_cst CAS: the done fd and
+                                  the futex sleepers rely on it; never store it directly) */
+    int64_t deadline_ns;       /* absolute CLOCK_MONOTONIC ns, or NSC_NO_DEADLINE */
+    int32_t done_fd;           /* atomic: eventfd readable once done, -1 until a waiter needs it */
+    uint32_t sleepers;         /* atomic: threads blocked in a futex wait on state */
+    int64_t cancel_ns;         /* CLOCK_MONOTONIC ns when state was set, 0 while live */
+    const nsc_kv *values;      /* request values, read-only to native code */
+    uint64_t value_count;
+    uint64_t reserved0[2];
+    /* --- line 1: written by native code while it runs, and by hook registration --- */
+    uint64_t heartbeat_count;  /* atomic (relaxed): checks made, approximately */
+    int64_t heartbeat_ns;      /* atomic (relaxed): CLOCK_MONOTONIC ns of the last clock check */
+    uint32_t hooks_lock;       /* internal: lock word of the hook list */
+    uint32_t hooks_flags;      /* internal */
+    nsc_hook_t *hooks;         /* internal: registered cancel hooks */
+    uint64_t reserved1[4];
+} nsc_context;
+
+/*
+ * A per-thread poller: nsc_checker_poll loads the state word on every call and
+ * reads the clock (checking the deadline and updating the heartbeat) once
+ * every `interval` calls. Keep it on the stack of the thread that polls.
+ */
+typedef struct nsc_checker {
+    nsc_context *ctx;
+    uint32_t countdown;
+    uint32_t interval;
+} nsc_checker;
+
+/* What a reference predictor did; every field is written before it returns. */
+typedef struct nsc_predict_stats {
+    uint64_t work_units;       /* tiles computed (dense), bytes read (wait), spins (spin) */
+    uint64_t checks;           /* context checks made */
+    int64_t start_ns;          /* CLOCK_MONOTONIC at entry */
+    int64_t end_ns;            /* CLOCK_MONOTONIC just before returning */
+    int32_t status;            /* the returned status */
+    uint32_t trace_id_len;     /* full length of the NSC_TRACE_ID_KEY value, 0 if absent */
+    char trace_id[64];         /* that value as native code read it, truncated, NUL-terminated */
+} nsc_predict_stats;
+
+/* Counters of what the shim holds, for leak checks. */
+typedef struct nsc_stats {
+    int64_t live_contexts;     /* initialised and not yet destroyed */
+    int64_t live_fds;          /* done fds created and not yet closed */
+    int64_t live_hooks;        /* hooks registered and not yet deregistered */
+    int64_t native_bytes;      /* bytes the shim allocated and has not freed */
+} nsc_stats;
+
+/* ---------------------------------------------------------------------------
+ * Library information
+ * ------------------------------------------------------------------------- */
+
+/** @return NSC_ABI_VERSION of the loaded library. */
+NSC_API int nsc_abi_version(void);
+
+/** @return CLOCK_MONOTONIC now, in nanoseconds. */
+NSC_API int64_t nsc_monotonic_ns(void);
+
+/** @return a static, human-readable description of status (never NULL). */
+NSC_API const char *nsc_strerror(int status);
+
+/** @return the static symbolic name of status, e.g. "NSC_CANCELED" (never NULL). */
+NSC_API const char *nsc_status_name(int status);
+
+/** Copies the shim's leak counters into *out (no-op if out is NULL). */
+NSC_API void nsc_stats_get(nsc_stats *out);
+
+/* ---------------------------------------------------------------------------
+ * Owner side
+ * ------------------------------------------------------------------------- */
+
+/**
+ * Initialises a context: live, no done fd, no hooks.
+ * values (an array of value_count entries) must stay valid and unchanged until
+ * nsc_context_destroy; value_count may be 0 with values NULL.
+ * @return NSC_OK, or NSC_ERR_INVALID when ctx is NULL or values is NULL with value_count > 0.
+ */
+NSC_API int nsc_context_init(nsc_context *ctx, int64_t deadline_ns, const nsc_kv *values, uint64_t value_count);
+
+/**
+ * Makes the context done with status (NSC_CANCELED or NSC_DEADLINE_EXCEEDED),
+ * from any thread: sets state (seq_cst CAS), records cancel_ns, makes done_fd
+ * readable, wakes sleepers and runs every registered hook in this thread.
+ * Only the first call has an effect.
+ * @return NSC_OK when this call made the context done, NSC_ALREADY_DONE when it
+ *         was already done, NSC_ERR_INVALID for a NULL ctx or another status.
+ */
+NSC_API int nsc_context_cancel(nsc_context *ctx, int status);
+
+/**
+ * Releases what the context holds (its done fd). Call it once no native call
+ * uses the context any more, nsc_context_cancel included: a cancel touches the
+ * struct until it returns (it runs the hooks).
+ * @return NSC_OK, NSC_ERR_BUSY while a hook registration has not been
+ *         deregistered, even one whose hook already ran (nothing is
+ *         released then), NSC_ERR_INVALID for NULL, NSC_ERR_ABI when ctx was not
+ *         initialised by this library.
+ */
+NSC_API int nsc_context_destroy(nsc_context *ctx);
+
+/* ---------------------------------------------------------------------------
+ * Native code side: checks
+ * ------------------------------------------------------------------------- */
+
+/**
+ * The cheap check: one acquire load of the state word, no clock read.
+ * @return NSC_OK while live, else NSC_CANCELED or NSC_DEADLINE_EXCEEDED.
+ */
+static inline int nsc_check(const nsc_context *ctx)
+{
+    return (int) __atomic_load_n(&ctx->state, __ATOMIC_ACQUIRE);
+}
+
+/**
+ * The full check: the state word, then the clock against deadline_ns. Updates
+ * the heartbeat. Costs one clock read (a vDSO call, tens of nanoseconds).
+ * @return NSC_OK while live and before the deadline, else the status.
+ */
+NSC_API int nsc_check_clock(nsc_context *ctx);
+
+/** Prepares a checker that reads the clock every `interval` polls (0: the default). */
+static inline void nsc_checker_init(nsc_checker *checker, nsc_context *ctx, uint32_t interval)
+{
+    checker->ctx = ctx;
+    checker->interval = interval ? interval : NSC_DEFAULT_CHECK_INTERVAL;
+    checker->countdown = checker->interval;
+}
+
+/**
+ * The check to put in a work loop: nsc_check on every call, nsc_check_clock
+ * once every interval calls. A checker with a NULL ctx never stops.
+ * @return NSC_OK while live, else NSC_CANCELED or NSC_DEADLINE_EXCEEDED.
+ */
+static inline int nsc_checker_poll(nsc_checker *checker)
+{
+    if (checker->ctx == NULL) {
+        return NSC_OK;
+    }
+    int status = nsc_check(checker->ctx);
+    if (status != NSC_OK) {
+        return status;
+    }
+    if (--checker->countdown == 0) {
+        checker->countdown = checker->interval;
+        return nsc_check_clock(checker->ctx);
+    }
+    return NSC_OK;
+}
+
+/**
+ * ggml/llama.cpp abort callback: pass nsc_abort_callback as `abort_callback`
+ * and the nsc_context pointer as `abort_callback_data`.
+ * @return true once the context is done or its deadline has passed.
+ */
+NSC_API bool nsc_abort_callback(void *ctx);
+
+/* ---------------------------------------------------------------------------
+ * Native code side: waiting
+ * ------------------------------------------------------------------------- */
+
+/**
+ * The context's done fd, created on first use (an eventfd that becomes and
+ * stays readable once the context is done; never read it, never close it).
+ * Creation is ordered against nsc_context_cancel so that no wake-up is lost.
+ * @return the fd (>= 0), or NSC_ERR_SYSTEM / NSC_ERR_INVALID.
+ */
+NSC_API int nsc_done_fd(nsc_context *ctx);
+
+/**
+ * Blocks until fd has one of `events` (poll(2) events), or the context is
+ * done, or its deadline passes, or timeout_ns elapses (negative: no timeout),
+ * with one ppoll on fd and the done fd. Never returns NSC_DEADLINE_EXCEEDED
+ * before the deadline. revents (may be NULL) receives fd's poll revents.
+ * @return NSC_OK when fd is ready, NSC_CANCELED, NSC_DEADLINE_EXCEEDED,
+ *         NSC_TIMEOUT, or NSC_ERR_SYSTEM / NSC_ERR_INVALID.
+ */
+NSC_API int nsc_wait_fd(nsc_context *ctx, int fd, short events, int64_t timeout_ns, short *revents);
+
+/**
+ * Sleeps duration_ns unless the context is done or its deadline comes first.
+ * Needs no fd: it waits on the state word as a futex.
+ * @return NSC_OK after the full duration, NSC_CANCELED, NSC_DEADLINE_EXCEEDED,
+ *         or NSC_ERR_SYSTEM / NSC_ERR_INVALID.
+ */
+NSC_API int nsc_sleep(nsc_context *ctx, int64_t duration_ns);
+
+/* ---------------------------------------------------------------------------
+ * Native code side: values and hooks
+ * ------------------------------------------------------------------------- */
+
+/**
+ * Looks up the value of a key (key_len bytes, no NUL needed). The value
+ * stays valid as long as the context.
+ * @return NSC_OK with *value and *value_len set (either may be NULL),
+ *         NSC_NOT_FOUND, or NSC_ERR_INVALID.
+ */
+NSC_API int nsc_value(const nsc_context *ctx, const char *key, size_t key_len,
+                      const char **value, size_t *value_len);
+
+/** Cancel hook: runs once, with the status that made the context done. */
+typedef void (*nsc_cancel_fn)(void *arg, int status);
+
+/**
+ * Registers fn(arg, status) to run once when the context is cancelled, in the
+ * cancelling thread (C++20 stop_callback semantics). If the context is already
+ * cancelled, fn runs at once in this thread and *hook is set to NULL.
+ * A deadline noticed only by the clock does not run hooks; the owner's
+ * nsc_context_cancel(ctx, NSC_DEADLINE_EXCEEDED) does.
+ * @return NSC_OK when registered (*hook set), NSC_CANCELED or
+ *         NSC_DEADLINE_EXCEEDED when fn already ran here, NSC_ERR_INVALID,
+ *         NSC_ERR_NOMEM.
+ */
+NSC_API int nsc_hook_register(nsc_context *ctx, nsc_cancel_fn fn, void *arg, nsc_hook_t **hook);
+
+/**
+ * Removes a hook and frees it (NULL is accepted). If the hook is running in
+ * another thread, waits until it has returned; from inside the hook itself it
+ * does not wait. After this returns, fn is not running and will never run.
+ * Every successful registration must be deregistered exactly once, also
+ * after the hook ran (nsc_context_destroy is NSC_ERR_BUSY until then).
+ * @return NSC_OK when removed before running, NSC_ALREADY_DONE when it ran
+ *         (also for NULL: what nsc_hook_register leaves when fn ran at once).
+ */
+NSC_API int nsc_hook_deregister(nsc_hook_t *hook);
+
+/* ---------------------------------------------------------------------------
+ * Reference predictors (used by tests, the demo and the benchmarks)
+ * ------------------------------------------------------------------------- */
+
+/**
+ * Dense layer: y[rows x cols] = relu(x[rows x inner] * w[inner x cols] + bias[cols]),
+ * all row-major float32, computed `repeat` times (repeat >= 1) to make work,
+ * in 32x32 output tiles with one nsc_checker_poll per tile. ctx may be NULL
+ * (never stops). bias may be NULL (zero). stats may be NULL.
+ * @return NSC_OK with y complete, NSC_CANCELED / NSC_DEADLINE_EXCEEDED with y
+ *         partial, NSC_ERR_INVALID.
+ */
+NSC_API int nsc_predict_dense(nsc_context *ctx, const float *x, const float *w, const float *bias, float *y,
+                              int64_t rows, int64_t inner, int64_t cols, int64_t repeat,
+                              nsc_predict_stats *stats);
+
+/**
+ * Blocking predictor: waits (nsc_wait_fd) for fd to become readable, then
+ * reads up to 8 bytes from it (an eventfd counter or pipe bytes) into *value
+ * (may be NULL). timeout_ns < 0: no own timeout.
+ * @return NSC_OK, NSC_CANCELED, NSC_DEADLINE_EXCEEDED, NSC_TIMEOUT, NSC_ERR_*.
+ */
+NSC_API int nsc_predict_wait(nsc_context *ctx, int fd, int64_t timeout_ns, uint64_t *value,
+                             nsc_predict_stats *stats);
+
+/**
+ * Spinning predictor: busy-loops for duration_ns (< 0: forever), calling
+ * nsc_checker_poll on every iteration.
+ * @return NSC_OK after duration_ns, NSC_CANCELED, NSC_DEADLINE_EXCEEDED, NSC_ERR_INVALID.
+ */
+NSC_API int nsc_predict_spin(nsc_context *ctx, int64_t duration_ns, nsc_predict_stats *stats);
+
+/** Does nothing: the baseline of the call-overhead benchmarks. */
+NSC_API void nsc_noop(void);
+
+/** @return nsc_check(ctx): the cheapest call that takes a context. */
+NSC_API int nsc_noop_ctx(nsc_context *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NATIVESCOPE_H */

@@ -1,0 +1,105 @@
+/*
+ * nsc_internal.h - shared internals of libnativescope; not installed, not ABI.
+ *
+ * Everything declared here is hidden (the library is built with
+ * -fvisibility=hidden and only NSC_API symbols are exported), so the names
+ * only have to avoid clashing inside the library; they use the nsc__ prefix.
+ */
+#ifndef NSC_INTERNAL_H
+#define NSC_INTERNAL_H
+
+#include "nativescope.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NSC__HIDDEN __attribute__((visibility("hidden")))
+
+/*
+ * Leak counters behind nsc_stats_get. They are only ever summed, never used
+ * to order other memory accesses, so relaxed atomics are enough: a reader
+ * gets some recent value of each counter, and once every thread that touched
+ * them has been joined it gets the exact one.
+ */
+struct nsc__counters {
+    int64_t live_contexts;
+    int64_t live_fds;
+    int64_t live_hooks;
+    int64_t native_bytes;
+};
+
+extern NSC__HIDDEN struct nsc__counters nsc__counters;
+
+static inline void nsc__count(int64_t *counter, int64_t delta)
+{
+    __atomic_fetch_add(counter, delta, __ATOMIC_RELAXED);
+}
+
+static inline int64_t nsc__timespec_ns(const struct timespec *ts)
+{
+    return (int64_t) ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
+/* CLOCK_MONOTONIC cannot fail for a valid pointer on Linux, so no error path. */
+static inline int64_t nsc__now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return nsc__timespec_ns(&ts);
+}
+
+/* a + b for b >= 0, saturating at INT64_MAX so "very far" never wraps into the past. */
+static inline int64_t nsc__add_sat(int64_t a, int64_t b)
+{
+    int64_t r;
+    if (__builtin_add_overflow(a, b, &r)) {
+        return INT64_MAX;
+    }
+    return r;
+}
+
+static inline struct timespec nsc__ns_to_timespec(int64_t ns)
+{
+    struct timespec ts;
+    ts.tv_sec = (time_t) (ns / 1000000000);
+    ts.tv_nsec = (long) (ns % 1000000000);
+    return ts;
+}
+
+/* Thin futex wrappers: glibc has none. Both are the process-private variants. */
+static inline long nsc__futex_wait(uint32_t *word, uint32_t expected, const struct timespec *relative)
+{
+    return syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, relative, NULL, 0);
+}
+
+static inline long nsc__futex_wake(uint32_t *word, int count)
+{
+    return syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, count, NULL, NULL, 0);
+}
+
+/* Makes a done eventfd readable for good: its counter only grows, nobody reads it. */
+static inline void nsc__signal_done_fd(int fd)
+{
+    const uint64_t one = 1;
+    /*
+     * The fd is non-blocking and its counter cannot realistically overflow
+     * (that takes 2^64 - 2 writes), so the only failure worth a retry is an
+     * interrupted call; anything else would mean the fd was closed under us,
+     * which the "struct outlives every call" contract rules out.
+     */
+    while (write(fd, &one, sizeof one) < 0 && errno == EINTR) {
+    }
+}
+
+/* nsc_hooks.c: runs and unlinks every registered hook; called once, by the cancel winner. */
+NSC__HIDDEN void nsc__hooks_run(nsc_context *ctx, int status);
+
+/* nsc_hooks.c: true while a registration has not been deregistered (and freed). */
+NSC__HIDDEN bool nsc__hooks_busy(nsc_context *ctx);
+
+#endif /* NSC_INTERNAL_H */

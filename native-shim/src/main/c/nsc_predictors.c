@@ -1,0 +1,277 @@
+/*
+ * nsc_predictors.c - reference predictors: what a predictor author writes,
+ * used by the tests, the demo and the benchmarks.
+ *
+ *   dense: compute-bound, one nsc_checker_poll per 32x32 output tile;
+ *   wait:  blocking, nsc_wait_fd on the caller's fd;
+ *   spin:  a busy loop polling on every iteration (cancel latency benchmark);
+ *   noop / noop_ctx: call-overhead baselines.
+ */
+#include "nsc_internal.h"
+
+#include <poll.h>
+#include <string.h>
+
+#define TILE 32
+#define DENSE_CLOCK_INTERVAL 4
+
+/* ---------------------------------------------------------------------------
+ * Stats, shared by every predictor: begin at entry, end on every return path
+ * (also for invalid arguments, since the header promises every field is
+ * written).
+ * ------------------------------------------------------------------------- */
+
+static void stats_begin(nsc_predict_stats *stats, const nsc_context *ctx)
+{
+    if (stats == NULL) {
+        return;
+    }
+    memset(stats, 0, sizeof *stats);
+    stats->start_ns = nsc__now();
+    if (ctx == NULL) {
+        return;
+    }
+    /*
+     * Read through nsc_value like any predictor would, so the echo proves the
+     * Java side's key/value layout (and its shadowing order) reaches native code.
+     */
+    const char *value = NULL;
+    size_t len = 0;
+    if (nsc_value(ctx, NSC_TRACE_ID_KEY, sizeof NSC_TRACE_ID_KEY - 1, &value, &len) != NSC_OK
+        || (value == NULL && len > 0)) {
+        return;
+    }
+    const size_t copy = len < sizeof stats->trace_id - 1 ? len : sizeof stats->trace_id - 1;
+    if (copy > 0) {
+        memcpy(stats->trace_id, value, copy);
+    }
+    stats->trace_id[copy] = '\0';
+    stats->trace_id_len = len > UINT32_MAX ? UINT32_MAX : (uint32_t) len;
+}
+
+static int stats_end(nsc_predict_stats *stats, int status, uint64_t work_units, uint64_t checks)
+{
+    if (stats != NULL) {
+        stats->work_units = work_units;
+        stats->checks = checks;
+        stats->status = status;
+        stats->end_ns = nsc__now();
+    }
+    return status;
+}
+
+/* ---------------------------------------------------------------------------
+ * Dense
+ * ------------------------------------------------------------------------- */
+
+/*
+ * One output row of one tile: acc[0..nj) = bias + x_row . w[:, j0..j0+nj).
+ * i-k-j order: the innermost loop walks a contiguous stretch of a w row and of
+ * acc with a scalar x value, which gcc vectorises at -O2 (SSE on baseline
+ * x86-64). always_inline so the call with nj == TILE is specialised to a
+ * constant trip count and acc lives in registers.
+ */
+static inline __attribute__((always_inline)) void dense_row(const float *restrict x_row,
+                                                            const float *restrict w_col0,
+                                                            const float *restrict bias_col0,
+                                                            float *restrict acc,
+                                                            int64_t inner, int64_t cols, int64_t nj)
+{
+    for (int64_t j = 0; j < nj; j++) {
+        acc[j] = bias_col0 != NULL ? bias_col0[j] : 0.0f;
+    }
+    for (int64_t k = 0; k < inner; k++) {
+        const float xv = x_row[k];
+        const float *restrict w_row = w_col0 + k * cols;
+        for (int64_t j = 0; j < nj; j++) {
+            acc[j] += xv * w_row[j];
+        }
+    }
+}
+
+static void dense_tile(const float *restrict x, const float *restrict w, const float *restrict bias,
+                       float *restrict y, int64_t inner, int64_t cols,
+                       int64_t i0, int64_t i1, int64_t j0, int64_t j1)
+{
+    float acc[TILE] __attribute__((aligned(64)));
+    const int64_t nj = j1 - j0;
+    const float *bias_col0 = bias != NULL ? bias + j0 : NULL;
+    for (int64_t i = i0; i < i1; i++) {
+        if (nj == TILE) {
+            dense_row(x + i * inner, w + j0, bias_col0, acc, inner, cols, TILE);
+        } else {
+            dense_row(x + i * inner, w + j0, bias_col0, acc, inner, cols, nj);
+        }
+        float *restrict y_row = y + i * cols + j0;
+        for (int64_t j = 0; j < nj; j++) {
+            /* `>` rather than fmaxf: NaN maps to 0, and it compiles to maxps. */
+            y_row[j] = acc[j] > 0.0f ? acc[j] : 0.0f;
+        }
+    }
+}
+
+/* true if a * b elements of float fit in both int64_t indices and size_t bytes. */
+static bool dims_fit(int64_t a, int64_t b)
+{
+    int64_t elems;
+    int64_t bytes;
+    return !__builtin_mul_overflow(a, b, &elems)
+           && !__builtin_mul_overflow(elems, (int64_t) sizeof(float), &bytes)
+           && (uint64_t) bytes <= SIZE_MAX;
+}
+
+NSC_API int nsc_predict_dense(nsc_context *ctx, const float *x, const float *w, const float *bias, float *y,
+                              int64_t rows, int64_t inner, int64_t cols, int64_t repeat,
+                              nsc_predict_stats *stats)
+{
+    stats_begin(stats, ctx);
+    if (x == NULL || w == NULL || y == NULL || rows <= 0 || inner <= 0 || cols <= 0 || repeat < 1
+        || !dims_fit(rows, inner) || !dims_fit(inner, cols) || !dims_fit(rows, cols)) {
+        return stats_end(stats, NSC_ERR_INVALID, 0, 0);
+    }
+    if (ctx != NULL && ctx->abi_version != NSC_ABI_VERSION) {
+        return stats_end(stats, NSC_ERR_ABI, 0, 0);
+    }
+
+    /* A 32x32 tile takes microseconds: reading the clock every 4 tiles (tens of ns) bounds how
+     * late a deadline is noticed to a few tens of microseconds at no measurable cost, where the
+     * default interval (64) would let a deadline pass by a millisecond. */
+    nsc_checker checker;
+    nsc_checker_init(&checker, ctx, DENSE_CLOCK_INTERVAL);
+    uint64_t tiles = 0;
+    uint64_t checks = 0;
+    for (int64_t r = 0; r < repeat; r++) {
+        for (int64_t i0 = 0; i0 < rows; i0 += TILE) {
+            const int64_t i1 = rows - i0 < TILE ? rows : i0 + TILE;
+            for (int64_t j0 = 0; j0 < cols; j0 += TILE) {
+                const int64_t j1 = cols - j0 < TILE ? cols : j0 + TILE;
+                /* Poll before the tile, so a context done on entry computes nothing. */
+                if (ctx != NULL) {
+                    checks++;
+                    int status = nsc_checker_poll(&checker);
+                    if (status != NSC_OK) {
+                        return stats_end(stats, status, tiles, checks);
+                    }
+                }
+                dense_tile(x, w, bias, y, inner, cols, i0, i1, j0, j1);
+                tiles++;
+            }
+        }
+    }
+    return stats_end(stats, NSC_OK, tiles, checks);
+}
+
+/* ---------------------------------------------------------------------------
+ * Wait
+ * ------------------------------------------------------------------------- */
+
+NSC_API int nsc_predict_wait(nsc_context *ctx, int fd, int64_t timeout_ns, uint64_t *value,
+                             nsc_predict_stats *stats)
+{
+    stats_begin(stats, ctx);
+    if (value != NULL) {
+        *value = 0;
+    }
+    if (ctx == NULL || fd < 0) {
+        return stats_end(stats, NSC_ERR_INVALID, 0, 0);
+    }
+
+    /* The own timeout covers the whole call, including re-waits after EAGAIN. */
+    const int64_t until = timeout_ns < 0 ? INT64_MAX : nsc__add_sat(nsc__now(), timeout_ns);
+    uint64_t checks = 0;
+    for (;;) {
+        int64_t remaining = -1;
+        if (until != INT64_MAX) {
+            const int64_t now = nsc__now();
+            remaining = until > now ? until - now : 0;
+        }
+        checks++;
+        int status = nsc_wait_fd(ctx, fd, POLLIN, remaining, NULL);
+        if (status != NSC_OK) {
+            return stats_end(stats, status, 0, checks);
+        }
+
+        unsigned char buf[8];
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n >= 0) {
+            /*
+             * Little-endian assembly: for an eventfd (8 bytes, host order on
+             * x86-64) it is the counter; for a pipe it gives the bytes read in
+             * order, low byte first. n == 0 is end of file: OK with nothing read.
+             */
+            uint64_t v = 0;
+            for (ssize_t i = 0; i < n; i++) {
+                v |= (uint64_t) buf[i] << (8 * i);
+            }
+            if (value != NULL) {
+                *value = v;
+            }
+            return stats_end(stats, NSC_OK, (uint64_t) n, checks);
+        }
+        /*
+         * Readiness can be stolen (another reader of the same fd got there
+         * first): a non-blocking fd then says EAGAIN, and we wait again under
+         * the same context and own timeout.
+         */
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            return stats_end(stats, NSC_ERR_SYSTEM, 0, checks);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------
+ * Spin
+ * ------------------------------------------------------------------------- */
+
+NSC_API int nsc_predict_spin(nsc_context *ctx, int64_t duration_ns, nsc_predict_stats *stats)
+{
+    stats_begin(stats, ctx);
+    /* Without a context nothing could ever stop an endless spin. */
+    if (ctx == NULL && duration_ns < 0) {
+        return stats_end(stats, NSC_ERR_INVALID, 0, 0);
+    }
+    if (ctx != NULL && ctx->abi_version != NSC_ABI_VERSION) {
+        return stats_end(stats, NSC_ERR_ABI, 0, 0);
+    }
+
+    const int64_t until = duration_ns < 0 ? INT64_MAX : nsc__add_sat(nsc__now(), duration_ns);
+    nsc_checker checker;
+    nsc_checker_init(&checker, ctx, 0);
+    uint64_t spins = 0;
+    uint64_t checks = 0;
+    for (;;) {
+        if (ctx != NULL) {
+            checks++;
+            int status = nsc_checker_poll(&checker);
+            if (status != NSC_OK) {
+                return stats_end(stats, status, spins, checks);
+            }
+        }
+        /*
+         * The own duration is checked on our clock every 1024 spins (tens of
+         * microseconds), independent of the checker's interval, so it also
+         * ends without a context. Spin 0 checks too, so duration 0 returns at once.
+         */
+        if ((spins & 1023) == 0 && until != INT64_MAX && nsc__now() >= until) {
+            return stats_end(stats, NSC_OK, spins, checks);
+        }
+        __builtin_ia32_pause();
+        spins++;
+    }
+}
+
+/* ---------------------------------------------------------------------------
+ * Baselines
+ * ------------------------------------------------------------------------- */
+
+NSC_API void nsc_noop(void)
+{
+}
+
+NSC_API int nsc_noop_ctx(nsc_context *ctx)
+{
+    if (ctx == NULL) {
+        return NSC_ERR_INVALID;
+    }
+    return nsc_check(ctx);
+}

@@ -1,0 +1,82 @@
+/* test_status.c - library information: ABI version, clock, status names, stats. */
+#include "nsc_test.h"
+
+#include <limits.h>
+#include <string.h>
+
+static const struct {
+    int status;
+    const char *name;
+} statuses[] = {
+    { NSC_OK, "NSC_OK" },
+    { NSC_CANCELED, "NSC_CANCELED" },
+    { NSC_DEADLINE_EXCEEDED, "NSC_DEADLINE_EXCEEDED" },
+    { NSC_TIMEOUT, "NSC_TIMEOUT" },
+    { NSC_NOT_FOUND, "NSC_NOT_FOUND" },
+    { NSC_ALREADY_DONE, "NSC_ALREADY_DONE" },
+    { NSC_ERR_INVALID, "NSC_ERR_INVALID" },
+    { NSC_ERR_SYSTEM, "NSC_ERR_SYSTEM" },
+    { NSC_ERR_NOMEM, "NSC_ERR_NOMEM" },
+    { NSC_ERR_ABI, "NSC_ERR_ABI" },
+    { NSC_ERR_BUSY, "NSC_ERR_BUSY" },
+};
+
+#define STATUS_COUNT (sizeof statuses / sizeof statuses[0])
+
+TEST(abi_version_matches_header)
+{
+    CHECK_EQ(nsc_abi_version(), NSC_ABI_VERSION);
+}
+
+TEST(monotonic_ns_is_clock_monotonic)
+{
+    int64_t before = t_now();
+    int64_t ours = nsc_monotonic_ns();
+    int64_t after = t_now();
+    CHECK(before <= ours && ours <= after);
+}
+
+TEST(status_names_cover_every_status)
+{
+    for (size_t i = 0; i < STATUS_COUNT; i++) {
+        const char *name = nsc_status_name(statuses[i].status);
+        const char *text = nsc_strerror(statuses[i].status);
+        CHECK(name != NULL && strcmp(name, statuses[i].name) == 0);
+        CHECK(text != NULL && text[0] != '\0' && strcmp(text, "unknown status") != 0);
+        for (size_t j = 0; j < i; j++) {
+            CHECK(strcmp(text, nsc_strerror(statuses[j].status)) != 0);
+        }
+    }
+}
+
+TEST(unknown_statuses_have_fallback_names)
+{
+    const int unknown[] = { 6, 7, 100, -6, -100, INT_MAX, INT_MIN };
+    for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
+        CHECK(strcmp(nsc_status_name(unknown[i]), "NSC_UNKNOWN") == 0);
+        CHECK(strcmp(nsc_strerror(unknown[i]), "unknown status") == 0);
+    }
+}
+
+TEST(stats_get_accepts_null_and_starts_at_zero)
+{
+    nsc_stats_get(NULL);
+    nsc_stats s;
+    memset(&s, 0xff, sizeof s);
+    nsc_stats_get(&s);
+    CHECK_EQ(s.live_contexts, 0);
+    CHECK_EQ(s.live_fds, 0);
+    CHECK_EQ(s.live_hooks, 0);
+    CHECK_EQ(s.native_bytes, 0);
+}
+
+TEST(noop_baselines)
+{
+    nsc_noop();
+    CHECK_STATUS(nsc_noop_ctx(NULL), NSC_ERR_INVALID);
+    nsc_context *ctx = t_ctx_new(NSC_NO_DEADLINE, NULL, 0);
+    CHECK_STATUS(nsc_noop_ctx(ctx), NSC_OK);
+    CHECK_STATUS(nsc_context_cancel(ctx, NSC_CANCELED), NSC_OK);
+    CHECK_STATUS(nsc_noop_ctx(ctx), NSC_CANCELED);
+    t_ctx_free(ctx);
+}
