@@ -10,4 +10,5 @@ module dev.nativescope.core {
     requires dev.nativescope.nativeshim;
 
     exports dev.nativescope;
+    exports dev.nativescope.tensor;
 }
