@@ -6,7 +6,9 @@
  * Native code polls it cheaply (nsc_check, one acquire load), polls it with a
  * bounded-rate clock read (nsc_checker_poll), blocks on it (nsc_wait_fd,
  * nsc_sleep), reads request values from it (nsc_value) and registers cancel
- * hooks on it (nsc_hook_register) to push third-party runtimes.
+ * hooks on it (nsc_hook_register) to push third-party runtimes. Tensors
+ * arrive as DLPack DLTensor descriptors (<dlpack/dlpack.h>, Debian's
+ * libdlpack-dev, version 0.6 or later), so any DLPack producer can call in.
  *
  * Threading contract
  *   - The owner (normally the Java side) initialises the struct with
@@ -31,6 +33,13 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <dlpack/dlpack.h>
+
+/* DLDevice (which replaced DLContext) arrived in DLPack 0.6; 1.x spells its version differently. */
+#if !defined(DLPACK_MAJOR_VERSION) && (!defined(DLPACK_VERSION) || DLPACK_VERSION < 60)
+#error "nativescope.h needs dlpack.h 0.6 or later (apt-get install libdlpack-dev)"
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -49,6 +58,9 @@ extern "C" {
 
 /* Default number of nsc_checker_poll calls between two clock reads. */
 #define NSC_DEFAULT_CHECK_INTERVAL 64
+
+/* The largest DLTensor ndim the nsc_dl / _dl functions accept. */
+#define NSC_DL_MAX_NDIM 64
 
 /* The key whose value the reference predictors echo into nsc_predict_stats. */
 #define NSC_TRACE_ID_KEY "trace-id"
@@ -364,6 +376,50 @@ NSC_API int nsc_predict_wait(nsc_context *ctx, int fd, int64_t timeout_ns, uint6
  * @return NSC_OK after duration_ns, NSC_CANCELED, NSC_DEADLINE_EXCEEDED, NSC_ERR_INVALID.
  */
 NSC_API int nsc_predict_spin(nsc_context *ctx, int64_t duration_ns, nsc_predict_stats *stats);
+
+/* ---------------------------------------------------------------------------
+ * DLPack
+ *
+ * The functions below take DLPack DLTensor descriptors and accept one exactly
+ * when all of these hold (else they return NSC_ERR_INVALID and touch no data):
+ *   - device.device_type is kDLCPU (device_id is not looked at);
+ *   - dtype is float32: code kDLFloat, bits 32, lanes 1;
+ *   - 0 <= ndim <= NSC_DL_MAX_NDIM (and the ndim the function asks for);
+ *   - shape is not NULL when ndim > 0, and no dimension is negative;
+ *   - strides is NULL (compact row-major) or gives any element strides:
+ *     negative, zero (broadcast inputs) and transposed layouts are all read
+ *     with a general strided loop;
+ *   - element [0, ...] is at (char *) data + byte_offset, 4-byte aligned, and
+ *     the bytes every index can reach fit the address space without wrapping
+ *     (no int64 overflow of dim * stride * 4 either); data may be NULL only
+ *     when the tensor has no element.
+ * Descriptors and data are only read during the call (y's data is written).
+ * ------------------------------------------------------------------------- */
+
+/**
+ * Dense layer over DLPack descriptors: y = relu(x * w + bias), computed like
+ * nsc_predict_dense (`repeat` times, 32x32 output tiles, one nsc_checker_poll
+ * per tile) but with each operand's own strides. x is [rows, inner], w is
+ * [inner, cols], bias (may be NULL: zero) is [cols], y is [rows, cols]; every
+ * dimension must be positive. y must not overlap itself (its strides must
+ * give each element its own bytes) and its byte range must not intersect
+ * that of x, w or bias. ctx and stats may be NULL.
+ * @return NSC_OK with y complete, NSC_CANCELED / NSC_DEADLINE_EXCEEDED with y
+ *         partial, NSC_ERR_INVALID for a descriptor the rules above reject,
+ *         NSC_ERR_ABI for a ctx of another ABI version.
+ */
+NSC_API int nsc_predict_dense_dl(nsc_context *ctx, const DLTensor *x, const DLTensor *w, const DLTensor *bias,
+                                 DLTensor *y, int64_t repeat, nsc_predict_stats *stats);
+
+/**
+ * Sums the elements of a float32 DLTensor of any ndim in row-major index
+ * order, each converted to double and added to a double accumulator (so a
+ * Java loop doing the same gets the identical double). A tensor with no
+ * element sums to 0. Polls ctx (may be NULL) every 4096 elements.
+ * @return NSC_OK with *sum set; NSC_CANCELED / NSC_DEADLINE_EXCEEDED,
+ *         NSC_ERR_INVALID (also for a NULL sum), NSC_ERR_ABI with *sum = 0.
+ */
+NSC_API int nsc_dl_sum_f32(nsc_context *ctx, const DLTensor *t, double *sum);
 
 /** Does nothing: the baseline of the call-overhead benchmarks. */
 NSC_API void nsc_noop(void);

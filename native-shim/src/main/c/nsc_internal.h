@@ -102,4 +102,28 @@ NSC__HIDDEN void nsc__hooks_run(nsc_context *ctx, int status);
 /* nsc_hooks.c: true while a registration has not been deregistered (and freed). */
 NSC__HIDDEN bool nsc__hooks_busy(nsc_context *ctx);
 
+/*
+ * A float32 DLTensor that nsc__dl_f32_view accepted (the rules are in
+ * nativescope.h, above nsc_predict_dense_dl): element [0, ...] and strides in
+ * elements, compact strides filled in when the descriptor had none, and the
+ * byte range [lo, hi) that its indices reach (lo == hi when it has no element).
+ */
+struct nsc__dl_f32 {
+    float *base;
+    int ndim;
+    int64_t count;
+    int64_t shape[NSC_DL_MAX_NDIM];
+    int64_t strides[NSC_DL_MAX_NDIM];
+    uintptr_t lo;
+    uintptr_t hi;
+};
+
+/*
+ * nsc_dlpack.c: validates t (ndim must equal `ndim`, or be anything allowed
+ * when `ndim` < 0) and fills *out. base is non-const because y is written
+ * through it; read-only operands stay unwritten by their callers.
+ * @return NSC_OK or NSC_ERR_INVALID.
+ */
+NSC__HIDDEN int nsc__dl_f32_view(const DLTensor *t, int ndim, struct nsc__dl_f32 *out);
+
 #endif /* NSC_INTERNAL_H */

@@ -2,7 +2,8 @@
  * nsc_predictors.c - reference predictors: what a predictor author writes,
  * used by the tests, the demo and the benchmarks.
  *
- *   dense: compute-bound, one nsc_checker_poll per 32x32 output tile;
+ *   dense: compute-bound, one nsc_checker_poll per 32x32 output tile, over
+ *          raw row-major pointers or DLPack descriptors with any strides;
  *   wait:  blocking, nsc_wait_fd on the caller's fd;
  *   spin:  a busy loop polling on every iteration (cancel latency benchmark);
  *   noop / noop_ctx: call-overhead baselines.
@@ -65,49 +66,111 @@ static int stats_end(nsc_predict_stats *stats, int status, uint64_t work_units, 
  * ------------------------------------------------------------------------- */
 
 /*
- * One output row of one tile: acc[0..nj) = bias + x_row . w[:, j0..j0+nj).
- * i-k-j order: the innermost loop walks a contiguous stretch of a w row and of
- * acc with a scalar x value, which gcc vectorises at -O2 (SSE on baseline
- * x86-64). always_inline so the call with nj == TILE is specialised to a
- * constant trip count and acc lives in registers.
+ * The operands of one dense run: element pointers and element strides, so the
+ * raw-pointer entry point (compact row-major) and the DLPack one (any
+ * strides) share one kernel. x[i, k] is x[i * x_si + k * x_sk], and so on.
  */
-static inline __attribute__((always_inline)) void dense_row(const float *restrict x_row,
-                                                            const float *restrict w_col0,
-                                                            const float *restrict bias_col0,
-                                                            float *restrict acc,
-                                                            int64_t inner, int64_t cols, int64_t nj)
+struct dense_operands {
+    const float *x;
+    int64_t x_si, x_sk;
+    const float *w;
+    int64_t w_sk, w_sj;
+    const float *bias;   /* NULL: zero */
+    int64_t bias_sj;
+    float *y;
+    int64_t y_si, y_sj;
+    int64_t rows, inner, cols;
+};
+
+/*
+ * One output row of one tile: acc[0..nj) = bias + x_row . w[:, j0..j0+nj).
+ * i-k-j order: the innermost loop walks a stretch of a w row and of acc with a
+ * scalar x value; with w_sj == 1 (a compact w row) gcc vectorises it at -O2
+ * (SSE on baseline x86-64). always_inline so the calls with constant strides
+ * and nj == TILE are specialised to a unit-stride constant trip count and acc
+ * lives in registers; other strides take the same loop, scalar.
+ */
+static inline __attribute__((always_inline)) void dense_row(const float *restrict x_row, int64_t x_sk,
+                                                            const float *restrict w_col0, int64_t w_sk,
+                                                            int64_t w_sj,
+                                                            const float *restrict bias_col0, int64_t bias_sj,
+                                                            float *restrict acc, int64_t inner, int64_t nj)
 {
     for (int64_t j = 0; j < nj; j++) {
-        acc[j] = bias_col0 != NULL ? bias_col0[j] : 0.0f;
+        acc[j] = bias_col0 != NULL ? bias_col0[j * bias_sj] : 0.0f;
     }
     for (int64_t k = 0; k < inner; k++) {
-        const float xv = x_row[k];
-        const float *restrict w_row = w_col0 + k * cols;
+        const float xv = x_row[k * x_sk];
+        const float *restrict w_row = w_col0 + k * w_sk;
         for (int64_t j = 0; j < nj; j++) {
-            acc[j] += xv * w_row[j];
+            acc[j] += xv * w_row[j * w_sj];
         }
     }
 }
 
-static void dense_tile(const float *restrict x, const float *restrict w, const float *restrict bias,
-                       float *restrict y, int64_t inner, int64_t cols,
-                       int64_t i0, int64_t i1, int64_t j0, int64_t j1)
+static void dense_tile(const struct dense_operands *op, int64_t i0, int64_t i1, int64_t j0, int64_t j1)
 {
     float acc[TILE] __attribute__((aligned(64)));
     const int64_t nj = j1 - j0;
-    const float *bias_col0 = bias != NULL ? bias + j0 : NULL;
+    const int64_t inner = op->inner;
+    const float *w_col0 = op->w + j0 * op->w_sj;
+    const float *bias_col0 = op->bias != NULL ? op->bias + j0 * op->bias_sj : NULL;
+    /* A stride along a dimension of size 1 only ever multiplies index 0: treat it as 1. */
+    const bool unit = (op->x_sk == 1 || inner == 1) && (op->w_sj == 1 || op->cols == 1)
+                      && (op->bias == NULL || op->bias_sj == 1 || op->cols == 1);
     for (int64_t i = i0; i < i1; i++) {
-        if (nj == TILE) {
-            dense_row(x + i * inner, w + j0, bias_col0, acc, inner, cols, TILE);
+        const float *x_row = op->x + i * op->x_si;
+        if (unit && nj == TILE) {
+            dense_row(x_row, 1, w_col0, op->w_sk, 1, bias_col0, 1, acc, inner, TILE);
+        } else if (unit) {
+            dense_row(x_row, 1, w_col0, op->w_sk, 1, bias_col0, 1, acc, inner, nj);
         } else {
-            dense_row(x + i * inner, w + j0, bias_col0, acc, inner, cols, nj);
+            dense_row(x_row, op->x_sk, w_col0, op->w_sk, op->w_sj, bias_col0, op->bias_sj, acc, inner, nj);
         }
-        float *restrict y_row = y + i * cols + j0;
+        float *restrict y_row = op->y + i * op->y_si + j0 * op->y_sj;
+        const int64_t y_sj = op->y_sj;
         for (int64_t j = 0; j < nj; j++) {
             /* `>` rather than fmaxf: NaN maps to 0, and it compiles to maxps. */
-            y_row[j] = acc[j] > 0.0f ? acc[j] : 0.0f;
+            y_row[j * y_sj] = acc[j] > 0.0f ? acc[j] : 0.0f;
         }
     }
+}
+
+/* The tile loop shared by both entry points, after their argument checks. */
+static int dense_run(nsc_context *ctx, const struct dense_operands *op, int64_t repeat, nsc_predict_stats *stats)
+{
+    if (ctx != NULL && ctx->abi_version != NSC_ABI_VERSION) {
+        return stats_end(stats, NSC_ERR_ABI, 0, 0);
+    }
+
+    /* A 32x32 tile takes microseconds: reading the clock every 4 tiles (tens of ns) bounds how
+     * late a deadline is noticed to a few tens of microseconds at no measurable cost, where the
+     * default interval (64) would let a deadline pass by a millisecond. */
+    nsc_checker checker;
+    nsc_checker_init(&checker, ctx, DENSE_CLOCK_INTERVAL);
+    uint64_t tiles = 0;
+    uint64_t checks = 0;
+    const int64_t rows = op->rows;
+    const int64_t cols = op->cols;
+    for (int64_t r = 0; r < repeat; r++) {
+        for (int64_t i0 = 0; i0 < rows; i0 += TILE) {
+            const int64_t i1 = rows - i0 < TILE ? rows : i0 + TILE;
+            for (int64_t j0 = 0; j0 < cols; j0 += TILE) {
+                const int64_t j1 = cols - j0 < TILE ? cols : j0 + TILE;
+                /* Poll before the tile, so a context done on entry computes nothing. */
+                if (ctx != NULL) {
+                    checks++;
+                    int status = nsc_checker_poll(&checker);
+                    if (status != NSC_OK) {
+                        return stats_end(stats, status, tiles, checks);
+                    }
+                }
+                dense_tile(op, i0, i1, j0, j1);
+                tiles++;
+            }
+        }
+    }
+    return stats_end(stats, NSC_OK, tiles, checks);
 }
 
 /* true if a * b elements of float fit in both int64_t indices and size_t bytes. */
@@ -129,36 +192,81 @@ NSC_API int nsc_predict_dense(nsc_context *ctx, const float *x, const float *w, 
         || !dims_fit(rows, inner) || !dims_fit(inner, cols) || !dims_fit(rows, cols)) {
         return stats_end(stats, NSC_ERR_INVALID, 0, 0);
     }
-    if (ctx != NULL && ctx->abi_version != NSC_ABI_VERSION) {
-        return stats_end(stats, NSC_ERR_ABI, 0, 0);
-    }
+    const struct dense_operands op = {
+        .x = x, .x_si = inner, .x_sk = 1,
+        .w = w, .w_sk = cols, .w_sj = 1,
+        .bias = bias, .bias_sj = 1,
+        .y = y, .y_si = cols, .y_sj = 1,
+        .rows = rows, .inner = inner, .cols = cols,
+    };
+    return dense_run(ctx, &op, repeat, stats);
+}
 
-    /* A 32x32 tile takes microseconds: reading the clock every 4 tiles (tens of ns) bounds how
-     * late a deadline is noticed to a few tens of microseconds at no measurable cost, where the
-     * default interval (64) would let a deadline pass by a millisecond. */
-    nsc_checker checker;
-    nsc_checker_init(&checker, ctx, DENSE_CLOCK_INTERVAL);
-    uint64_t tiles = 0;
-    uint64_t checks = 0;
-    for (int64_t r = 0; r < repeat; r++) {
-        for (int64_t i0 = 0; i0 < rows; i0 += TILE) {
-            const int64_t i1 = rows - i0 < TILE ? rows : i0 + TILE;
-            for (int64_t j0 = 0; j0 < cols; j0 += TILE) {
-                const int64_t j1 = cols - j0 < TILE ? cols : j0 + TILE;
-                /* Poll before the tile, so a context done on entry computes nothing. */
-                if (ctx != NULL) {
-                    checks++;
-                    int status = nsc_checker_poll(&checker);
-                    if (status != NSC_OK) {
-                        return stats_end(stats, status, tiles, checks);
-                    }
-                }
-                dense_tile(x, w, bias, y, inner, cols, i0, i1, j0, j1);
-                tiles++;
-            }
-        }
+/*
+ * true when no two indices of the 2-d view share an element: with the
+ * dimensions of size > 1 ordered by |stride|, the smaller stride is non-zero
+ * and the larger one steps over a whole run of the smaller (|b| >= |a| * na).
+ * Strides of dimensions of size 1 are already 0 in the view.
+ */
+static bool dl_distinct_elements(const struct nsc__dl_f32 *v)
+{
+    int64_t a = v->strides[0] < 0 ? -v->strides[0] : v->strides[0];
+    int64_t na = v->shape[0];
+    int64_t b = v->strides[1] < 0 ? -v->strides[1] : v->strides[1];
+    int64_t nb = v->shape[1];
+    if (na <= 1) {
+        return nb <= 1 || b != 0;
     }
-    return stats_end(stats, NSC_OK, tiles, checks);
+    if (nb <= 1) {
+        return a != 0;
+    }
+    if (a > b) {
+        int64_t t = a;
+        a = b;
+        b = t;
+        na = nb;
+    }
+    /* |stride| * (dim - 1) * 4 fits in int64 (validated), so |stride| * dim cannot overflow. */
+    return a != 0 && b >= a * na;
+}
+
+static bool dl_ranges_meet(const struct nsc__dl_f32 *p, const struct nsc__dl_f32 *q)
+{
+    return p->lo < q->hi && q->lo < p->hi;
+}
+
+NSC_API int nsc_predict_dense_dl(nsc_context *ctx, const DLTensor *x, const DLTensor *w, const DLTensor *bias,
+                                 DLTensor *y, int64_t repeat, nsc_predict_stats *stats)
+{
+    stats_begin(stats, ctx);
+    /* Four views of about 1 KiB each: fine on any thread's stack. */
+    struct nsc__dl_f32 xv;
+    struct nsc__dl_f32 wv;
+    struct nsc__dl_f32 bv;
+    struct nsc__dl_f32 yv;
+    if (repeat < 1 || nsc__dl_f32_view(x, 2, &xv) != NSC_OK || nsc__dl_f32_view(w, 2, &wv) != NSC_OK
+        || nsc__dl_f32_view(y, 2, &yv) != NSC_OK || (bias != NULL && nsc__dl_f32_view(bias, 1, &bv) != NSC_OK)) {
+        return stats_end(stats, NSC_ERR_INVALID, 0, 0);
+    }
+    const int64_t rows = xv.shape[0];
+    const int64_t inner = xv.shape[1];
+    const int64_t cols = wv.shape[1];
+    if (rows <= 0 || inner <= 0 || cols <= 0 || wv.shape[0] != inner || yv.shape[0] != rows
+        || yv.shape[1] != cols || (bias != NULL && bv.shape[0] != cols)) {
+        return stats_end(stats, NSC_ERR_INVALID, 0, 0);
+    }
+    if (!dl_distinct_elements(&yv) || dl_ranges_meet(&yv, &xv) || dl_ranges_meet(&yv, &wv)
+        || (bias != NULL && dl_ranges_meet(&yv, &bv))) {
+        return stats_end(stats, NSC_ERR_INVALID, 0, 0);
+    }
+    const struct dense_operands op = {
+        .x = xv.base, .x_si = xv.strides[0], .x_sk = xv.strides[1],
+        .w = wv.base, .w_sk = wv.strides[0], .w_sj = wv.strides[1],
+        .bias = bias != NULL ? bv.base : NULL, .bias_sj = bias != NULL ? bv.strides[0] : 0,
+        .y = yv.base, .y_si = yv.strides[0], .y_sj = yv.strides[1],
+        .rows = rows, .inner = inner, .cols = cols,
+    };
+    return dense_run(ctx, &op, repeat, stats);
 }
 
 /* ---------------------------------------------------------------------------

@@ -83,10 +83,21 @@ uint64_t t_rand(void);
 /* Uniform in [0, bound). */
 uint64_t t_rand_below(uint64_t bound);
 
+/* n floats drawn uniformly from [-1, 1] (malloc'd; the caller frees them); gives up the run without memory. */
+float *t_random_floats(int64_t n);
+
 /* pthread_create that fails the run on error. */
 void t_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg);
 /* Joins, giving up the whole run if the thread does not finish within seconds. */
 void t_thread_join_within(pthread_t thread, int seconds);
+
+/*
+ * Runs fn(arg) in a new thread, waits until it has set *started, lets it run for
+ * run_ns more, cancels ctx with NSC_CANCELED (checking that this call made it
+ * done) and joins the thread within 10 seconds.
+ * @return t_now() just before the cancel.
+ */
+int64_t t_cancel_while_running(nsc_context *ctx, void *(*fn)(void *), void *arg, const int *started, int64_t run_ns);
 
 /* A 64-byte-aligned heap context, as the header asks; freed by t_ctx_free. */
 nsc_context *t_ctx_new(int64_t deadline_ns, const nsc_kv *values, uint64_t value_count);

@@ -106,6 +106,32 @@ uint64_t t_rand_below(uint64_t bound)
     return bound == 0 ? 0 : t_rand() % bound;
 }
 
+float *t_random_floats(int64_t n)
+{
+    float *a = malloc((size_t) (n > 0 ? n : 1) * sizeof *a);
+    if (a == NULL) {
+        nsc_test_abort(__FILE__, __LINE__, "out of memory");
+    }
+    for (int64_t i = 0; i < n; i++) {
+        a[i] = (float) ((double) t_rand_below(2000001) / 1000000.0 - 1.0);
+    }
+    return a;
+}
+
+int64_t t_cancel_while_running(nsc_context *ctx, void *(*fn)(void *), void *arg, const int *started, int64_t run_ns)
+{
+    pthread_t thread;
+    t_thread_start(&thread, fn, arg);
+    while (!__atomic_load_n(started, __ATOMIC_SEQ_CST)) {
+        t_sleep_ns(100000);
+    }
+    t_sleep_ns(run_ns);
+    const int64_t cancelled_at = t_now();
+    CHECK_STATUS(nsc_context_cancel(ctx, NSC_CANCELED), NSC_OK);
+    t_thread_join_within(thread, 10);
+    return cancelled_at;
+}
+
 void t_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg)
 {
     if (pthread_create(thread, NULL, fn, arg) != 0) {

@@ -11,18 +11,6 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-static float *random_floats(int64_t n)
-{
-    float *a = malloc((size_t) n * sizeof *a);
-    if (a == NULL) {
-        nsc_test_abort(__FILE__, __LINE__, "out of memory");
-    }
-    for (int64_t i = 0; i < n; i++) {
-        a[i] = (float) ((double) t_rand_below(2000001) / 1000000.0 - 1.0);
-    }
-    return a;
-}
-
 static void dense_reference(const float *x, const float *w, const float *bias, float *y,
                             int64_t rows, int64_t inner, int64_t cols)
 {
@@ -56,9 +44,9 @@ TEST(dense_matches_reference)
         const bool with_bias = t_rand_below(2);
         const bool with_ctx = t_rand_below(2);
 
-        float *x = random_floats(rows * inner);
-        float *w = random_floats(inner * cols);
-        float *bias = with_bias ? random_floats(cols) : NULL;
+        float *x = t_random_floats(rows * inner);
+        float *w = t_random_floats(inner * cols);
+        float *bias = with_bias ? t_random_floats(cols) : NULL;
         float *y = malloc((size_t) (rows * cols) * sizeof *y);
         float *ref = malloc((size_t) (rows * cols) * sizeof *ref);
         CHECK(y != NULL && ref != NULL);
@@ -166,21 +154,13 @@ TEST(dense_stops_on_cancel_and_deadline)
     struct dense_job j;
     memset(&j, 0, sizeof j);
     j.n = n;
-    j.x = random_floats(n * n);
-    j.w = random_floats(n * n);
+    j.x = t_random_floats(n * n);
+    j.w = t_random_floats(n * n);
     j.y = malloc((size_t) (n * n) * sizeof(float));
 
     /* Cancelled from another thread while the repeat count is practically endless. */
     j.ctx = t_ctx_new(NSC_NO_DEADLINE, NULL, 0);
-    pthread_t t;
-    t_thread_start(&t, dense_thread, &j);
-    while (!__atomic_load_n(&j.started, __ATOMIC_SEQ_CST)) {
-        t_sleep_ns(100000);
-    }
-    t_sleep_ns(20 * NS_PER_MS);
-    const int64_t cancelled_at = t_now();
-    CHECK_STATUS(nsc_context_cancel(j.ctx, NSC_CANCELED), NSC_OK);
-    t_thread_join_within(t, 10);
+    const int64_t cancelled_at = t_cancel_while_running(j.ctx, dense_thread, &j, &j.started, 20 * NS_PER_MS);
     CHECK_STATUS(j.status, NSC_CANCELED);
     CHECK_STATUS(j.stats.status, NSC_CANCELED);
     CHECK(j.stats.work_units > 0);

@@ -2,11 +2,16 @@ package dev.nativescope;
 
 import dev.nativescope.bindings.nativescope_h;
 import dev.nativescope.bindings.nsc_predict_stats;
+import dev.nativescope.tensor.DLPack;
+import dev.nativescope.tensor.DType;
+import dev.nativescope.tensor.Tensor;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.lang.ref.Reference;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.Objects;
 import java.util.OptionalLong;
 import java.util.function.Consumer;
@@ -14,7 +19,9 @@ import java.util.function.Consumer;
 /**
  * Java facade over the shim's reference predictors, each called through {@link NativeCall} under a
  * {@link Context}: a compute-bound dense layer (one context check per 32x32 tile), a predictor that
- * blocks on a file descriptor, a spinning one, and no-ops for overhead measurements.
+ * blocks on a file descriptor, a spinning one, and no-ops for overhead measurements. The dense layer
+ * also takes {@link Tensor}s of any strides, handed to native code as DLPack descriptors
+ * ({@link #denseDLPack}).
  *
  * <p>Each predictor reports {@link PredictionStats} to an optional {@code onReturn} consumer as soon
  * as native code has returned, whether it completed or was cancelled, before the status is
@@ -60,6 +67,76 @@ public final class ReferencePredictors {
                 report(stats, onReturn);
             }
             return PredictionStats.read(stats);
+        }
+    }
+
+    /**
+     * Computes {@code y = relu(x * w + bias)} {@code repeat} times over float32 tensors of any
+     * strides (transposed, sliced, flipped views included), without copying them: each tensor is
+     * exported as a DLPack {@code DLTensor} into a confined arena that lives for the call, and
+     * {@code nsc_predict_dense_dl} reads and writes the viewed elements in place.
+     *
+     * <p>The tensors' memory must stay alive until this returns: the descriptors carry raw
+     * addresses, so, unlike {@link #dense}, the FFM runtime does not refuse to close a shared arena
+     * of theirs during the call. The tensors themselves are kept reachable, which covers
+     * automatic arenas.
+     *
+     * @param context cancels the run and bounds it with its deadline
+     * @param x {@code [rows, inner]}
+     * @param w {@code [inner, cols]}
+     * @param bias {@code [cols]}, or null for no bias
+     * @param y {@code [rows, cols]}, written; its elements must not share bytes with each other or
+     *        with the inputs
+     * @param repeat how many times to recompute y, at least 1
+     * @param onReturn receives the run's stats (may be null)
+     * @return the run's stats
+     * @throws IllegalArgumentException when a tensor is not float32, has the wrong rank, a shape that
+     *         does not chain, a zero dimension, heap memory, or an element base address that is not
+     *         4-byte aligned (native code reads floats with aligned loads)
+     * @throws NativeStatusException ({@code NSC_ERR_INVALID}) when y overlaps itself or an input
+     */
+    public static PredictionStats denseDLPack(Context context, Tensor x, Tensor w, Tensor bias, Tensor y, long repeat,
+                                              Consumer<PredictionStats> onReturn) {
+        Objects.requireNonNull(x, "x");
+        Objects.requireNonNull(w, "w");
+        Objects.requireNonNull(y, "y");
+        if (repeat <= 0) {
+            throw new IllegalArgumentException("denseDLPack: repeat must be positive, got " + repeat);
+        }
+        requireFloat32Operand("x", x, 2);
+        requireFloat32Operand("w", w, 2);
+        requireFloat32Operand("y", y, 2);
+        if (bias != null) {
+            requireFloat32Operand("bias", bias, 1);
+        }
+        long rows = x.dim(0);
+        long inner = x.dim(1);
+        long cols = w.dim(1);
+        if (w.dim(0) != inner || y.dim(0) != rows || y.dim(1) != cols || (bias != null && bias.dim(0) != cols)
+                || rows == 0 || inner == 0 || cols == 0) {
+            throw new IllegalArgumentException("denseDLPack: shapes do not chain or have a zero dimension: x "
+                    + Arrays.toString(x.shape()) + ", w " + Arrays.toString(w.shape()) + ", bias "
+                    + (bias == null ? "none" : Arrays.toString(bias.shape())) + ", y " + Arrays.toString(y.shape())
+                    + "; expected x [rows, inner], w [inner, cols], bias [cols], y [rows, cols], all positive");
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment dx = DLPack.export(x, arena);
+            MemorySegment dw = DLPack.export(w, arena);
+            MemorySegment db = bias == null ? MemorySegment.NULL : DLPack.export(bias, arena);
+            MemorySegment dy = DLPack.export(y, arena);
+            MemorySegment stats = nsc_predict_stats.allocate(arena);
+            try {
+                NativeCall.invoke(context, ctx -> nativescope_h.nsc_predict_dense_dl(ctx, dx, dw, db, dy, repeat, stats));
+            } finally {
+                report(stats, onReturn);
+            }
+            return PredictionStats.read(stats);
+        } finally {
+            // Only raw addresses reach native code: an automatic arena's memory must not be freed under it.
+            Reference.reachabilityFence(x);
+            Reference.reachabilityFence(w);
+            Reference.reachabilityFence(bias);
+            Reference.reachabilityFence(y);
         }
     }
 
@@ -126,6 +203,22 @@ public final class ReferencePredictors {
             return duration.toNanos();
         } catch (ArithmeticException tooLong) {
             return Long.MAX_VALUE;
+        }
+    }
+
+    private static void requireFloat32Operand(String name, Tensor tensor, int rank) {
+        if (tensor.dtype() != DType.FLOAT32 || tensor.rank() != rank) {
+            throw new IllegalArgumentException("denseDLPack: " + name + " must be a rank-" + rank + " float32 tensor, got "
+                    + tensor.dtype().displayName() + " of shape " + Arrays.toString(tensor.shape()));
+        }
+        if (!tensor.segment().isNative()) {
+            throw new IllegalArgumentException("denseDLPack: " + name + " is over a heap segment; native code needs"
+                    + " native memory (allocate it from an Arena)");
+        }
+        long address = tensor.segment().address() + tensor.byteOffset();
+        if (address % Float.BYTES != 0) {
+            throw new IllegalArgumentException("denseDLPack: " + name + "'s first element is at 0x" + Long.toHexString(address)
+                    + ", not 4-byte aligned; copy it into an aligned segment first");
         }
     }
 

@@ -86,6 +86,168 @@ public class nativescope_h {
     public static int NSC_DEFAULT_CHECK_INTERVAL() {
         return NSC_DEFAULT_CHECK_INTERVAL;
     }
+    private static final int NSC_DL_MAX_NDIM = (int)64L;
+    /**
+     * {@snippet lang=c :
+     * #define NSC_DL_MAX_NDIM 64
+     * }
+     */
+    public static int NSC_DL_MAX_NDIM() {
+        return NSC_DL_MAX_NDIM;
+    }
+    private static final int kDLCPU = (int)1L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.kDLCPU = 1
+     * }
+     */
+    public static int kDLCPU() {
+        return kDLCPU;
+    }
+    private static final int kDLCUDA = (int)2L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.kDLCUDA = 2
+     * }
+     */
+    public static int kDLCUDA() {
+        return kDLCUDA;
+    }
+    private static final int kDLCUDAHost = (int)3L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.kDLCUDAHost = 3
+     * }
+     */
+    public static int kDLCUDAHost() {
+        return kDLCUDAHost;
+    }
+    private static final int kDLOpenCL = (int)4L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.kDLOpenCL = 4
+     * }
+     */
+    public static int kDLOpenCL() {
+        return kDLOpenCL;
+    }
+    private static final int kDLVulkan = (int)7L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.kDLVulkan = 7
+     * }
+     */
+    public static int kDLVulkan() {
+        return kDLVulkan;
+    }
+    private static final int kDLMetal = (int)8L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.kDLMetal = 8
+     * }
+     */
+    public static int kDLMetal() {
+        return kDLMetal;
+    }
+    private static final int kDLVPI = (int)9L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.kDLVPI = 9
+     * }
+     */
+    public static int kDLVPI() {
+        return kDLVPI;
+    }
+    private static final int kDLROCM = (int)10L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.kDLROCM = 10
+     * }
+     */
+    public static int kDLROCM() {
+        return kDLROCM;
+    }
+    private static final int kDLROCMHost = (int)11L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.kDLROCMHost = 11
+     * }
+     */
+    public static int kDLROCMHost() {
+        return kDLROCMHost;
+    }
+    private static final int kDLExtDev = (int)12L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.kDLExtDev = 12
+     * }
+     */
+    public static int kDLExtDev() {
+        return kDLExtDev;
+    }
+    private static final int kDLCUDAManaged = (int)13L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.kDLCUDAManaged = 13
+     * }
+     */
+    public static int kDLCUDAManaged() {
+        return kDLCUDAManaged;
+    }
+    private static final int kDLInt = (int)0L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.kDLInt = 0
+     * }
+     */
+    public static int kDLInt() {
+        return kDLInt;
+    }
+    private static final int kDLUInt = (int)1L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.kDLUInt = 1
+     * }
+     */
+    public static int kDLUInt() {
+        return kDLUInt;
+    }
+    private static final int kDLFloat = (int)2L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.kDLFloat = 2
+     * }
+     */
+    public static int kDLFloat() {
+        return kDLFloat;
+    }
+    private static final int kDLOpaqueHandle = (int)3L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.kDLOpaqueHandle = 3
+     * }
+     */
+    public static int kDLOpaqueHandle() {
+        return kDLOpaqueHandle;
+    }
+    private static final int kDLBfloat = (int)4L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.kDLBfloat = 4
+     * }
+     */
+    public static int kDLBfloat() {
+        return kDLBfloat;
+    }
+    private static final int kDLComplex = (int)5L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.kDLComplex = 5
+     * }
+     */
+    public static int kDLComplex() {
+        return kDLComplex;
+    }
     private static final int NSC_OK = (int)0L;
     /**
      * {@snippet lang=c :
@@ -1309,6 +1471,130 @@ public class nativescope_h {
                 traceDowncall("nsc_predict_spin", ctx, duration_ns, stats);
             }
             return (int)mh$.invokeExact(ctx, duration_ns, stats);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class nsc_predict_dense_dl {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            nativescope_h.C_INT,
+            nativescope_h.C_POINTER,
+            nativescope_h.C_POINTER,
+            nativescope_h.C_POINTER,
+            nativescope_h.C_POINTER,
+            nativescope_h.C_POINTER,
+            nativescope_h.C_LONG,
+            nativescope_h.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = nativescope_h.findOrThrow("nsc_predict_dense_dl");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int nsc_predict_dense_dl(nsc_context *ctx, const DLTensor *x, const DLTensor *w, const DLTensor *bias, DLTensor *y, int64_t repeat, nsc_predict_stats *stats)
+     * }
+     */
+    public static FunctionDescriptor nsc_predict_dense_dl$descriptor() {
+        return nsc_predict_dense_dl.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int nsc_predict_dense_dl(nsc_context *ctx, const DLTensor *x, const DLTensor *w, const DLTensor *bias, DLTensor *y, int64_t repeat, nsc_predict_stats *stats)
+     * }
+     */
+    public static MethodHandle nsc_predict_dense_dl$handle() {
+        return nsc_predict_dense_dl.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int nsc_predict_dense_dl(nsc_context *ctx, const DLTensor *x, const DLTensor *w, const DLTensor *bias, DLTensor *y, int64_t repeat, nsc_predict_stats *stats)
+     * }
+     */
+    public static MemorySegment nsc_predict_dense_dl$address() {
+        return nsc_predict_dense_dl.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int nsc_predict_dense_dl(nsc_context *ctx, const DLTensor *x, const DLTensor *w, const DLTensor *bias, DLTensor *y, int64_t repeat, nsc_predict_stats *stats)
+     * }
+     */
+    public static int nsc_predict_dense_dl(MemorySegment ctx, MemorySegment x, MemorySegment w, MemorySegment bias, MemorySegment y, long repeat, MemorySegment stats) {
+        var mh$ = nsc_predict_dense_dl.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("nsc_predict_dense_dl", ctx, x, w, bias, y, repeat, stats);
+            }
+            return (int)mh$.invokeExact(ctx, x, w, bias, y, repeat, stats);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class nsc_dl_sum_f32 {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            nativescope_h.C_INT,
+            nativescope_h.C_POINTER,
+            nativescope_h.C_POINTER,
+            nativescope_h.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = nativescope_h.findOrThrow("nsc_dl_sum_f32");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int nsc_dl_sum_f32(nsc_context *ctx, const DLTensor *t, double *sum)
+     * }
+     */
+    public static FunctionDescriptor nsc_dl_sum_f32$descriptor() {
+        return nsc_dl_sum_f32.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int nsc_dl_sum_f32(nsc_context *ctx, const DLTensor *t, double *sum)
+     * }
+     */
+    public static MethodHandle nsc_dl_sum_f32$handle() {
+        return nsc_dl_sum_f32.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int nsc_dl_sum_f32(nsc_context *ctx, const DLTensor *t, double *sum)
+     * }
+     */
+    public static MemorySegment nsc_dl_sum_f32$address() {
+        return nsc_dl_sum_f32.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int nsc_dl_sum_f32(nsc_context *ctx, const DLTensor *t, double *sum)
+     * }
+     */
+    public static int nsc_dl_sum_f32(MemorySegment ctx, MemorySegment t, MemorySegment sum) {
+        var mh$ = nsc_dl_sum_f32.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("nsc_dl_sum_f32", ctx, t, sum);
+            }
+            return (int)mh$.invokeExact(ctx, t, sum);
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }

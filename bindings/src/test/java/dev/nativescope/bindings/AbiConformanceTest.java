@@ -39,11 +39,18 @@ import org.junit.jupiter.api.Test;
  * moves a field, resizes a struct or renumbers a status without the bindings being
  * regenerated fails here. The header is also scanned so that a struct, function or constant
  * added to it without being added to the bindings fails too.
+ *
+ * <p>nativescope.h includes {@code <dlpack/dlpack.h>}: the DLPack structs it uses are compared the
+ * same way, and the dlpack.h that gcc actually includes (found with {@code gcc -M}) is scanned for
+ * structs and enum constants.
  */
 class AbiConformanceTest {
 
     /** Every struct binding class. Its simple name is the C struct (and typedef) name. */
     static final List<Class<?>> STRUCT_CLASSES = List.of(
+            DLDataType.class,
+            DLDevice.class,
+            DLTensor.class,
             nsc_checker.class,
             nsc_context.class,
             nsc_kv.class,
@@ -57,11 +64,23 @@ class AbiConformanceTest {
      */
     static final Set<String> OPAQUE_STRUCTS = Set.of("nsc_hook");
 
+    /**
+     * Structs of dlpack.h deliberately without bindings: nativescope borrows {@code DLTensor}
+     * descriptors for the length of a call and never takes ownership, so it neither builds nor
+     * releases a {@code DLManagedTensor}.
+     */
+    static final Set<String> UNBOUND_DLPACK_STRUCTS = Set.of("DLManagedTensor");
+
+    /** Name prefixes of the constants the header class exposes: ours, and DLPack's enum values. */
+    static final List<String> CONSTANT_PREFIXES = List.of("NSC_", "kDL");
+
     private static final long PROCESS_TIMEOUT_SECONDS = 60;
 
     private static Path headerDir;
     private static Path workDir;
     private static String headerText;
+    private static Path dlpackHeader;
+    private static String dlpackText;
     private static CReport cReport;
 
     @BeforeAll
@@ -82,6 +101,10 @@ class AbiConformanceTest {
 
         run(workDir.resolve("gcc.log"), List.of("gcc", "-std=gnu11", "-Wall", "-Wextra", "-Werror",
                 "-I" + headerDir, "-o", binary.toString(), source.toString()));
+        String dependencies = run(workDir.resolve("gcc-deps.log"), List.of("gcc", "-std=gnu11", "-I" + headerDir,
+                "-M", source.toString()));
+        dlpackHeader = dlpackHeaderOf(dependencies);
+        dlpackText = Files.readString(dlpackHeader, UTF_8);
         String output = run(workDir.resolve("abi_probe.out"), List.of(binary.toString()));
         cReport = CReport.parse(output);
     }
@@ -108,12 +131,16 @@ class AbiConformanceTest {
     @Test
     void everyStructOfTheHeaderHasABindingClass() {
         Set<String> headerStructs = headerStructNames(headerText);
+        Set<String> dlpackStructs = headerStructNames(dlpackText);
         Set<String> bound = new TreeSet<>();
         STRUCT_CLASSES.forEach(c -> bound.add(c.getSimpleName()));
         Set<String> expected = new TreeSet<>(headerStructs);
         expected.removeAll(OPAQUE_STRUCTS);
+        expected.addAll(dlpackStructs);
+        expected.removeAll(UNBOUND_DLPACK_STRUCTS);
         assertThat(bound)
-                .as("struct binding classes (STRUCT_CLASSES) vs structs defined in nativescope.h")
+                .as("struct binding classes (STRUCT_CLASSES) vs structs defined in nativescope.h and %s "
+                        + "(minus OPAQUE_STRUCTS and UNBOUND_DLPACK_STRUCTS)", dlpackHeader)
                 .containsExactlyInAnyOrderElementsOf(expected);
         for (String name : expected) {
             assertThat(classExists("dev.nativescope.bindings." + name))
@@ -140,11 +167,30 @@ class AbiConformanceTest {
     @Test
     void everyConstantOfTheHeaderHasABinding() {
         Set<String> headerConstants = headerConstantNames(headerText);
+        headerConstants.addAll(enumeratorNames(dlpackText));
         Set<String> bound = new TreeSet<>(javaIntConstants().keySet());
         bound.addAll(javaStringConstants().keySet());
         assertThat(bound)
-                .as("constants exposed by nativescope_h vs macros and enum values of nativescope.h")
+                .as("constants exposed by nativescope_h vs NSC_ macros and enum values of nativescope.h "
+                        + "and enum values of %s (its macros are not bound: DLPACK_VERSION does not exist in "
+                        + "DLPack 1.x)", dlpackHeader)
                 .containsExactlyInAnyOrderElementsOf(headerConstants);
+    }
+
+    /**
+     * The DLPack side of the coverage checks scans the dlpack.h that gcc includes; the scan must
+     * find what nativescope.h relies on, or the checks above would pass vacuously.
+     */
+    @Test
+    void dlpackHeaderScanFindsTheDescriptorTypes() {
+        assertThat(dlpackHeader.getFileName()).hasToString("dlpack.h");
+        assertThat(headerStructNames(dlpackText)).contains("DLDataType", "DLDevice", "DLTensor", "DLManagedTensor");
+        assertThat(enumeratorNames(dlpackText)).contains("kDLCPU", "kDLCUDA", "kDLInt", "kDLUInt", "kDLFloat", "kDLBfloat");
+        assertThat(headerText).contains("#include <dlpack/dlpack.h>");
+        assertThat(cReport.fields()).containsKeys("DLTensor.data", "DLTensor.device", "DLTensor.ndim", "DLTensor.dtype",
+                "DLTensor.shape", "DLTensor.strides", "DLTensor.byte_offset", "DLDevice.device_type",
+                "DLDevice.device_id", "DLDataType.code", "DLDataType.bits", "DLDataType.lanes");
+        assertThat(cReport.intConstants()).containsEntry("kDLCPU", 1L).containsEntry("kDLFloat", 2L);
     }
 
     /**
@@ -244,13 +290,17 @@ class AbiConformanceTest {
             }
             assertThat(layout).as("%s.layout()", c.getSimpleName()).isInstanceOf(StructLayout.class);
             StructLayout struct = (StructLayout) layout;
-            assertThat(struct.name()).as("%s.layout().name()", c.getSimpleName()).hasValue(c.getSimpleName());
+            // A typedef of an anonymous struct (DLPack's DLTensor) has a layout named after its
+            // source position ("$anon$137:9"); the C name is then the typedef, the class's name.
+            assertThat(struct.name()).as("%s.layout().name()", c.getSimpleName())
+                    .hasValueSatisfying(name -> assertThat(name.equals(c.getSimpleName()) || name.startsWith("$anon$"))
+                            .as("layout name %s", name).isTrue());
             layouts.put(c.getSimpleName(), struct);
         }
         return layouts;
     }
 
-    /** Public static no-arg int/long methods named NSC_* of the header class; a fresh, mutable map. */
+    /** Public static no-arg int/long methods named NSC_* or kDL* of the header class; a fresh, mutable map. */
     static Map<String, Long> javaIntConstants() {
         Map<String, Long> constants = new TreeMap<>();
         for (Method m : constantMethods()) {
@@ -280,7 +330,7 @@ class AbiConformanceTest {
         for (Method m : nativescope_h.class.getDeclaredMethods()) {
             int mod = m.getModifiers();
             if (Modifier.isPublic(mod) && Modifier.isStatic(mod) && m.getParameterCount() == 0
-                    && m.getName().startsWith("NSC_")) {
+                    && CONSTANT_PREFIXES.stream().anyMatch(m.getName()::startsWith)) {
                 methods.add(m);
             }
         }
@@ -505,7 +555,15 @@ class AbiConformanceTest {
                 names.add(m.group(1));
             }
         }
-        m = ENUM_BODY.matcher(text);
+        names.addAll(enumeratorNames(header));
+        return names;
+    }
+
+    /** The enumerators of every enum of a header. */
+    static Set<String> enumeratorNames(String header) {
+        String text = stripComments(header);
+        Set<String> names = new TreeSet<>();
+        Matcher m = ENUM_BODY.matcher(text);
         while (m.find()) {
             Matcher e = ENUMERATOR.matcher(m.group(1).replaceAll("=[^,]*", ""));
             while (e.find()) {
@@ -513,5 +571,15 @@ class AbiConformanceTest {
             }
         }
         return names;
+    }
+
+    /** The dlpack.h named in gcc -M output (make dependency syntax: paths separated by blanks and escaped newlines). */
+    static Path dlpackHeaderOf(String dependencies) {
+        for (String token : dependencies.replace("\\\n", " ").split("\\s+")) {
+            if (token.endsWith("/dlpack/dlpack.h")) {
+                return Path.of(token).toAbsolutePath().normalize();
+            }
+        }
+        throw new AssertionError("gcc -M on the probe names no dlpack/dlpack.h (install libdlpack-dev):\n" + dependencies);
     }
 }
