@@ -8,7 +8,6 @@ import java.nio.channels.FileChannel;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.FileSystemException;
 import java.nio.file.Files;
-import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.OpenOption;
 import java.nio.file.StandardCopyOption;
@@ -262,7 +261,7 @@ public final class MappedFile {
     }
 
     private static FileChannel open(Path file, Set<OpenOption> options) throws IOException {
-        if (Files.isDirectory(file, LinkOption.NOFOLLOW_LINKS) || Files.isDirectory(file)) {
+        if (Files.isDirectory(file)) {
             throw new FileSystemException(file.toString(), null, "is a directory; expected a regular file");
         }
         try {
@@ -294,6 +293,13 @@ public final class MappedFile {
      */
     static MemorySegment mapChannel(Path file, FileChannel channel, Mode mode, long offset, long size,
                                             Arena arena) throws IOException {
+        // Checked again here because the file may have shrunk since the caller looked: the JDK would
+        // silently extend it back for READ_WRITE.
+        long fileSize = channel.size();
+        if (offset > fileSize || size > fileSize - offset) {
+            throw new FileSystemException(file.toString(), null, "cannot map " + size + " bytes at offset " + offset
+                    + ": the file has only " + fileSize + " bytes (was it truncated while being opened?)");
+        }
         try {
             return channel.map(mode.mapMode, offset, size, arena);
         } catch (IOException | UnsupportedOperationException failure) {
