@@ -13,7 +13,7 @@ import java.util.Objects;
  * ({@link #slice}, {@link #select}, {@link #transpose}, {@link #reshape}) shares it.
  *
  * <p>Every index, size and offset is a {@code long}: a tensor may span more than 2 GiB. The
- * constructor checks that the shape's element count does not overflow and that every element the
+ * constructor checks that the shape's element count and byte size do not overflow and that every element the
  * view can address lies inside the segment, so element access afterwards needs no check beyond the
  * index bounds. Elements are stored in native (little-endian) byte order and read unaligned, since
  * file formats do not promise alignment.
