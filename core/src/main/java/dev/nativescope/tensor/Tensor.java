@@ -13,7 +13,7 @@ import java.util.Objects;
  * ({@link #slice}, {@link #select}, {@link #transpose}, {@link #reshape}) shares it.
  *
  * <p>Every index, size and offset is a {@code long}: a tensor may span more than 2 GiB. The
- * constructor checks that the shape's element count does not overflow and that every element the
+ * constructor checks that the shape's element count and byte size do not overflow and that every element the
  * view can address lies inside the segment, so element access afterwards needs no check beyond the
  * index bounds. Elements are stored in native (little-endian) byte order and read unaligned, since
  * file formats do not promise alignment.
@@ -44,6 +44,9 @@ public final class Tensor {
         this.strides = strides.clone();
         this.byteOffset = byteOffset;
         this.elementCount = checkedElementCount(this.shape);
+        if (Math.multiplyHigh(elementCount, dtype.byteSize()) != 0 || elementCount * dtype.byteSize() < 0) {
+            throw new IllegalArgumentException(describe() + " has more than 2^63 bytes of elements");
+        }
         checkExtent();
     }
 
@@ -256,18 +259,28 @@ public final class Tensor {
         return readLong(byteOffsetOf(index));
     }
 
+    /**
+     * Stores an integer exactly: integer types keep its low bits (two's complement wrap; UINT64 takes
+     * the bit pattern), BOOL stores {@code value != 0}, floating-point types round it.
+     */
+    public void setLong(long value, long... index) {
+        writeLong(byteOffsetOf(index), value);
+    }
+
     private double readDouble(long at) {
         return switch (dtype) {
             case FLOAT16 -> Float.float16ToFloat(segment.get(ValueLayout.JAVA_SHORT_UNALIGNED, at));
             case BFLOAT16 -> Float.intBitsToFloat((segment.get(ValueLayout.JAVA_SHORT_UNALIGNED, at) & 0xffff) << 16);
             case FLOAT32 -> segment.get(ValueLayout.JAVA_FLOAT_UNALIGNED, at);
             case FLOAT64 -> segment.get(ValueLayout.JAVA_DOUBLE_UNALIGNED, at);
-            case UINT64 -> {
-                long bits = segment.get(ValueLayout.JAVA_LONG_UNALIGNED, at);
-                yield bits >= 0 ? bits : (double) (bits >>> 1) * 2.0 + (bits & 1);
-            }
+            case UINT64 -> unsignedToDouble(segment.get(ValueLayout.JAVA_LONG_UNALIGNED, at));
             default -> readLong(at);
         };
+    }
+
+    /** Correctly rounded: halving keeps the lost low bit as a sticky bit, so rounding happens once. */
+    private static double unsignedToDouble(long bits) {
+        return bits >= 0 ? bits : (double) ((bits >>> 1) | (bits & 1)) * 2.0;
     }
 
     private long readLong(long at) {
@@ -293,7 +306,24 @@ public final class Tensor {
             case INT8, UINT8 -> segment.set(ValueLayout.JAVA_BYTE, at, (byte) (long) value);
             case INT16, UINT16 -> segment.set(ValueLayout.JAVA_SHORT_UNALIGNED, at, (short) (long) value);
             case INT32, UINT32 -> segment.set(ValueLayout.JAVA_INT_UNALIGNED, at, (int) (long) value);
-            case INT64, UINT64 -> segment.set(ValueLayout.JAVA_LONG_UNALIGNED, at, (long) value);
+            case INT64 -> segment.set(ValueLayout.JAVA_LONG_UNALIGNED, at, (long) value);
+            case UINT64 -> segment.set(ValueLayout.JAVA_LONG_UNALIGNED, at, doubleToUnsigned(value));
+        }
+    }
+
+    /** Values in [2^63, 2^64) keep their unsigned bit pattern; others convert as {@code (long) value}. */
+    private static long doubleToUnsigned(double value) {
+        return value >= 0x1p63 && value < 0x1p64 ? (long) (value - 0x1p63) ^ Long.MIN_VALUE : (long) value;
+    }
+
+    private void writeLong(long at, long value) {
+        switch (dtype) {
+            case BOOL -> segment.set(ValueLayout.JAVA_BYTE, at, value != 0 ? (byte) 1 : (byte) 0);
+            case INT8, UINT8 -> segment.set(ValueLayout.JAVA_BYTE, at, (byte) value);
+            case INT16, UINT16 -> segment.set(ValueLayout.JAVA_SHORT_UNALIGNED, at, (short) value);
+            case INT32, UINT32 -> segment.set(ValueLayout.JAVA_INT_UNALIGNED, at, (int) value);
+            case INT64, UINT64 -> segment.set(ValueLayout.JAVA_LONG_UNALIGNED, at, value);
+            default -> writeDouble(at, value);
         }
     }
 
@@ -324,8 +354,9 @@ public final class Tensor {
         }
         long[] newShape = shape.clone();
         long[] newStrides = strides.clone();
-        newShape[d] = (end - start + step - 1) / step;
-        newStrides[d] = Math.multiplyExact(strides[d], step);
+        newShape[d] = end == start ? 0 : 1 + (end - start - 1) / step;
+        // With at most one element the stride is never used: keep it rather than overflow on a huge step.
+        newStrides[d] = newShape[d] <= 1 ? strides[d] : Math.multiplyExact(strides[d], step);
         long newOffset = newShape[d] == 0 ? byteOffset : byteOffset + start * strides[d] * dtype.byteSize();
         return new Tensor(segment, newOffset, dtype, newShape, newStrides);
     }
@@ -496,8 +527,9 @@ public final class Tensor {
             if (n > 0) {
                 out.append(", ");
             }
-            double value = readDouble(byteOffsetOfUnchecked(index));
-            out.append(dtype.isFloatingPoint() ? String.format(Locale.ROOT, "%.4g", value) : Long.toString((long) value));
+            long at = byteOffsetOfUnchecked(index);
+            out.append(dtype.isFloatingPoint() ? String.format(Locale.ROOT, "%.4g", readDouble(at))
+                    : dtype == DType.UINT64 ? Long.toUnsignedString(readLong(at)) : Long.toString(readLong(at)));
             increment(index);
         }
         if (elementCount > shown) {

@@ -1,0 +1,358 @@
+package dev.nativescope.tensor;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.FileSystemException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.OpenOption;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.FileAttribute;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.EnumSet;
+import java.util.Objects;
+import java.util.Set;
+
+/**
+ * A region of a file mapped into memory with {@link FileChannel#map(FileChannel.MapMode, long, long, Arena)}:
+ * the mapping belongs to the caller's {@link Arena} and is unmapped when that arena closes. The
+ * channel used to map is closed before any method here returns; the mapping does not need it.
+ *
+ * <p>The static methods open, create or grow files and map them:
+ * <ul>
+ * <li>{@link #map(Path, Mode, Arena)} and {@link #map(Path, Mode, long, long, Arena)} map an existing
+ *     file, or a region that must lie inside it: they never change the file.</li>
+ * <li>{@link #create(Path, long, IfExists, Arena)} creates a file of a given size (sparse, zero-filled)
+ *     with mode {@code 0644} (less whatever the umask removes) and maps it read-write.</li>
+ * <li>{@link #grow(Path, long, Arena)} makes an existing file at least a given size and maps that
+ *     much read-write.</li>
+ * </ul>
+ *
+ * <p><b>A file that shrinks under a mapping.</b> When another process (or this one) truncates the
+ * file, pages beyond the new end no longer have backing storage and the kernel answers an access to
+ * them with {@code SIGBUS}. The JVM does not crash: it turns the fault inside a memory-segment
+ * access (element reads and writes, bulk copies) into {@link InternalError}
+ * ("a fault occurred in an unsafe memory access operation"), thrown by that access. Native code
+ * that touches such a page gets the signal itself, and that does crash the process; guard against
+ * truncation by owning the file (create it with {@link #create}, keep it in a private directory)
+ * before handing mapped memory to native code.
+ *
+ * <p>{@link Mode#PRIVATE} mappings need a file that is open for writing, because the JDK refuses a
+ * copy-on-write mapping of a channel opened read-only; the file itself is never written.
+ *
+ * <p>Instances are immutable and thread-safe; the memory they map is shared between threads (and,
+ * for {@link Mode#READ_ONLY} and {@link Mode#READ_WRITE}, processes) without any coordination.
+ */
+public final class MappedFile {
+
+    /** How a file is mapped. */
+    public enum Mode {
+        /** Read-only, shared: writes through the segment throw; others' writes to the file are seen. */
+        READ_ONLY(FileChannel.MapMode.READ_ONLY, Set.of(StandardOpenOption.READ)),
+        /** Read-write, shared: writes go to the file and are seen by every process that maps it. */
+        READ_WRITE(FileChannel.MapMode.READ_WRITE, Set.of(StandardOpenOption.READ, StandardOpenOption.WRITE)),
+        /** Copy-on-write: writes stay private to this mapping; the file is never changed. */
+        PRIVATE(FileChannel.MapMode.PRIVATE, Set.of(StandardOpenOption.READ, StandardOpenOption.WRITE));
+
+        private final FileChannel.MapMode mapMode;
+        private final Set<OpenOption> openOptions;
+
+        Mode(FileChannel.MapMode mapMode, Set<OpenOption> openOptions) {
+            this.mapMode = mapMode;
+            this.openOptions = openOptions;
+        }
+
+        /** @return the options to open the channel with */
+        Set<OpenOption> openOptions() {
+            return openOptions;
+        }
+    }
+
+    /** What {@link #create} does when the file already exists. */
+    public enum IfExists {
+        /** Throw {@link FileAlreadyExistsException} (the file is created with {@code O_CREAT|O_EXCL}). */
+        FAIL,
+        /**
+         * Replace it atomically: the new file is built under a temporary name in the same directory
+         * and renamed over the old one, so processes that mapped the old file keep their data
+         * instead of faulting on a truncated file.
+         */
+        REPLACE
+    }
+
+    /** Mode of created files before the umask: rw-r--r--. */
+    private static final String CREATED_FILE_PERMISSIONS = "rw-r--r--";
+
+    private final Path file;
+    private final Mode mode;
+    private final long offset;
+    private final MemorySegment segment;
+
+    private MappedFile(Path file, Mode mode, long offset, MemorySegment segment) {
+        this.file = file;
+        this.mode = mode;
+        this.offset = offset;
+        this.segment = segment;
+    }
+
+    /**
+     * Maps a whole existing file.
+     *
+     * @param arena owns the mapping: closing it unmaps the file
+     * @throws NoSuchFileException when the file does not exist
+     * @throws FileSystemException when it is a directory or cannot be mapped (the message names the file)
+     * @throws IOException when it cannot be opened (permissions, I/O errors)
+     */
+    public static MappedFile map(Path file, Mode mode, Arena arena) throws IOException {
+        return map(file, mode, 0, -1, arena);
+    }
+
+    /**
+     * Maps {@code size} bytes of an existing file starting at {@code offset}. The region must lie
+     * inside the file: this never extends the file (use {@link #grow} for that).
+     *
+     * @param offset the first byte to map, any value (need not be page-aligned)
+     * @param size how many bytes to map; -1 for everything from {@code offset} to the end of the file
+     * @throws FileSystemException when the file is too small for the region, is a directory, or
+     *         cannot be mapped
+     * @throws NoSuchFileException when the file does not exist
+     * @throws IllegalArgumentException when {@code offset} is negative or {@code size} below -1
+     */
+    public static MappedFile map(Path file, Mode mode, long offset, long size, Arena arena) throws IOException {
+        Objects.requireNonNull(file, "file");
+        Objects.requireNonNull(mode, "mode");
+        Objects.requireNonNull(arena, "arena");
+        if (offset < 0 || size < -1) {
+            throw new IllegalArgumentException("cannot map " + size + " bytes at offset " + offset + " of " + file
+                    + ": offset must be >= 0 and size >= 0 (or -1 for the rest of the file)");
+        }
+        return withChannel(file, mode, channel -> {
+            long fileSize = channel.size();
+            long length = size == -1 ? Math.max(0, fileSize - offset) : size;
+            if (offset > fileSize || length > fileSize - offset) {
+                throw new FileSystemException(file.toString(), null, "the file has " + fileSize
+                        + " bytes, too small to map " + length + " bytes at offset " + offset
+                        + "; grow it first (MappedFile.grow) or map a smaller region");
+            }
+            return new MappedFile(file, mode, offset, mapChannel(file, channel, mode, offset, length, arena));
+        });
+    }
+
+    /**
+     * Creates a file of {@code size} zero bytes (sparse where the file system allows) and maps all of
+     * it read-write. The file gets mode {@code 0644}, less what the process umask removes.
+     *
+     * @param ifExists whether an existing file is an error or is replaced
+     * @throws FileAlreadyExistsException when the file exists and {@code ifExists} is {@link IfExists#FAIL}
+     * @throws NoSuchFileException when the parent directory does not exist
+     * @throws IOException when the file cannot be created, sized or mapped; the file is then removed
+     */
+    public static MappedFile create(Path file, long size, IfExists ifExists, Arena arena) throws IOException {
+        return create(file, size, ifExists, arena, channel -> { });
+    }
+
+    /**
+     * Like {@link #create(Path, long, IfExists, Arena)}, with {@code initializer} writing into the
+     * file (a header, say) through its channel before it becomes visible under its name (for
+     * {@link IfExists#REPLACE}) and before it is mapped.
+     */
+    static MappedFile create(Path file, long size, IfExists ifExists, Arena arena, ChannelWriter initializer)
+            throws IOException {
+        Objects.requireNonNull(file, "file");
+        Objects.requireNonNull(ifExists, "ifExists");
+        Objects.requireNonNull(arena, "arena");
+        if (size < 0) {
+            throw new IllegalArgumentException("cannot create " + file + " with a negative size " + size);
+        }
+        Path absolute = file.toAbsolutePath();
+        Path building = ifExists == IfExists.FAIL ? file
+                : Files.createTempFile(absolute.getParent(), "." + absolute.getFileName(), ".partial", permissions());
+        boolean success = false;
+        try {
+            MappedFile mapped;
+            try (FileChannel channel = openForCreate(file, building, ifExists)) {
+                setSize(file, channel, size);
+                initializer.write(channel);
+                if (building != file) {
+                    Files.move(building, file, StandardCopyOption.ATOMIC_MOVE,
+                            StandardCopyOption.REPLACE_EXISTING);
+                    building = file;
+                }
+                mapped = new MappedFile(file, Mode.READ_WRITE, 0,
+                        mapChannel(file, channel, Mode.READ_WRITE, 0, size, arena));
+            }
+            success = true;
+            return mapped;
+        } catch (FileAlreadyExistsException exists) {
+            building = null; // not ours: never delete a file we did not create
+            throw exists;
+        } finally {
+            if (!success && building != null) {
+                Files.deleteIfExists(building);
+            }
+        }
+    }
+
+    /**
+     * Makes an existing file at least {@code size} bytes long (new bytes read as zeros; the file never
+     * shrinks) and maps its first {@code size} bytes read-write.
+     *
+     * @throws NoSuchFileException when the file does not exist
+     * @throws FileSystemException when it is a directory or cannot be mapped
+     */
+    public static MappedFile grow(Path file, long size, Arena arena) throws IOException {
+        Objects.requireNonNull(file, "file");
+        Objects.requireNonNull(arena, "arena");
+        if (size < 0) {
+            throw new IllegalArgumentException("cannot grow " + file + " to a negative size " + size);
+        }
+        try (FileChannel channel = open(file, Mode.READ_WRITE.openOptions())) {
+            if (channel.size() < size) {
+                setSize(file, channel, size);
+            }
+            return new MappedFile(file, Mode.READ_WRITE, 0, mapChannel(file, channel, Mode.READ_WRITE, 0, size, arena));
+        }
+    }
+
+    private static FileChannel openForCreate(Path file, Path building, IfExists ifExists) throws IOException {
+        if (ifExists == IfExists.REPLACE) {
+            return FileChannel.open(building, StandardOpenOption.READ, StandardOpenOption.WRITE);
+        }
+        try {
+            return FileChannel.open(file, EnumSet.of(StandardOpenOption.CREATE_NEW, StandardOpenOption.READ,
+                    StandardOpenOption.WRITE), permissions());
+        } catch (FileAlreadyExistsException exists) {
+            FileAlreadyExistsException named = new FileAlreadyExistsException(file.toString(), null,
+                    "already exists; delete it or create with IfExists.REPLACE");
+            named.initCause(exists);
+            throw named;
+        }
+    }
+
+    /**
+     * Opens {@code file} for {@code mode}, passes the channel to {@code action} and closes it: for
+     * readers that validate a header through the channel before mapping (with
+     * {@link #mapChannel}) what it describes.
+     */
+    static <T> T withChannel(Path file, Mode mode, ChannelFunction<T> action) throws IOException {
+        Objects.requireNonNull(file, "file");
+        Objects.requireNonNull(mode, "mode");
+        try (FileChannel channel = open(file, mode.openOptions())) {
+            return action.apply(channel);
+        }
+    }
+
+    /** Reads an open file and maps what it finds. */
+    @FunctionalInterface
+    interface ChannelFunction<T> {
+        T apply(FileChannel channel) throws IOException;
+    }
+
+    /** Writes into a freshly created file through its channel. */
+    @FunctionalInterface
+    interface ChannelWriter {
+        void write(FileChannel channel) throws IOException;
+    }
+
+    private static FileChannel open(Path file, Set<OpenOption> options) throws IOException {
+        if (Files.isDirectory(file)) {
+            throw new FileSystemException(file.toString(), null, "is a directory; expected a regular file");
+        }
+        try {
+            return FileChannel.open(file, options);
+        } catch (NoSuchFileException missing) {
+            NoSuchFileException named = new NoSuchFileException(file.toString(), null,
+                    "no such file; check the path (relative paths resolve against " + Path.of("").toAbsolutePath() + ")");
+            named.initCause(missing);
+            throw named;
+        }
+    }
+
+    /** Extends or truncates to {@code size} by writing its last byte: sparse on file systems that allow it. */
+    private static void setSize(Path file, FileChannel channel, long size) throws IOException {
+        try {
+            channel.truncate(size);
+            if (channel.size() < size) {
+                channel.write(ByteBuffer.allocate(1), size - 1);
+            }
+        } catch (IOException failure) {
+            throw (FileSystemException) new FileSystemException(file.toString(), null, "cannot size the file to "
+                    + size + " bytes (" + failure.getMessage() + "); check free space and quotas").initCause(failure);
+        }
+    }
+
+    /**
+     * Maps a region of an open channel into {@code arena}, translating failures into a
+     * {@link FileSystemException} naming the file.
+     */
+    static MemorySegment mapChannel(Path file, FileChannel channel, Mode mode, long offset, long size,
+                                            Arena arena) throws IOException {
+        // Checked again here because the file may have shrunk since the caller looked: the JDK would
+        // silently extend it back for READ_WRITE.
+        long fileSize = channel.size();
+        if (offset > fileSize || size > fileSize - offset) {
+            throw new FileSystemException(file.toString(), null, "cannot map " + size + " bytes at offset " + offset
+                    + ": the file has only " + fileSize + " bytes (was it truncated while being opened?)");
+        }
+        try {
+            return channel.map(mode.mapMode, offset, size, arena);
+        } catch (IOException | UnsupportedOperationException failure) {
+            // "Map failed" (ENOMEM: address space, vm.max_map_count) or a file system without mmap.
+            Throwable reason = failure.getCause() != null ? failure.getCause() : failure;
+            throw (FileSystemException) new FileSystemException(file.toString(), null, "cannot map " + size
+                    + " bytes at offset " + offset + " (" + mode + "): " + reason
+                    + "; check the address space limit (ulimit -v), vm.max_map_count and that the file system supports mmap")
+                    .initCause(failure);
+        }
+    }
+
+    private static FileAttribute<?> permissions() {
+        return PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString(CREATED_FILE_PERMISSIONS));
+    }
+
+    /** @return the mapped file, as given */
+    public Path file() {
+        return file;
+    }
+
+    /** @return how it is mapped */
+    public Mode mode() {
+        return mode;
+    }
+
+    /** @return the file offset of the segment's first byte */
+    public long offset() {
+        return offset;
+    }
+
+    /** @return the mapped bytes; valid until the arena closes */
+    public MemorySegment segment() {
+        return segment;
+    }
+
+    /** @return the number of mapped bytes */
+    public long byteSize() {
+        return segment.byteSize();
+    }
+
+    /**
+     * Writes changes of a {@link Mode#READ_WRITE} mapping to the storage device ({@code msync}); other
+     * processes see the changes without it. Does nothing for the other modes.
+     */
+    public void force() {
+        if (mode == Mode.READ_WRITE && segment.byteSize() > 0) {
+            segment.force();
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "MappedFile[" + file + ", " + mode + ", offset=" + offset + ", bytes=" + segment.byteSize() + "]";
+    }
+}
