@@ -64,6 +64,7 @@ public final class Demo {
         List<Row> rows = new ArrayList<>();
         try (Arena arena = Arena.ofShared()) {
             Inputs inputs = Inputs.random(arena, SIZE, 42);
+            warmUp(arena, inputs);
             rows.addAll(scopeTimeout(arena, inputs, timeout));
             rows.addAll(siblingFailure(arena, inputs, timeout));
             rows.addAll(contextDeadline(arena, inputs, timeout));
@@ -73,6 +74,35 @@ public final class Demo {
                 + " CPUs, dense " + SIZE + "x" + SIZE + "x" + SIZE + " x " + REPEAT + " passes per predictor"
                 + " (seconds of work each), subtasks on platform threads");
         System.out.println(format(rows));
+    }
+
+    /**
+     * Runs every native path of the scenarios once, so that they measure cancellation rather than a
+     * cold JVM: the first call of each predictor loads and links its downcall (and the first cancel
+     * the cancel downcall, in the cancelling thread), which took over 200 ms on a loaded 2-core
+     * machine. Without this, a short timeout (say {@code 200}) could cancel the first scenario's
+     * subtasks before they ever reached native code. The JDK's scope timer is started the same way.
+     */
+    static void warmUp(Arena arena, Inputs inputs) throws InterruptedException {
+        MemorySegment y = arena.allocate(ValueLayout.JAVA_FLOAT, (long) SIZE * SIZE);
+        ReferencePredictors.dense(Context.background(), inputs.x(), inputs.w(), inputs.bias(), y, SIZE, SIZE, SIZE, 1, null);
+        try (EventFd neverSignalled = EventFd.create()) {
+            ReferencePredictors.awaitFd(Context.background(), neverSignalled.fd(), Duration.ZERO, null);
+        }
+        // An interrupt cancels the spin, in native code or just before it, both through the cancel path.
+        Thread spinner = Thread.ofPlatform().start(() -> {
+            try {
+                ReferencePredictors.spin(Context.background(), null, null);
+            } catch (CancellationException expected) {
+                // what the interrupt is for
+            }
+        });
+        spinner.interrupt();
+        spinner.join();
+        // The JDK starts the timer behind scope timeouts on first use, inside the first open().
+        try (var scope = StructuredTaskScope.open(Joiner.<Object>awaitAll(), cf -> cf.withTimeout(Duration.ofMillis(1)))) {
+            scope.join();
+        }
     }
 
     /** The shared input of every compute predictor: x, w and bias, read-only once filled. */
@@ -99,9 +129,11 @@ public final class Demo {
         ConcurrentLinkedQueue<Row> rows = new ConcurrentLinkedQueue<>();
         Context request = Context.background().withValue(TRACE_ID, "req-timeout-1");
         request.call(() -> {
+            // Before open(): the scope's timer starts counting inside open(), which can take tens of
+            // milliseconds on a cold JVM; a trigger taken afterwards would be later than the expiry.
+            trigger.setOnce(System.nanoTime() + timeout.toNanos());
             try (EventFd neverSignalled = EventFd.create();
                  var scope = StructuredTaskScope.open(Joiner.<Boolean>awaitAll(), cf -> platformThreads(cf).withTimeout(timeout))) {
-                trigger.setOnce(System.nanoTime() + timeout.toNanos());
                                 for (int i = 0; i < 3; i++) {
                     String name = "dense-" + i;
                     scope.fork(() -> rows.add(dense(scenario, name, arena, inputs, trigger, "scope timed out")));
