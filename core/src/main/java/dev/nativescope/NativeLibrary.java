@@ -29,12 +29,24 @@ public final class NativeLibrary {
             try {
                 LibraryLoader.checkNativeAccess();
                 loaded = LibraryLoader.loadConfigured(expectedAbiVersion());
+                linkBridgeFunctions();
             } catch (NativeLibraryException e) {
                 failure = e;
             }
             LOADED = loaded;
             FAILURE = failure;
         }
+    }
+
+    /**
+     * Links the downcall handles that cancellation uses now rather than on first use: linking one
+     * takes milliseconds, and the first cancel of a process must not pay that while a native
+     * predictor is waiting to be stopped.
+     */
+    private static void linkBridgeFunctions() {
+        nativescope_h.nsc_context_init$handle();
+        nativescope_h.nsc_context_cancel$handle();
+        nativescope_h.nsc_context_destroy$handle();
     }
 
     /**
