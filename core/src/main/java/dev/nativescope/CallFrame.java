@@ -11,6 +11,7 @@ import java.lang.invoke.VarHandle;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.LockSupport;
 
 /**
  * The native context of one cancellable call: an {@code nsc_context} that is a child of the
@@ -32,6 +33,8 @@ final class CallFrame {
     private static final ConcurrentLinkedQueue<CallFrame> IDLE = new ConcurrentLinkedQueue<>();
     private static final AtomicInteger IDLE_COUNT = new AtomicInteger();
     private static final long STATE_OFFSET = nsc_context.state$offset();
+    /** {@link #endCall()}: busy polls before parking (a running canceller needs about a microsecond). */
+    private static final int END_CALL_SPINS = 100;
     private static final VarHandle CANCEL_CAUSE;
 
     static {
@@ -50,6 +53,8 @@ final class CallFrame {
     @SuppressWarnings("unused") // through CANCEL_CAUSE
     private volatile Throwable cancelCause;
     private volatile boolean interrupted;
+    /** The caller parked in {@link #endCall()} until the cancels in flight are over, or null. */
+    private volatile Thread endingCaller;
 
     private CallFrame() {
         Arena owned = Arena.ofShared();
@@ -141,7 +146,16 @@ final class CallFrame {
             CANCEL_CAUSE.compareAndSet(this, null, cause);
             nativescope_h.nsc_context_cancel(struct, status);
         } finally {
-            cancelsInFlight.decrementAndGet();
+            // Hand-off with endCall(): it publishes endingCaller, then reads cancelsInFlight; we
+            // decrement, then read endingCaller (all volatile): either it sees zero and does not
+            // park, or we see it and unpark it. A late unpark is a spurious wake-up, which every
+            // park caller tolerates.
+            if (cancelsInFlight.decrementAndGet() == 0) {
+                Thread waiting = endingCaller;
+                if (waiting != null) {
+                    LockSupport.unpark(waiting);
+                }
+            }
         }
     }
 
@@ -150,11 +164,37 @@ final class CallFrame {
         cancel(callGeneration, Statuses.CANCELED, new InterruptedException("thread interrupted during a native call"));
     }
 
-    /** Ends the current call: later cancels of it do nothing; waits for one that is running. */
+    /**
+     * Ends the current call: later cancels of it do nothing; waits for one that is running.
+     *
+     * <p>The wait must not be a pure spin. The canceller still in flight is typically inside
+     * {@code nsc_context_cancel}, right after the eventfd write that woke this thread, and the
+     * kernel likes to wake us on the canceller's CPU and let us preempt it: a spin then holds that
+     * CPU for a whole scheduler slice (about 3 ms on Linux 6.x) before the canceller can finish
+     * (measured: {@code CancelLatencyBenchmark.cancelFd} "caught" p50 3.6 ms, native return 8 us).
+     * So spin briefly, then park until the last canceller unparks us (see {@link #cancel}). Park
+     * returns at once for an interrupted thread: that thread yields instead.
+     */
     void endCall() {
         generation = generation + 1;
-        while (cancelsInFlight.get() != 0) {
+        for (int spins = 0; spins < END_CALL_SPINS; spins++) {
+            if (cancelsInFlight.get() == 0) {
+                return;
+            }
             Thread.onSpinWait();
+        }
+        Thread self = Thread.currentThread();
+        endingCaller = self;
+        try {
+            while (cancelsInFlight.get() != 0) {
+                if (self.isInterrupted()) {
+                    Thread.yield();
+                } else {
+                    LockSupport.park(this);
+                }
+            }
+        } finally {
+            endingCaller = null;
         }
     }
 

@@ -1,0 +1,364 @@
+package dev.nativescope.benchmarks;
+
+import dev.nativescope.CancellableContext;
+import dev.nativescope.Context;
+import dev.nativescope.EventFd;
+import dev.nativescope.NativeLibrary;
+import dev.nativescope.PredictionStats;
+import dev.nativescope.ReferencePredictors;
+
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.util.Locale;
+import java.util.concurrent.CancellationException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
+import java.util.function.Consumer;
+
+import org.HdrHistogram.Histogram;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+import org.openjdk.jmh.infra.BenchmarkParams;
+import org.openjdk.jmh.infra.IterationParams;
+import org.openjdk.jmh.runner.IterationType;
+
+/**
+ * How long a cancel takes to land: from the cancelling action (a {@link CancellableContext#cancel()}
+ * or a {@link Thread#interrupt()}) to the return of the downcall it stops, as percentiles.
+ *
+ * <p>Each JMH invocation is one sample. A worker thread (platform or virtual, {@code worker}
+ * parameter) starts a reference predictor through the bridge: {@link ReferencePredictors#spin}
+ * without a duration (a busy loop polling the state word) or {@link ReferencePredictors#awaitFd} on
+ * an eventfd that is never signalled (blocked in {@code ppoll} on that fd and the context's done
+ * fd). The benchmark thread waits until the worker has announced the call, lets
+ * {@value #SETTLE_MICROS} us pass so that the worker is surely in native code (and blocked, for
+ * the fd), takes {@code System.nanoTime()}, cancels, and waits for the worker to report. Latencies
+ * are recorded into HdrHistograms (measurement iterations only) and printed when the trial ends, as
+ * {@code LATENCY ...} lines:
+ * <ul>
+ * <li>{@code native}: to {@link PredictionStats#endNanoTime()}, the predictor's last clock read
+ *     before it returns; the figure the goals are about;</li>
+ * <li>{@code caught}: to the worker catching the {@link CancellationException}, i.e. including
+ *     the bridge's way out (hook removal, status translation, exception construction);</li>
+ * <li>{@code cancel-call}: how long the cancelling call itself took in the cancelling thread (for
+ *     an interrupt, the JDK's interrupt path plus our hook, cancel and eventfd write).</li>
+ * </ul>
+ * The same {@code native} histogram is also split by whether the worker returned on the CPU the
+ * cancelling thread ran on ({@code sched_getcpu()} in both), to see where wake-ups land.
+ *
+ * <p>JMH's own score is the time per sample (settle time included): it is not the latency.
+ *
+ * <p>Goals: direct cancel of a spinning predictor p50 &lt;= 1 us and p99 &lt;= 10 us; cancel or
+ * interrupt of an fd-blocked predictor p50 &lt;= 10 us and p99 &lt;= 50 us.
+ *
+ * <p>{@code canceller=park} (default) lets the benchmark thread sleep while it waits, as a thread
+ * that cancels and then joins would; {@code canceller=spin} keeps it busy on its CPU instead (an
+ * investigation knob: a busy CPU is never idle when the wake-up comes).
+ */
+@State(Scope.Benchmark)
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.MICROSECONDS)
+@Warmup(iterations = 2, time = 1)
+@Measurement(iterations = 4, time = 2)
+@Fork(value = 1, jvmArgsAppend = "--enable-native-access=ALL-UNNAMED")
+public class CancelLatencyBenchmark {
+    static final long SETTLE_MICROS = 200;
+    private static final long SETTLE_NANOS = TimeUnit.MICROSECONDS.toNanos(SETTLE_MICROS);
+    private static final MethodHandle SCHED_GETCPU;
+
+    static {
+        NativeLibrary.load();
+        Linker linker = Linker.nativeLinker();
+        SCHED_GETCPU = linker.downcallHandle(linker.defaultLookup().find("sched_getcpu").orElseThrow(),
+                FunctionDescriptor.of(ValueLayout.JAVA_INT));
+    }
+
+    /** The worker's kind: {@code platform} or {@code virtual}. */
+    @Param({"platform", "virtual"})
+    public String worker;
+
+    /** How the cancelling thread waits around the cancel: {@code park} (sleeps) or {@code spin} (busy). */
+    @Param({"park"})
+    public String canceller;
+
+    private Worker workerTask;
+    private Thread workerThread;
+    private EventFd neverSignalled;
+    private boolean measuring;
+    private boolean spinCanceller;
+    private String benchmarkName;
+
+    private final Histogram nativeReturn = histogram();
+    private final Histogram caught = histogram();
+    private final Histogram cancelCall = histogram();
+    private final Histogram nativeSameCpu = histogram();
+    private final Histogram nativeOtherCpu = histogram();
+    private long migrated;
+    /** Samples whose cancel came before the worker was in native code (it was descheduled for 200 us). */
+    private long notInNative;
+    /** Samples where native code returned anything but NSC_CANCELED, or no exception was caught. */
+    private long unexpected;
+
+    private static Histogram histogram() {
+        return new Histogram(TimeUnit.SECONDS.toNanos(10), 3);
+    }
+
+    @Setup(Level.Trial)
+    public void setUp(BenchmarkParams params) {
+        benchmarkName = params.getBenchmark().substring(params.getBenchmark().lastIndexOf('.') + 1);
+        spinCanceller = switch (canceller) {
+            case "park" -> false;
+            case "spin" -> true;
+            default -> throw new IllegalArgumentException("canceller must be park or spin, got " + canceller);
+        };
+        neverSignalled = EventFd.create();
+        workerTask = new Worker(Thread.currentThread(), neverSignalled.fd(), spinCanceller);
+        workerThread = switch (worker) {
+            case "platform" -> Thread.ofPlatform().daemon().name("latency-worker").start(workerTask);
+            case "virtual" -> Thread.ofVirtual().name("latency-worker").start(workerTask);
+            default -> throw new IllegalArgumentException("worker must be platform or virtual, got " + worker);
+        };
+    }
+
+    @Setup(Level.Iteration)
+    public void iteration(IterationParams params) {
+        measuring = params.getType() == IterationType.MEASUREMENT;
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() throws InterruptedException {
+        workerTask.stop();
+        workerThread.join();
+        neverSignalled.close();
+        String label = String.format(Locale.ROOT, "%s worker=%s canceller=%s benchmark-thread=%s", benchmarkName,
+                worker, canceller, Thread.currentThread().isVirtual() ? "virtual" : "platform");
+        System.out.println();
+        print(label, "native", nativeReturn);
+        print(label, "caught", caught);
+        print(label, "cancel-call", cancelCall);
+        print(label, "native-same-cpu", nativeSameCpu);
+        print(label, "native-other-cpu", nativeOtherCpu);
+        System.out.printf(Locale.ROOT, "LATENCY %s worker-migrated-during-call=%d cancelled-before-native=%d unexpected=%d%n",
+                label, migrated, notInNative, unexpected);
+    }
+
+    private static void print(String label, String what, Histogram histogram) {
+        System.out.printf(Locale.ROOT,
+                "LATENCY %s %-16s n=%6d p50=%8.2f p90=%8.2f p99=%8.2f p99.9=%8.2f max=%9.2f mean=%8.2f us%n",
+                label, what, histogram.getTotalCount(), us(histogram.getValueAtPercentile(50)),
+                us(histogram.getValueAtPercentile(90)), us(histogram.getValueAtPercentile(99)),
+                us(histogram.getValueAtPercentile(99.9)), us(histogram.getMaxValue()), histogram.getMean() / 1000.0);
+    }
+
+    private static double us(long nanos) {
+        return nanos / 1000.0;
+    }
+
+    /** (a) {@code CancellableContext.cancel()} of a spinning predictor. */
+    @Benchmark
+    public void cancelSpin() {
+        sample(false, false);
+    }
+
+    /** (b) {@code CancellableContext.cancel()} of a predictor blocked on an fd. */
+    @Benchmark
+    public void cancelFd() {
+        sample(true, false);
+    }
+
+    /** (c)/(d) {@code Thread.interrupt()} of the worker blocked on an fd. */
+    @Benchmark
+    public void interruptFd() {
+        sample(true, true);
+    }
+
+    /** (e) {@code Thread.interrupt()} of the worker spinning. */
+    @Benchmark
+    public void interruptSpin() {
+        sample(false, true);
+    }
+
+    private void sample(boolean fd, boolean interrupt) {
+        // An interrupt needs no cancellable context: the bridge cancels the call's own frame.
+        CancellableContext cancellable = interrupt ? null : Context.background().withCancel();
+        Context context = interrupt ? Context.background() : cancellable;
+        try {
+            long seq = workerTask.start(context, fd);
+            workerTask.awaitInCall(seq);
+            long settleUntil = System.nanoTime() + SETTLE_NANOS;
+            if (spinCanceller) {
+                while (System.nanoTime() - settleUntil < 0) {
+                    Thread.onSpinWait();
+                }
+            } else {
+                long left;
+                while ((left = settleUntil - System.nanoTime()) > 0) {
+                    LockSupport.parkNanos(left);
+                }
+            }
+
+            int cancellerCpu = cpu();
+            long start = System.nanoTime();
+            if (interrupt) {
+                workerThread.interrupt();
+            } else {
+                cancellable.cancel();
+            }
+            long cancelReturned = System.nanoTime();
+            workerTask.awaitDone(seq);
+
+            if (!measuring) {
+                return;
+            }
+            if (workerTask.nativeEnd == 0) {
+                notInNative++;
+                return;
+            }
+            if (workerTask.status != 1 /* NSC_CANCELED */ || workerTask.caughtAt == 0) {
+                unexpected++;
+                return;
+            }
+            long nativeNanos = Math.max(0, workerTask.nativeEnd - start);
+            nativeReturn.recordValue(nativeNanos);
+            caught.recordValue(Math.max(0, workerTask.caughtAt - start));
+            cancelCall.recordValue(cancelReturned - start);
+            (workerTask.cpuAfter == cancellerCpu ? nativeSameCpu : nativeOtherCpu).recordValue(nativeNanos);
+            if (workerTask.cpuAfter != workerTask.cpuBefore) {
+                migrated++;
+            }
+        } finally {
+            if (cancellable != null) {
+                cancellable.close();
+            }
+        }
+    }
+
+    static int cpu() {
+        try {
+            return (int) SCHED_GETCPU.invokeExact();
+        } catch (Throwable e) {
+            throw new IllegalStateException("sched_getcpu", e);
+        }
+    }
+
+    /**
+     * The thread that makes the cancelled calls. One sample at a time: the benchmark thread posts a
+     * request ({@link #start}), the worker announces that it is about to enter the call, makes it,
+     * records what it saw and posts the request's number back ({@link #awaitDone}). Fields written by
+     * the worker before the volatile {@link #doneSeq} write are read by the benchmark thread after it
+     * has read that write.
+     */
+    static final class Worker implements Runnable {
+        private final Thread benchmarkThread;
+        private final int fd;
+        private final boolean spinWaits;
+        private final Consumer<PredictionStats> onReturn = this::onReturn;
+
+        private volatile long requestSeq;
+        private volatile long inCallSeq;
+        private volatile long doneSeq;
+        private volatile boolean stopped;
+        private volatile Thread thread;
+        private Context context;
+        private boolean fdPredictor;
+
+        long nativeEnd;
+        int status;
+        long caughtAt;
+        int cpuBefore;
+        int cpuAfter;
+
+        Worker(Thread benchmarkThread, int fd, boolean spinWaits) {
+            this.benchmarkThread = benchmarkThread;
+            this.fd = fd;
+            this.spinWaits = spinWaits;
+        }
+
+        long start(Context context, boolean fdPredictor) {
+            this.context = context;
+            this.fdPredictor = fdPredictor;
+            long seq = requestSeq + 1;
+            requestSeq = seq;
+            LockSupport.unpark(thread);
+            return seq;
+        }
+
+        void awaitInCall(long seq) {
+            int spins = 0;
+            while (inCallSeq != seq) {
+                if (++spins > 1_000) {
+                    Thread.yield();
+                }
+                Thread.onSpinWait();
+            }
+        }
+
+        void awaitDone(long seq) {
+            while (doneSeq != seq) {
+                if (spinWaits) {
+                    Thread.onSpinWait();
+                } else {
+                    LockSupport.park(this);
+                }
+            }
+        }
+
+        void stop() {
+            stopped = true;
+            LockSupport.unpark(thread);
+        }
+
+        private void onReturn(PredictionStats stats) {
+            nativeEnd = stats.endNanoTime();
+            status = stats.status();
+        }
+
+        @Override
+        public void run() {
+            thread = Thread.currentThread();
+            long seen = 0;
+            while (true) {
+                long seq;
+                while ((seq = requestSeq) == seen) {
+                    if (stopped) {
+                        return;
+                    }
+                    LockSupport.park(this);
+                }
+                seen = seq;
+                nativeEnd = 0;
+                status = -1;
+                caughtAt = 0;
+                cpuBefore = cpu();
+                inCallSeq = seq;
+                try {
+                    if (fdPredictor) {
+                        ReferencePredictors.awaitFd(context, fd, null, onReturn);
+                    } else {
+                        ReferencePredictors.spin(context, null, onReturn);
+                    }
+                } catch (CancellationException expected) {
+                    caughtAt = System.nanoTime();
+                }
+                cpuAfter = cpu();
+                // The interrupt that cancelled the call stays pending: clear it for the next sample.
+                Thread.interrupted();
+                doneSeq = seq;
+                LockSupport.unpark(benchmarkThread);
+            }
+        }
+    }
+}

@@ -1,0 +1,59 @@
+package dev.nativescope.benchmarks;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+
+/**
+ * The JNI baseline of {@link CancellableCallBenchmark}: {@code libnsc_bench_jni.so}
+ * ({@code benchmarks/src/main/c/nsc_bench_jni.c}, built by Maven and shipped in the benchmarks jar
+ * under {@code META-INF/native/linux-x86_64/}), extracted to a temporary file, loaded with
+ * {@link System#load}, and the file deleted once mapped.
+ *
+ * <p>Thread-safe: the library is loaded once, by class initialisation.
+ */
+final class JniNoop {
+    private static final String RESOURCE = "/META-INF/native/linux-x86_64/libnsc_bench_jni.so";
+
+    static {
+        load();
+    }
+
+    private JniNoop() {
+    }
+
+    /** Returns at once. */
+    static native void noop();
+
+    /**
+     * Busy-loops for {@code durationNanos} with the loop of {@code nsc_predict_spin}, without a context.
+     *
+     * @return how long the loop ran in native code, in nanoseconds ({@code CLOCK_MONOTONIC})
+     */
+    static native long spin(long durationNanos);
+
+    /** Makes sure the library is loaded (class initialisation does it). */
+    static void ensureLoaded() {
+    }
+
+    private static void load() {
+        try (InputStream in = JniNoop.class.getResourceAsStream(RESOURCE)) {
+            if (in == null) {
+                throw new IllegalStateException(RESOURCE + " is not on the class path: build the benchmarks with Maven"
+                        + " (mvn -pl native-shim,bindings,core,benchmarks package), which compiles it with gcc");
+            }
+            Path file = Files.createTempFile("libnsc_bench_jni", ".so");
+            try {
+                Files.copy(in, file, StandardCopyOption.REPLACE_EXISTING);
+                System.load(file.toAbsolutePath().toString());
+            } finally {
+                Files.deleteIfExists(file);
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot extract " + RESOURCE, e);
+        }
+    }
+}
