@@ -2,8 +2,8 @@ package dev.nativescope;
 
 import dev.nativescope.bindings.nsc_kv;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.lang.ref.Cleaner;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
@@ -12,13 +12,14 @@ import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * The native copy of a context's visible values: an {@code nsc_kv} array and its UTF-8 strings
- * (each also NUL-terminated) in one shared arena that this block alone owns.
+ * (each also NUL-terminated) in one malloc'd block that this object alone owns.
  *
  * <p>Lifetime: every native call that points at the block holds it ({@link #tryHold()} /
  * {@link #release()}); the block is retired when its context becomes done, or when the context
- * becomes unreachable (a {@link Cleaner}), and the arena is closed by whichever of retire and the
- * last release comes second. So the memory is never freed under a native call, and is freed
- * promptly once no call can use it.
+ * becomes unreachable (a {@link Cleaner}), and the block is freed by whichever of retire and the
+ * last release comes second. The pointer lives inside the call's {@code nsc_context}, where no
+ * arena could guard it anyway: this count is what keeps it alive. So the memory is never freed
+ * under a native call, and is freed promptly once no call can use it.
  *
  * <p>Thread-safe: the state is one atomic word, {@code holds << 1 | RETIRED}.
  */
@@ -31,53 +32,58 @@ final class NativeValues {
     private static final int RETIRED = 1;
     private static final int ONE_HOLD = 2;
 
-    private final Arena arena;
-    private final long bytes;
+    private final MemorySegment block;
     final MemorySegment array;
     final long count;
     private final AtomicInteger state = new AtomicInteger();
+    private volatile boolean freed;
 
     /** The block of a context without values: a NULL array, nothing to hold or free. */
     static final NativeValues NONE = new NativeValues();
 
     private NativeValues() {
-        this.arena = null;
+        this.block = null;
         this.array = MemorySegment.NULL;
         this.count = 0;
-        this.bytes = 0;
     }
 
     private NativeValues(List<Map.Entry<ContextKey<?>, Object>> values) {
-        Arena owned = Arena.ofShared();
-        boolean success = false;
-        try {
-            MemorySegment kvs = nsc_kv.allocateArray(values.size(), owned);
-            long total = kvs.byteSize();
-            for (int i = 0; i < values.size(); i++) {
-                Map.Entry<ContextKey<?>, Object> entry = values.get(i);
-                // allocateFrom encodes UTF-8 and appends the NUL that C callers may rely on.
-                MemorySegment key = owned.allocateFrom(entry.getKey().name());
-                MemorySegment value = owned.allocateFrom(nativeValue(entry.getKey(), entry.getValue()));
-                total += key.byteSize() + value.byteSize();
-                MemorySegment kv = nsc_kv.asSlice(kvs, i);
-                nsc_kv.key(kv, key);
-                nsc_kv.key_len(kv, key.byteSize() - 1);
-                nsc_kv.value(kv, value);
-                nsc_kv.value_len(kv, value.byteSize() - 1);
-            }
-            this.arena = owned;
-            this.array = kvs;
-            this.count = values.size();
-            this.bytes = total;
-            success = true;
-        } finally {
-            if (!success) {
-                owned.close();
-            }
+        int n = values.size();
+        byte[][] keys = new byte[n][];
+        byte[][] texts = new byte[n][];
+        long stringBytes = 0;
+        for (int i = 0; i < n; i++) {
+            Map.Entry<ContextKey<?>, Object> entry = values.get(i);
+            keys[i] = entry.getKey().name().getBytes(StandardCharsets.UTF_8);
+            texts[i] = nativeValue(entry.getKey(), entry.getValue()).getBytes(StandardCharsets.UTF_8);
+            stringBytes += keys[i].length + 1L + texts[i].length + 1L;
+        }
+        long arrayBytes = nsc_kv.sizeof() * n;
+        // One block: the nsc_kv array first (malloc's alignment suits it), then the strings, each
+        // followed by the NUL that C callers may rely on.
+        this.block = NativeHeap.allocate(arrayBytes + stringBytes);
+        this.array = block.asSlice(0, arrayBytes);
+        this.count = n;
+        long at = arrayBytes;
+        for (int i = 0; i < n; i++) {
+            MemorySegment kv = nsc_kv.asSlice(array, i);
+            nsc_kv.key(kv, copyWithNul(keys[i], at));
+            nsc_kv.key_len(kv, keys[i].length);
+            at += keys[i].length + 1L;
+            nsc_kv.value(kv, copyWithNul(texts[i], at));
+            nsc_kv.value_len(kv, texts[i].length);
+            at += texts[i].length + 1L;
         }
         state.set(ONE_HOLD);
-        NativeResources.JAVA_NATIVE_BYTES.addAndGet(bytes);
+        NativeResources.JAVA_NATIVE_BYTES.addAndGet(block.byteSize());
         NativeResources.LIVE_VALUE_BLOCKS.incrementAndGet();
+    }
+
+    private MemorySegment copyWithNul(byte[] bytes, long at) {
+        MemorySegment target = block.asSlice(at, bytes.length + 1L);
+        MemorySegment.copy(bytes, 0, target, ValueLayout.JAVA_BYTE, 0, bytes.length);
+        target.set(ValueLayout.JAVA_BYTE, bytes.length, (byte) 0);
+        return target;
     }
 
     @SuppressWarnings("unchecked")
@@ -105,7 +111,7 @@ final class NativeValues {
             NativeValues fresh = new NativeValues(values);
             if (context.casNativeValues(null, fresh)) {
                 // Registered after the CAS: if the context is already done, retire runs at once here,
-                // and our hold keeps the arena open until the caller's release.
+                // and our hold keeps the block until the caller's release.
                 Registration retireOnDone = context.onDone(fresh::retire);
                 // The cleaner action must not capture the context, or it would never become
                 // unreachable. A value context's done action lives on its nearest cancellable
@@ -173,12 +179,13 @@ final class NativeValues {
     }
 
     boolean isFreed() {
-        return arena != null && !arena.scope().isAlive();
+        return freed;
     }
 
     private void free() {
-        arena.close();
-        NativeResources.JAVA_NATIVE_BYTES.addAndGet(-bytes);
+        freed = true;
+        NativeHeap.free(block);
+        NativeResources.JAVA_NATIVE_BYTES.addAndGet(-block.byteSize());
         NativeResources.LIVE_VALUE_BLOCKS.decrementAndGet();
     }
 }
