@@ -6,8 +6,6 @@ import dev.nativescope.bindings.nsc_context;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.lang.invoke.MethodHandles;
-import java.lang.invoke.VarHandle;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -35,22 +33,12 @@ final class CallFrame {
     private static final long STATE_OFFSET = nsc_context.state$offset();
     /** {@link #endCall()}: busy polls before parking (a running canceller needs about a microsecond). */
     private static final int END_CALL_SPINS = 100;
-    private static final VarHandle CANCEL_CAUSE;
-
-    static {
-        try {
-            CANCEL_CAUSE = MethodHandles.lookup().findVarHandle(CallFrame.class, "cancelCause", Throwable.class);
-        } catch (ReflectiveOperationException e) {
-            throw new ExceptionInInitializerError(e);
-        }
-    }
 
     private final Arena arena;
     final MemorySegment struct;
     private InterruptHook interruptHook;
     private volatile long generation;
     private final AtomicInteger cancelsInFlight = new AtomicInteger();
-    @SuppressWarnings("unused") // through CANCEL_CAUSE
     private volatile Throwable cancelCause;
     private volatile boolean interrupted;
     /** The caller parked in {@link #endCall()} until the cancels in flight are over, or null. */
@@ -138,13 +126,22 @@ final class CallFrame {
      * writes the struct, or its done fd, after the call that registered it has ended.
      */
     void cancel(long callGeneration, int status, Throwable cause) {
+        cancel(callGeneration, status, cause, false);
+    }
+
+    private void cancel(long callGeneration, int status, Throwable cause, boolean byInterrupt) {
         cancelsInFlight.incrementAndGet();
         try {
             if (generation != callGeneration) {
                 return;
             }
-            CANCEL_CAUSE.compareAndSet(this, null, cause);
-            nativescope_h.nsc_context_cancel(struct, status);
+            // The state word first: it is what stops native code, so nothing else goes before it.
+            // Only the canceller whose nsc_context_cancel won records why; the caller reads it after
+            // endCall(), which waits for us, so it never sees the status without its cause.
+            if (nativescope_h.nsc_context_cancel(struct, status) == Statuses.OK) {
+                interrupted = byInterrupt;
+                cancelCause = byInterrupt ? new InterruptedException("thread interrupted during a native call") : cause;
+            }
         } finally {
             // Hand-off with endCall(): it publishes endingCaller, then reads cancelsInFlight; we
             // decrement, then read endingCaller (all volatile): either it sees zero and does not
@@ -160,8 +157,7 @@ final class CallFrame {
     }
 
     void cancelByInterrupt(long callGeneration) {
-        interrupted = true;
-        cancel(callGeneration, Statuses.CANCELED, new InterruptedException("thread interrupted during a native call"));
+        cancel(callGeneration, Statuses.CANCELED, null, true);
     }
 
     /**
@@ -200,7 +196,7 @@ final class CallFrame {
 
     /** @return what cancelled the call: the context's cause, or an InterruptedException */
     Throwable cancelCause() {
-        Throwable cause = (Throwable) CANCEL_CAUSE.getVolatile(this);
+        Throwable cause = cancelCause;
         return cause != null ? cause : new CancellationException("canceled");
     }
 
