@@ -22,12 +22,12 @@ import java.util.concurrent.TimeUnit;
 import static org.assertj.core.api.Assertions.assertThat;
 
 /**
- * The test models, written at test time by {@code make_models.py} with Debian's python3-onnx
+ * Public for the examples module, which uses this test jar. The test models, written at test time by {@code make_models.py} with Debian's python3-onnx
  * ({@code /usr/bin/python3}, or {@code -Dnsc.test.python=...}), and what the tests need around
  * them: the MLP's weights and a Java reference of it, tensors, and the time one node of the chain
  * model takes.
  */
-final class OrtModels {
+public final class OrtModels {
     static final int MLP_BATCH = 4;
     static final int MLP_IN = 8;
     static final int MLP_HIDDEN = 16;
@@ -37,14 +37,14 @@ final class OrtModels {
     }
 
     /** Writes the MLP: y = Relu(x W1 + b1) W2 + b2, x float32[4, 8], y float32[4, 3]. */
-    static Path mlp(Path dir) throws IOException, InterruptedException {
+    public static Path mlp(Path dir) throws IOException, InterruptedException {
         Path model = dir.resolve("mlp.onnx");
         generate("mlp", model.toString());
         return model;
     }
 
     /** Writes a chain of {@code nodes} MatMul nodes by a size x size identity: y = x, x float32[rows, size]. */
-    static Path chain(Path dir, int nodes, int size) throws IOException, InterruptedException {
+    public static Path chain(Path dir, int nodes, int size) throws IOException, InterruptedException {
         Path model = dir.resolve("chain-" + nodes + "x" + size + ".onnx");
         generate("chain", model.toString(), Integer.toString(nodes), Integer.toString(size));
         return model;
@@ -73,14 +73,14 @@ final class OrtModels {
     }
 
     /** Session options for a shared, loaded 2-core machine: one intra-op thread, runs in sequence. */
-    static OrtSession.SessionOptions singleThreaded() throws OrtException {
+    public static OrtSession.SessionOptions singleThreaded() throws OrtException {
         OrtSession.SessionOptions options = new OrtSession.SessionOptions();
         options.setIntraOpNumThreads(1);
         options.setInterOpNumThreads(1);
         return options;
     }
 
-    static OrtPredictor open(Path model) throws OrtException {
+    public static OrtPredictor open(Path model) throws OrtException {
         try (OrtSession.SessionOptions options = singleThreaded()) {
             return OrtPredictor.open(model, options);
         }
@@ -104,7 +104,7 @@ final class OrtModels {
     }
 
     /** The MLP computed in Java, in double precision. */
-    static float[] mlpReference(float[] x) {
+    public static float[] mlpReference(float[] x) {
         float[] y = new float[MLP_BATCH * MLP_OUT];
         for (int b = 0; b < MLP_BATCH; b++) {
             double[] hidden = new double[MLP_HIDDEN];
@@ -126,7 +126,7 @@ final class OrtModels {
         return y;
     }
 
-    static float[] randomFloats(Random random, int count) {
+    public static float[] randomFloats(Random random, int count) {
         float[] values = new float[count];
         for (int i = 0; i < count; i++) {
             values[i] = random.nextFloat() * 2 - 1;
@@ -135,14 +135,14 @@ final class OrtModels {
     }
 
     /** A float32 tensor in {@code arena} holding {@code values}. */
-    static Tensor tensor(Arena arena, float[] values, long... shape) {
+    public static Tensor tensor(Arena arena, float[] values, long... shape) {
         var segment = arena.allocate(ValueLayout.JAVA_FLOAT, values.length);
         segment.copyFrom(java.lang.foreign.MemorySegment.ofArray(values));
         return Tensor.of(segment, DType.FLOAT32, shape);
     }
 
     /** A float32 tensor in {@code arena} filled with NaN, so that anything ORT writes shows. */
-    static Tensor nanTensor(Arena arena, long... shape) {
+    public static Tensor nanTensor(Arena arena, long... shape) {
         long count = 1;
         for (long dim : shape) {
             count *= dim;
@@ -160,7 +160,7 @@ final class OrtModels {
      * measurement makes the long chain longer, never shorter; bounds derived from it are generous
      * multiples with a floor.
      */
-    static long nodeNanos(Path dir, int rows, int size) throws Exception {
+    public static long nodeNanos(Path dir, int rows, int size) throws Exception {
         final int nodes = 16;
         Path model = chain(dir, nodes, size);
         long fastest = Long.MAX_VALUE;
