@@ -8,6 +8,9 @@
       y = x @ I @ I ... (NODES MatMul nodes sharing one SIZE x SIZE identity initializer), x and y:
       float32[rows, SIZE] with a free number of rows. The output equals the input exactly; its cost grows with NODES, one
       SIZE^3 matrix product per node, and ONNX Runtime checks its terminate flag between nodes.
+  make_models.py sum OUT.onnx COUNT
+      y = ReduceSum(x), x: float32[COUNT], y: float32[1]: a cheap pass over a large input, for
+      measuring what feeding the input costs (OrtCancelBenchmark).
 """
 import sys
 
@@ -67,11 +70,21 @@ def chain(path, count, size):
     save(graph, path)
 
 
+def reduce_sum(path, count):
+    graph = helper.make_graph(
+        [helper.make_node("ReduceSum", ["x"], ["y"], keepdims=1)], "sum",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [count])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    save(graph, path)
+
+
 def main(argv):
     if len(argv) == 3 and argv[1] == "mlp":
         mlp(argv[2])
     elif len(argv) == 5 and argv[1] == "chain":
         chain(argv[2], int(argv[3]), int(argv[4]))
+    elif len(argv) == 4 and argv[1] == "sum":
+        reduce_sum(argv[2], int(argv[3]))
     else:
         raise SystemExit(__doc__)
 
