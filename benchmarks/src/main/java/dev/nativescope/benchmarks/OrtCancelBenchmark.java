@@ -134,9 +134,7 @@ public class OrtCancelBenchmark {
 
         @TearDown(Level.Trial)
         public void close() throws Exception {
-            predictor.close();
-            arena.close();
-            deleteTree(dir);
+            closeAll(predictor, arena, dir);
         }
     }
 
@@ -175,9 +173,7 @@ public class OrtCancelBenchmark {
 
         @TearDown(Level.Trial)
         public void close() throws Exception {
-            predictor.close();
-            arena.close();
-            deleteTree(dir);
+            closeAll(predictor, arena, dir);
         }
     }
 
@@ -227,6 +223,12 @@ public class OrtCancelBenchmark {
                     + " -Dnsc.ort.makeModels; install python3-onnx): " + output);
         }
         return out;
+    }
+
+    private static void closeAll(OrtPredictor predictor, Arena arena, Path dir) throws Exception {
+        predictor.close();
+        arena.close();
+        deleteTree(dir);
     }
 
     private static void deleteTree(Path dir) throws IOException {

@@ -41,17 +41,15 @@ class OrtScopeTimeoutTest {
 
     @TempDir
     static Path dir;
-    static long nodeNanos;
-    static int nodes;
+    static OrtModels.LongChain longChain;
     static OrtPredictor predictor;
     static Arena arena;
     static Tensor x;
 
     @BeforeAll
     static void openTheLongChain() throws Exception {
-        nodeNanos = OrtModels.nodeNanos(dir, SIZE, SIZE);
-        nodes = (int) Math.min(20_000, Math.max(200, UNCANCELLED_RUN.toNanos() / nodeNanos));
-        predictor = OrtModels.open(OrtModels.chain(dir, nodes, SIZE));
+        longChain = OrtModels.longChain(dir, SIZE, UNCANCELLED_RUN);
+        predictor = OrtModels.open(longChain.model());
         arena = Arena.ofShared();
         x = OrtModels.tensor(arena, OrtModels.randomFloats(new Random(1), SIZE * SIZE), SIZE, SIZE);
     }
@@ -65,7 +63,7 @@ class OrtScopeTimeoutTest {
     @ParameterizedTest
     @EnumSource(Threads.class)
     void scopeTimeoutStopsAnOrtRun(Threads threads) throws Exception {
-        Duration promptly = Duration.ofNanos(Math.max(Duration.ofSeconds(1).toNanos(), 50 * nodeNanos));
+        Duration promptly = longChain.promptly();
         Queue<Throwable> ended = new ConcurrentLinkedQueue<>();
         long opened = System.nanoTime();
         try (var scope = StructuredTaskScope.open(Joiner.<Object>awaitAll(),
@@ -84,8 +82,7 @@ class OrtScopeTimeoutTest {
         }
         long closed = System.nanoTime();
         assertThat(Duration.ofNanos(closed - opened - SCOPE_TIMEOUT.toNanos()))
-                .as("join + close after the timeout; uncancelled the run takes %d nodes x %.3f ms",
-                        nodes, nodeNanos / 1e6)
+                .as("join + close after the timeout; uncancelled the run takes %s", longChain.uncancelled())
                 .isLessThan(promptly);
         assertThat(ended).singleElement().isInstanceOf(CancellationException.class)
                 .satisfies(e -> assertThat(e.getCause()).isInstanceOf(InterruptedException.class));

@@ -35,15 +35,12 @@ class OrtCancellationTest {
     static final int SIZE = 512;
     /** How long the long chain would run uncancelled on an idle core, at the least. */
     static final Duration UNCANCELLED_RUN = Duration.ofSeconds(40);
-    static final int MAX_NODES = 20_000;
 
     @TempDir
     static Path dir;
-    static long nodeNanos;
-    static int nodes;
+    static OrtModels.LongChain longChain;
     /** How fast a stop must land: generous, but far below {@link #UNCANCELLED_RUN}. */
     static Duration promptly;
-    static Path chainModel;
     static OrtPredictor chain;
     static Arena arena;
     static Tensor x;
@@ -51,15 +48,11 @@ class OrtCancellationTest {
 
     @BeforeAll
     static void buildTheLongChain() throws Exception {
-        nodeNanos = OrtModels.nodeNanos(dir, SIZE, SIZE);
-        nodes = (int) Math.min(MAX_NODES, Math.max(200, UNCANCELLED_RUN.toNanos() / nodeNanos));
-        promptly = Duration.ofNanos(Math.max(Duration.ofSeconds(1).toNanos(), 50 * nodeNanos));
-        System.out.printf("one %dx%d MatMul node: %.3f ms; long chain: %d nodes (>= %.1f s uncancelled); promptly: %d ms%n",
-                SIZE, SIZE, nodeNanos / 1e6, nodes, nodes * nodeNanos / 1e9, promptly.toMillis());
-        assertThat(nodes * nodeNanos).as("the long chain runs much longer than the stop bound")
-                .isGreaterThan(5 * promptly.toNanos());
-        chainModel = OrtModels.chain(dir, nodes, SIZE);
-        chain = OrtModels.open(chainModel);
+        longChain = OrtModels.longChain(dir, SIZE, UNCANCELLED_RUN);
+        promptly = longChain.promptly();
+        assertThat(longChain.uncancelled()).as("the long chain runs much longer than the stop bound")
+                .isGreaterThan(promptly.multipliedBy(5));
+        chain = OrtModels.open(longChain.model());
         arena = Arena.ofShared();
         x = OrtModels.tensor(arena, OrtModels.randomFloats(new Random(3), SIZE * SIZE), SIZE, SIZE);
         y = OrtModels.nanTensor(arena, SIZE, SIZE);
@@ -91,7 +84,9 @@ class OrtCancellationTest {
         long start = System.nanoTime();
         try (CancellableContext ctx = Context.background().withTimeout(timeout)) {
             assertThatThrownBy(() -> chain.run(ctx, Map.of("x", x), Map.of("y", y)))
-                    .isInstanceOf(DeadlineExceededException.class);
+                    .isInstanceOfSatisfying(DeadlineExceededException.class, e -> assertThat(e.deadlineNanoTime())
+                            .isEqualTo(ctx.deadlineNanoTime().getAsLong()))
+                    .hasRootCauseInstanceOf(java.util.concurrent.TimeoutException.class);
             long afterDeadline = System.nanoTime() - ctx.deadlineNanoTime().getAsLong();
             assertThat(Duration.ofNanos(afterDeadline)).as("return after the deadline").isLessThan(promptly);
             assertThat(ctx.isDeadlineExceeded()).isTrue();
@@ -147,7 +142,7 @@ class OrtCancellationTest {
 
     @Test
     void closeStopsTheRunAndWaitsForIt() throws Exception {
-        OrtPredictor second = OrtModels.open(chainModel);
+        OrtPredictor second = OrtModels.open(longChain.model());
         Outcome outcome = Outcome.start(Thread.ofPlatform(), () -> second.run(Context.background(), Map.of("x", x), Map.of("y", y)));
         Thread.sleep(300);
         long closing = System.nanoTime();

@@ -13,6 +13,7 @@ import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -152,6 +153,36 @@ public final class OrtModels {
             segment.setAtIndex(ValueLayout.JAVA_FLOAT, i, Float.NaN);
         }
         return Tensor.of(segment, DType.FLOAT32, shape);
+    }
+
+    /**
+     * A chain sized from the measured time of one node to run for at least a given time when
+     * nothing stops it (at most 20,000 nodes, which caps how long ORT takes to load it).
+     *
+     * @param model the written model file
+     * @param nodeNanos the measured time of one node
+     * @param nodes the chain's length
+     */
+    public record LongChain(Path model, long nodeNanos, int nodes) {
+        /** How fast a stop must land: max(1 s, 50 nodes); generous for a loaded 2-core machine. */
+        public Duration promptly() {
+            return Duration.ofNanos(Math.max(Duration.ofSeconds(1).toNanos(), 50 * nodeNanos));
+        }
+
+        /** {@return how long the chain runs uncancelled, at the least (from the fastest node time)} */
+        public Duration uncancelled() {
+            return Duration.ofNanos(nodes * nodeNanos);
+        }
+    }
+
+    /** Writes a chain of size x size MatMul nodes that runs for about {@code uncancelled} when nothing stops it. */
+    public static LongChain longChain(Path dir, int size, Duration uncancelled) throws Exception {
+        long nodeNanos = nodeNanos(dir, size, size);
+        int nodes = (int) Math.min(20_000, Math.max(200, uncancelled.toNanos() / nodeNanos));
+        LongChain chain = new LongChain(chain(dir, nodes, size), nodeNanos, nodes);
+        System.out.printf("one %dx%d MatMul node: %.3f ms; long chain: %d nodes (>= %.1f s uncancelled); promptly: %d ms%n",
+                size, size, nodeNanos / 1e6, nodes, chain.uncancelled().toNanos() / 1e9, chain.promptly().toMillis());
+        return chain;
     }
 
     /**

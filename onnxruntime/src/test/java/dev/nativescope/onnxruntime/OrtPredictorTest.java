@@ -4,6 +4,7 @@ import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
+import dev.nativescope.CancellableContext;
 import dev.nativescope.Context;
 import dev.nativescope.tensor.DType;
 import dev.nativescope.tensor.MappedFile;
@@ -19,6 +20,7 @@ import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.util.Map;
 import java.util.Random;
+import java.util.concurrent.CancellationException;
 
 import static dev.nativescope.onnxruntime.OrtModels.MLP_BATCH;
 import static dev.nativescope.onnxruntime.OrtModels.MLP_IN;
@@ -145,6 +147,27 @@ class OrtPredictorTest {
                     .isInstanceOf(OrtException.class);
             assertThatThrownBy(() -> predictor.run(Context.background(), Map.of("x", x), Map.of()))
                     .isInstanceOf(IllegalArgumentException.class);
+        }
+        assertThat(OrtObjects.open()).isZero();
+    }
+
+    @Test
+    void runsUnderTheCurrentContext() throws Exception {
+        try (Arena arena = Arena.ofConfined(); CancellableContext ctx = Context.background().withCancel()) {
+            float[] values = OrtModels.randomFloats(new Random(13), MLP_BATCH * MLP_IN);
+            Tensor x = OrtModels.tensor(arena, values, MLP_BATCH, MLP_IN);
+            Tensor y = OrtModels.nanTensor(arena, MLP_BATCH, MLP_OUT);
+            ctx.call(() -> {
+                predictor.run(Map.of("x", x), Map.of("y", y));
+                return null;
+            });
+            assertOutput(y.toFloatArray(), OrtModels.mlpReference(values));
+            IllegalStateException why = new IllegalStateException("no longer wanted");
+            ctx.cancel(why);
+            assertThatThrownBy(() -> ctx.call(() -> {
+                predictor.run(Map.of("x", x), Map.of("y", y));
+                return null;
+            })).isInstanceOf(CancellationException.class).hasCause(why);
         }
         assertThat(OrtObjects.open()).isZero();
     }
