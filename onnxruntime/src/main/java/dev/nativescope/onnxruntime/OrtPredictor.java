@@ -1,0 +1,256 @@
+package dev.nativescope.onnxruntime;
+
+import ai.onnxruntime.OnnxTensor;
+import ai.onnxruntime.OrtEnvironment;
+import ai.onnxruntime.OrtException;
+import ai.onnxruntime.OrtSession;
+import dev.nativescope.CancellableContext;
+import dev.nativescope.Context;
+import dev.nativescope.DeadlineExceededException;
+import dev.nativescope.Registration;
+import dev.nativescope.tensor.Tensor;
+
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Set;
+import java.util.concurrent.CancellationException;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+
+/**
+ * Runs an ONNX Runtime session under a {@link Context}, over {@link Tensor}s without copies.
+ *
+ * <p><b>Cancellation.</b> Each {@link #run(Context, Map, Map)} gets fresh
+ * {@link OrtSession.RunOptions}; the context's {@link Context#onDone(Runnable) onDone} (which
+ * also fires at the context's deadline, from the shared deadline timer), an interrupt of the
+ * calling thread, and {@link #close()} set their terminate flag, which ONNX Runtime checks between
+ * nodes. The run then ends with a {@link DeadlineExceededException} (the deadline passed) or a
+ * {@link CancellationException} whose cause is the context's cause (or an
+ * {@link InterruptedException} for an interrupt; the thread's interrupt status stays set). A run
+ * that finished before the flag was read returns normally with its outputs. The RunOptions are
+ * closed after every run, so a terminate never leaks into later runs.
+ *
+ * <p><b>Zero copy.</b> Inputs and outputs are contiguous tensors over native memory (an
+ * {@code Arena}, a mapped file, a {@code .npy}). ORT reads inputs in place (a direct, native-order
+ * {@code ByteBuffer} view of the segment is not copied by its Java API) and writes outputs in place
+ * (they are passed as pinned outputs: ORT writes into the given memory instead of allocating).
+ * The memory must stay valid until {@code run} returns: do not close the tensors' arena from
+ * another thread meanwhile (ORT reads it through JNI, which the arena does not see).
+ *
+ * <p><b>Threading.</b> {@code run} may be called from several threads at once (ORT sessions are
+ * thread-safe for runs). {@link #close()} may be called from any thread at any time: it
+ * terminates the runs in flight, waits for them to return, then closes the session; runs started
+ * afterwards throw {@link IllegalStateException}.
+ */
+public final class OrtPredictor implements AutoCloseable {
+    private final OrtEnvironment environment;
+    private final OrtSession session;
+    /** Cancelled by {@link #close()}; every run registers on it, so close reaches all of them. */
+    private final CancellableContext lifetime = Context.background().withCancel();
+    /** Runs hold the read lock, close takes the write lock: the session is never closed under a run. */
+    private final ReentrantReadWriteLock runs = new ReentrantReadWriteLock();
+    private boolean closed; // guarded by the write lock
+
+    private OrtPredictor(OrtEnvironment environment, OrtSession session) {
+        this.environment = environment;
+        this.session = session;
+    }
+
+    /**
+     * Opens a model file with default session options.
+     *
+     * @param model the {@code .onnx} file
+     * @return a predictor that owns its session; close it
+     * @throws OrtException when ONNX Runtime cannot load the model
+     */
+    public static OrtPredictor open(Path model) throws OrtException {
+        try (OrtSession.SessionOptions options = new OrtSession.SessionOptions()) {
+            return open(model, options);
+        }
+    }
+
+    /**
+     * Opens a model file.
+     *
+     * @param model the {@code .onnx} file
+     * @param options session options (threads, optimisation level, execution providers); the
+     *                caller keeps ownership of them
+     * @return a predictor that owns its session; close it
+     * @throws OrtException when ONNX Runtime cannot load the model
+     */
+    public static OrtPredictor open(Path model, OrtSession.SessionOptions options) throws OrtException {
+        Objects.requireNonNull(model, "model");
+        Objects.requireNonNull(options, "options");
+        OrtEnvironment environment = OrtEnvironment.getEnvironment();
+        return new OrtPredictor(environment, environment.createSession(model.toString(), options));
+    }
+
+    /**
+     * Wraps a session created elsewhere; the predictor takes ownership of it and closes it.
+     *
+     * @param environment the environment the session belongs to
+     * @param session the session
+     * @return the predictor
+     */
+    public static OrtPredictor of(OrtEnvironment environment, OrtSession session) {
+        return new OrtPredictor(Objects.requireNonNull(environment, "environment"), Objects.requireNonNull(session, "session"));
+    }
+
+    /** {@return the session, for its metadata (input and output names and shapes); do not close it} */
+    public OrtSession session() {
+        return session;
+    }
+
+    /**
+     * Runs the model under {@link Context#current()}.
+     *
+     * @see #run(Context, Map, Map)
+     */
+    public void run(Map<String, Tensor> inputs, Map<String, Tensor> outputs) throws OrtException {
+        run(Context.current(), inputs, outputs);
+    }
+
+    /**
+     * Runs the model under {@code context}: reads {@code inputs} in place and writes the outputs
+     * named in {@code outputs} into their tensors in place.
+     *
+     * @param context stops the run when cancelled or expired
+     * @param inputs the model inputs by name: contiguous tensors over native memory, of the model's
+     *               dtypes and shapes
+     * @param outputs the outputs to compute, by name: contiguous tensors over native memory, of the
+     *                shapes the model produces (ORT refuses a pre-allocated output of another shape)
+     * @throws DeadlineExceededException when the context's deadline stopped the run (or had passed)
+     * @throws CancellationException when the context was cancelled, the thread interrupted or the
+     *         predictor closed during the run
+     * @throws IllegalStateException when the predictor was closed before the run
+     * @throws IllegalArgumentException when a tensor is not contiguous, not native, or of a dtype ORT lacks
+     * @throws OrtException when ONNX Runtime fails for another reason (names, shapes, types)
+     */
+    public void run(Context context, Map<String, Tensor> inputs, Map<String, Tensor> outputs) throws OrtException {
+        Objects.requireNonNull(context, "context");
+        Objects.requireNonNull(inputs, "inputs");
+        Objects.requireNonNull(outputs, "outputs");
+        if (outputs.isEmpty()) {
+            throw new IllegalArgumentException("no outputs requested: name at least one output and its tensor");
+        }
+        ReentrantReadWriteLock.ReadLock readLock = runs.readLock();
+        readLock.lock();
+        try {
+            if (lifetime.isDone()) {
+                throw new IllegalStateException("the OrtPredictor is closed");
+            }
+            if (context.isDone()) {
+                throw stopped(context, RunTermination.Reason.CONTEXT);
+            }
+            runOpen(context, inputs, outputs);
+        } finally {
+            readLock.unlock();
+        }
+    }
+
+    private void runOpen(Context context, Map<String, Tensor> inputs, Map<String, Tensor> outputs) throws OrtException {
+        Map<String, OnnxTensor> ortInputs = new LinkedHashMap<>();
+        Map<String, OnnxTensor> ortOutputs = new LinkedHashMap<>();
+        OrtSession.RunOptions options = null;
+        try {
+            for (Map.Entry<String, Tensor> input : inputs.entrySet()) {
+                ortInputs.put(input.getKey(), OrtObjects.view(environment, "input", input.getKey(), input.getValue()));
+            }
+            for (Map.Entry<String, Tensor> output : outputs.entrySet()) {
+                ortOutputs.put(output.getKey(), OrtObjects.view(environment, "output", output.getKey(), output.getValue()));
+            }
+            options = OrtObjects.runOptions();
+            RunTermination termination = new RunTermination(options);
+            try {
+                runTerminable(context, termination, ortInputs, ortOutputs);
+            } finally {
+                options = termination.finish();
+            }
+        } finally {
+            if (options != null) {
+                OrtObjects.close(options);
+            }
+            ortInputs.values().forEach(OrtObjects::close);
+            ortOutputs.values().forEach(OrtObjects::close);
+        }
+    }
+
+    private void runTerminable(Context context, RunTermination termination, Map<String, OnnxTensor> inputs,
+                               Map<String, OnnxTensor> outputs) throws OrtException {
+        // Registered before the run starts: a context done or a close by now terminates at once, and
+        // ORT checks the flag before the first node too.
+        Registration onContextDone = context.onDone(() -> termination.terminate(RunTermination.Reason.CONTEXT));
+        Registration onClose = lifetime.onDone(() -> termination.terminate(RunTermination.Reason.CLOSE));
+        RunTermination.InterruptHook interruptHook = new RunTermination.InterruptHook(termination);
+        try {
+            interruptHook.enter();
+            try {
+                if (termination.reason() == null) {
+                    // Pinned outputs only (ORT wants the requested names and the pinned ones disjoint): ORT
+                    // writes into our tensors, and the result holds no values of its own.
+                    session.run(inputs, Set.of(), outputs, termination.optionsForRun()).close();
+                    return;
+                }
+            } finally {
+                interruptHook.exit();
+            }
+        } catch (OrtException e) {
+            RunTermination.Reason reason = termination.reason();
+            if (reason == null) {
+                throw e;
+            }
+            RuntimeException stopped = stopped(context, reason);
+            stopped.addSuppressed(e);
+            throw stopped;
+        } finally {
+            onContextDone.remove();
+            onClose.remove();
+        }
+        throw stopped(context, termination.reason());
+    }
+
+    private static RuntimeException stopped(Context context, RunTermination.Reason reason) {
+        return switch (reason) {
+            case CONTEXT -> {
+                Throwable cause = context.cause();
+                if (cause instanceof DeadlineExceededException deadline) {
+                    // A new instance, thrown in the calling thread, with the timing of the expiry.
+                    yield new DeadlineExceededException(deadline.deadlineNanoTime(), deadline.detectedNanoTime());
+                }
+                CancellationException canceled = new CancellationException("ONNX Runtime run canceled: " + cause);
+                canceled.initCause(cause);
+                yield canceled;
+            }
+            case INTERRUPT -> {
+                CancellationException canceled = new CancellationException(
+                        "ONNX Runtime run canceled: the thread was interrupted");
+                canceled.initCause(new InterruptedException("interrupted during OrtSession.run"));
+                yield canceled;
+            }
+            case CLOSE -> new CancellationException("ONNX Runtime run canceled: the OrtPredictor was closed");
+        };
+    }
+
+    /**
+     * Terminates the runs in flight, waits until they have returned, then closes the session.
+     * Idempotent; safe to call from any thread, also while runs are in flight. Must not be called
+     * from a thread that is inside {@code run}.
+     *
+     * @throws OrtException when ONNX Runtime fails to close the session
+     */
+    @Override
+    public void close() throws OrtException {
+        lifetime.cancel(new CancellationException("the OrtPredictor was closed"));
+        ReentrantReadWriteLock.WriteLock writeLock = runs.writeLock();
+        writeLock.lock();
+        try {
+            if (!closed) {
+                closed = true;
+                session.close();
+            }
+        } finally {
+            writeLock.unlock();
+        }
+    }
+}

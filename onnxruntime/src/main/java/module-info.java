@@ -1,0 +1,16 @@
+/**
+ * nativescope for ONNX Runtime: {@link dev.nativescope.onnxruntime.OrtPredictor} runs an
+ * {@code OrtSession} under a nativescope {@code Context} over zero-copy tensors.
+ *
+ * <p>ONNX Runtime's Java jar has no module descriptor; it is the automatic module
+ * {@code com.microsoft.onnxruntime} (its manifest's {@code Automatic-Module-Name}). Both it and
+ * the core are required transitively, since the API shows their types ({@code Context},
+ * {@code Tensor}, {@code OrtSession}, {@code OrtException}). ONNX Runtime loads its own native
+ * library through JNI, which needs no {@code --enable-native-access} for this module.
+ */
+module dev.nativescope.onnxruntime {
+    requires transitive dev.nativescope.core;
+    requires transitive com.microsoft.onnxruntime;
+
+    exports dev.nativescope.onnxruntime;
+}

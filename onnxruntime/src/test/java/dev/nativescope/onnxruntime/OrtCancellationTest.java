@@ -1,0 +1,192 @@
+package dev.nativescope.onnxruntime;
+
+import dev.nativescope.CancellableContext;
+import dev.nativescope.Context;
+import dev.nativescope.DeadlineExceededException;
+import dev.nativescope.tensor.Tensor;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.lang.foreign.Arena;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.CancellationException;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+/**
+ * A long chain of MatMul nodes (sized from the measured time of one node to run for about
+ * {@link #UNCANCELLED_RUN} when nothing stops it) stopped by a deadline, a cancel from another
+ * thread, an interrupt and a close; after each, the same predictor runs a normal inference
+ * correctly, so no terminate flag leaks into later runs.
+ */
+class OrtCancellationTest {
+    static final int SIZE = 512;
+    /** How long the long chain would run uncancelled on an idle core, at the least. */
+    static final Duration UNCANCELLED_RUN = Duration.ofSeconds(40);
+
+    @TempDir
+    static Path dir;
+    static OrtModels.LongChain longChain;
+    /** How fast a stop must land: generous, but far below {@link #UNCANCELLED_RUN}. */
+    static Duration promptly;
+    static OrtPredictor chain;
+    static Arena arena;
+    static Tensor x;
+    static Tensor y;
+
+    @BeforeAll
+    static void buildTheLongChain() throws Exception {
+        longChain = OrtModels.longChain(dir, SIZE, UNCANCELLED_RUN);
+        promptly = longChain.promptly();
+        assertThat(longChain.uncancelled()).as("the long chain runs much longer than the stop bound")
+                .isGreaterThan(promptly.multipliedBy(5));
+        chain = OrtModels.open(longChain.model());
+        arena = Arena.ofShared();
+        x = OrtModels.tensor(arena, OrtModels.randomFloats(new Random(3), SIZE * SIZE), SIZE, SIZE);
+        y = OrtModels.nanTensor(arena, SIZE, SIZE);
+    }
+
+    @AfterAll
+    static void close() throws Exception {
+        chain.close();
+        arena.close();
+        assertThat(OrtObjects.open()).as("per-run ORT objects left open").isZero();
+    }
+
+    /** After every stop, the same session still computes: one row through the whole chain is y = x. */
+    @AfterEach
+    void sameSessionStillRunsCorrectly() throws Exception {
+        assertThat(Thread.interrupted()).as("test thread left interrupted").isFalse();
+        float[] row = OrtModels.randomFloats(new Random(5), SIZE);
+        try (Arena small = Arena.ofConfined()) {
+            Tensor out = OrtModels.nanTensor(small, 1, SIZE);
+            chain.run(Context.background(), Map.of("x", OrtModels.tensor(small, row, 1, SIZE)), Map.of("y", out));
+            assertThat(out.toFloatArray()).containsExactly(row);
+        }
+        assertThat(OrtObjects.open()).isZero();
+    }
+
+    @Test
+    void deadlineStopsTheRunPromptly() {
+        Duration timeout = Duration.ofMillis(300);
+        long start = System.nanoTime();
+        try (CancellableContext ctx = Context.background().withTimeout(timeout)) {
+            assertThatThrownBy(() -> chain.run(ctx, Map.of("x", x), Map.of("y", y)))
+                    .isInstanceOfSatisfying(DeadlineExceededException.class, e -> assertThat(e.deadlineNanoTime())
+                            .isEqualTo(ctx.deadlineNanoTime().getAsLong()))
+                    .hasRootCauseInstanceOf(java.util.concurrent.TimeoutException.class);
+            long afterDeadline = System.nanoTime() - ctx.deadlineNanoTime().getAsLong();
+            assertThat(Duration.ofNanos(afterDeadline)).as("return after the deadline").isLessThan(promptly);
+            assertThat(ctx.isDeadlineExceeded()).isTrue();
+        }
+        assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(timeout.plus(promptly));
+    }
+
+    @Test
+    void expiredContextDoesNotRunAtAll() {
+        try (CancellableContext ctx = Context.background().withTimeout(Duration.ZERO)) {
+            long start = System.nanoTime();
+            assertThatThrownBy(() -> chain.run(ctx, Map.of("x", x), Map.of("y", y)))
+                    .isInstanceOf(DeadlineExceededException.class);
+            assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(promptly);
+        }
+    }
+
+    @Test
+    void cancelFromAnotherThreadStopsTheRun() throws Exception {
+        IllegalStateException why = new IllegalStateException("the client went away");
+        try (CancellableContext ctx = Context.background().withCancel()) {
+            Outcome outcome = Outcome.start(Thread.ofPlatform(), () -> chain.run(ctx, Map.of("x", x), Map.of("y", y)));
+            Thread.sleep(200); // well inside the run
+            long cancelled = System.nanoTime();
+            ctx.cancel(why);
+            Throwable thrown = outcome.await(promptly.plus(UNCANCELLED_RUN));
+            assertThat(Duration.ofNanos(outcome.endedNanos - cancelled)).as("cancel to return").isLessThan(promptly);
+            assertThat(thrown).isInstanceOf(CancellationException.class).isNotInstanceOf(DeadlineExceededException.class)
+                    .hasCause(why);
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void interruptStopsTheRun(boolean virtual) throws Exception {
+        AtomicReference<Boolean> stillInterrupted = new AtomicReference<>();
+        Thread.Builder builder = virtual ? Thread.ofVirtual() : Thread.ofPlatform();
+        Outcome outcome = Outcome.start(builder, () -> {
+            try {
+                chain.run(Context.background(), Map.of("x", x), Map.of("y", y));
+            } finally {
+                stillInterrupted.set(Thread.currentThread().isInterrupted());
+            }
+        });
+        Thread.sleep(200);
+        long interrupted = System.nanoTime();
+        outcome.thread.interrupt();
+        Throwable thrown = outcome.await(promptly.plus(UNCANCELLED_RUN));
+        assertThat(Duration.ofNanos(outcome.endedNanos - interrupted)).as("interrupt to return").isLessThan(promptly);
+        assertThat(thrown).isInstanceOf(CancellationException.class).hasCauseInstanceOf(InterruptedException.class);
+        assertThat(stillInterrupted.get()).as("interrupt status kept").isTrue();
+    }
+
+    @Test
+    void closeStopsTheRunAndWaitsForIt() throws Exception {
+        OrtPredictor second = OrtModels.open(longChain.model());
+        Outcome outcome = Outcome.start(Thread.ofPlatform(), () -> second.run(Context.background(), Map.of("x", x), Map.of("y", y)));
+        Thread.sleep(300);
+        long closing = System.nanoTime();
+        second.close();
+        long closed = System.nanoTime();
+        assertThat(outcome.thread.isAlive() && outcome.endedNanos == 0).as("close returned before the run").isFalse();
+        Throwable thrown = outcome.await(promptly);
+        assertThat(Duration.ofNanos(closed - closing)).as("close").isLessThan(promptly);
+        assertThat(thrown).isInstanceOf(CancellationException.class).hasMessageContaining("closed");
+    }
+
+    /** A run in its own thread and how it ended. */
+    static final class Outcome {
+        final Thread thread;
+        final CountDownLatch done = new CountDownLatch(1);
+        final AtomicReference<Throwable> thrown = new AtomicReference<>();
+        volatile long endedNanos;
+
+        interface Body {
+            void run() throws Exception;
+        }
+
+        private Outcome(Thread.Builder builder, Body body) {
+            thread = builder.unstarted(() -> {
+                try {
+                    body.run();
+                } catch (Throwable e) {
+                    thrown.set(e);
+                } finally {
+                    endedNanos = System.nanoTime();
+                    done.countDown();
+                }
+            });
+        }
+
+        static Outcome start(Thread.Builder builder, Body body) {
+            Outcome outcome = new Outcome(builder, body);
+            outcome.thread.start();
+            return outcome;
+        }
+
+        Throwable await(Duration limit) throws InterruptedException {
+            assertThat(done.await(limit.toMillis(), TimeUnit.MILLISECONDS)).as("the run ended within %s", limit).isTrue();
+            return thrown.get();
+        }
+    }
+}
