@@ -8,7 +8,6 @@ import dev.nativescope.bindings.nativescope_h;
 import dev.nativescope.tensor.DType;
 import dev.nativescope.tensor.Tensor;
 
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -49,7 +48,12 @@ class UserPredictorTest {
     private static final int OUT = 252;
     private static final int NSC_OK = nativescope_h.NSC_OK();
 
-    private static final Arena ARENA = Arena.ofShared();
+    /**
+     * Memory that long native calls use is in automatic arenas: should a cancel not land, the
+     * test fails by its timeout while native code is still running, and must not free memory under
+     * it (the calls keep their tensors reachable until they return).
+     */
+    private static final Arena ARENA = Arena.ofAuto();
     private static Tensor input;
     private static Tensor kernel;
 
@@ -60,11 +64,6 @@ class UserPredictorTest {
         kernel = randomMatrix(ARENA, 5, 5, 12);
         // Link both downcalls before any test measures time.
         UserPredictor.conv2d(Context.background(), input, kernel, zeros(ARENA, OUT, OUT), 1, null);
-    }
-
-    @AfterAll
-    static void free() {
-        ARENA.close();
     }
 
     @Test
@@ -161,9 +160,8 @@ class UserPredictorTest {
         AtomicReference<RuntimeException> failure = new AtomicReference<>();
         Duration timeout = Duration.ofMillis(300);
         long opened = System.nanoTime();
-        try (Arena arena = Arena.ofShared();
-             var scope = StructuredTaskScope.open(Joiner.awaitAll(), cf -> cf.withTimeout(timeout))) {
-            Tensor output = zeros(arena, OUT, OUT);
+        try (var scope = StructuredTaskScope.open(Joiner.awaitAll(), cf -> cf.withTimeout(timeout))) {
+            Tensor output = zeros(ARENA, OUT, OUT);
             scope.fork(() -> record(failure, () -> UserPredictor.conv2d(Context.current(), input, kernel, output,
                     LONG_REPEAT, rowsDone::set)));
             assertThatThrownBy(scope::join).isInstanceOf(StructuredTaskScope.TimeoutException.class);
@@ -181,10 +179,10 @@ class UserPredictorTest {
         CountDownLatch reading = new CountDownLatch(1);
         IllegalStateException siblingFailure = new IllegalStateException("the model server went away");
         long opened = System.nanoTime();
-        try (Arena arena = Arena.ofShared(); Pipe pipe = Pipe.open();
+        try (Pipe pipe = Pipe.open();
              var scope = StructuredTaskScope.open(Joiner.awaitAllSuccessfulOrThrow())) {
-            pipe.write(arena.allocate(ValueLayout.JAVA_FLOAT, 5)); // 20 bytes of a 64-byte frame, then nothing
-            Tensor frame = zeros(arena, 4, 4);
+            pipe.write(ARENA.allocate(ValueLayout.JAVA_FLOAT, 5)); // 20 bytes of a 64-byte frame, then nothing
+            Tensor frame = zeros(ARENA, 4, 4);
             scope.fork(() -> {
                 reading.countDown();
                 return record(failure, () -> UserPredictor.readFrame(Context.current(), pipe.readFd(), frame, null,
@@ -209,25 +207,23 @@ class UserPredictorTest {
         AtomicReference<RuntimeException> failure = new AtomicReference<>();
         AtomicReference<Boolean> interruptedAfter = new AtomicReference<>();
         CountDownLatch calling = new CountDownLatch(1);
-        try (Arena arena = Arena.ofShared()) {
-            Tensor output = zeros(arena, OUT, OUT);
-            Thread worker = Thread.ofPlatform().name("user-conv").start(() -> {
-                calling.countDown();
-                try {
-                    UserPredictor.conv2d(Context.background(), input, kernel, output, LONG_REPEAT, rowsDone::set);
-                } catch (RuntimeException e) {
-                    failure.set(e);
-                }
-                interruptedAfter.set(Thread.currentThread().isInterrupted());
-            });
-            calling.await();
-            Thread.sleep(300);
-            long interrupted = System.nanoTime();
-            worker.interrupt();
-            worker.join(PROMPTLY);
-            assertThat(worker.isAlive()).as("worker still in native code %s after the interrupt", PROMPTLY).isFalse();
-            assertThat(Duration.ofNanos(System.nanoTime() - interrupted)).isLessThan(PROMPTLY);
-        }
+        Tensor output = zeros(ARENA, OUT, OUT);
+        Thread worker = Thread.ofPlatform().name("user-conv").start(() -> {
+            calling.countDown();
+            try {
+                UserPredictor.conv2d(Context.background(), input, kernel, output, LONG_REPEAT, rowsDone::set);
+            } catch (RuntimeException e) {
+                failure.set(e);
+            }
+            interruptedAfter.set(Thread.currentThread().isInterrupted());
+        });
+        calling.await();
+        Thread.sleep(300);
+        long interrupted = System.nanoTime();
+        worker.interrupt();
+        worker.join(PROMPTLY);
+        assertThat(worker.isAlive()).as("worker still in native code %s after the interrupt", PROMPTLY).isFalse();
+        assertThat(Duration.ofNanos(System.nanoTime() - interrupted)).isLessThan(PROMPTLY);
         assertInterruptedInNative(failure.get());
         assertThat(interruptedAfter.get()).as("interrupt status kept").isTrue();
         assertThat(rowsDone.get()).isPositive().isLessThan(LONG_REPEAT * OUT);
@@ -237,9 +233,8 @@ class UserPredictorTest {
     void deadlineStopsTheConvolution() {
         AtomicLong rowsDone = new AtomicLong(-1);
         long start = System.nanoTime();
-        try (Arena arena = Arena.ofConfined();
-             CancellableContext request = Context.background().withTimeout(Duration.ofMillis(300))) {
-            Tensor output = zeros(arena, OUT, OUT);
+        try (CancellableContext request = Context.background().withTimeout(Duration.ofMillis(300))) {
+            Tensor output = zeros(ARENA, OUT, OUT);
             assertThatThrownBy(() -> UserPredictor.conv2d(request, input, kernel, output, LONG_REPEAT, rowsDone::set))
                     .isInstanceOf(DeadlineExceededException.class);
         }
