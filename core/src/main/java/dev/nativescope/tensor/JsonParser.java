@@ -263,7 +263,7 @@ final class JsonParser {
             default -> {
                 pos = escapeStart;
                 throw error("invalid escape sequence \\" + printable(String.valueOf(c))
-                        + "; JSON allows \\\" \\\\ \\/ \\b \\f \\n \\r \\t and \\uXXXX");
+                        + "; JSON allows \\\" \\\\ \\/ \\b \\f \\n \\r \\t and \\uHHHH (four hex digits)");
             }
         }
     }

@@ -124,7 +124,7 @@ final class SafeTensorsBytes {
         return "[" + ws(random) + String.join("," + ws(random), items) + "]";
     }
 
-    /** A JSON string literal, escaping some characters at random the long way ({@code \\uXXXX}). */
+    /** A JSON string literal, escaping some characters at random the long way ({@code \\uHHHH}). */
     static String str(Random random, String value) {
         StringBuilder out = new StringBuilder("\"");
         for (int i = 0; i < value.length(); i++) {
