@@ -1600,6 +1600,73 @@ public class nativescope_h {
         }
     }
 
+    private static class nsc_hold_segments {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            nativescope_h.C_INT,
+            nativescope_h.C_POINTER,
+            nativescope_h.C_INT,
+            nativescope_h.C_POINTER,
+            nativescope_h.C_POINTER,
+            nativescope_h.C_POINTER,
+            nativescope_h.C_POINTER,
+            nativescope_h.C_POINTER,
+            nativescope_h.C_POINTER,
+            nativescope_h.C_POINTER,
+            nativescope_h.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = nativescope_h.findOrThrow("nsc_hold_segments");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int nsc_hold_segments(uint32_t *entered, int release_fd, const void *s0, const void *s1, const void *s2, const void *s3, const void *s4, const void *s5, const void *s6, const void *s7)
+     * }
+     */
+    public static FunctionDescriptor nsc_hold_segments$descriptor() {
+        return nsc_hold_segments.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int nsc_hold_segments(uint32_t *entered, int release_fd, const void *s0, const void *s1, const void *s2, const void *s3, const void *s4, const void *s5, const void *s6, const void *s7)
+     * }
+     */
+    public static MethodHandle nsc_hold_segments$handle() {
+        return nsc_hold_segments.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int nsc_hold_segments(uint32_t *entered, int release_fd, const void *s0, const void *s1, const void *s2, const void *s3, const void *s4, const void *s5, const void *s6, const void *s7)
+     * }
+     */
+    public static MemorySegment nsc_hold_segments$address() {
+        return nsc_hold_segments.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int nsc_hold_segments(uint32_t *entered, int release_fd, const void *s0, const void *s1, const void *s2, const void *s3, const void *s4, const void *s5, const void *s6, const void *s7)
+     * }
+     */
+    public static int nsc_hold_segments(MemorySegment entered, int release_fd, MemorySegment s0, MemorySegment s1, MemorySegment s2, MemorySegment s3, MemorySegment s4, MemorySegment s5, MemorySegment s6, MemorySegment s7) {
+        var mh$ = nsc_hold_segments.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("nsc_hold_segments", entered, release_fd, s0, s1, s2, s3, s4, s5, s6, s7);
+            }
+            return (int)mh$.invokeExact(entered, release_fd, s0, s1, s2, s3, s4, s5, s6, s7);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class nsc_noop {
         public static final FunctionDescriptor DESC = FunctionDescriptor.ofVoid(    );
 

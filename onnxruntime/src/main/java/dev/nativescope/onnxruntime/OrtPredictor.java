@@ -8,10 +8,14 @@ import dev.nativescope.CancellableContext;
 import dev.nativescope.Context;
 import dev.nativescope.DeadlineExceededException;
 import dev.nativescope.Registration;
+import dev.nativescope.SegmentHold;
 import dev.nativescope.tensor.Tensor;
 
+import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
@@ -35,8 +39,13 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * {@code Arena}, a mapped file, a {@code .npy}). ORT reads inputs in place (a direct, native-order
  * {@code ByteBuffer} view of the segment is not copied by its Java API) and writes outputs in place
  * (they are passed as pinned outputs: ORT writes into the given memory instead of allocating).
- * The memory must stay valid until {@code run} returns: do not close the tensors' arena from
- * another thread meanwhile (ORT reads it through JNI, which the arena does not see).
+ * ORT reaches that memory through JNI, which FFM does not see, so each run takes a
+ * {@link SegmentHold} on the tensors' segments before handing them over and releases it only
+ * after ORT has returned and its tensor objects are closed: the memory stays valid until
+ * {@code run} returns, whatever the caller does meanwhile. Closing a tensor's shared arena from
+ * another thread during a run throws {@link IllegalStateException} (the arena stays open; close it
+ * again after the run); a tensor whose arena was already closed fails the run with an
+ * {@link IllegalStateException} before ORT sees it.
  *
  * <p><b>Threading.</b> {@code run} may be called from several threads at once (ORT sessions are
  * thread-safe for runs). {@link #close()} may be called from any thread at any time: it
@@ -123,7 +132,8 @@ public final class OrtPredictor implements AutoCloseable {
      * @throws DeadlineExceededException when the context's deadline stopped the run (or had passed)
      * @throws CancellationException when the context was cancelled, the thread interrupted or the
      *         predictor closed during the run
-     * @throws IllegalStateException when the predictor was closed before the run
+     * @throws IllegalStateException when the predictor was closed before the run, or a tensor's
+     *         arena was already closed
      * @throws IllegalArgumentException when a tensor is not contiguous, not native, or of a dtype ORT lacks
      * @throws OrtException when ONNX Runtime fails for another reason (names, shapes, types)
      */
@@ -150,6 +160,21 @@ public final class OrtPredictor implements AutoCloseable {
     }
 
     private void runOpen(Context context, Map<String, Tensor> inputs, Map<String, Tensor> outputs) throws OrtException {
+        // Held before ORT gets any view of the memory and released only after its objects are
+        // closed: ORT (through JNI) never touches the memory once its arena could be freed.
+        List<MemorySegment> segments = new ArrayList<>(inputs.size() + outputs.size());
+        for (Tensor tensor : inputs.values()) {
+            segments.add(Objects.requireNonNull(tensor, "input tensor").segment());
+        }
+        for (Tensor tensor : outputs.values()) {
+            segments.add(Objects.requireNonNull(tensor, "output tensor").segment());
+        }
+        try (SegmentHold held = SegmentHold.hold(segments)) {
+            runHeld(context, inputs, outputs);
+        }
+    }
+
+    private void runHeld(Context context, Map<String, Tensor> inputs, Map<String, Tensor> outputs) throws OrtException {
         Map<String, OnnxTensor> ortInputs = new LinkedHashMap<>();
         Map<String, OnnxTensor> ortOutputs = new LinkedHashMap<>();
         OrtSession.RunOptions options = null;

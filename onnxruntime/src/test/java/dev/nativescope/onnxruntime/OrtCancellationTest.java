@@ -3,6 +3,7 @@ package dev.nativescope.onnxruntime;
 import dev.nativescope.CancellableContext;
 import dev.nativescope.Context;
 import dev.nativescope.DeadlineExceededException;
+import dev.nativescope.SegmentHold;
 import dev.nativescope.tensor.Tensor;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
@@ -152,6 +153,43 @@ class OrtCancellationTest {
         Throwable thrown = outcome.await(promptly);
         assertThat(Duration.ofNanos(closed - closing)).as("close").isLessThan(promptly);
         assertThat(thrown).isInstanceOf(CancellationException.class).hasMessageContaining("closed");
+    }
+
+    /**
+     * The memory given to a run stays valid until it returns: closing the output's (and the
+     * input's) shared arena from another thread while ORT works on it is refused, the run is
+     * unharmed, and once it has returned the arena closes.
+     */
+    @Test
+    void closingTheTensorsArenaDuringARunIsRefused() throws Exception {
+        Arena outputArena = Arena.ofShared();
+        Tensor out = OrtModels.nanTensor(outputArena, SIZE, SIZE);
+        try (CancellableContext ctx = Context.background().withCancel()) {
+            Outcome outcome = Outcome.start(Thread.ofPlatform(), () -> chain.run(ctx, Map.of("x", x), Map.of("y", out)));
+            Thread.sleep(300); // well inside the run
+            assertThatThrownBy(outputArena::close).isInstanceOf(IllegalStateException.class);
+            assertThatThrownBy(arena::close).as("the input's arena").isInstanceOf(IllegalStateException.class);
+            assertThat(outcome.endedNanos).as("the run is still in flight after the refused closes").isZero();
+            assertThat(out.segment().scope().isAlive()).isTrue();
+            ctx.cancel(new IllegalStateException("enough"));
+            Throwable thrown = outcome.await(promptly.plus(UNCANCELLED_RUN));
+            assertThat(thrown).isInstanceOf(CancellationException.class);
+        }
+        // The run has returned: nothing holds the arena any more.
+        outputArena.close();
+        assertThat(out.segment().scope().isAlive()).isFalse();
+        assertThat(SegmentHold.liveHolds()).isZero();
+    }
+
+    @Test
+    void aTensorWhoseArenaIsClosedFailsTheRunBeforeOrtSeesIt() {
+        Arena freed = Arena.ofShared();
+        Tensor out = OrtModels.nanTensor(freed, SIZE, SIZE);
+        freed.close();
+        assertThatThrownBy(() -> chain.run(Context.background(), Map.of("x", x), Map.of("y", out)))
+                .isInstanceOf(IllegalStateException.class)
+                .hasMessage("the tensor's memory was already freed");
+        assertThat(SegmentHold.liveHolds()).isZero();
     }
 
     /** A run in its own thread and how it ended. */

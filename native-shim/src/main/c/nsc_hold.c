@@ -1,0 +1,42 @@
+/*
+ * nsc_hold.c - nsc_hold_segments: a downcall that only blocks, so that the
+ * Java side can keep memory segments' arenas open (see nativescope.h).
+ */
+#include "nsc_internal.h"
+
+#include <errno.h>
+#include <poll.h>
+
+NSC_API int nsc_hold_segments(uint32_t *entered, int release_fd, const void *s0, const void *s1,
+                              const void *s2, const void *s3, const void *s4, const void *s5,
+                              const void *s6, const void *s7)
+{
+    /* The segments are deliberately unused: holding them is the FFM runtime's job. */
+    (void) s0;
+    (void) s1;
+    (void) s2;
+    (void) s3;
+    (void) s4;
+    (void) s5;
+    (void) s6;
+    (void) s7;
+    if (entered == NULL || release_fd < 0) {
+        return NSC_ERR_INVALID;
+    }
+    /*
+     * Release: the Java caller reads the flag with an acquire load and from then on relies on the
+     * downcall being in flight (its arguments' arenas pinned), which is already true by now.
+     */
+    __atomic_store_n(entered, 1, __ATOMIC_RELEASE);
+    for (;;) {
+        struct pollfd p = { .fd = release_fd, .events = POLLIN, .revents = 0 };
+        int n = poll(&p, 1, -1);
+        if (n > 0) {
+            /* Readable, or an error/hang-up on the fd: either way nothing more will come, stop holding. */
+            return NSC_OK;
+        }
+        if (n < 0 && errno != EINTR) {
+            return NSC_ERR_SYSTEM;
+        }
+    }
+}
