@@ -11,7 +11,9 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.ref.Reference;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Objects;
 import java.util.OptionalLong;
 import java.util.function.Consumer;
@@ -76,10 +78,10 @@ public final class ReferencePredictors {
      * exported as a DLPack {@code DLTensor} into a confined arena that lives for the call, and
      * {@code nsc_predict_dense_dl} reads and writes the viewed elements in place.
      *
-     * <p>The tensors' memory must stay alive until this returns: the descriptors carry raw
-     * addresses, so, unlike {@link #dense}, the FFM runtime does not refuse to close a shared arena
-     * of theirs during the call. The tensors themselves are kept reachable, which covers
-     * automatic arenas.
+     * <p>The descriptors carry raw addresses, which FFM does not track, so the tensors' segments are
+     * held with a {@link SegmentHold} for the call: closing one of their shared arenas meanwhile
+     * throws {@code IllegalStateException}, as it does for the segments {@link #dense} passes
+     * directly. The tensors are also kept reachable, which covers automatic arenas.
      *
      * @param context cancels the run and bounds it with its deadline
      * @param x {@code [rows, inner]}
@@ -119,7 +121,13 @@ public final class ReferencePredictors {
                     + (bias == null ? "none" : Arrays.toString(bias.shape())) + ", y " + Arrays.toString(y.shape())
                     + "; expected x [rows, inner], w [inner, cols], bias [cols], y [rows, cols], all positive");
         }
-        try (Arena arena = Arena.ofConfined()) {
+        List<MemorySegment> operands = new ArrayList<>(List.of(x.segment(), w.segment(), y.segment()));
+        if (bias != null) {
+            operands.add(bias.segment());
+        }
+        // Only raw addresses inside the descriptors reach native code, so no FFM check stops the
+        // tensors' arenas from closing under it: the hold does (closing them throws meanwhile).
+        try (SegmentHold held = SegmentHold.hold(operands); Arena arena = Arena.ofConfined()) {
             MemorySegment dx = DLPack.export(x, arena);
             MemorySegment dw = DLPack.export(w, arena);
             MemorySegment db = bias == null ? MemorySegment.NULL : DLPack.export(bias, arena);
@@ -132,7 +140,7 @@ public final class ReferencePredictors {
             }
             return PredictionStats.read(stats);
         } finally {
-            // Only raw addresses reach native code: an automatic arena's memory must not be freed under it.
+            // An automatic arena's memory must not be collected under native code either.
             Reference.reachabilityFence(x);
             Reference.reachabilityFence(w);
             Reference.reachabilityFence(bias);

@@ -229,6 +229,30 @@ class DenseDLPackTest {
     }
 
     @Test
+    void theTensorsArenaCannotBeClosedUnderARunningCall() throws Exception {
+        int n = 64;
+        Random random = new Random(43);
+        Arena arena = Arena.ofShared();
+        try (CancellableContext context = Context.background().withCancel();
+             ExecutorService executor = Executors.newSingleThreadExecutor()) {
+            Tensor x = random(arena, random, n, n);
+            Tensor w = random(arena, random, n, n);
+            Tensor y = filled(arena, SENTINEL, n, n);
+            Future<?> call = executor.submit(() -> ReferencePredictors.denseDLPack(context, x, w, null, y,
+                    Long.MAX_VALUE, null));
+            awaitFirstTile(y, call);
+            // Native code holds only raw addresses: without the hold this close would free its memory.
+            assertThatThrownBy(arena::close).isInstanceOf(IllegalStateException.class);
+            assertThat(arena.scope().isAlive()).isTrue();
+            context.cancel();
+            assertThat(outcome(call)).isInstanceOf(CancellationException.class);
+        } finally {
+            arena.close();
+        }
+        assertThat(arena.scope().isAlive()).isFalse();
+    }
+
+    @Test
     void aDeadlineStopsAnEndlessRun() {
         int n = 64;
         Random random = new Random(41);
