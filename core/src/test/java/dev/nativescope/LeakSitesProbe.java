@@ -11,6 +11,7 @@ public final class LeakSitesProbe {
     /** Started once, on first use, and kept for the life of the process. */
     public static final List<String> SINGLETON_THREADS = List.of(DeadlineTimer.THREAD_NAME, "nativescope-values-cleaner");
     public static final String PROPERTY = LeakSites.PROPERTY;
+    private static final int MAX_FRAMES = 24;
 
     private LeakSitesProbe() {
     }
@@ -32,7 +33,16 @@ public final class LeakSitesProbe {
     public static List<String> createdSince(long mark) {
         return LeakSites.createdSince(mark).stream().map(site -> {
             StringBuilder text = new StringBuilder(site.what()).append(" still live, created at:");
+            // From the caller of LeakSites to the test method: JUnit's frames below it say nothing.
+            int shown = 0;
             for (StackTraceElement frame : site.stack().getStackTrace()) {
+                if (frame.getClassName().equals(LeakSites.class.getName())) {
+                    continue;
+                }
+                if (frame.getClassName().startsWith("org.junit.") || shown++ == MAX_FRAMES) {
+                    text.append("\n\t...");
+                    break;
+                }
                 text.append("\n\tat ").append(frame);
             }
             return text.toString();

@@ -80,12 +80,13 @@ public final class LeakCheckExtension implements BeforeAllCallback, AfterAllCall
         long settleNanos = TimeUnit.MILLISECONDS.toNanos(context.getConfigurationParameter(SETTLE_PARAMETER)
                 .map(Long::parseLong).orElse(DEFAULT_SETTLE_MILLIS));
         long start = System.nanoTime();
-        List<String> leaks = settle(before, settleNanos);
+        List<String> firstLook = new ArrayList<>();
+        List<String> leaks = settle(before, settleNanos, firstLook);
         long waitedMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
         if (leaks.isEmpty() && waitedMillis >= SLOW_SETTLE_MILLIS) {
             // Not a failure, but what makes the check cost time: worth knowing when a class is slow.
             System.err.println("[leak-check] " + context.getRequiredTestClass().getName() + ": settled after "
-                    + waitedMillis + " ms");
+                    + waitedMillis + " ms; at first:\n" + String.join("\n", firstLook));
         }
         if (!leaks.isEmpty()) {
             throw new AssertionError(context.getRequiredTestClass().getName() + " leaked (after GC and "
@@ -98,12 +99,18 @@ public final class LeakCheckExtension implements BeforeAllCallback, AfterAllCall
         return context.getParent().flatMap(ExtensionContext::getTestClass).isEmpty();
     }
 
-    /** Re-checks until nothing leaks or the settle time is up; returns what still leaks. */
-    static List<String> settle(Snapshot before, long settleNanos) throws InterruptedException {
+    /**
+     * Re-checks until nothing leaks or the settle time is up; returns what still leaks, and adds
+     * what the first check found to {@code firstLook}.
+     */
+    static List<String> settle(Snapshot before, long settleNanos, List<String> firstLook) throws InterruptedException {
         long start = System.nanoTime();
         for (int round = 0; ; round++) {
             NativeResources.trimIdle();
             List<String> leaks = before.leaksIn(Snapshot.take());
+            if (round == 0) {
+                firstLook.addAll(leaks);
+            }
             if (leaks.isEmpty() || System.nanoTime() - start >= settleNanos) {
                 return leaks;
             }

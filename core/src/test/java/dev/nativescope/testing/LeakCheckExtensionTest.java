@@ -18,6 +18,7 @@ import java.nio.file.Path;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicReference;
 
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.condition.EnabledIf;
 import org.junit.jupiter.api.io.TempDir;
@@ -41,8 +42,21 @@ class LeakCheckExtensionTest {
     private static volatile FileChannel leakedChannel;
     private static volatile CancellableContext leakedParent;
     private static volatile Context leakedValues;
-    private static final CountDownLatch RELEASE_THREAD = new CountDownLatch(1);
+    private static volatile CountDownLatch releaseThreads = new CountDownLatch(1);
     private static volatile Thread leakedThread;
+
+    @BeforeEach
+    void freshLatch() {
+        releaseThreads = new CountDownLatch(1);
+    }
+
+    private static void awaitRelease() {
+        try {
+            releaseThreads.await();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
 
     static boolean launchedByTheProof() {
         return launching;
@@ -56,7 +70,8 @@ class LeakCheckExtensionTest {
             assertThat(failure).isInstanceOf(AssertionError.class)
                     .hasMessageContaining(LeavesAFileOpen.class.getName() + " leaked")
                     .hasMessageContaining("open file descriptors: before ")
-                    .hasMessageContaining("-> " + leakyFile.toRealPath());
+                    .hasMessageContaining("-> " + leakyFile.toRealPath())
+                    .hasMessageNotContaining("-> /proc/" + ProcessHandle.current().pid() + "/fd");
         } finally {
             leakedChannel.close();
         }
@@ -89,7 +104,20 @@ class LeakCheckExtensionTest {
                     .hasMessageContaining("non-daemon thread started and still alive: 'leaky-worker' (WAITING)")
                     .hasMessageContaining("at java.base/java.util.concurrent.CountDownLatch.await(");
         } finally {
-            RELEASE_THREAD.countDown();
+            releaseThreads.countDown();
+            leakedThread.join();
+        }
+    }
+
+    @Test
+    void aClassThatLeavesAnExtraNativescopeDaemonThreadFails() throws InterruptedException {
+        try {
+            Throwable failure = runAndGetFailure(LeavesANativescopeThread.class);
+            assertThat(failure).isInstanceOf(AssertionError.class)
+                    .hasMessageContaining("nativescope threads (other than ")
+                    .hasMessageContaining("'nativescope-leaky' (WAITING)");
+        } finally {
+            releaseThreads.countDown();
             leakedThread.join();
         }
     }
@@ -148,13 +176,15 @@ class LeakCheckExtensionTest {
     static class LeavesAThreadRunning {
         @Test
         void startsAThreadThatWaits() {
-            leakedThread = Thread.ofPlatform().name("leaky-worker").start(() -> {
-                try {
-                    RELEASE_THREAD.await();
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                }
-            });
+            leakedThread = Thread.ofPlatform().name("leaky-worker").start(LeakCheckExtensionTest::awaitRelease);
+        }
+    }
+
+    @EnabledIf("dev.nativescope.testing.LeakCheckExtensionTest#launchedByTheProof")
+    static class LeavesANativescopeThread {
+        @Test
+        void startsADaemonThreadThatWaits() {
+            leakedThread = Thread.ofPlatform().name("nativescope-leaky").daemon(true).start(LeakCheckExtensionTest::awaitRelease);
         }
     }
 
