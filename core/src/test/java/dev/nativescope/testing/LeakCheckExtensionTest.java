@@ -98,24 +98,25 @@ class LeakCheckExtensionTest {
 
     @Test
     void aClassThatLeavesANonDaemonThreadRunningFailsNamingItAndItsStack() throws InterruptedException {
-        try {
-            Throwable failure = runAndGetFailure(LeavesAThreadRunning.class);
-            assertThat(failure).isInstanceOf(AssertionError.class)
-                    .hasMessageContaining("non-daemon thread started and still alive: 'leaky-worker' (WAITING)")
-                    .hasMessageContaining("at java.base/java.util.concurrent.CountDownLatch.await(");
-        } finally {
-            releaseThreads.countDown();
-            leakedThread.join();
-        }
+        assertThreadLeakReported(LeavesAThreadRunning.class,
+                "non-daemon thread started and still alive: 'leaky-worker' (WAITING)",
+                "at java.base/java.util.concurrent.CountDownLatch.await(");
     }
 
     @Test
     void aClassThatLeavesAnExtraNativescopeDaemonThreadFails() throws InterruptedException {
+        assertThreadLeakReported(LeavesANativescopeThread.class,
+                "nativescope threads (other than ", "'nativescope-leaky' (WAITING)");
+    }
+
+    /** Runs a class that leaves {@link #leakedThread} waiting, checks the report, then ends the thread. */
+    private static void assertThreadLeakReported(Class<?> leaky, String... reportParts) throws InterruptedException {
         try {
-            Throwable failure = runAndGetFailure(LeavesANativescopeThread.class);
-            assertThat(failure).isInstanceOf(AssertionError.class)
-                    .hasMessageContaining("nativescope threads (other than ")
-                    .hasMessageContaining("'nativescope-leaky' (WAITING)");
+            Throwable failure = runAndGetFailure(leaky);
+            assertThat(failure).isInstanceOf(AssertionError.class);
+            for (String part : reportParts) {
+                assertThat(failure).hasMessageContaining(part);
+            }
         } finally {
             releaseThreads.countDown();
             leakedThread.join();
