@@ -64,6 +64,7 @@ final class CallFrame {
         this.interruptHook = new InterruptHook(this);
         NativeResources.JAVA_NATIVE_BYTES.addAndGet(nsc_context.sizeof());
         NativeResources.LIVE_CALL_FRAMES.incrementAndGet();
+        LeakSites.created(this, "call frame (nsc_context and its done fd)");
     }
 
     static CallFrame acquire() {
@@ -231,5 +232,6 @@ final class CallFrame {
         arena.close();
         NativeResources.JAVA_NATIVE_BYTES.addAndGet(-nsc_context.sizeof());
         NativeResources.LIVE_CALL_FRAMES.decrementAndGet();
+        LeakSites.freed(this);
     }
 }

@@ -77,6 +77,7 @@ final class NativeValues {
         state.set(ONE_HOLD);
         NativeResources.JAVA_NATIVE_BYTES.addAndGet(block.byteSize());
         NativeResources.LIVE_VALUE_BLOCKS.incrementAndGet();
+        LeakSites.created(this, "native values block (" + n + " values)");
     }
 
     private MemorySegment copyWithNul(byte[] bytes, long at) {
@@ -187,5 +188,6 @@ final class NativeValues {
         NativeHeap.free(block);
         NativeResources.JAVA_NATIVE_BYTES.addAndGet(-block.byteSize());
         NativeResources.LIVE_VALUE_BLOCKS.decrementAndGet();
+        LeakSites.freed(this);
     }
 }
