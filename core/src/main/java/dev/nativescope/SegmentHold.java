@@ -14,7 +14,8 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
+import java.util.concurrent.SynchronousQueue;
+import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.Future;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
@@ -59,7 +60,14 @@ public final class SegmentHold implements AutoCloseable {
      * Platform threads (a blocked downcall would pin a virtual thread's carrier anyway), daemon so
      * that a forgotten hold never keeps the JVM alive; idle ones end after the pool's 60 s.
      */
-    private static final ExecutorService HOLDERS = Executors.newCachedThreadPool(holderThreads());
+    /**
+     * Holder threads are made on demand and end after {@value #IDLE_SECONDS} s without work: a
+     * thread costs tens of microseconds to start, against the milliseconds of the runs that need a
+     * hold, and an idle process keeps none.
+     */
+    private static final long IDLE_SECONDS = 1;
+    private static final ExecutorService HOLDERS = new ThreadPoolExecutor(0, Integer.MAX_VALUE,
+            IDLE_SECONDS, TimeUnit.SECONDS, new SynchronousQueue<>(), holderThreads());
 
     private static final SegmentHold EMPTY = new SegmentHold(null, null, List.of());
 
