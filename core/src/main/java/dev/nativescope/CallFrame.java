@@ -37,6 +37,7 @@ final class CallFrame {
     private final Arena arena;
     final MemorySegment struct;
     private InterruptHook interruptHook;
+    private long interruptGeneration;
     private volatile long generation;
     private final AtomicInteger cancelsInFlight = new AtomicInteger();
     private volatile Throwable cancelCause;
@@ -61,7 +62,7 @@ final class CallFrame {
                 owned.close();
             }
         }
-        this.interruptHook = new InterruptHook(this);
+        this.interruptHook = newInterruptHook();
         NativeResources.JAVA_NATIVE_BYTES.addAndGet(nsc_context.sizeof());
         NativeResources.LIVE_CALL_FRAMES.incrementAndGet();
         LeakSites.created(this, "call frame (nsc_context and its done fd)");
@@ -105,9 +106,20 @@ final class CallFrame {
         return generation;
     }
 
-    InterruptHook interruptHook() {
+    private InterruptHook newInterruptHook() {
+        return new InterruptHook(() -> cancelByInterrupt(interruptGeneration));
+    }
+
+    /**
+     * The hook for a call of {@code callGeneration}, to enter just before the downcall. The
+     * generation is written by the calling thread before {@code enter()}; the interrupter reads it
+     * after it has seen the blocker that enter() published under the JDK's interrupt lock, so it
+     * sees this write too.
+     */
+    InterruptHook interruptHook(long callGeneration) {
+        interruptGeneration = callGeneration;
         if (!interruptHook.isOpen()) {
-            interruptHook = new InterruptHook(this);
+            interruptHook = newInterruptHook();
         }
         return interruptHook;
     }

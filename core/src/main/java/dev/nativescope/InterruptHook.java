@@ -2,46 +2,49 @@ package dev.nativescope;
 
 import java.nio.channels.AsynchronousCloseException;
 import java.nio.channels.spi.AbstractInterruptibleChannel;
+import java.util.Objects;
 
 /**
- * The one public JDK hook that runs our code when a thread is interrupted while it is in native
- * code: between {@link #begin()} and {@link #end(boolean)} the JDK records this channel as the
- * thread's blocker, and {@code Thread.interrupt()} closes it, calling {@link #implCloseChannel()}
- * synchronously in the interrupting thread, for platform and virtual threads alike. A thread that
- * is already interrupted when it calls {@code begin()} closes the channel at once, so an interrupt
- * that comes before the call is not lost.
+ * Runs an action when the thread that entered the hook is interrupted, for code the JDK cannot
+ * interrupt (a downcall, a JNI call such as ONNX Runtime's {@code run}). It is the one public JDK
+ * mechanism for this: between {@link #enter()} and {@link #exit()} the JDK records this channel as
+ * the thread's blocker, and {@code Thread.interrupt()} closes it, calling the action synchronously
+ * in the interrupting thread, for platform and virtual threads alike. A thread that is already
+ * interrupted when it enters closes the channel at once, so an interrupt that comes before the call
+ * is not lost. The thread's interrupt status is left set either way.
  *
- * <p>A channel is closed at most once; the owning {@link CallFrame} replaces a closed one. Not
- * thread-safe beyond what {@link AbstractInterruptibleChannel} guarantees: {@link #enter} and
- * {@link #exit} are called by the thread making the call.
+ * <p>A hook fires at most once: once closed (by an interrupt) it cannot be entered again, so make a
+ * new one (see {@link #isOpen()}). Threading: {@link #enter()} and {@link #exit()} are called by
+ * the thread making the call; the action runs in the interrupting thread and must be short and must
+ * not block (the JDK holds the interrupted thread's interrupt lock while it runs).
  */
-final class InterruptHook extends AbstractInterruptibleChannel {
-    private final CallFrame frame;
-    // Written by the calling thread before begin(); read by the interrupter after it has seen the
-    // blocker that begin() published under the JDK's interrupt lock, so it sees this write too.
-    private long generation;
+public final class InterruptHook extends AbstractInterruptibleChannel {
+    private final Runnable onInterrupt;
 
-    InterruptHook(CallFrame frame) {
-        this.frame = frame;
+    /**
+     * @param onInterrupt what an interrupt of the entered thread does, e.g. cancel its native call
+     */
+    public InterruptHook(Runnable onInterrupt) {
+        this.onInterrupt = Objects.requireNonNull(onInterrupt, "onInterrupt");
     }
 
-    void enter(long callGeneration) {
-        this.generation = callGeneration;
+    /** Registers the hook for the calling thread; an interrupt already pending fires it at once. */
+    public void enter() {
         begin();
     }
 
-    /** Unregisters the hook. The JDK's interrupt lock makes this wait for a close in progress. */
-    void exit() {
+    /** Unregisters the hook. The JDK's interrupt lock makes this wait for an action in progress. */
+    public void exit() {
         try {
             end(true);
         } catch (AsynchronousCloseException closedByInterrupt) {
-            // ClosedByInterruptException: the interrupt already cancelled the call; the thread's
+            // ClosedByInterruptException: the interrupt already ran the action; the thread's
             // interrupt status stays set, which is all the caller needs.
         }
     }
 
     @Override
     protected void implCloseChannel() {
-        frame.cancelByInterrupt(generation);
+        onInterrupt.run();
     }
 }

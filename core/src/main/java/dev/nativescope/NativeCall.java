@@ -95,9 +95,9 @@ public final class NativeCall {
         long generation = frame.generation();
         Registration cancelOnDone = context.onDone(() -> frame.cancel(generation,
                 context.isDeadlineExceeded() ? Statuses.DEADLINE_EXCEEDED : Statuses.CANCELED, context.cause()));
-        InterruptHook interruptHook = frame.interruptHook();
+        InterruptHook interruptHook = frame.interruptHook(generation);
         try {
-            interruptHook.enter(generation);
+            interruptHook.enter();
             try {
                 if (frame.isCancelled()) {
                     // Cancelled between the isDone check and here, or interrupted before begin():

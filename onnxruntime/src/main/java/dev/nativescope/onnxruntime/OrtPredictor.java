@@ -7,6 +7,7 @@ import ai.onnxruntime.OrtSession;
 import dev.nativescope.CancellableContext;
 import dev.nativescope.Context;
 import dev.nativescope.DeadlineExceededException;
+import dev.nativescope.InterruptHook;
 import dev.nativescope.Registration;
 import dev.nativescope.SegmentHold;
 import dev.nativescope.tensor.Tensor;
@@ -207,7 +208,9 @@ public final class OrtPredictor implements AutoCloseable {
         // ORT checks the flag before the first node too.
         Registration onContextDone = context.onDone(() -> termination.terminate(RunTermination.Reason.CONTEXT));
         Registration onClose = lifetime.onDone(() -> termination.terminate(RunTermination.Reason.CLOSE));
-        RunTermination.InterruptHook interruptHook = new RunTermination.InterruptHook(termination);
+        // ORT's run is a JNI call that does not notice interrupts: the hook turns one into a terminate.
+        InterruptHook interruptHook =
+                new InterruptHook(() -> termination.terminate(RunTermination.Reason.INTERRUPT));
         try {
             interruptHook.enter();
             try {

@@ -3,14 +3,12 @@ package dev.nativescope.onnxruntime;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
 
-import java.nio.channels.AsynchronousCloseException;
-import java.nio.channels.spi.AbstractInterruptibleChannel;
 
 /**
  * The terminate switch of one run: the run's own {@link OrtSession.RunOptions}, whose terminate
  * flag ONNX Runtime reads between nodes, and why it was set. Three parties may flip it from their
  * own threads: the run's context ({@code onDone}, possibly on the deadline timer thread), the
- * predictor's close, and an interrupt of the running thread (through {@link InterruptHook}).
+ * predictor's close, and an interrupt of the running thread (through core's {@link dev.nativescope.InterruptHook}).
  *
  * <p>Thread-safety: {@link #terminate} and {@link #finish} are synchronized, so a terminate
  * either reaches the live RunOptions or sees the run finished and does nothing; it can never touch
@@ -64,38 +62,5 @@ final class RunTermination {
     synchronized OrtSession.RunOptions finish() {
         finished = true;
         return options;
-    }
-
-    /**
-     * Makes {@code Thread.interrupt()} of the running thread terminate the run. ORT's Java run is a
-     * JNI call that does not notice interrupts; between {@link #begin()} and {@link #end(boolean)}
-     * the JDK records this channel as the thread's blocker and an interrupt closes it, calling
-     * {@link #implCloseChannel()} in the interrupting thread. A thread interrupted before
-     * {@code enter()} closes it at once, so no interrupt is lost. One hook per run; used by the
-     * running thread only (closing is the JDK's business).
-     */
-    static final class InterruptHook extends AbstractInterruptibleChannel {
-        private final RunTermination termination;
-
-        InterruptHook(RunTermination termination) {
-            this.termination = termination;
-        }
-
-        void enter() {
-            begin();
-        }
-
-        void exit() {
-            try {
-                end(true);
-            } catch (AsynchronousCloseException closedByInterrupt) {
-                // The interrupt already terminated the run; the thread's interrupt status stays set.
-            }
-        }
-
-        @Override
-        protected void implCloseChannel() {
-            termination.terminate(Reason.INTERRUPT);
-        }
     }
 }
