@@ -5,6 +5,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
+import java.nio.file.AccessDeniedException;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.FileSystemException;
 import java.nio.file.Files;
@@ -15,7 +16,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.FileAttribute;
 import java.nio.file.attribute.PosixFilePermissions;
-import java.util.EnumSet;
+import java.util.List;
 import java.util.Objects;
 import java.util.Set;
 
@@ -30,9 +31,24 @@ import java.util.Set;
  *     file, or a region that must lie inside it: they never change the file.</li>
  * <li>{@link #create(Path, long, IfExists, Arena)} creates a file of a given size (sparse, zero-filled)
  *     with mode {@code 0644} (less whatever the umask removes) and maps it read-write.</li>
- * <li>{@link #grow(Path, long, Arena)} makes an existing file at least a given size and maps that
- *     much read-write.</li>
+ * <li>{@link #grow(Path, long, Arena, Option...)} makes an existing file at least a given size and
+ *     maps that much read-write.</li>
  * </ul>
+ *
+ * <p><b>Storage is reserved up front.</b> {@code create} and {@code grow} allocate the file's blocks
+ * ({@code posix_fallocate}) before mapping, so a full file system, an exhausted quota or a file size
+ * limit is a {@link FileSystemException} from the call, not a {@code SIGBUS} at the first store into
+ * a page that has no block (which the JVM reports as an {@link InternalError}, and which kills the
+ * process when native code does the store). {@link Option#SPARSE} skips the reservation for files
+ * that are meant to stay mostly holes.
+ *
+ * <p><b>Files other users can write.</b> A {@link Mode#READ_WRITE} mapping shares every store with
+ * the file, and whoever can write the file can also truncate it under the native code that reads
+ * the mapping. So a shared read-write mapping of a file that a user other than this process's
+ * effective user can write (it belongs to another user, or is group- or world-writable) is refused
+ * with an {@link AccessDeniedException}, unless {@link Option#ALLOW_WRITABLE_BY_OTHERS} says every
+ * such writer is trusted. The check reads the attributes of the file actually opened (through its
+ * descriptor), so renaming another file into its place after the check changes nothing.
  *
  * <p><b>A file that shrinks under a mapping.</b> When another process (or this one) truncates the
  * file, pages beyond the new end no longer have backing storage and the kernel answers an access to
@@ -86,8 +102,24 @@ public final class MappedFile {
         REPLACE
     }
 
+    /** Options of the open, create and grow methods. */
+    public enum Option {
+        /**
+         * {@link #create} and {@link #grow}: do not reserve storage; new bytes are holes that take
+         * blocks only when written. A store into a hole on a full file system then faults (see the
+         * class documentation). Ignored by {@link #map}.
+         */
+        SPARSE,
+        /**
+         * {@link Mode#READ_WRITE} mappings (and {@link #grow}): accept a file that users other than
+         * this process's effective user can write. Ignored for the other modes.
+         */
+        ALLOW_WRITABLE_BY_OTHERS
+    }
+
     /** Mode of created files before the umask: rw-r--r--. */
     private static final String CREATED_FILE_PERMISSIONS = "rw-r--r--";
+    private static final int CREATED_FILE_MODE = 0644;
 
     private final Path file;
     private final Mode mode;
@@ -105,12 +137,16 @@ public final class MappedFile {
      * Maps a whole existing file.
      *
      * @param arena owns the mapping: closing it unmaps the file
+     * @param options {@link Option#ALLOW_WRITABLE_BY_OTHERS} to accept, for {@link Mode#READ_WRITE},
+     *        a file that other users can write
      * @throws NoSuchFileException when the file does not exist
+     * @throws AccessDeniedException when it cannot be opened for {@code mode}, or when a
+     *         {@link Mode#READ_WRITE} mapping is asked of a file other users can write
      * @throws FileSystemException when it is a directory or cannot be mapped (the message names the file)
-     * @throws IOException when it cannot be opened (permissions, I/O errors)
+     * @throws IOException when it cannot be opened (I/O errors, out of file descriptors)
      */
-    public static MappedFile map(Path file, Mode mode, Arena arena) throws IOException {
-        return map(file, mode, 0, -1, arena);
+    public static MappedFile map(Path file, Mode mode, Arena arena, Option... options) throws IOException {
+        return map(file, mode, 0, -1, arena, options);
     }
 
     /**
@@ -122,9 +158,11 @@ public final class MappedFile {
      * @throws FileSystemException when the file is too small for the region, is a directory, or
      *         cannot be mapped
      * @throws NoSuchFileException when the file does not exist
+     * @throws AccessDeniedException as for {@link #map(Path, Mode, Arena, Option...)}
      * @throws IllegalArgumentException when {@code offset} is negative or {@code size} below -1
      */
-    public static MappedFile map(Path file, Mode mode, long offset, long size, Arena arena) throws IOException {
+    public static MappedFile map(Path file, Mode mode, long offset, long size, Arena arena, Option... options)
+            throws IOException {
         Objects.requireNonNull(file, "file");
         Objects.requireNonNull(mode, "mode");
         Objects.requireNonNull(arena, "arena");
@@ -132,7 +170,7 @@ public final class MappedFile {
             throw new IllegalArgumentException("cannot map " + size + " bytes at offset " + offset + " of " + file
                     + ": offset must be >= 0 and size >= 0 (or -1 for the rest of the file)");
         }
-        return withChannel(file, mode, channel -> {
+        return withChannel(file, mode, List.of(options), channel -> {
             long fileSize = channel.size();
             long length = size == -1 ? Math.max(0, fileSize - offset) : size;
             if (offset > fileSize || length > fileSize - offset) {
@@ -145,25 +183,31 @@ public final class MappedFile {
     }
 
     /**
-     * Creates a file of {@code size} zero bytes (sparse where the file system allows) and maps all of
-     * it read-write. The file gets mode {@code 0644}, less what the process umask removes.
+     * Creates a file of {@code size} zero bytes, with its storage reserved (unless
+     * {@link Option#SPARSE}), and maps all of it read-write. The file gets mode {@code 0644}, less
+     * what the process umask removes. With {@link IfExists#FAIL} it is created with
+     * {@code O_CREAT|O_EXCL}, which also refuses a symbolic link planted under its name.
      *
      * @param ifExists whether an existing file is an error or is replaced
+     * @param options {@link Option#SPARSE} to leave the new bytes as holes
      * @throws FileAlreadyExistsException when the file exists and {@code ifExists} is {@link IfExists#FAIL}
      * @throws NoSuchFileException when the parent directory does not exist
+     * @throws FileSystemException when the file system has no room for {@code size} bytes (or a
+     *         quota or {@code ulimit -f} forbids them); the file is then removed
      * @throws IOException when the file cannot be created, sized or mapped; the file is then removed
      */
-    public static MappedFile create(Path file, long size, IfExists ifExists, Arena arena) throws IOException {
-        return create(file, size, ifExists, arena, channel -> { });
+    public static MappedFile create(Path file, long size, IfExists ifExists, Arena arena, Option... options)
+            throws IOException {
+        return create(file, size, ifExists, arena, List.of(options), channel -> { });
     }
 
     /**
-     * Like {@link #create(Path, long, IfExists, Arena)}, with {@code initializer} writing into the
-     * file (a header, say) through its channel before it becomes visible under its name (for
-     * {@link IfExists#REPLACE}) and before it is mapped.
+     * Like {@link #create(Path, long, IfExists, Arena, Option...)}, with {@code initializer} writing
+     * into the file (a header, say) through its channel before it becomes visible under its name
+     * (for {@link IfExists#REPLACE}) and before it is mapped.
      */
-    static MappedFile create(Path file, long size, IfExists ifExists, Arena arena, ChannelWriter initializer)
-            throws IOException {
+    static MappedFile create(Path file, long size, IfExists ifExists, Arena arena, List<Option> options,
+                             ChannelWriter initializer) throws IOException {
         Objects.requireNonNull(file, "file");
         Objects.requireNonNull(ifExists, "ifExists");
         Objects.requireNonNull(arena, "arena");
@@ -176,8 +220,7 @@ public final class MappedFile {
         boolean success = false;
         try {
             MappedFile mapped;
-            try (FileChannel channel = openForCreate(file, building, ifExists)) {
-                setSize(file, channel, size);
+            try (FileChannel channel = openForCreate(file, building, ifExists, size, options)) {
                 initializer.write(channel);
                 if (building != file) {
                     Files.move(building, file, StandardCopyOption.ATOMIC_MOVE,
@@ -201,37 +244,69 @@ public final class MappedFile {
 
     /**
      * Makes an existing file at least {@code size} bytes long (new bytes read as zeros; the file never
-     * shrinks) and maps its first {@code size} bytes read-write.
+     * shrinks), reserves storage for its first {@code size} bytes (unless {@link Option#SPARSE}) and
+     * maps them read-write.
      *
      * @throws NoSuchFileException when the file does not exist
-     * @throws FileSystemException when it is a directory or cannot be mapped
+     * @throws AccessDeniedException when other users can write the file (see
+     *         {@link Option#ALLOW_WRITABLE_BY_OTHERS}) or it cannot be opened for writing
+     * @throws FileSystemException when it is a directory, cannot be mapped, or the file system has
+     *         no room for {@code size} bytes
      */
-    public static MappedFile grow(Path file, long size, Arena arena) throws IOException {
+    public static MappedFile grow(Path file, long size, Arena arena, Option... options) throws IOException {
         Objects.requireNonNull(file, "file");
         Objects.requireNonNull(arena, "arena");
         if (size < 0) {
             throw new IllegalArgumentException("cannot grow " + file + " to a negative size " + size);
         }
-        try (FileChannel channel = open(file, Mode.READ_WRITE.openOptions())) {
-            if (channel.size() < size) {
-                setSize(file, channel, size);
+        List<Option> optionList = List.of(options);
+        try (PosixFiles.OpenFile opened = openChecked(file, Mode.READ_WRITE, optionList)) {
+            if (!optionList.contains(Option.SPARSE)) {
+                opened.reserve(size);
             }
-            return new MappedFile(file, Mode.READ_WRITE, 0, mapChannel(file, channel, Mode.READ_WRITE, 0, size, arena));
+            try (FileChannel channel = opened.channel(Mode.READ_WRITE.openOptions())) {
+                if (channel.size() < size) {
+                    setSize(file, channel, size);
+                }
+                return new MappedFile(file, Mode.READ_WRITE, 0,
+                        mapChannel(file, channel, Mode.READ_WRITE, 0, size, arena));
+            }
         }
     }
 
-    private static FileChannel openForCreate(Path file, Path building, IfExists ifExists) throws IOException {
+    private static FileChannel openForCreate(Path file, Path building, IfExists ifExists, long size,
+                                             List<Option> options) throws IOException {
+        PosixFiles.OpenFile opened;
         if (ifExists == IfExists.REPLACE) {
-            return FileChannel.open(building, StandardOpenOption.READ, StandardOpenOption.WRITE);
+            // Our own temporary name, created exclusively: follow no link planted since.
+            opened = PosixFiles.open(building, PosixFiles.O_RDWR | PosixFiles.O_NOFOLLOW, 0);
+        } else {
+            try {
+                opened = PosixFiles.open(file, PosixFiles.O_RDWR | PosixFiles.O_CREAT | PosixFiles.O_EXCL,
+                        CREATED_FILE_MODE);
+            } catch (FileAlreadyExistsException exists) {
+                FileAlreadyExistsException named = new FileAlreadyExistsException(file.toString(), null,
+                        "already exists; delete it or create with IfExists.REPLACE");
+                named.initCause(exists);
+                throw named;
+            }
         }
-        try {
-            return FileChannel.open(file, EnumSet.of(StandardOpenOption.CREATE_NEW, StandardOpenOption.READ,
-                    StandardOpenOption.WRITE), permissions());
-        } catch (FileAlreadyExistsException exists) {
-            FileAlreadyExistsException named = new FileAlreadyExistsException(file.toString(), null,
-                    "already exists; delete it or create with IfExists.REPLACE");
-            named.initCause(exists);
-            throw named;
+        try (opened) {
+            if (options.contains(Option.SPARSE)) {
+                FileChannel channel = opened.channel(Mode.READ_WRITE.openOptions());
+                boolean success = false;
+                try {
+                    setSize(file, channel, size);
+                    success = true;
+                    return channel;
+                } finally {
+                    if (!success) {
+                        channel.close();
+                    }
+                }
+            }
+            opened.reserve(size);
+            return opened.channel(Mode.READ_WRITE.openOptions());
         }
     }
 
@@ -240,10 +315,15 @@ public final class MappedFile {
      * readers that validate a header through the channel before mapping (with
      * {@link #mapChannel}) what it describes.
      */
-    static <T> T withChannel(Path file, Mode mode, ChannelFunction<T> action) throws IOException {
+    static <T> T withChannel(Path file, Mode mode, List<Option> options, ChannelFunction<T> action)
+            throws IOException {
         Objects.requireNonNull(file, "file");
         Objects.requireNonNull(mode, "mode");
-        try (FileChannel channel = open(file, mode.openOptions())) {
+        FileChannel channel;
+        try (PosixFiles.OpenFile opened = openChecked(file, mode, options)) {
+            channel = opened.channel(mode.openOptions());
+        }
+        try (channel) {
             return action.apply(channel);
         }
     }
@@ -260,17 +340,42 @@ public final class MappedFile {
         void write(FileChannel channel) throws IOException;
     }
 
-    private static FileChannel open(Path file, Set<OpenOption> options) throws IOException {
-        if (Files.isDirectory(file)) {
-            throw new FileSystemException(file.toString(), null, "is a directory; expected a regular file");
-        }
+    /**
+     * Opens an existing file for {@code mode} and checks what was opened: not a directory, and for
+     * {@link Mode#READ_WRITE} not writable by other users unless allowed.
+     */
+    private static PosixFiles.OpenFile openChecked(Path file, Mode mode, List<Option> options) throws IOException {
+        PosixFiles.OpenFile opened;
         try {
-            return FileChannel.open(file, options);
+            opened = PosixFiles.open(file, mode == Mode.READ_ONLY ? PosixFiles.O_RDONLY : PosixFiles.O_RDWR, 0);
         } catch (NoSuchFileException missing) {
             NoSuchFileException named = new NoSuchFileException(file.toString(), null,
                     "no such file; check the path (relative paths resolve against " + Path.of("").toAbsolutePath() + ")");
             named.initCause(missing);
             throw named;
+        }
+        boolean success = false;
+        try {
+            PosixFiles.FileStatus status = opened.status();
+            if (status.isDirectory()) {
+                throw new FileSystemException(file.toString(), null, "is a directory; expected a regular file");
+            }
+            if (mode == Mode.READ_WRITE && !options.contains(Option.ALLOW_WRITABLE_BY_OTHERS)
+                    && status.writableByOtherUsers(PosixFiles.effectiveUid())) {
+                throw new AccessDeniedException(file.toString(), null, "refusing a shared read-write mapping of a file"
+                        + " that other users can write (" + status.describe() + ", this process runs as uid "
+                        + Integer.toUnsignedLong(PosixFiles.effectiveUid()) + "): they could change it or"
+                        + " truncate it under the native code using the mapping, and a truncation kills the process"
+                        + " with SIGBUS. Make it this user's and writable by its owner only (chown, chmod go-w),"
+                        + " map a private copy, or pass MappedFile.Option.ALLOW_WRITABLE_BY_OTHERS if every"
+                        + " writer is trusted");
+            }
+            success = true;
+            return opened;
+        } finally {
+            if (!success) {
+                opened.close();
+            }
         }
     }
 

@@ -7,6 +7,7 @@ import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Objects;
 
 /**
@@ -37,14 +38,19 @@ public final class Npy {
      * @param mode {@link MappedFile.Mode#READ_ONLY}, {@code READ_WRITE} (writes reach the file) or
      *             {@code PRIVATE} (copy-on-write)
      * @param arena owns the mapping; closing it unmaps the data and invalidates the tensor
+     * @param options {@link MappedFile.Option#ALLOW_WRITABLE_BY_OTHERS} to map, read-write, a file
+     *        that other users can write
      * @throws TensorFormatException when the file is not a valid, supported {@code .npy} file
      * @throws java.nio.file.NoSuchFileException when it does not exist
+     * @throws java.nio.file.AccessDeniedException when it cannot be opened for {@code mode}, or
+     *         {@code READ_WRITE} is asked of a file that other users can write
      * @throws java.nio.file.FileSystemException when it is a directory or cannot be mapped
      * @throws IOException when it cannot be read
      */
-    public static NpyFile map(Path file, MappedFile.Mode mode, Arena arena) throws IOException {
+    public static NpyFile map(Path file, MappedFile.Mode mode, Arena arena, MappedFile.Option... options)
+            throws IOException {
         Objects.requireNonNull(arena, "arena");
-        return MappedFile.withChannel(file, mode, channel -> {
+        return MappedFile.withChannel(file, mode, List.of(options), channel -> {
             NpyHeader header = readHeader(file, channel);
             MemorySegment data = MappedFile.mapChannel(file, channel, mode, header.dataOffset(),
                     header.dataByteSize(), arena);
@@ -58,7 +64,7 @@ public final class Npy {
      * @throws TensorFormatException when the header is invalid or the data does not fit in the file
      */
     public static NpyHeader readHeader(Path file) throws IOException {
-        return MappedFile.withChannel(file, MappedFile.Mode.READ_ONLY, channel -> readHeader(file, channel));
+        return MappedFile.withChannel(file, MappedFile.Mode.READ_ONLY, List.of(), channel -> readHeader(file, channel));
     }
 
     /**
@@ -79,7 +85,7 @@ public final class Npy {
     /**
      * Creates a {@code .npy} file for an array of {@code dtype} and {@code shape}, fails if the file
      * exists, and maps it read-write: the caller fills the returned tensor in place. See
-     * {@link #create(Path, DType, long[], boolean, MappedFile.IfExists, Arena)}.
+     * {@link #create(Path, DType, long[], boolean, MappedFile.IfExists, Arena, MappedFile.Option...)}.
      *
      * @throws FileAlreadyExistsException when the file exists
      */
@@ -101,16 +107,20 @@ public final class Npy {
      * @return the data, with C or Fortran strides
      * @throws IllegalArgumentException for bfloat16 (NumPy has no such type), a negative dimension
      *         or more than 2^63 bytes
+     * @param options {@link MappedFile.Option#SPARSE} to leave the data as holes instead of
+     *        reserving its storage (see {@link MappedFile})
      * @throws FileAlreadyExistsException when the file exists and {@code ifExists} is {@code FAIL}
+     * @throws java.nio.file.FileSystemException when the file system has no room for the file
      * @throws IOException when the file cannot be created, sized or mapped; a file this call
      *         created is then deleted
      */
     public static Tensor create(Path file, DType dtype, long[] shape, boolean fortranOrder,
-                                MappedFile.IfExists ifExists, Arena arena) throws IOException {
+                                MappedFile.IfExists ifExists, Arena arena, MappedFile.Option... options)
+            throws IOException {
         NpyHeader header = NpyHeader.of(dtype, shape, fortranOrder);
         byte[] encoded = header.encode();
         long size = Math.addExact(header.dataOffset(), header.dataByteSize());
-        MappedFile mapped = MappedFile.create(file, size, ifExists, arena,
+        MappedFile mapped = MappedFile.create(file, size, ifExists, arena, List.of(options),
                 channel -> writeFully(channel, ByteBuffer.wrap(encoded)));
         return tensorOf(header, mapped.segment().asSlice(header.dataOffset(), header.dataByteSize()));
     }

@@ -12,13 +12,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
-import java.nio.file.attribute.FileAttribute;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Objects;
 import java.util.SequencedMap;
-import java.util.Set;
 import java.util.concurrent.ThreadLocalRandom;
 
 /**
@@ -161,14 +158,15 @@ public final class SafeTensors {
      * until written, in the order of {@code specs}. Call {@link SafeTensorsFile#force()} to flush
      * them before handing the file to another process.
      *
-     * <p>The file is created with mode 0644 (less the umask) and extended sparse; on a file system
-     * that runs out of space, a store into a view throws {@link InternalError} (the JDK's
-     * translation of {@code SIGBUS}), as with any mapped file.
+     * <p>The file is created with mode 0644 (less the umask) and its storage is reserved: a file
+     * system without room for it is a {@link java.nio.file.FileSystemException} here (see
+     * {@link MappedFile#create(Path, long, MappedFile.IfExists, Arena, MappedFile.Option...)}).
      *
      * @param metadata the {@code __metadata__} map (empty for none), written in its iteration order
      * @throws FileAlreadyExistsException when {@code file} exists
      * @throws IllegalArgumentException when a tensor is named {@code "__metadata__"}, a string has
      *         an unpaired surrogate, or the header would exceed 100,000,000 bytes
+     * @throws java.nio.file.FileSystemException when the file system has no room for the file
      * @throws IOException when the file cannot be created or mapped; it is deleted again then
      */
     public static SafeTensorsFile create(Path file, SequencedMap<String, TensorSpec> specs, Map<String, String> metadata,
@@ -176,29 +174,13 @@ public final class SafeTensors {
         Objects.requireNonNull(file, "file");
         Objects.requireNonNull(arena, "arena");
         SafeTensorsLayout layout = SafeTensorsLayout.of(specs, metadata);
-        FileChannel channel = FileChannel.open(file, Set.of(StandardOpenOption.CREATE_NEW, StandardOpenOption.READ,
-                StandardOpenOption.WRITE), permissions(file));
-        boolean success = false;
-        try (channel) {
-            MemorySegment mapping = channel.map(FileChannel.MapMode.READ_WRITE, 0, layout.fileSize(), arena);
-            mapping.set(LENGTH_FIELD, 0, layout.header().length);
-            MemorySegment.copy(MemorySegment.ofArray(layout.header()), 0, mapping, Long.BYTES, layout.header().length);
-            SafeTensorsFile created = new SafeTensorsFile(file, mapping, layout.dataStart(), layout.entries(), metadata);
-            success = true;
-            return created;
-        } finally {
-            if (!success) {
-                deleteAfterFailure(file);
-            }
-        }
+        MappedFile created = MappedFile.create(file, layout.fileSize(), MappedFile.IfExists.FAIL, arena);
+        MemorySegment mapping = created.segment();
+        mapping.set(LENGTH_FIELD, 0, layout.header().length);
+        MemorySegment.copy(MemorySegment.ofArray(layout.header()), 0, mapping, Long.BYTES, layout.header().length);
+        return new SafeTensorsFile(file, mapping, layout.dataStart(), layout.entries(), metadata);
     }
 
-    private static FileAttribute<?>[] permissions(Path file) {
-        if (!file.getFileSystem().supportedFileAttributeViews().contains("posix")) {
-            return new FileAttribute<?>[0];
-        }
-        return new FileAttribute<?>[] {PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-r--r--"))};
-    }
 
     /** {@link #write(Path, SequencedMap, Map, IfExists)} with {@link IfExists#FAIL}. */
     public static void write(Path file, SequencedMap<String, Tensor> tensors, Map<String, String> metadata)
