@@ -41,12 +41,17 @@ public final class NativeLibrary {
     /**
      * Links the downcall handles that cancellation uses now rather than on first use: linking one
      * takes milliseconds, and the first cancel of a process must not pay that while a native
-     * predictor is waiting to be stopped.
+     * predictor is waiting to be stopped. The same goes for the functions that name error
+     * statuses: errors come when the process is short of resources, and loading a class then can
+     * fail for good (from a class-path directory, each class load needs a free file descriptor,
+     * and the JVM remembers a failed resolution; the fault-injection test met exactly this).
      */
     private static void linkBridgeFunctions() {
         nativescope_h.nsc_context_init$handle();
         nativescope_h.nsc_context_cancel$handle();
         nativescope_h.nsc_context_destroy$handle();
+        nativescope_h.nsc_status_name$handle();
+        nativescope_h.nsc_strerror$handle();
     }
 
     /**

@@ -9,6 +9,7 @@ final class Statuses {
     static final int DEADLINE_EXCEEDED = nativescope_h.NSC_DEADLINE_EXCEEDED();
     static final int TIMEOUT = nativescope_h.NSC_TIMEOUT();
     static final long NO_DEADLINE = nativescope_h.NSC_NO_DEADLINE();
+    static final int SYSTEM_ERROR = nativescope_h.NSC_ERR_SYSTEM();
 
     private Statuses() {
     }
@@ -26,6 +27,10 @@ final class Statuses {
     /** @return an exception for a negative status; {@code what} names the call */
     static NativeStatusException error(int status, String what) {
         String name = name(status);
-        return new NativeStatusException(status, name, what + " failed with " + name + ": " + describe(status));
+        String hint = status == SYSTEM_ERROR
+                ? "; errno does not survive the return to Java, but the usual causes are a process out of file"
+                  + " descriptors (raise ulimit -n, or close what leaks) or out of memory"
+                : "";
+        return new NativeStatusException(status, name, what + " failed with " + name + ": " + describe(status) + hint);
     }
 }

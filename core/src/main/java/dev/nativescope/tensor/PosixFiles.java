@@ -190,7 +190,15 @@ final class PosixFiles {
          *         {@code options} (only {@code READ} and {@code WRITE} make sense)
          */
         FileChannel channel(Set<? extends OpenOption> options) throws IOException {
-            return FileChannel.open(Path.of("/proc/self/fd/" + fd), options);
+            try {
+                return FileChannel.open(Path.of("/proc/self/fd/" + fd), options);
+            } catch (FileSystemException failure) {
+                // Name the user's file, not the /proc link (typically: out of file descriptors).
+                FileSystemException named = new FileSystemException(path.toString(), null,
+                        "cannot open a channel on the file: " + failure.getReason());
+                named.initCause(failure);
+                throw named;
+            }
         }
 
         @Override

@@ -34,7 +34,17 @@ public final class ChildJvm {
      */
     public static Result run(List<String> jvmOptions, List<String> excludeFromClassPath, String mainClass,
                              String... args) throws IOException, InterruptedException {
-        List<String> command = new ArrayList<>();
+        return runUnder(List.of(), jvmOptions, excludeFromClassPath, mainClass, args);
+    }
+
+    /**
+     * Like {@link #run}, with the {@code java} command given as arguments to {@code launcher}: a
+     * command that sets up the child's environment and then runs its arguments (e.g. {@code
+     * prlimit --nofile=256 --}, or {@code sh -c 'ulimit -v 1000000 && exec "$0" "$@"'}).
+     */
+    public static Result runUnder(List<String> launcher, List<String> jvmOptions, List<String> excludeFromClassPath,
+                                  String mainClass, String... args) throws IOException, InterruptedException {
+        List<String> command = new ArrayList<>(launcher);
         command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         command.addAll(jvmOptions);
         List<String> classPath = new ArrayList<>(classPathEntries());
