@@ -73,6 +73,62 @@ class FaultInjectionTest {
         assertThat(result.exitCode()).as(result.output()).isZero();
     }
 
+    @Test
+    void fullFileSystem() throws Exception {
+        // A private 4 MiB tmpfs: a mount namespace (and a user namespace, so no root is needed)
+        // that only the child sees, mounted over an empty directory. $0 of the script is the directory.
+        Path mountPoint = Files.createDirectory(dir.resolve("small-fs"));
+        ChildJvm.Result result = ChildJvm.runUnder(List.of("unshare", "--map-root-user", "--mount", "sh", "-c",
+                        "mount -t tmpfs -o size=" + FullFileSystem.CAPACITY + " nativescope-test \"$0\" && exec \"$@\"",
+                        mountPoint.toString()),
+                List.of("--enable-native-access=ALL-UNNAMED"), List.of(), FullFileSystem.class.getName(),
+                mountPoint.toString());
+        Map<String, String> outcome = outcomes(result);
+
+        assertThat(outcome.get("filesystem")).as("the child runs on the small tmpfs").isEqualTo(OK);
+        for (String create : List.of("tooBig.create", "tooBig.npy", "tooBig.safetensors", "full.create",
+                "full.grow", "tooBig.replace")) {
+            assertThat(outcome.get(create)).as(create).startsWith("FileSystemException")
+                    .contains("cannot reserve").contains("No space left on device").contains("free space");
+        }
+        assertThat(outcome.get("fits.create")).isEqualTo(OK);
+        assertThat(outcome.get("fill.create")).isEqualTo(OK);
+        assertThat(outcome.get("kept.data")).as("the file written before the failures").isEqualTo(OK);
+        assertThat(outcome.get("kept.size")).as("a failed grow leaves the size").isEqualTo(String.valueOf(FullFileSystem.KEPT_BYTES));
+        assertThat(outcome.get("replaced.original")).as("a failed REPLACE keeps the old file").isEqualTo(OK);
+        // Documented: a sparse file's holes fault when written on a full file system; the JVM lives on.
+        assertThat(outcome.get("sparse.create")).isEqualTo(OK);
+        assertThat(outcome.get("sparse.write")).startsWith("InternalError");
+        assertThat(outcome.get("sparse.jvmGoesOn")).isEqualTo(OK);
+        assertThat(outcome.get("leftover.files")).isEqualTo("[fill.bin, kept.bin, sparse.bin]");
+        assertThat(outcome.get("leftover.fds")).isEqualTo("0");
+        assertThat(result.exitCode()).as(result.output()).isZero();
+    }
+
+    @Test
+    void addressSpaceTooSmallForAMapping() throws Exception {
+        // 8 GiB of holes: no disk used, but more address space than the child may have.
+        Path huge = dir.resolve("huge.npy");
+        try (Arena arena = Arena.ofConfined()) {
+            Npy.create(huge, DType.FLOAT32, new long[] {2L << 30}, false, MappedFile.IfExists.FAIL, arena,
+                    MappedFile.Option.SPARSE);
+        }
+        ChildJvm.Result result = ChildJvm.runUnder(List.of("prlimit", "--as=" + AddressSpaceLimit.LIMIT_BYTES, "--"),
+                List.of("--enable-native-access=ALL-UNNAMED", "-Xmx64m", "-XX:+UseSerialGC",
+                        "-XX:ReservedCodeCacheSize=32m", "-XX:CompressedClassSpaceSize=64m",
+                        "-XX:MaxMetaspaceSize=128m"),
+                List.of(), AddressSpaceLimit.class.getName(), huge.toString());
+        Map<String, String> outcome = outcomes(result);
+
+        for (String map : List.of("huge.map", "huge.npy")) {
+            assertThat(outcome.get(map)).as(map).startsWith("FileSystemException").contains(huge.toString())
+                    .contains("cannot map").contains("Map failed").contains("ulimit -v");
+        }
+        assertThat(outcome.get("small.map")).isEqualTo(OK);
+        assertThat(outcome.get("leftover.fds")).isEqualTo("0");
+        assertThat(result.exitCode()).as(result.output()).isZero();
+    }
+
     private static Map<String, String> outcomes(ChildJvm.Result result) {
         System.out.println(result.output()); // kept in the surefire report, for the failure's context
         Map<String, String> outcomes = new LinkedHashMap<>();
@@ -208,6 +264,103 @@ class FaultInjectionTest {
                         MappedFile.IfExists.REPLACE, arena));
             }
             report(phase + ".eventfd", () -> EventFd.create().close());
+        }
+    }
+
+    /** Child: creates, grows and replaces mapped files on a file system that is (then) full. */
+    static final class FullFileSystem {
+        static final String CAPACITY = "4m";
+        static final long KEPT_BYTES = 1 << 20;
+
+        public static void main(String[] args) throws Exception {
+            Path fs = Path.of(args[0]);
+            report("filesystem", () -> {
+                long total = Files.getFileStore(fs).getTotalSpace();
+                if (total != 4L << 20) {
+                    throw new AssertionError(fs + " has " + total + " bytes, not the 4 MiB tmpfs");
+                }
+            });
+            // Temporary names come from the JDK's SecureRandom, which keeps /dev/random and /dev/urandom
+            // open for the life of the process once used: open them before the baseline.
+            new java.security.SecureRandom().nextLong();
+            long fdsBefore = openFds();
+            try (Arena arena = Arena.ofShared()) {
+                report("fits.create", () -> {
+                    MemorySegment kept = MappedFile.create(fs.resolve("kept.bin"), KEPT_BYTES, MappedFile.IfExists.FAIL,
+                            arena).segment();
+                    for (long i = 0; i < KEPT_BYTES; i += Long.BYTES) {
+                        kept.set(ValueLayout.JAVA_LONG_UNALIGNED, i, ~i);
+                    }
+                });
+                long tooBig = 8L << 20;
+                report("tooBig.create", () -> MappedFile.create(fs.resolve("big.bin"), tooBig,
+                        MappedFile.IfExists.FAIL, arena));
+                report("tooBig.npy", () -> Npy.create(fs.resolve("big.npy"), DType.FLOAT32,
+                        new long[] {tooBig / Float.BYTES}, false, arena));
+                report("tooBig.safetensors", () -> {
+                    Tensor source = Tensor.of(arena.allocate(tooBig), DType.FLOAT32, tooBig / Float.BYTES);
+                    SafeTensors.write(fs.resolve("big.safetensors"), new java.util.LinkedHashMap<>(Map.of("w", source)),
+                            Map.of());
+                });
+                report("tooBig.replace", () -> MappedFile.create(fs.resolve("kept.bin"), tooBig,
+                        MappedFile.IfExists.REPLACE, arena));
+                report("fill.create", () -> MappedFile.create(fs.resolve("fill.bin"),
+                        Files.getFileStore(fs).getUsableSpace() - (64 << 10), MappedFile.IfExists.FAIL, arena));
+                report("full.create", () -> MappedFile.create(fs.resolve("more.bin"), 1 << 20,
+                        MappedFile.IfExists.FAIL, arena));
+                report("full.grow", () -> MappedFile.grow(fs.resolve("kept.bin"), 2 * KEPT_BYTES, arena));
+                report("sparse.create", () -> MappedFile.create(fs.resolve("sparse.bin"), 1 << 20,
+                        MappedFile.IfExists.FAIL, arena, MappedFile.Option.SPARSE));
+                report("sparse.write", () -> {
+                    MemorySegment sparse = MappedFile.map(fs.resolve("sparse.bin"), MappedFile.Mode.READ_WRITE, arena)
+                            .segment();
+                    for (long i = 0; i < sparse.byteSize(); i += 4096) {
+                        sparse.set(ValueLayout.JAVA_BYTE, i, (byte) 1);
+                    }
+                });
+                report("sparse.jvmGoesOn", () -> Context.background().withCancel().close());
+            }
+            try (Arena arena = Arena.ofConfined()) {
+                report("kept.data", () -> {
+                    MemorySegment kept = MappedFile.map(fs.resolve("kept.bin"), MappedFile.Mode.READ_ONLY, arena).segment();
+                    for (long i = 0; i < KEPT_BYTES; i += Long.BYTES) {
+                        if (kept.get(ValueLayout.JAVA_LONG_UNALIGNED, i) != ~i) {
+                            throw new AssertionError("kept.bin changed at byte " + i);
+                        }
+                    }
+                });
+                report("replaced.original", () -> {
+                    if (Files.size(fs.resolve("kept.bin")) != KEPT_BYTES) {
+                        throw new AssertionError("kept.bin is now " + Files.size(fs.resolve("kept.bin")) + " bytes");
+                    }
+                });
+            }
+            System.out.println("outcome kept.size " + Files.size(fs.resolve("kept.bin")));
+            try (Stream<Path> files = Files.list(fs)) {
+                System.out.println("outcome leftover.files " + files.map(Path::getFileName).map(Path::toString)
+                        .sorted().toList());
+            }
+            System.out.println("outcome leftover.fds " + (openFds() - fdsBefore));
+        }
+    }
+
+    /** Child: maps more than its address space limit allows. */
+    static final class AddressSpaceLimit {
+        /** Enough for this JVM's reservations (heap, code cache, class space), far below the file. */
+        static final long LIMIT_BYTES = 3L << 30;
+
+        public static void main(String[] args) throws Exception {
+            Path huge = Path.of(args[0]);
+            // The first pass loads the classes, so that the second counts only what the failure holds.
+            for (String phase : List.of("warmup", "huge")) {
+                long fdsBefore = openFds();
+                try (Arena arena = Arena.ofConfined()) {
+                    report(phase + ".map", () -> MappedFile.map(huge, MappedFile.Mode.READ_ONLY, arena));
+                    report(phase + ".npy", () -> Npy.map(huge, MappedFile.Mode.READ_ONLY, arena));
+                    report("small.map", () -> MappedFile.map(huge, MappedFile.Mode.READ_ONLY, 0, 1 << 20, arena));
+                }
+                System.out.println("outcome leftover.fds " + (openFds() - fdsBefore));
+            }
         }
     }
 }
