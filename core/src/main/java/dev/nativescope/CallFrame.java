@@ -41,6 +41,8 @@ final class CallFrame {
     private volatile long generation;
     private final AtomicInteger cancelsInFlight = new AtomicInteger();
     private volatile Throwable cancelCause;
+    /** {@link System#nanoTime()} when this call was cancelled; meaningful once {@link #cancelCause} is set. */
+    private volatile long cancelNanoTime;
     private volatile boolean interrupted;
     /** The caller parked in {@link #endCall()} until the cancels in flight are over, or null. */
     private volatile Thread endingCaller;
@@ -152,6 +154,7 @@ final class CallFrame {
             // Only the canceller whose nsc_context_cancel won records why; the caller reads it after
             // endCall(), which waits for us, so it never sees the status without its cause.
             if (nativescope_h.nsc_context_cancel(struct, status) == Statuses.OK) {
+                cancelNanoTime = System.nanoTime();
                 interrupted = byInterrupt;
                 cancelCause = byInterrupt ? new InterruptedException("thread interrupted during a native call") : cause;
             }
@@ -215,6 +218,15 @@ final class CallFrame {
 
     boolean wasInterrupted() {
         return interrupted;
+    }
+
+    /**
+     * @return when one of this frame's cancellers cancelled the current call ({@link System#nanoTime()}),
+     *         or -1 when none did (it was not cancelled, or native code set the state itself);
+     *         exact after {@link #endCall()}
+     */
+    long cancelNanoTime() {
+        return cancelCause != null ? cancelNanoTime : -1;
     }
 
     void release() {

@@ -2,9 +2,11 @@ package dev.nativescope;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.ref.Reference;
+import java.util.Locale;
 import java.util.Objects;
 import java.util.OptionalLong;
 import java.util.concurrent.CancellationException;
+import java.util.concurrent.TimeUnit;
 
 /**
  * The cancellable call bridge: the one place that knows about interrupts. Every native function
@@ -24,10 +26,26 @@ import java.util.concurrent.CancellationException;
  * The calling thread's interrupt status is left as it was: an interrupt that cancelled the call is
  * still pending afterwards.
  *
+ * <p><b>Native code that does not check its context.</b> Cancelling cannot stop native code that
+ * never looks at its {@code nsc_context}: such a call ends at its own pace, and the caller (a
+ * structured scope's {@code close()}, say) waits for it. When it then returns a status that is not
+ * a cancellation, the call's work is done and its result is returned as usual, not thrown away;
+ * if it returned more than {@value #LATE_RETURN_WARNING_PROPERTY} milliseconds (default
+ * {@value #DEFAULT_LATE_RETURN_WARNING_MILLIS}) after its cancel, a {@code WARNING} on the
+ * {@link System.Logger} {@code dev.nativescope.NativeCall} says how late, so the predictor that
+ * ignores cancellation can be found and fixed.
+ *
  * <p>Downcalls made through the bridge must not use {@code Linker.Option.critical}: they poll and
  * may block. Thread-safe; calls on different threads are independent.
  */
 public final class NativeCall {
+    /** System property: milliseconds a cancelled call may run on before its return is logged as late. */
+    public static final String LATE_RETURN_WARNING_PROPERTY = "nativescope.lateReturnWarningMillis";
+    static final long DEFAULT_LATE_RETURN_WARNING_MILLIS = 100;
+    private static final long LATE_RETURN_WARNING_NANOS = TimeUnit.MILLISECONDS.toNanos(
+            Long.getLong(LATE_RETURN_WARNING_PROPERTY, DEFAULT_LATE_RETURN_WARNING_MILLIS));
+    private static final System.Logger LOGGER = System.getLogger(NativeCall.class.getName());
+
     private NativeCall() {
     }
 
@@ -79,6 +97,10 @@ public final class NativeCall {
             frame = CallFrame.acquire();
             frame.arm(deadlineOf(context), values);
             int status = callInFrame(context, frame, downcall);
+            long cancelNanoTime = frame.cancelNanoTime();
+            if (cancelNanoTime != -1 && status != Statuses.CANCELED && status != Statuses.DEADLINE_EXCEEDED) {
+                reportLateReturn(status, System.nanoTime() - cancelNanoTime, frame.cancelCause());
+            }
             return translate(status, context, frame);
         } finally {
             if (frame != null) {
@@ -115,6 +137,20 @@ public final class NativeCall {
         } finally {
             cancelOnDone.remove();
             frame.endCall();
+        }
+    }
+
+    /**
+     * The native code finished its work although the call was cancelled: it does not check its
+     * context, or not often enough. Its result stands; say how late it came.
+     */
+    private static void reportLateReturn(int status, long lateNanos, Throwable cause) {
+        if (lateNanos > LATE_RETURN_WARNING_NANOS && LOGGER.isLoggable(System.Logger.Level.WARNING)) {
+            LOGGER.log(System.Logger.Level.WARNING, String.format(Locale.ROOT,
+                    "a native call returned %s %.1f ms after it was cancelled (%s): the native code does not check"
+                    + " its nsc_context often enough (nsc_check, nsc_checker_poll or the nsc_wait functions; see"
+                    + " docs/predictor-sdk.md), and its caller waited for it",
+                    Statuses.name(status), lateNanos / 1e6, cause));
         }
     }
 
