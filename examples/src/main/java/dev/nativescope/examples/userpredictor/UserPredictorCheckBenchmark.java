@@ -1,23 +1,14 @@
 package dev.nativescope.examples.userpredictor;
 
-import dev.nativescope.NativeLibrary;
 import dev.nativescope.bindings.nativescope_h;
 import dev.nativescope.bindings.nsc_context;
 import dev.nativescope.tensor.DLPack;
 import dev.nativescope.tensor.DType;
 import dev.nativescope.tensor.Tensor;
 
-import java.io.IOException;
-import java.io.InputStream;
 import java.lang.foreign.Arena;
-import java.lang.foreign.FunctionDescriptor;
-import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.SymbolLookup;
-import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
 
@@ -53,12 +44,8 @@ import org.openjdk.jmh.annotations.Warmup;
 public class UserPredictorCheckBenchmark {
     private static final int SIZE = 256;
     private static final int KERNEL = 5;
-    private static final FunctionDescriptor CONV2D = FunctionDescriptor.of(ValueLayout.JAVA_INT,
-            ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.ADDRESS,
-            ValueLayout.JAVA_LONG, ValueLayout.ADDRESS);
 
     private Arena arena;
-    private Path dir;
     private MethodHandle withChecks;
     private MethodHandle withoutChecks;
     private MemorySegment context;
@@ -67,12 +54,10 @@ public class UserPredictorCheckBenchmark {
     private MemorySegment output;
 
     @Setup
-    public void setUp() throws IOException {
-        NativeLibrary.load(); // the user libraries need libnativescope.so in the process first
+    public void setUp() {
         arena = Arena.ofShared();
-        dir = Files.createTempDirectory("nsc-user-check-bench");
-        withChecks = conv2dIn(extract("libuser_predictor.so"));
-        withoutChecks = conv2dIn(extract("libuser_predictor_nochecks.so"));
+        withChecks = UserPredictorBuilds.conv2d(UserPredictorBuilds.CHECKED);
+        withoutChecks = UserPredictorBuilds.conv2d(UserPredictorBuilds.WITHOUT_CHECKS);
         context = arena.allocate(nsc_context.sizeof(), 64);
         if (nativescope_h.nsc_context_init(context, nativescope_h.NSC_NO_DEADLINE(), MemorySegment.NULL, 0) != 0) {
             throw new IllegalStateException("nsc_context_init failed");
@@ -98,33 +83,9 @@ public class UserPredictorCheckBenchmark {
     }
 
     @TearDown
-    public void tearDown() throws IOException {
+    public void tearDown() {
         nativescope_h.nsc_context_destroy(context);
         arena.close();
-        // The libraries stay mapped (Arena.global()); their files are no longer needed.
-        try (var files = Files.list(dir)) {
-            for (Path file : files.toList()) {
-                Files.delete(file);
-            }
-        }
-        Files.delete(dir);
-    }
-
-    private Path extract(String name) throws IOException {
-        Path target = dir.resolve(name);
-        try (InputStream in = UserPredictorCheckBenchmark.class.getClassLoader()
-                .getResourceAsStream("META-INF/native/linux-x86_64/" + name)) {
-            if (in == null) {
-                throw new IllegalStateException(name + " is not on the class path: build the examples module");
-            }
-            Files.copy(in, target);
-        }
-        return target;
-    }
-
-    private static MethodHandle conv2dIn(Path library) {
-        SymbolLookup lookup = SymbolLookup.libraryLookup(library, Arena.global());
-        return Linker.nativeLinker().downcallHandle(lookup.find("user_conv2d").orElseThrow(), CONV2D);
     }
 
     @Benchmark

@@ -283,7 +283,7 @@ class UserPredictorTest {
                 .hasCauseInstanceOf(InterruptedException.class);
     }
 
-    private static void assertMatchesReference(Tensor output, Tensor in, Tensor k) {
+    static void assertMatchesReference(Tensor output, Tensor in, Tensor k) {
         float[][] expected = Conv2dReference.conv2d(in, k);
         assertThat(output.shape()).containsExactly(expected.length, expected[0].length);
         for (int i = 0; i < expected.length; i++) {
