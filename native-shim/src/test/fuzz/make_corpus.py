@@ -112,6 +112,8 @@ SEEDS = {
     "dense-y-gaps-negative": dense(tensor([2, 3]), tensor([3, 2]), tensor([2, 2], [-5, -2], byte_offset=28)),
     "dense-broadcast-inputs": dense(tensor([4, 3], [0, 1]), tensor([3, 2], [1, 0]), tensor([4, 2]),
                                     bias=tensor([2], [0])),
+    "dense-y-interleaved-strides": dense(tensor([2, 3]), tensor([3, 2]), tensor([2, 2], [3, 2])),
+    "bad-dense-y-interleaved-collide": dense(tensor([4, 1]), tensor([1, 3]), tensor([4, 3], [2, 3])),
     "bad-dense-y-broadcast": dense(tensor([2, 3]), tensor([3, 2]), tensor([2, 2], [0, 1])),
     "bad-dense-repeat-0": dense(tensor([2, 3]), tensor([3, 2]), tensor([2, 2]), repeat=0),
     "bad-dense-inner-mismatch": dense(tensor([2, 3]), tensor([4, 2]), tensor([2, 2])),
