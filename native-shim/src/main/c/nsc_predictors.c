@@ -202,32 +202,45 @@ NSC_API int nsc_predict_dense(nsc_context *ctx, const float *x, const float *w, 
     return dense_run(ctx, &op, repeat, stats);
 }
 
+/* Greatest common divisor of two positive values. */
+static int64_t gcd_positive(int64_t a, int64_t b)
+{
+    while (b != 0) {
+        const int64_t r = a % b;
+        a = b;
+        b = r;
+    }
+    return a;
+}
+
 /*
- * true when no two indices of the 2-d view share an element: with the
- * dimensions of size > 1 ordered by |stride|, the smaller stride is non-zero
- * and the larger one steps over a whole run of the smaller (|b| >= |a| * na).
- * Strides of dimensions of size 1 are already 0 in the view.
+ * true when no two indices of the 2-d view share an element, which is exactly
+ * what the header promises to accept (interleaved layouts such as strides
+ * (3, 2) for shape (2, 2) included). Strides of dimensions of size 1 are
+ * already 0 in the view; |stride| fits in int64 because the validated reach
+ * does.
  */
 static bool dl_distinct_elements(const struct nsc__dl_f32 *v)
 {
-    int64_t a = v->strides[0] < 0 ? -v->strides[0] : v->strides[0];
-    int64_t na = v->shape[0];
-    int64_t b = v->strides[1] < 0 ? -v->strides[1] : v->strides[1];
-    int64_t nb = v->shape[1];
-    if (na <= 1) {
-        return nb <= 1 || b != 0;
+    const int64_t na = v->shape[0];
+    const int64_t nb = v->shape[1];
+    const int64_t a = v->strides[0] < 0 ? -v->strides[0] : v->strides[0];
+    const int64_t b = v->strides[1] < 0 ? -v->strides[1] : v->strides[1];
+    if (na <= 1 || nb <= 1) {
+        /* One dimension: its indices are distinct unless it broadcasts. */
+        return (na <= 1 || a != 0) && (nb <= 1 || b != 0);
     }
-    if (nb <= 1) {
-        return a != 0;
+    if (a == 0 || b == 0) {
+        return false;
     }
-    if (a > b) {
-        int64_t t = a;
-        a = b;
-        b = t;
-        na = nb;
-    }
-    /* |stride| * (dim - 1) * 4 fits in int64 (validated), so |stride| * dim cannot overflow. */
-    return a != 0 && b >= a * na;
+    /*
+     * Indices (i, j) and (i + di, j - dj) meet when di * a == dj * b (signs of
+     * the strides only flip di or dj). Every solution is a multiple of the
+     * smallest, di = b / g, dj = a / g with g = gcd(a, b), so two indices meet
+     * exactly when that smallest step fits inside the shape.
+     */
+    const int64_t g = gcd_positive(a, b);
+    return b / g >= na || a / g >= nb;
 }
 
 static bool dl_ranges_meet(const struct nsc__dl_f32 *p, const struct nsc__dl_f32 *q)

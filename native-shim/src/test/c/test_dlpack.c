@@ -474,6 +474,56 @@ TEST(dense_dl_broadcast_input)
     }
 }
 
+/*
+ * y is accepted exactly when its indices have distinct elements (the header's
+ * rule), interleaved layouts included: strides (3, 2) over shape (2, 2) give
+ * offsets 0, 2, 3, 5. Found by fuzz_dlpack: the shim used to ask for the
+ * larger stride to step over a whole run of the smaller one, and refused it.
+ */
+TEST(dense_dl_y_distinctness_is_exact)
+{
+    float xb[6] = { 1, 2, 3, 4, 5, 6 };            /* 2x3 */
+    float wb[6] = { 1, 0, 0, 1, 1, 1 };            /* 3x2 */
+    float yb[6];
+    int64_t xshape[2] = { 2, 3 };
+    int64_t wshape[2] = { 3, 2 };
+    int64_t yshape[2] = { 2, 2 };
+    int64_t y_interleaved[2] = { 3, 2 };
+    const DLTensor x = dl_f32(xb, 2, xshape, NULL, 0);
+    const DLTensor w = dl_f32(wb, 2, wshape, NULL, 0);
+    DLTensor y = dl_f32(yb, 2, yshape, y_interleaved, 0);
+    for (int i = 0; i < 6; i++) {
+        yb[i] = -7.0f;
+    }
+    CHECK_STATUS(nsc_predict_dense_dl(NULL, &x, &w, NULL, &y, 1, NULL), NSC_OK);
+    /* y[i, j] sits at 3 i + 2 j; offsets 1 and 4 are gaps and stay untouched. */
+    CHECK(yb[0] == 1.0f + 3.0f && yb[2] == 2.0f + 3.0f);
+    CHECK(yb[3] == 4.0f + 6.0f && yb[5] == 5.0f + 6.0f);
+    CHECK(yb[1] == -7.0f && yb[4] == -7.0f);
+
+    /* Strides (2, 3) over shape (4, 3): index (3, 0) and (0, 2) both land on offset 6. */
+    float x4[4] = { 1, 1, 1, 1 };
+    float w3[3] = { 1, 1, 1 };
+    float y20[20];
+    int64_t x4shape[2] = { 4, 1 };
+    int64_t w3shape[2] = { 1, 3 };
+    int64_t y43shape[2] = { 4, 3 };
+    int64_t y_colliding[2] = { 2, 3 };
+    const DLTensor x4t = dl_f32(x4, 2, x4shape, NULL, 0);
+    const DLTensor w3t = dl_f32(w3, 2, w3shape, NULL, 0);
+    y = dl_f32(y20, 2, y43shape, y_colliding, 0);
+    CHECK_STATUS(nsc_predict_dense_dl(NULL, &x4t, &w3t, NULL, &y, 1, NULL), NSC_ERR_INVALID);
+    /* The same shape with strides (5, 2) meets nowhere (5 i + 2 j takes 12 distinct values up to 19). */
+    int64_t y_distinct[2] = { 5, 2 };
+    y = dl_f32(y20, 2, y43shape, y_distinct, 0);
+    CHECK_STATUS(nsc_predict_dense_dl(NULL, &x4t, &w3t, NULL, &y, 1, NULL), NSC_OK);
+    for (int i = 0; i < 4; i++) {
+        for (int j = 0; j < 3; j++) {
+            CHECK(y20[5 * i + 2 * j] == 1.0f);
+        }
+    }
+}
+
 TEST(dense_dl_rejects_bad_descriptors)
 {
     float xb[6] = { 1, 2, 3, 4, 5, 6 };      /* 2x3 */
