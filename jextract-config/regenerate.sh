@@ -75,4 +75,4 @@ if [[ -n "$untracked" ]]; then
     echo "New (untracked) files:"
     echo "$untracked"
 fi
-echo "Next: mvn -pl bindings test (runs the ABI conformance test against the header)."
+echo "Next: mvn -pl bindings -am test (runs the ABI conformance test against the header)."

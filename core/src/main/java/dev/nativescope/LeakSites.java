@@ -9,7 +9,8 @@ import java.util.concurrent.atomic.AtomicLong;
 /**
  * Where the live call frames and value blocks were created, for leak reports; recorded only with
  * {@code -Dnativescope.leakDetection=paranoid} (a stack trace per creation is too dear otherwise).
- * Test support: the leak-check extension in the tests reads {@link #createdSince(long)}.
+ * Test support: the leak check reads {@link #createdSince(long)} through {@code CoreLeakProbe}, in
+ * core's test sources.
  *
  * <p>Thread-safe: a concurrent map and an atomic sequence.
  */

@@ -5,7 +5,7 @@ import dev.nativescope.tensor.MappedFile;
 import dev.nativescope.tensor.Npy;
 import dev.nativescope.tensor.SafeTensors;
 import dev.nativescope.tensor.Tensor;
-import dev.nativescope.testing.ChildJvm;
+import dev.nativescope.childjvm.ChildJvm;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;

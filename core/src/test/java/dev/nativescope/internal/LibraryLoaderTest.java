@@ -3,8 +3,8 @@ package dev.nativescope.internal;
 import dev.nativescope.NativeLibrary;
 import dev.nativescope.NativeLibraryException;
 import dev.nativescope.bindings.nativescope_h;
-import dev.nativescope.testing.ChildJvm;
-import dev.nativescope.testing.NativeAccessProbe;
+import dev.nativescope.childjvm.ChildJvm;
+import dev.nativescope.childjvm.NativeAccessProbe;
 
 import java.io.IOException;
 import java.lang.module.ModuleFinder;

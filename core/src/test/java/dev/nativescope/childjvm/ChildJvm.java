@@ -1,4 +1,4 @@
-package dev.nativescope.testing;
+package dev.nativescope.childjvm;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;

@@ -1,8 +1,12 @@
-package dev.nativescope.testing;
+package dev.nativescope.childjvm;
 
 import dev.nativescope.NativeLibrary;
 
-/** Main class run in a child JVM by {@code LibraryLoaderTest}: loads the library and prints the outcome. */
+/**
+ * Main class run in a child JVM by {@code LibraryLoaderTest}: loads the library and prints the outcome.
+ * In a package of no nativescope module (nor of the testing module's jar), so that it loads from the class
+ * path while core is on the module path.
+ */
 public final class NativeAccessProbe {
     private NativeAccessProbe() {
     }

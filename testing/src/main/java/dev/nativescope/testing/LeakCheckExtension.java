@@ -1,14 +1,13 @@
 package dev.nativescope.testing;
 
-import dev.nativescope.LeakSitesProbe;
-import dev.nativescope.NativeResources;
-
 import java.io.IOException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -27,35 +26,39 @@ import org.junit.jupiter.api.extension.ExtensionContext;
  * Fails a test class that leaves something behind: it compares, after each top-level test class,
  * what the process holds with the baseline taken before it:
  * <ul>
- * <li>the {@link NativeResources} counters (after {@link NativeResources#trimIdle()}) and those of
- *     every {@link LeakCounters} service (the onnxruntime module's ORT objects);</li>
+ * <li>the counters of every {@link LeakProbe} service, each after its {@link LeakProbe#trimIdle()}
+ *     (core's: {@code NativeResources}; onnxruntime's: the per-run ORT objects; bindings': the
+ *     shim's own counters once a test loaded it);</li>
  * <li>open file descriptors ({@code /proc/self/fd}; the report names the new ones' targets);</li>
  * <li>live non-daemon threads started during the class, and nativescope threads ({@code
- *     nativescope-*}) beyond the lazily started singletons, which may appear once.</li>
+ *     nativescope-*}) beyond the probes' lazily started singletons, which may appear once.</li>
  * </ul>
  * Some of this goes away asynchronously (value blocks are freed by a {@link java.lang.ref.Cleaner}
  * once their context is unreachable, a stopped thread needs a moment to die), so a class that
  * looks leaky is re-checked after {@code System.gc()} and short sleeps until the settle time
  * ({@value #SETTLE_PARAMETER}, default {@value #DEFAULT_SETTLE_MILLIS} ms) is up; a clean class pays
- * one check. With {@code -Dnativescope.leakDetection=paranoid} the report adds where the leaked call
- * frames and value blocks were created.
+ * one check. The report ends with the probes' {@linkplain LeakProbe#creationSites(long) creation
+ * sites} (core's with {@code -Dnativescope.leakDetection=paranoid}).
  *
- * <p>Registered for every test class by JUnit's extension autodetection ({@code
- * META-INF/services/org.junit.jupiter.api.extension.Extension}, enabled in each module's {@code
- * junit-platform.properties}); the other modules get it from core's test jar. Nested classes are
- * checked as part of their top-level class. Assumes test classes run one at a time (surefire's
- * default here): a class running concurrently would be blamed for another's resources.
+ * <p>Registered for every test class of every module that has this module on its test class path,
+ * by JUnit's extension autodetection: this module's {@code
+ * META-INF/services/org.junit.jupiter.api.extension.Extension} names it, and each module's {@code
+ * junit-platform.properties} enables autodetection. Nested classes are checked as part of their
+ * top-level class.
+ *
+ * <p>Threading: JUnit calls the callbacks from the thread that runs the class; the baseline is kept
+ * in the class's extension store, so one instance serves any number of classes. Assumes test
+ * classes run one at a time (surefire's default here): a class running concurrently would be blamed
+ * for another's resources.
  */
 public final class LeakCheckExtension implements BeforeAllCallback, AfterAllCallback {
     static final String SETTLE_PARAMETER = "nativescope.leakCheck.settleMillis";
     static final long DEFAULT_SETTLE_MILLIS = 5_000;
     private static final long SLOW_SETTLE_MILLIS = 100;
     static final String THREAD_PREFIX = "nativescope-";
-    /** Started once, on first use, and kept for the life of the process. */
-    static final Set<String> SINGLETON_THREADS = Set.copyOf(LeakSitesProbe.SINGLETON_THREADS);
     /**
      * JUnit's own non-daemon thread, started lazily by the first {@code @Timeout} and stopped when
-     * the engine finishes, not per class: allowed once, like the nativescope singletons.
+     * the engine finishes, not per class: allowed once, like the probes' singletons.
      */
     static final Set<String> FRAMEWORK_SINGLETON_THREADS = Set.of("junit-jupiter-timeout-watcher");
     private static final Path PROC_FD = Path.of("/proc/self/fd");
@@ -63,11 +66,27 @@ public final class LeakCheckExtension implements BeforeAllCallback, AfterAllCall
     private static final ExtensionContext.Namespace NAMESPACE = ExtensionContext.Namespace.create(LeakCheckExtension.class);
     private static final int STACK_TOP = 6;
 
+    private final List<LeakProbe> probes;
+    /** The probes' singleton threads: started once, on first use, and kept for the life of the process. */
+    private final Set<String> singletonThreads;
+
+    /** Called by JUnit's autodetection; loads the {@link LeakProbe} services of the test class path. */
+    public LeakCheckExtension() {
+        // The JDK's default SecureRandom (NativePRNG) opens /dev/random and /dev/urandom on first use
+        // and keeps them for the life of the process; the first class to make a temporary file
+        // (@TempDir) would be blamed for them. Opened here, they are in every baseline.
+        new SecureRandom().nextInt();
+        List<LeakProbe> found = new ArrayList<>();
+        ServiceLoader.load(LeakProbe.class, LeakCheckExtension.class.getClassLoader()).forEach(found::add);
+        probes = List.copyOf(found);
+        singletonThreads = probes.stream().flatMap(probe -> probe.singletonThreads().stream())
+                .collect(Collectors.toUnmodifiableSet());
+    }
+
     @Override
     public void beforeAll(ExtensionContext context) {
         if (isTopLevelClass(context)) {
-            NativeResources.trimIdle();
-            context.getStore(NAMESPACE).put(Snapshot.class, Snapshot.take());
+            context.getStore(NAMESPACE).put(Snapshot.class, snapshot());
         }
     }
 
@@ -103,11 +122,10 @@ public final class LeakCheckExtension implements BeforeAllCallback, AfterAllCall
      * Re-checks until nothing leaks or the settle time is up; returns what still leaks, and adds
      * what the first check found to {@code firstLook}.
      */
-    static List<String> settle(Snapshot before, long settleNanos, List<String> firstLook) throws InterruptedException {
+    private List<String> settle(Snapshot before, long settleNanos, List<String> firstLook) throws InterruptedException {
         long start = System.nanoTime();
         for (int round = 0; ; round++) {
-            NativeResources.trimIdle();
-            List<String> leaks = before.leaksIn(Snapshot.take());
+            List<String> leaks = before.leaksIn(snapshot(), singletonThreads);
             if (round == 0) {
                 firstLook.addAll(leaks);
             }
@@ -119,22 +137,36 @@ public final class LeakCheckExtension implements BeforeAllCallback, AfterAllCall
         }
     }
 
-    private static String creationSites(Snapshot before) {
-        if (!LeakSitesProbe.paranoid()) {
-            return "\n(run with -D" + LeakSitesProbe.PROPERTY + "=paranoid to see where leaked call frames and value blocks were created)";
-        }
-        return LeakSitesProbe.createdSince(before.siteMark()).stream().map(site -> "\n" + site).collect(Collectors.joining());
+    private String creationSites(Snapshot before) {
+        return probes.stream()
+                .flatMap(probe -> probe.creationSites(before.creationMarks().get(probe)).stream())
+                .map(site -> "\n" + site).collect(Collectors.joining());
     }
 
-    /** What the process holds at one moment. */
-    record Snapshot(Map<String, Long> counters, Map<Integer, String> fds, Set<Thread> threads, long siteMark) {
-
-        static Snapshot take() {
-            long mark = LeakSitesProbe.mark();
-            return new Snapshot(readCounters(), readOpenFds(), Thread.getAllStackTraces().keySet(), mark);
+    /** What the process holds now, after the probes freed their idle resources. */
+    private Snapshot snapshot() {
+        Map<LeakProbe, Long> marks = new IdentityHashMap<>();
+        Map<String, Long> counters = new LinkedHashMap<>();
+        for (LeakProbe probe : probes) {
+            // Marked before reading: whatever is created while the counters are read is after the
+            // baseline's mark, so a report can say where it came from.
+            marks.put(probe, probe.creationMark());
+            probe.trimIdle();
+            counters.putAll(probe.counters());
         }
+        return new Snapshot(counters, Snapshot.readOpenFds(), Thread.getAllStackTraces().keySet(), marks);
+    }
 
-        List<String> leaksIn(Snapshot after) {
+    /**
+     * What the process holds at one moment.
+     *
+     * @param creationMarks each probe's {@link LeakProbe#creationMark()} taken with the snapshot
+     */
+    record Snapshot(Map<String, Long> counters, Map<Integer, String> fds, Set<Thread> threads,
+                    Map<LeakProbe, Long> creationMarks) {
+
+        /** {@return what {@code after} holds beyond this snapshot, as report lines} */
+        List<String> leaksIn(Snapshot after, Set<String> singletonThreads) {
             List<String> leaks = new ArrayList<>();
             after.counters.forEach((name, now) -> {
                 long was = counters.getOrDefault(name, 0L);
@@ -150,11 +182,11 @@ public final class LeakCheckExtension implements BeforeAllCallback, AfterAllCall
                 leaks.add("  open file descriptors: before " + fds.size() + ", after " + after.fds.size()
                         + "; new or reused:" + opened);
             }
-            threadLeaks(after, leaks);
+            threadLeaks(after, singletonThreads, leaks);
             return leaks;
         }
 
-        private void threadLeaks(Snapshot after, List<String> leaks) {
+        private void threadLeaks(Snapshot after, Set<String> singletonThreads, List<String> leaks) {
             List<Thread> started = after.threads.stream()
                     .filter(thread -> thread.isAlive() && !threads.contains(thread))
                     .toList();
@@ -163,15 +195,15 @@ public final class LeakCheckExtension implements BeforeAllCallback, AfterAllCall
                     leaks.add("  non-daemon thread started and still alive: " + describe(thread));
                 }
             }
-            long nativescopeBefore = countOtherNativescopeThreads(threads);
-            long nativescopeAfter = countOtherNativescopeThreads(after.threads);
+            long nativescopeBefore = countOtherNativescopeThreads(threads, singletonThreads);
+            long nativescopeAfter = countOtherNativescopeThreads(after.threads, singletonThreads);
             if (nativescopeAfter > nativescopeBefore) {
-                leaks.add("  nativescope threads (other than " + SINGLETON_THREADS + "): before " + nativescopeBefore
-                        + ", after " + nativescopeAfter + "; started:" + started.stream()
-                        .filter(LeakCheckExtension::isOtherNativescopeThread)
+                leaks.add("  nativescope threads (other than " + new TreeSet<>(singletonThreads) + "): before "
+                        + nativescopeBefore + ", after " + nativescopeAfter + "; started:" + started.stream()
+                        .filter(thread -> isOtherNativescopeThread(thread, singletonThreads))
                         .map(thread -> "\n    " + describe(thread)).collect(Collectors.joining()));
             }
-            for (String singleton : union(SINGLETON_THREADS, FRAMEWORK_SINGLETON_THREADS)) {
+            for (String singleton : union(singletonThreads, FRAMEWORK_SINGLETON_THREADS)) {
                 long count = after.threads.stream()
                         .filter(thread -> thread.isAlive() && thread.getName().equals(singleton)).count();
                 if (count > 1) {
@@ -186,24 +218,9 @@ public final class LeakCheckExtension implements BeforeAllCallback, AfterAllCall
             return both;
         }
 
-        private static long countOtherNativescopeThreads(Set<Thread> threads) {
-            return threads.stream().filter(thread -> thread.isAlive() && isOtherNativescopeThread(thread)).count();
-        }
-
-        private static Map<String, Long> readCounters() {
-            Map<String, Long> counters = new LinkedHashMap<>();
-            NativeResources resources = NativeResources.snapshot();
-            counters.put("javaNativeBytes", resources.javaNativeBytes());
-            counters.put("liveCallFrames", resources.liveCallFrames());
-            counters.put("liveValueBlocks", resources.liveValueBlocks());
-            counters.put("shimLiveContexts", resources.shimLiveContexts());
-            counters.put("shimLiveFds", resources.shimLiveFds());
-            counters.put("shimLiveHooks", resources.shimLiveHooks());
-            counters.put("shimNativeBytes", resources.shimNativeBytes());
-            for (LeakCounters more : ServiceLoader.load(LeakCounters.class, LeakCheckExtension.class.getClassLoader())) {
-                counters.putAll(more.read());
-            }
-            return counters;
+        private static long countOtherNativescopeThreads(Set<Thread> threads, Set<String> singletonThreads) {
+            return threads.stream()
+                    .filter(thread -> thread.isAlive() && isOtherNativescopeThread(thread, singletonThreads)).count();
         }
 
         /** The open descriptors and their link targets, without the one this listing uses. */
@@ -231,8 +248,8 @@ public final class LeakCheckExtension implements BeforeAllCallback, AfterAllCall
         }
     }
 
-    private static boolean isOtherNativescopeThread(Thread thread) {
-        return thread.getName().startsWith(THREAD_PREFIX) && !SINGLETON_THREADS.contains(thread.getName());
+    private static boolean isOtherNativescopeThread(Thread thread, Set<String> singletonThreads) {
+        return thread.getName().startsWith(THREAD_PREFIX) && !singletonThreads.contains(thread.getName());
     }
 
     private static String describe(Thread thread) {

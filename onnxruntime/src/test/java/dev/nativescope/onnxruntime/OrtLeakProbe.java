@@ -1,0 +1,20 @@
+package dev.nativescope.onnxruntime;
+
+import dev.nativescope.testing.LeakProbe;
+
+import java.util.Map;
+
+/**
+ * The per-run ORT objects (RunOptions, tensor views) open now, for the leak check
+ * ({@code dev.nativescope.testing.LeakCheckExtension}). Thread-safe: {@link OrtObjects} counts atomically.
+ */
+public final class OrtLeakProbe implements LeakProbe {
+    /** Called by the {@link java.util.ServiceLoader}. */
+    public OrtLeakProbe() {
+    }
+
+    @Override
+    public Map<String, Long> counters() {
+        return Map.of("ortOpenObjects", OrtObjects.open());
+    }
+}
