@@ -18,6 +18,9 @@ import java.util.Set;
  *
  * <p>Thread-safe: it reads atomics, the shim's counters and {@link LeakSites}' concurrent map.
  */
+// The test classes are compiled into the named module of the code under test, and LeakProbe comes from the
+// class path (the testing jar has no module descriptor): javac warns that an exported type implements it.
+@SuppressWarnings("exports")
 public final class CoreLeakProbe implements LeakProbe {
     /** Started once, on first use, and kept for the life of the process. */
     private static final Set<String> SINGLETON_THREADS = Set.of(DeadlineTimer.THREAD_NAME, "nativescope-values-cleaner");

@@ -15,6 +15,9 @@ import java.util.Map;
  *
  * <p>Thread-safe: the shim updates its counters atomically.
  */
+// The test classes are compiled into the named module of the code under test, and LeakProbe comes from the
+// class path (the testing jar has no module descriptor): javac warns that an exported type implements it.
+@SuppressWarnings("exports")
 public final class ShimLeakProbe implements LeakProbe {
     /** Called by the {@link java.util.ServiceLoader}. */
     public ShimLeakProbe() {

@@ -8,6 +8,9 @@ import java.util.Map;
  * The per-run ORT objects (RunOptions, tensor views) open now, for the leak check
  * ({@code dev.nativescope.testing.LeakCheckExtension}). Thread-safe: {@link OrtObjects} counts atomically.
  */
+// The test classes are compiled into the named module of the code under test, and LeakProbe comes from the
+// class path (the testing jar has no module descriptor): javac warns that an exported type implements it.
+@SuppressWarnings("exports")
 public final class OrtLeakProbe implements LeakProbe {
     /** Called by the {@link java.util.ServiceLoader}. */
     public OrtLeakProbe() {
