@@ -1,6 +1,7 @@
 package dev.nativescope.testing;
 
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -16,7 +17,9 @@ import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.concurrent.TimeUnit;
+import java.util.regex.Pattern;
 import java.util.stream.Collectors;
+import java.util.stream.Stream;
 
 import org.junit.jupiter.api.extension.AfterAllCallback;
 import org.junit.jupiter.api.extension.BeforeAllCallback;
@@ -29,7 +32,9 @@ import org.junit.jupiter.api.extension.ExtensionContext;
  * <li>the counters of every {@link LeakProbe} service, each after its {@link LeakProbe#trimIdle()}
  *     (core's: {@code NativeResources}; onnxruntime's: the per-run ORT objects; bindings': the
  *     shim's own counters once a test loaded it);</li>
- * <li>open file descriptors ({@code /proc/self/fd}; the report names the new ones' targets);</li>
+ * <li>open file descriptors ({@code /proc/self/fd}; the report names the new ones' targets), except
+ *     those the JVM keeps for good once a tool attached an instrumentation agent at run time (Jazzer's
+ *     fuzzing mode does): the agent jars and the attach listener's socket;</li>
  * <li>live non-daemon threads started during the class, and nativescope threads ({@code
  *     nativescope-*}) beyond the probes' lazily started singletons, which may appear once.</li>
  * </ul>
@@ -62,6 +67,9 @@ public final class LeakCheckExtension implements BeforeAllCallback, AfterAllCall
      */
     static final Set<String> FRAMEWORK_SINGLETON_THREADS = Set.of("junit-jupiter-timeout-watcher");
     private static final Path PROC_FD = Path.of("/proc/self/fd");
+    private static final Path PROC_NET_UNIX = Path.of("/proc/net/unix");
+    /** Agent jars that Jazzer (through ByteBuddy) writes to the temporary directory and attaches. */
+    private static final Pattern RUNTIME_AGENT_JAR = Pattern.compile(".*/(jazzer-agent-|byteBuddyAgent)[^/]*\\.jar");
     private static final String OWN_FD_DIRECTORY = "/proc/" + ProcessHandle.current().pid() + "/fd";
     private static final ExtensionContext.Namespace NAMESPACE = ExtensionContext.Namespace.create(LeakCheckExtension.class);
     private static final int STACK_TOP = 6;
@@ -235,8 +243,29 @@ public final class LeakCheckExtension implements BeforeAllCallback, AfterAllCall
             }
             // Not counted: the directory stream's own descriptor (it resolves to /proc/<pid>/fd while
             // the listing runs) and descriptors closed while we listed them.
-            fds.values().removeIf(target -> target.isEmpty() || target.equals(OWN_FD_DIRECTORY));
+            String attachListener = attachListenerSocket();
+            fds.values().removeIf(target -> target.isEmpty() || target.equals(OWN_FD_DIRECTORY)
+                    || target.equals(attachListener) || RUNTIME_AGENT_JAR.matcher(target).matches());
             return fds;
+        }
+
+        /**
+         * @return the link target of the JVM's attach listener socket ({@code socket:[inode]}), or
+         *         null before anything attached: the listener binds {@code /tmp/.java_pid<pid>.tmp},
+         *         renames it to {@code /tmp/.java_pid<pid>}, and {@code /proc/net/unix} lists the
+         *         socket's inode under the name it was bound to
+         */
+        private static String attachListenerSocket() {
+            Pattern path = Pattern.compile(".*/\\.java_pid" + ProcessHandle.current().pid() + "(\\.tmp)?");
+            try (Stream<String> sockets = Files.lines(PROC_NET_UNIX)) {
+                // Columns: Num RefCount Protocol Flags Type St Inode Path
+                return sockets.map(line -> line.trim().split("\\s+"))
+                        .filter(columns -> columns.length >= 8 && path.matcher(columns[7]).matches())
+                        .map(columns -> "socket:[" + columns[6] + "]")
+                        .findFirst().orElse(null);
+            } catch (IOException | UncheckedIOException unreadable) {
+                return null;
+            }
         }
 
         private static String target(Path fd) {

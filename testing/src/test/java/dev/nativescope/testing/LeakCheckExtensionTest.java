@@ -109,6 +109,19 @@ class LeakCheckExtensionTest {
         }
     }
 
+    /**
+     * jcmd makes the JVM start its attach listener, whose socket stays open for good, as when
+     * Jazzer attaches its agent: that is the JVM's, not a leak of the class that ran first.
+     */
+    @Test
+    void aToolAttachingToTheJvmIsNotBlamed() throws IOException {
+        assertThat(failureOf(AttachesAToolToTheJvm.class)).isNull();
+        try (var sockets = Files.lines(Path.of("/proc/net/unix"))) {
+            assertThat(sockets.anyMatch(line -> line.contains("/.java_pid" + ProcessHandle.current().pid())))
+                    .as("the attach listener is up, so its socket was open during the check").isTrue();
+        }
+    }
+
     @Test
     void aClassThatClosesWhatItOpensPasses() {
         assertThat(failureOf(ClosesWhatItOpens.class)).isNull();
@@ -155,6 +168,17 @@ class LeakCheckExtensionTest {
             CountingLeakProbe.hold(HoldsACountedResource.class.getSimpleName());
             // Idle, not held: the probe trims it before reading, so it must not appear in the report.
             CountingLeakProbe.IDLE.incrementAndGet();
+        }
+    }
+
+    @EnabledIf("dev.nativescope.testing.LeakyClassLauncher#launching")
+    static class AttachesAToolToTheJvm {
+        @Test
+        void runsJcmdOnThisJvm() throws Exception {
+            Process jcmd = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "jcmd").toString(),
+                    String.valueOf(ProcessHandle.current().pid()), "VM.version").redirectErrorStream(true).start();
+            String output = new String(jcmd.getInputStream().readAllBytes());
+            assertThat(jcmd.waitFor()).as(output).isZero();
         }
     }
 
