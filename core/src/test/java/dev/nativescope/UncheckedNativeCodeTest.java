@@ -1,18 +1,20 @@
 package dev.nativescope;
 
+import dev.nativescope.testing.CapturedWarnings;
+
+import java.io.IOException;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
-import java.util.List;
-import java.util.concurrent.CopyOnWriteArrayList;
-import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.CancellationException;
 import java.util.concurrent.TimeUnit;
-import java.util.logging.Handler;
-import java.util.logging.Level;
-import java.util.logging.LogRecord;
-import java.util.logging.Logger;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.stream.Stream;
 
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -31,35 +33,19 @@ class UncheckedNativeCodeTest {
             Linker.nativeLinker().defaultLookup().find("usleep").orElseThrow(),
             FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
     private static final long SLEEP_MILLIS = 400;
-    private static final long CANCEL_AFTER_MILLIS = 50;
+    /** {@code SYS_clock_nanosleep} on x86-64, which glibc's usleep makes. */
+    private static final int CLOCK_NANOSLEEP = 230;
 
-    private final Logger logger = Logger.getLogger(NativeCall.class.getName());
-    private final List<LogRecord> warnings = new CopyOnWriteArrayList<>();
-    private final Handler capture = new Handler() {
-        @Override
-        public void publish(LogRecord record) {
-            if (record.getLevel().intValue() >= Level.WARNING.intValue()) {
-                warnings.add(record);
-            }
-        }
-
-        @Override
-        public void flush() {
-        }
-
-        @Override
-        public void close() {
-        }
-    };
+    private CapturedWarnings warnings;
 
     @BeforeEach
     void captureWarnings() {
-        logger.addHandler(capture);
+        warnings = CapturedWarnings.of(NativeCall.class.getName());
     }
 
     @AfterEach
     void stopCapturing() {
-        logger.removeHandler(capture);
+        warnings.close();
     }
 
     /** Sleeps in native code without ever looking at the context; returns usleep's 0 (NSC_OK). */
@@ -67,64 +53,127 @@ class UncheckedNativeCodeTest {
         return NativeCall.invoke(context, ignored -> (int) USLEEP.invokeExact((int) TimeUnit.MILLISECONDS.toMicros(SLEEP_MILLIS)));
     }
 
-    @Test
-    void cancelledCallEndsAtItsOwnPaceReturnsItsResultAndIsReported() throws Exception {
-        try (CancellableContext context = Context.background().withCancel()) {
-            Thread canceller = Thread.ofPlatform().start(() -> {
-                sleepQuietly(CANCEL_AFTER_MILLIS);
-                context.cancel(new IllegalStateException("request abandoned"));
-            });
-            long start = System.nanoTime();
-            int status = sleepIgnoringTheContext(context);
-            long elapsedMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
-            canceller.join();
+    /** {@link #sleepIgnoringTheContext} on its own named thread, with what it returned or threw. */
+    private static final class UncheckedCall {
+        private static final String THREAD_NAME = "nsc-unchecked"; // the kernel keeps 15 characters
+        private final Thread thread;
+        private volatile Integer status;
+        private volatile Throwable failure;
+        private volatile long elapsedNanos;
 
-            assertThat(status).as("the work finished; its result is returned").isEqualTo(Statuses.OK);
-            assertThat(elapsedMillis).as("the call ran to its end").isGreaterThanOrEqualTo(SLEEP_MILLIS - 10);
-            assertThat(context.isDone()).isTrue();
+        UncheckedCall(Context context, Runnable afterwards) {
+            thread = Thread.ofPlatform().name(THREAD_NAME).start(() -> {
+                long start = System.nanoTime();
+                try {
+                    status = sleepIgnoringTheContext(context);
+                } catch (Throwable e) {
+                    failure = e;
+                } finally {
+                    elapsedNanos = System.nanoTime() - start;
+                }
+                afterwards.run();
+            });
         }
-        assertThat(warnings).singleElement().satisfies(warning -> assertThat(warning.getMessage())
-                .contains("returned NSC_OK").contains("ms after it was cancelled").contains("request abandoned")
-                .contains("does not check its nsc_context"));
-        assertThat(lateMillis(warnings.getFirst())).isBetween((double) SLEEP_MILLIS - CANCEL_AFTER_MILLIS - 100, 60_000.0);
+
+        /**
+         * Waits until the thread is in usleep's system call, so that what follows happens while
+         * native code runs, not before the call (when the bridge would refuse to enter it).
+         */
+        UncheckedCall awaitInNativeSleep() throws IOException, InterruptedException {
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+            while (System.nanoTime() < deadline) {
+                try (Stream<Path> tasks = Files.list(Path.of("/proc/self/task"))) {
+                    for (Path task : tasks.toList()) {
+                        if (read(task.resolve("comm")).equals(THREAD_NAME)
+                                && read(task.resolve("syscall")).startsWith(CLOCK_NANOSLEEP + " ")) {
+                            return this;
+                        }
+                    }
+                }
+                Thread.sleep(1);
+            }
+            throw new AssertionError("the call did not reach usleep within 30 s");
+        }
+
+        private static String read(Path file) {
+            try {
+                return Files.readString(file).trim();
+            } catch (IOException gone) {
+                return ""; // the task ended meanwhile
+            }
+        }
+
+        UncheckedCall join() throws InterruptedException {
+            assertThat(thread.join(Duration.ofSeconds(30))).as("the call ended").isTrue();
+            assertThat(failure).as("the call threw").isNull();
+            return this;
+        }
     }
 
     @Test
-    void deadlineAndInterruptCannotStopItEither() throws Exception {
-        try (CancellableContext context = Context.background().withTimeout(Duration.ofMillis(CANCEL_AFTER_MILLIS))) {
-            assertThat(sleepIgnoringTheContext(context)).isEqualTo(Statuses.OK);
-            assertThat(context.isDeadlineExceeded()).isTrue();
+    void cancelledCallEndsAtItsOwnPaceReturnsItsResultAndIsReported() throws Exception {
+        try (CancellableContext context = Context.background().withCancel()) {
+            UncheckedCall call = new UncheckedCall(context, () -> { }).awaitInNativeSleep();
+            context.cancel(new IllegalStateException("request abandoned"));
+            call.join();
+
+            assertThat(call.status).as("the work finished; its result is returned").isEqualTo(Statuses.OK);
+            assertThat(call.elapsedNanos).as("the call ran to its end")
+                    .isGreaterThanOrEqualTo(TimeUnit.MILLISECONDS.toNanos(SLEEP_MILLIS - 10));
+            assertThat(context.isDone()).isTrue();
         }
-        Thread caller = Thread.currentThread();
-        Thread interrupter = Thread.ofPlatform().start(() -> {
-            sleepQuietly(CANCEL_AFTER_MILLIS);
-            caller.interrupt();
-        });
-        try {
-            assertThat(sleepIgnoringTheContext(Context.background())).isEqualTo(Statuses.OK);
-            interrupter.join();
-            assertThat(Thread.interrupted()).as("the interrupt is still pending").isTrue();
-        } finally {
-            Thread.interrupted();
+        assertThat(warnings.messages()).singleElement().satisfies(warning -> assertThat(warning)
+                .contains("returned NSC_OK").contains("ms after it was cancelled").contains("request abandoned")
+                .contains("does not check its nsc_context"));
+        assertThat(lateMillis(warnings.messages().getFirst())).isBetween(0.0, 60_000.0);
+    }
+
+    @Test
+    void aDeadlineCannotStopItEither() throws Exception {
+        // The deadline must pass while usleep runs: a call that starts late is refused at entry
+        // instead, so give a slow start a longer deadline and try again.
+        for (long deadlineMillis = 50; ; deadlineMillis *= 2) {
+            try (CancellableContext context = Context.background().withTimeout(Duration.ofMillis(deadlineMillis))) {
+                UncheckedCall call = new UncheckedCall(context, () -> { });
+                call.thread.join();
+                if (call.failure instanceof DeadlineExceededException && deadlineMillis < SLEEP_MILLIS / 2) {
+                    continue;
+                }
+                call.join();
+                assertThat(call.status).isEqualTo(Statuses.OK);
+                assertThat(context.isDeadlineExceeded()).isTrue();
+                break;
+            }
         }
-        assertThat(warnings).hasSize(2);
-        assertThat(warnings.get(0).getMessage()).contains("DeadlineExceededException");
-        assertThat(warnings.get(1).getMessage()).contains("InterruptedException");
+        assertThat(warnings.messages()).singleElement().satisfies(warning -> assertThat(warning)
+                .contains("DeadlineExceededException"));
+    }
+
+    @Test
+    void anInterruptCannotStopItEitherAndStaysPending() throws Exception {
+        AtomicBoolean stillInterrupted = new AtomicBoolean();
+        UncheckedCall call = new UncheckedCall(Context.background(),
+                () -> stillInterrupted.set(Thread.currentThread().isInterrupted())).awaitInNativeSleep();
+        call.thread.interrupt();
+        call.join();
+        assertThat(call.status).isEqualTo(Statuses.OK);
+        assertThat(stillInterrupted).as("the interrupt is still pending").isTrue();
+        assertThat(warnings.messages()).singleElement().satisfies(warning -> assertThat(warning)
+                .contains("InterruptedException"));
     }
 
     @Test
     void theFrameTheThreadAndOtherCallsCarryOn() throws Exception {
-        CountDownLatch sleeping = new CountDownLatch(1);
+        AtomicReference<Throwable> nextCall = new AtomicReference<>();
         try (CancellableContext context = Context.background().withCancel()) {
-            Thread stuck = Thread.ofPlatform().start(() -> {
-                sleeping.countDown();
-                sleepIgnoringTheContext(context);
+            UncheckedCall call = new UncheckedCall(context, () -> {
                 // The same thread, probably the same pooled frame: the next call is not cancelled.
                 try (CancellableContext next = Context.background().withTimeout(Duration.ofSeconds(30))) {
                     ReferencePredictors.spin(next, Duration.ofMillis(5), stats -> { });
+                } catch (Throwable e) {
+                    nextCall.set(e);
                 }
-            });
-            sleeping.await();
+            }).awaitInNativeSleep();
             context.cancel();
             // Meanwhile other calls, checking their own contexts, are cancelled as promptly as ever.
             for (int i = 0; i < 20; i++) {
@@ -132,31 +181,23 @@ class UncheckedNativeCodeTest {
                     Thread spinner = Thread.ofPlatform().start(() -> {
                         try {
                             ReferencePredictors.spin(other, null, stats -> { });
-                        } catch (java.util.concurrent.CancellationException expected) {
+                        } catch (CancellationException expected) {
                             // stopped by the cancel below
                         }
                     });
-                    sleepQuietly(1);
+                    Thread.sleep(1);
                     other.cancel();
                     assertThat(spinner.join(Duration.ofSeconds(10))).as("a checking predictor stops").isTrue();
                 }
             }
-            assertThat(stuck.join(Duration.ofSeconds(30))).isTrue();
+            call.join();
         }
-        assertThat(warnings).hasSize(1);
+        assertThat(nextCall.get()).as("the thread's next call").isNull();
+        assertThat(warnings.messages()).hasSize(1);
     }
 
-    private static double lateMillis(LogRecord warning) {
-        String message = warning.getMessage();
+    private static double lateMillis(String message) {
         String number = message.substring(message.indexOf("NSC_OK ") + "NSC_OK ".length(), message.indexOf(" ms after"));
         return Double.parseDouble(number);
-    }
-
-    private static void sleepQuietly(long millis) {
-        try {
-            Thread.sleep(millis);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        }
     }
 }
