@@ -53,9 +53,10 @@ import java.util.stream.Stream;
 /**
  * {@code ./run soak [minutes]}: a randomized mix of contexts, native calls, ONNX Runtime runs,
  * interrupts, structured task scopes and mapped tensors for a given time, checking invariants after
- * every operation and sampling the process's resources once per second. It exits non-zero when an invariant failed or a
- * resource kept growing (last third of the run against the middle third; the first third is
- * warm-up: JIT, pools and the heap settle there).
+ * every operation and sampling the process's resources once per second. It exits non-zero when an
+ * invariant failed or a resource kept growing (last third of the run against the middle third; the
+ * first third is warm-up: JIT, pools and the heap settle there), and with 2 when the ONNX models
+ * cannot be written (python3-onnx missing).
  *
  * <p>Output: {@code soak.csv} (one row per second) and {@code soak.svg} (one panel per resource)
  * in the directory given as second argument.
@@ -103,8 +104,9 @@ public final class Soak {
 
     /**
      * The operations, with their weight in the random draw. The nativescope-only operations weigh 2
-     * each; the ONNX Runtime ones 9 in all (about a quarter of the draws), the session churn least,
-     * since a session load costs more than any run.
+     * each; the ONNX Runtime ones 9 in all (about a quarter of the draws): 2 for checked runs, 1 for
+     * each way of stopping a run and for each kind of session churn, since a stopped chain run or a
+     * session load costs far more than a checked MLP run.
      */
     enum Op {
         DENSE_OK(2), CANCEL_BEFORE(2), DEADLINE_BEFORE(2), CANCEL_MID(2), DEADLINE_MID(2), FD_SIGNALLED(2),
