@@ -122,9 +122,18 @@ public final class Soak {
             this.weight = weight;
         }
 
-        /** Each operation {@code weight} times: a uniform draw from it is the weighted draw. */
-        static final Op[] DRAW = Arrays.stream(values())
-                .flatMap(op -> Stream.generate(() -> op).limit(op.weight)).toArray(Op[]::new);
+        /**
+         * Each operation {@code weight} times: a uniform draw from it is the weighted draw. The
+         * system property {@code nsc.soak.ops} (comma-separated names) narrows the mix to those
+         * operations, to find which one makes a resource grow.
+         */
+        static final Op[] DRAW = draw(System.getProperty("nsc.soak.ops", ""));
+
+        static Op[] draw(String only) {
+            List<Op> chosen = only.isBlank() ? List.of(values())
+                    : Arrays.stream(only.split(",")).map(name -> valueOf(name.strip().toUpperCase(Locale.ROOT))).toList();
+            return chosen.stream().flatMap(op -> Stream.generate(() -> op).limit(op.weight)).toArray(Op[]::new);
+        }
     }
 
     /** Thrown by checks; counted as a violation by the worker loop. */
