@@ -16,11 +16,13 @@ import java.util.concurrent.atomic.AtomicLong;
 /**
  * Creates and closes the per-run ONNX Runtime objects ({@link OnnxTensor} views of our tensors and
  * {@link OrtSession.RunOptions}) and counts them, so that tests can prove that no run, cancelled
- * or not, leaves one open. Thread-safe: the counters are atomic and shared by all predictors.
+ * or not, leaves one open; also counts the predictors (sessions) open. Thread-safe: the counters
+ * are atomic and shared by all predictors. {@link OrtResources} shows them outside the package.
  */
 final class OrtObjects {
     private static final AtomicLong CREATED = new AtomicLong();
     private static final AtomicLong CLOSED = new AtomicLong();
+    private static final AtomicLong OPEN_PREDICTORS = new AtomicLong();
 
     private OrtObjects() {
     }
@@ -36,6 +38,19 @@ final class OrtObjects {
     /** {@return how many per-run ORT objects were created since the JVM started} */
     static long created() {
         return CREATED.get();
+    }
+
+    /** {@return how many {@link OrtPredictor}s are open now (created and not yet closed)} */
+    static long openPredictors() {
+        return OPEN_PREDICTORS.get();
+    }
+
+    static void predictorOpened() {
+        OPEN_PREDICTORS.incrementAndGet();
+    }
+
+    static void predictorClosed() {
+        OPEN_PREDICTORS.decrementAndGet();
     }
 
     static OrtSession.RunOptions runOptions() throws OrtException {

@@ -65,6 +65,7 @@ public final class OrtPredictor implements AutoCloseable {
     private OrtPredictor(OrtEnvironment environment, OrtSession session) {
         this.environment = environment;
         this.session = session;
+        OrtObjects.predictorOpened();
     }
 
     /**
@@ -275,6 +276,8 @@ public final class OrtPredictor implements AutoCloseable {
         try {
             if (!closed) {
                 closed = true;
+                // Counted closed even if ORT fails to release the session: no run can reach it any more.
+                OrtObjects.predictorClosed();
                 session.close();
             }
         } finally {

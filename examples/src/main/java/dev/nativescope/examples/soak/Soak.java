@@ -1,5 +1,6 @@
 package dev.nativescope.examples.soak;
 
+import ai.onnxruntime.OrtException;
 import dev.nativescope.CancellableContext;
 import dev.nativescope.Context;
 import dev.nativescope.ContextKey;
@@ -9,6 +10,8 @@ import dev.nativescope.NativeLibrary;
 import dev.nativescope.NativeResources;
 import dev.nativescope.PredictionStats;
 import dev.nativescope.ReferencePredictors;
+import dev.nativescope.onnxruntime.OrtPredictor;
+import dev.nativescope.onnxruntime.OrtResources;
 import dev.nativescope.tensor.DType;
 import dev.nativescope.tensor.MappedFile;
 import dev.nativescope.tensor.Npy;
@@ -22,6 +25,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.management.ManagementFactory;
 import java.lang.management.MemoryMXBean;
+import java.lang.management.MemoryUsage;
 import java.lang.management.ThreadMXBean;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -33,6 +37,7 @@ import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
 import java.util.OptionalLong;
+import java.util.concurrent.Callable;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.ScheduledFuture;
@@ -47,11 +52,12 @@ import java.util.concurrent.atomic.LongAdder;
 import java.util.stream.Stream;
 
 /**
- * {@code ./run soak [minutes]}: a randomized mix of contexts, native calls, interrupts, structured
- * task scopes and mapped tensors for a given time, checking invariants after every operation and
- * sampling the process's resources once per second. It exits non-zero when an invariant failed or a
- * resource kept growing (last third of the run against the middle third; the first third is
- * warm-up: JIT, pools and the heap settle there).
+ * {@code ./run soak [minutes]}: a randomized mix of contexts, native calls, ONNX Runtime runs,
+ * interrupts, structured task scopes and mapped tensors for a given time, checking invariants after
+ * every operation and sampling the process's resources once per second. It exits non-zero when an
+ * invariant failed or a resource kept growing (last third of the run against the middle third; the
+ * first third is warm-up: JIT, pools and the heap settle there), and with 2 when the ONNX models
+ * cannot be written (python3-onnx missing).
  *
  * <p>Output: {@code soak.csv} (one row per second) and {@code soak.svg} (one panel per resource)
  * in the directory given as second argument.
@@ -68,6 +74,14 @@ public final class Soak {
     /** Dense repeat count of calls meant to be cancelled: far longer than any cancel delay. */
     private static final long LONG_REPEAT = 1_000_000;
     private static final int MAX_PRINTED_VIOLATIONS = 20;
+    /** The longest delay before any trigger (a scope's timeout or failing sibling). */
+    private static final long LONGEST_TRIGGER_MILLIS = 100;
+    /** The longest delay before a cancel, deadline, interrupt or session close that stops a call mid-way. */
+    private static final int MID_CALL_TRIGGER_MILLIS = 30;
+    /** The shared ORT chain runs this long uncancelled (at the fastest node time): a completed run is a lost stop. */
+    private static final long ORT_LONG_RUN_NANOS = TimeUnit.SECONDS.toNanos(3);
+    /** The chain each close-churn operation opens: far longer than the close delay (below 30 ms), cheap to load. */
+    private static final long ORT_CHURN_RUN_NANOS = TimeUnit.MILLISECONDS.toNanos(300);
 
     private final long endNanos;
     private final Path tmpDir;
@@ -78,16 +92,49 @@ public final class Soak {
     private final MemorySegment bias;
     private final float[] reference;
     private final float[] xValues;
+    private final SoakOrt ort;
 
     final LongAdder callsDone = new LongAdder();
     final LongAdder cancelsDone = new LongAdder();
     final AtomicLong violations = new AtomicLong();
     final LongAdder[] opCounts = new LongAdder[Op.values().length];
+    /** Wall time spent in each operation, for the summary: what the mix's throughput goes into. */
+    final LongAdder[] opNanos = new LongAdder[Op.values().length];
     private final AtomicLong fileSeq = new AtomicLong();
     private final AtomicLong traceSeq = new AtomicLong();
 
-    enum Op { DENSE_OK, CANCEL_BEFORE, DEADLINE_BEFORE, CANCEL_MID, DEADLINE_MID, FD_SIGNALLED, FD_CANCELLED,
-        FD_DEADLINE, INTERRUPT, TREE_CANCEL, SCOPE_TIMEOUT, SCOPE_SIBLING_FAILS, NPY_ROUNDTRIP }
+    /**
+     * The operations, with their weight in the random draw. The nativescope-only operations weigh 2
+     * each; the ONNX Runtime ones 9 in all (about a quarter of the draws): 2 for checked runs, 1 for
+     * each way of stopping a run and for each kind of session churn, since a stopped chain run or a
+     * session load costs far more than a checked MLP run.
+     */
+    enum Op {
+        DENSE_OK(2), CANCEL_BEFORE(2), DEADLINE_BEFORE(2), CANCEL_MID(2), DEADLINE_MID(2), FD_SIGNALLED(2),
+        FD_CANCELLED(2), FD_DEADLINE(2), INTERRUPT(2), TREE_CANCEL(2), SCOPE_TIMEOUT(2), SCOPE_SIBLING_FAILS(2),
+        NPY_ROUNDTRIP(2),
+        ORT_OK(2), ORT_CANCEL_MID(1), ORT_DEADLINE_MID(1), ORT_INTERRUPT(1), ORT_SCOPE_TIMEOUT(1),
+        ORT_SCOPE_SIBLING_FAILS(1), ORT_SESSION_CHURN(1), ORT_CLOSE_MID(1);
+
+        final int weight;
+
+        Op(int weight) {
+            this.weight = weight;
+        }
+
+        /**
+         * Each operation {@code weight} times: a uniform draw from it is the weighted draw. The
+         * system property {@code nsc.soak.ops} (comma-separated names) narrows the mix to those
+         * operations, to find which one makes a resource grow.
+         */
+        static final Op[] DRAW = draw(System.getProperty("nsc.soak.ops", ""));
+
+        static Op[] draw(String only) {
+            List<Op> chosen = only.isBlank() ? List.of(values())
+                    : Arrays.stream(only.split(",")).map(name -> valueOf(name.strip().toUpperCase(Locale.ROOT))).toList();
+            return chosen.stream().flatMap(op -> Stream.generate(() -> op).limit(op.weight)).toArray(Op[]::new);
+        }
+    }
 
     /** Thrown by checks; counted as a violation by the worker loop. */
     static final class Violation extends RuntimeException {
@@ -96,14 +143,16 @@ public final class Soak {
         }
     }
 
-    private Soak(long endNanos, Path tmpDir) {
+    private Soak(long endNanos, Path tmpDir, SoakOrt ort) {
         this.endNanos = endNanos;
         this.tmpDir = tmpDir;
+        this.ort = ort;
         // One scheduler thread fires every cancel, signal and interrupt from outside the worker.
         this.scheduler = new ScheduledThreadPoolExecutor(1, r -> Thread.ofPlatform().daemon().name("soak-trigger").unstarted(r));
         this.scheduler.setRemoveOnCancelPolicy(true);
         for (int i = 0; i < opCounts.length; i++) {
             opCounts[i] = new LongAdder();
+            opNanos[i] = new LongAdder();
         }
         // Fixed input (seeded), so every completed call must reproduce the same output.
         java.util.Random random = new java.util.Random(7);
@@ -138,14 +187,37 @@ public final class Soak {
         Path outDir = Path.of(args.length > 1 ? args[1] : "target/soak/" + System.currentTimeMillis());
         Files.createDirectories(outDir);
         Path tmpDir = Files.createDirectories(outDir.resolve("npy-tmp"));
+        Path modelDir = Files.createDirectories(outDir.resolve("onnx-models"));
         NativeLibrary.load();
+        SoakOrt ort;
+        try {
+            ort = SoakOrt.open(modelDir, ORT_LONG_RUN_NANOS, ORT_CHURN_RUN_NANOS);
+        } catch (SoakOrt.SetupException e) {
+            System.out.println("[soak] cannot set up the ONNX Runtime operations: " + e.getMessage());
+            System.exit(2);
+            return;
+        }
+        System.out.printf(Locale.ROOT, "[soak] ONNX Runtime: one %dx%<d MatMul node %.3f ms (%.3f ms at %d rows);"
+                        + " shared long chain %d nodes (>= %.1f s uncancelled), churn chain %d nodes (>= %d ms)%n",
+                SoakOrt.CHAIN_SIZE, ort.nodeNanos / 1e6, ort.churnNodeNanos / 1e6, SoakOrt.CHURN_ROWS,
+                ort.longChainNodes, ort.longChainNanos() / 1e9, ort.churnChainNodes, ort.churnChainNanos() / 1_000_000);
+        // A chain that could complete before its trigger would make a timely stop look like a lost one.
+        if (ort.longChainNanos() < 4 * TimeUnit.MILLISECONDS.toNanos(LONGEST_TRIGGER_MILLIS)
+                || ort.churnChainNanos() < 4 * TimeUnit.MILLISECONDS.toNanos(MID_CALL_TRIGGER_MILLIS)) {
+            System.out.println("[soak] the ORT chains run too briefly to tell a stop from a completion (triggers come"
+                    + " up to " + LONGEST_TRIGGER_MILLIS + " ms into a run of the long chain and up to "
+                    + MID_CALL_TRIGGER_MILLIS + " ms into one of the churn chain)");
+            ort.close();
+            System.exit(2);
+        }
         long durationNanos = (long) (minutes * 60e9);
         long start = System.nanoTime();
-        Soak soak = new Soak(start + durationNanos, tmpDir);
+        Soak soak = new Soak(start + durationNanos, tmpDir, ort);
         System.out.printf(Locale.ROOT, "[soak] %.1f min, %d workers, %d CPUs, JDK %s; output in %s%n", minutes, WORKERS,
                 Runtime.getRuntime().availableProcessors(), Runtime.version(), outDir.toAbsolutePath());
         int exit = soak.runAll(start, outDir);
         deleteTree(tmpDir);
+        deleteTree(modelDir);
         System.exit(exit);
     }
 
@@ -175,17 +247,23 @@ public final class Soak {
                     System.gc();
                 }
                 NativeResources res = NativeResources.snapshot();
-                long[] row = {second, rssKib(), memory.getHeapMemoryUsage().getUsed() / 1024, countFds(),
+                OrtResources ortRes = OrtResources.snapshot();
+                MemoryUsage heap = memory.getHeapMemoryUsage();
+                long[] row = {second, rssKib(), heap.getUsed() / 1024, heap.getCommitted() / 1024, countFds(),
                     threads.getThreadCount(), res.javaNativeBytes(), res.liveCallFrames(), res.liveValueBlocks(),
-                    res.shimLiveFds(), res.shimLiveHooks(), callsDone.sum(), cancelsDone.sum(), violations.get()};
+                    res.shimLiveFds(), res.shimLiveHooks(), ortRes.openRunObjects(), ortRes.openPredictors(),
+                    callsDone.sum(), cancelsDone.sum(), violations.get()};
                 samples.add(row);
                 out.println(Arrays.stream(row).mapToObj(Long::toString).reduce((a, b) -> a + "," + b).orElseThrow());
                 out.flush();
                 if (second % 10 == 0) {
                     System.out.printf(Locale.ROOT, "[soak] %4d s: calls %d, cancels %d, violations %d | rss %d MiB,"
-                                    + " heap %d MiB, fds %d, threads %d, native %d B, frames %d, value blocks %d,"
-                                    + " shim fds %d, hooks %d%n", row[0], row[10], row[11], row[12], row[1] / 1024,
-                            row[2] / 1024, row[3], row[4], row[5], row[6], row[7], row[8], row[9]);
+                                    + " heap %d of %d MiB, fds %d, threads %d, native %d B, frames %d, value blocks %d,"
+                                    + " shim fds %d, hooks %d, ort run objects %d, ort predictors %d%n", row[0],
+                            row[CALLS_DONE], row[CANCELS_DONE], row[VIOLATIONS], row[RSS_KIB] / 1024,
+                            row[HEAP_USED_KIB] / 1024, row[HEAP_COMMITTED_KIB] / 1024, row[FDS], row[THREADS], row[JAVA_NATIVE_BYTES],
+                            row[LIVE_CALL_FRAMES], row[LIVE_VALUE_BLOCKS], row[SHIM_LIVE_FDS], row[SHIM_LIVE_HOOKS],
+                            row[ORT_OPEN_RUN_OBJECTS], row[ORT_OPEN_PREDICTORS]);
                 }
                 if (System.nanoTime() >= endNanos) {
                     break;
@@ -200,11 +278,14 @@ public final class Soak {
             }
         }
         scheduler.shutdownNow();
+        checkOrtClosedEverything();
         Path svg = outDir.resolve("soak.svg");
         Files.writeString(svg, Svg.render(samples));
         System.out.println();
-        System.out.println("[soak] operations: " + Arrays.stream(Op.values())
-                .map(op -> op.name().toLowerCase(Locale.ROOT) + "=" + opCounts[op.ordinal()].sum())
+        System.out.println("[soak] operations (count, mean ms): " + Arrays.stream(Op.values())
+                .map(op -> String.format(Locale.ROOT, "%s=%d (%.1f)", op.name().toLowerCase(Locale.ROOT),
+                        opCounts[op.ordinal()].sum(),
+                        opNanos[op.ordinal()].sum() / 1e6 / Math.max(1, opCounts[op.ordinal()].sum())))
                 .reduce((a, b) -> a + " " + b).orElse(""));
         System.out.printf(Locale.ROOT, "[soak] calls %d, cancelled %d, violations %d%n", callsDone.sum(),
                 cancelsDone.sum(), violations.get());
@@ -218,9 +299,42 @@ public final class Soak {
         return ok ? 0 : 1;
     }
 
-    static final String[] COLUMNS = {"time_s", "rss_kib", "heap_used_kib", "fds", "threads", "java_native_bytes",
-        "live_call_frames", "live_value_blocks", "shim_live_fds", "shim_live_hooks", "calls_done", "cancels_done",
-        "violations"};
+    static final String[] COLUMNS = {"time_s", "rss_kib", "heap_used_kib", "heap_committed_kib", "fds", "threads",
+        "java_native_bytes",
+        "live_call_frames", "live_value_blocks", "shim_live_fds", "shim_live_hooks", "ort_open_run_objects",
+        "ort_open_predictors", "calls_done", "cancels_done", "violations"};
+    static final int RSS_KIB = 1;
+    static final int HEAP_USED_KIB = 2;
+    /** Part of RSS once touched: heap growth shows in RSS without being a native leak. */
+    static final int HEAP_COMMITTED_KIB = 3;
+    static final int FDS = 4;
+    static final int THREADS = 5;
+    static final int JAVA_NATIVE_BYTES = 6;
+    static final int LIVE_CALL_FRAMES = 7;
+    static final int LIVE_VALUE_BLOCKS = 8;
+    static final int SHIM_LIVE_FDS = 9;
+    static final int SHIM_LIVE_HOOKS = 10;
+    static final int ORT_OPEN_RUN_OBJECTS = 11;
+    static final int ORT_OPEN_PREDICTORS = 12;
+    static final int CALLS_DONE = 13;
+    static final int CANCELS_DONE = 14;
+    static final int VIOLATIONS = 15;
+
+    /**
+     * Once every run has ended, the per-run ORT objects must all be closed: exactly, not as a trend.
+     * Then the shared predictors close, and with them the last session: every churned one was closed.
+     */
+    private void checkOrtClosedEverything() throws OrtException {
+        long openRunObjects = OrtResources.snapshot().openRunObjects();
+        if (openRunObjects != 0) {
+            violation(openRunObjects + " per-run ORT objects still open after every run ended");
+        }
+        ort.close();
+        long openPredictors = OrtResources.snapshot().openPredictors();
+        if (openPredictors != 0) {
+            violation(openPredictors + " ORT predictors (sessions) still open after the soak closed its own");
+        }
+    }
 
     // ---------------------------------------------------------------- workers
 
@@ -258,11 +372,13 @@ public final class Soak {
         InterruptGuard guard = new InterruptGuard(Thread.currentThread());
         long opSeq = 0;
         while (System.nanoTime() < endNanos) {
-            Op op = Op.values()[ThreadLocalRandom.current().nextInt(Op.values().length)];
+            Op op = Op.DRAW[ThreadLocalRandom.current().nextInt(Op.DRAW.length)];
             opSeq++;
+            long began = System.nanoTime();
             try {
                 runOp(op, guard, opSeq);
                 opCounts[op.ordinal()].increment();
+                opNanos[op.ordinal()].add(System.nanoTime() - began);
             } catch (Violation v) {
                 violation(op + ": " + v.getMessage());
             } catch (Throwable t) {
@@ -309,12 +425,13 @@ public final class Soak {
             }
             case CANCEL_MID -> {
                 try (CancellableContext ctx = base.withCancel()) {
-                    AtomicLong firedAt = cancelLater(ctx, random.nextInt(0, 30));
+                    AtomicLong firedAt = cancelLater(ctx, random.nextInt(0, MID_CALL_TRIGGER_MILLIS));
                     expectCancelled(ctx, false, firedAt, trace, (c, r) -> dense(c, LONG_REPEAT, r));
                 }
             }
             case DEADLINE_MID -> {
-                try (CancellableContext ctx = base.withTimeout(Duration.ofMillis(random.nextInt(1, 30)))) {
+                try (CancellableContext ctx = base.withTimeout(
+                        Duration.ofMillis(random.nextInt(1, MID_CALL_TRIGGER_MILLIS)))) {
                     long deadline = ctx.deadlineNanoTime().orElseThrow();
                     expectCancelled(ctx, true, deadline, trace,
                             (c, r) -> ReferencePredictors.spin(c, null, r));
@@ -338,46 +455,20 @@ public final class Soak {
             }
             case FD_CANCELLED -> {
                 try (EventFd fd = EventFd.create(); CancellableContext ctx = base.withCancel()) {
-                    AtomicLong firedAt = cancelLater(ctx, random.nextInt(0, 30));
+                    AtomicLong firedAt = cancelLater(ctx, random.nextInt(0, MID_CALL_TRIGGER_MILLIS));
                     expectCancelled(ctx, false, firedAt, trace, (c, r) -> ReferencePredictors.awaitFd(c, fd.fd(), null, r));
                 }
             }
             case FD_DEADLINE -> {
                 try (EventFd fd = EventFd.create();
-                     CancellableContext ctx = base.withTimeout(Duration.ofMillis(random.nextInt(1, 30)))) {
+                     CancellableContext ctx = base.withTimeout(
+                             Duration.ofMillis(random.nextInt(1, MID_CALL_TRIGGER_MILLIS)))) {
                     long deadline = ctx.deadlineNanoTime().orElseThrow();
                     expectCancelled(ctx, true, deadline, trace, (c, r) -> ReferencePredictors.awaitFd(c, fd.fd(), null, r));
                 }
             }
-            case INTERRUPT -> {
-                AtomicLong firedAt = new AtomicLong(Long.MAX_VALUE);
-                guard.arm(opSeq);
-                scheduler.schedule(() -> {
-                    long now = System.nanoTime();
-                    if (guard.interruptIf(opSeq)) {
-                        firedAt.set(now);
-                    }
-                }, random.nextInt(0, 30), TimeUnit.MILLISECONDS);
-                long began = System.nanoTime();
-                try {
-                    base.call(() -> ReferencePredictors.spin(Context.current(), null, null));
-                    throw new Violation("spin returned normally although only an interrupt could stop it");
-                } catch (DeadlineExceededException e) {
-                    throw new Violation("interrupted spin ended with a deadline: " + e);
-                } catch (CancellationException e) {
-                    callsDone.increment();
-                    cancelsDone.increment();
-                    if (!(e.getCause() instanceof InterruptedException)) {
-                        throw new Violation("interrupted spin ended with cause " + e.getCause());
-                    }
-                    long late = System.nanoTime() - Math.min(firedAt.get(), System.nanoTime());
-                    if (late > RETURN_BOUND_NANOS || System.nanoTime() - began > RETURN_BOUND_NANOS + 100_000_000L) {
-                        throw new Violation("interrupted spin returned " + late / 1_000_000 + " ms after the interrupt");
-                    }
-                } finally {
-                    guard.disarm();
-                }
-            }
+            case INTERRUPT -> interruptMid(guard, opSeq, base, random, "spin", false,
+                    () -> ReferencePredictors.spin(Context.current(), null, null));
             case TREE_CANCEL -> {
                 // root -> (value) -> withCancel -> withTimeout(long) -> (value) -> leaf; cancelling
                 // the root from another thread must reach the call running in the leaf.
@@ -385,7 +476,7 @@ public final class Soak {
                     CancellableContext mid = root.withValue(TRACE_ID, trace + "-mid").withCancel();
                     CancellableContext deep = mid.withTimeout(Duration.ofSeconds(60));
                     Context leaf = deep.withValue(TRACE_ID, trace + "-leaf");
-                    AtomicLong firedAt = cancelLater(root, random.nextInt(0, 30));
+                    AtomicLong firedAt = cancelLater(root, random.nextInt(0, MID_CALL_TRIGGER_MILLIS));
                     expectCancelled(leaf, false, firedAt, trace + "-leaf", (c, r) -> dense(c, LONG_REPEAT, r));
                     if (!mid.isDone() || !deep.isDone() || deep.cause() != root.cause()) {
                         throw new Violation("a descendant of a cancelled root is not done with the root's cause");
@@ -394,8 +485,147 @@ public final class Soak {
                     mid.close();
                 }
             }
-            case SCOPE_TIMEOUT, SCOPE_SIBLING_FAILS -> scope(op == Op.SCOPE_SIBLING_FAILS, base, trace, random);
+            case SCOPE_TIMEOUT, SCOPE_SIBLING_FAILS -> scope(op == Op.SCOPE_SIBLING_FAILS, false, base, trace, random);
             case NPY_ROUNDTRIP -> npyRoundTrip(trace);
+            case ORT_OK -> {
+                // The shared MLP session under a random tree: the run registers on every layer and must
+                // leave nothing behind, and its output must match the Java reference.
+                try (CancellableContext ctx = randomTree(base, random).withTimeout(Duration.ofSeconds(60))) {
+                    ort.mlpChecked(ort.mlp, ctx);
+                    callsDone.increment();
+                }
+            }
+            case ORT_CANCEL_MID -> {
+                try (CancellableContext ctx = base.withCancel()) {
+                    AtomicLong firedAt = cancelLater(ctx, random.nextInt(0, MID_CALL_TRIGGER_MILLIS));
+                    CancellationException e = expectCancelled(ctx, false, firedAt, trace, (c, r) -> ortLongChain(c));
+                    // OrtPredictor's contract: the exception's cause is the context's cause.
+                    if (e.getCause() != ctx.cause()) {
+                        throw new Violation("cancelled ORT run's cause is " + e.getCause() + ", the context's "
+                                + ctx.cause());
+                    }
+                }
+            }
+            case ORT_DEADLINE_MID -> {
+                try (CancellableContext ctx = base.withTimeout(
+                        Duration.ofMillis(random.nextInt(1, MID_CALL_TRIGGER_MILLIS)))) {
+                    long deadline = ctx.deadlineNanoTime().orElseThrow();
+                    expectCancelled(ctx, true, deadline, trace, (c, r) -> ortLongChain(c));
+                }
+            }
+            case ORT_INTERRUPT -> interruptMid(guard, opSeq, base, random, "ORT run", true,
+                    () -> ortLongChain(Context.current()));
+            case ORT_SCOPE_TIMEOUT, ORT_SCOPE_SIBLING_FAILS ->
+                    scope(op == Op.ORT_SCOPE_SIBLING_FAILS, true, base, trace, random);
+            case ORT_SESSION_CHURN -> {
+                // A session of its own, opened, run (checked) and closed; after the close it must refuse runs.
+                OrtPredictor own = ort.openMlp();
+                try {
+                    ort.mlpChecked(own, base);
+                    callsDone.increment();
+                } finally {
+                    own.close();
+                }
+                try {
+                    ort.mlpChecked(own, base);
+                    throw new Violation("a closed OrtPredictor ran");
+                } catch (IllegalStateException expected) {
+                    // the contract: runs started after close() throw IllegalStateException
+                }
+            }
+            case ORT_CLOSE_MID -> closeMid(base, random);
+        }
+    }
+
+    /** The shared long chain, which only a stop ends within seconds; ORT failing otherwise is a violation. */
+    private Object ortLongChain(Context ctx) {
+        try {
+            ort.longChainRun(ctx);
+        } catch (OrtException e) {
+            throw new Violation("ORT failed instead of being stopped: " + e);
+        }
+        return "a completed ORT chain run";
+    }
+
+    /**
+     * Interrupts this worker from the trigger thread 0-30 ms into {@code call}, which only an
+     * interrupt ends: it must end with a {@link CancellationException} caused by an
+     * {@link InterruptedException}, within the bound. For ORT, whose contract says so, the thread's
+     * interrupt status must still be set afterwards.
+     */
+    private void interruptMid(InterruptGuard guard, long opSeq, Context base, ThreadLocalRandom random, String what,
+                              boolean keepsInterruptStatus, Callable<Object> call) throws Exception {
+        AtomicLong firedAt = new AtomicLong(Long.MAX_VALUE);
+        guard.arm(opSeq);
+        scheduler.schedule(() -> {
+            long now = System.nanoTime();
+            if (guard.interruptIf(opSeq)) {
+                firedAt.set(now);
+            }
+        }, random.nextInt(0, MID_CALL_TRIGGER_MILLIS), TimeUnit.MILLISECONDS);
+        long began = System.nanoTime();
+        try {
+            base.call(call::call);
+            throw new Violation(what + " returned normally although only an interrupt could stop it");
+        } catch (DeadlineExceededException e) {
+            throw new Violation("interrupted " + what + " ended with a deadline: " + e);
+        } catch (CancellationException e) {
+            callsDone.increment();
+            cancelsDone.increment();
+            if (!(e.getCause() instanceof InterruptedException)) {
+                throw new Violation("interrupted " + what + " ended with cause " + e.getCause());
+            }
+            if (keepsInterruptStatus && !Thread.currentThread().isInterrupted()) {
+                throw new Violation("interrupted " + what + " cleared the thread's interrupt status");
+            }
+            long late = System.nanoTime() - Math.min(firedAt.get(), System.nanoTime());
+            if (late > RETURN_BOUND_NANOS || System.nanoTime() - began > RETURN_BOUND_NANOS + 100_000_000L) {
+                throw new Violation("interrupted " + what + " returned " + late / 1_000_000 + " ms after the interrupt");
+            }
+        } finally {
+            guard.disarm();
+        }
+    }
+
+    /**
+     * Opens a session of its own on the churn chain and closes it from the trigger thread 0-30 ms
+     * into a run: the run must end with a {@link CancellationException} within the bound, or, when
+     * the close came first, be refused with an {@link IllegalStateException}. Catches sessions that
+     * leak under create/close churn (the open-predictor count and RSS) and closes that lose a run.
+     */
+    private void closeMid(Context base, ThreadLocalRandom random) throws Exception {
+        try (OrtPredictor own = ort.openChurnChain();
+             CancellableContext ctx = base.withTimeout(Duration.ofSeconds(60))) {
+            AtomicLong firedAt = new AtomicLong(Long.MAX_VALUE);
+            scheduler.schedule(() -> {
+                firedAt.set(System.nanoTime());
+                try {
+                    // Returns once the run in flight has returned: it is terminated, not waited out.
+                    own.close();
+                } catch (OrtException e) {
+                    violation("ORT_CLOSE_MID: closing the session failed: " + e);
+                }
+            }, random.nextInt(0, MID_CALL_TRIGGER_MILLIS), TimeUnit.MILLISECONDS);
+            try {
+                ort.churnChainRun(own, ctx);
+                callsDone.increment();
+                throw new Violation("an ORT run completed although its session was closed during it (lost close)");
+            } catch (CancellationException e) {
+                long now = System.nanoTime();
+                callsDone.increment();
+                cancelsDone.increment();
+                long fired = firedAt.get();
+                if (e instanceof DeadlineExceededException || fired == Long.MAX_VALUE) {
+                    throw new Violation("ORT run on a session being closed ended with " + e + " before the close");
+                }
+                if (now - fired > RETURN_BOUND_NANOS) {
+                    throw new Violation("ORT run returned " + (now - fired) / 1_000_000 + " ms after its session's close");
+                }
+            } catch (IllegalStateException e) {
+                if (firedAt.get() == Long.MAX_VALUE) {
+                    throw new Violation("ORT run refused although its session was open: " + e);
+                }
+            }
         }
     }
 
@@ -463,13 +693,16 @@ public final class Soak {
      * The call must end cancelled (with a deadline exactly when {@code deadline}), within the bound
      * after {@code trigger}, and the native code must have seen the bound trace id if it ran at all.
      */
-    private void expectCancelled(Context ctx, boolean deadline, long triggerNanos, String trace, NativeOp op) {
-        expectCancelled(ctx, deadline, new AtomicLong(triggerNanos), trace, op);
+    private CancellationException expectCancelled(Context ctx, boolean deadline, long triggerNanos, String trace,
+                                                  NativeOp op) {
+        return expectCancelled(ctx, deadline, new AtomicLong(triggerNanos), trace, op);
     }
 
-    private void expectCancelled(Context ctx, boolean deadline, AtomicLong trigger, String trace, NativeOp op) {
+    private CancellationException expectCancelled(Context ctx, boolean deadline, AtomicLong trigger, String trace,
+                                                  NativeOp op) {
         boolean doneBefore = ctx.isDone();
         PredictionStats[] stats = new PredictionStats[1];
+        CancellationException cancelled;
         try {
             Object result = op.run(ctx, s -> stats[0] = s);
             callsDone.increment();
@@ -477,6 +710,7 @@ public final class Soak {
                     : " although its context was cancelled (lost cancel)"));
         } catch (CancellationException e) {
             long now = System.nanoTime();
+            cancelled = e;
             callsDone.increment();
             cancelsDone.increment();
             if ((e instanceof DeadlineExceededException) != deadline) {
@@ -495,15 +729,19 @@ public final class Soak {
         if (seen != null && !seen.equals(trace)) {
             throw new Violation("cancelled call's native code saw trace id " + seen + ", bound " + trace);
         }
+        return cancelled;
     }
 
     /**
-     * A scope of two spinning predictors (platform threads: a pinned virtual thread would starve its
-     * siblings) plus one dense call that completes, stopped by the scope's timeout or by a failing
-     * sibling. The forks inherit the caller's context, so the native code must see its trace id.
+     * A scope of two spinning predictors, or with {@code withOrt} two runs of the shared ORT long chain
+     * (platform threads: a pinned virtual thread would starve its siblings), plus one checked call
+     * that completes (dense, or an ORT MLP run), stopped by the scope's timeout or by a failing
+     * sibling. The scope interrupts its forks, so the long ones must end cancelled by an interrupt.
+     * The forks inherit the caller's context, so the native code must see its trace id.
      */
-    private void scope(boolean siblingFails, Context base, String trace, ThreadLocalRandom random) throws Exception {
-        long timeoutMillis = random.nextInt(20, 100);
+    private void scope(boolean siblingFails, boolean withOrt, Context base, String trace, ThreadLocalRandom random)
+            throws Exception {
+        long timeoutMillis = random.nextInt(20, (int) LONGEST_TRIGGER_MILLIS);
         ConcurrentLinkedQueue<String> problems = new ConcurrentLinkedQueue<>();
         AtomicLong trigger = new AtomicLong(Long.MAX_VALUE);
         AtomicReference<Long> closedAt = new AtomicReference<>();
@@ -516,15 +754,26 @@ public final class Soak {
                     scope.fork(() -> {
                         PredictionStats[] stats = new PredictionStats[1];
                         try {
-                            ReferencePredictors.spin(Context.current(), null, s -> stats[0] = s);
-                            problems.add("a spin in a scope completed");
+                            if (withOrt) {
+                                ortLongChain(Context.current());
+                                problems.add("an ORT run in a scope completed");
+                            } else {
+                                ReferencePredictors.spin(Context.current(), null, s -> stats[0] = s);
+                                problems.add("a spin in a scope completed");
+                            }
                         } catch (CancellationException expected) {
                             cancelsDone.increment();
+                            if (withOrt && !(expected.getCause() instanceof InterruptedException)) {
+                                problems.add("an ORT run in a scope ended with cause " + expected.getCause()
+                                        + ", not the scope's interrupt");
+                            }
                             // Absent when the cancel came before native entry; if present, it must match.
                             if (stats[0] != null && stats[0].traceId().isPresent()
                                     && !trace.equals(stats[0].traceId().get())) {
                                 problems.add("a fork's native code saw " + stats[0].traceId() + ", bound " + trace);
                             }
+                        } catch (Violation v) {
+                            problems.add(v.getMessage());
                         } finally {
                             callsDone.increment();
                         }
@@ -532,7 +781,12 @@ public final class Soak {
                     });
                 }
                 scope.fork(() -> {
-                    denseChecked(Context.current(), x, trace);
+                    if (withOrt) {
+                        ort.mlpChecked(ort.mlp, Context.current());
+                        callsDone.increment();
+                    } else {
+                        denseChecked(Context.current(), x, trace);
+                    }
                     return null;
                 });
                 if (siblingFails) {
@@ -642,15 +896,18 @@ public final class Soak {
         }
 
         static final Check[] CHECKS = {
-            new Check(3, 8, 0),            // fds
-            new Check(4, 4, 0),            // threads
-            new Check(5, 256 * 1024, 0),   // java native bytes
-            new Check(6, 8, 0),            // call frames
-            new Check(7, 64, 0),           // value blocks (cleaners retire them after GC)
-            new Check(8, 8, 0),            // shim fds
-            new Check(9, 8, 0),            // shim hooks
-            new Check(1, 64 * 1024, 0.20), // rss: the larger of +64 MiB and +20 %
-            new Check(2, -1, 0),           // heap: GC-driven, reported only
+            new Check(FDS, 8, 0),
+            new Check(THREADS, 4, 0),
+            new Check(JAVA_NATIVE_BYTES, 256 * 1024, 0),
+            new Check(LIVE_CALL_FRAMES, 8, 0),
+            new Check(LIVE_VALUE_BLOCKS, 64, 0),     // cleaners retire them after GC
+            new Check(SHIM_LIVE_FDS, 8, 0),
+            new Check(SHIM_LIVE_HOOKS, 8, 0),
+            new Check(ORT_OPEN_RUN_OBJECTS, 8, 0),   // 3 per run in flight (RunOptions, input and output views)
+            new Check(ORT_OPEN_PREDICTORS, 2, 0),    // the 2 shared ones plus churned sessions in their operation
+            new Check(RSS_KIB, 64 * 1024, 0.20),     // the larger of +64 MiB and +20 %
+            new Check(HEAP_USED_KIB, -1, 0),         // GC-driven, reported only
+            new Check(HEAP_COMMITTED_KIB, -1, 0),    // the heap's share of RSS growth, reported only
         };
 
         static boolean report(List<long[]> samples) {
@@ -678,7 +935,7 @@ public final class Soak {
                     verdict = ok ? "ok" : "GROWTH";
                     grew |= !ok;
                 }
-                System.out.printf(Locale.ROOT, "[soak]   %-18s middle %12d  last %12d  delta %+11d  max %12d  %s%s%n",
+                System.out.printf(Locale.ROOT, "[soak]   %-20s middle %12d  last %12d  delta %+11d  max %12d  %s%s%n",
                         COLUMNS[check.column()], mid, end, end - mid, max, verdict,
                         check.absolute() < 0 ? "" : " (allowed +" + allowed + ")");
             }

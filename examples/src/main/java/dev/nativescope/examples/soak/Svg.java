@@ -9,7 +9,9 @@ import java.util.Locale;
  * the examples module should not pull a plotting library for one picture.
  */
 final class Svg {
-    private static final int[] PLOTTED = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    private static final int[] PLOTTED = {Soak.RSS_KIB, Soak.HEAP_USED_KIB, Soak.HEAP_COMMITTED_KIB, Soak.FDS, Soak.THREADS,
+        Soak.JAVA_NATIVE_BYTES, Soak.LIVE_CALL_FRAMES, Soak.LIVE_VALUE_BLOCKS, Soak.SHIM_LIVE_FDS, Soak.SHIM_LIVE_HOOKS,
+        Soak.ORT_OPEN_RUN_OBJECTS, Soak.ORT_OPEN_PREDICTORS};
     private static final int PANEL_W = 420;
     private static final int PANEL_H = 170;
     private static final int MARGIN_L = 80;
