@@ -57,13 +57,10 @@ public final class SegmentHold implements AutoCloseable {
     private static final AtomicLong LIVE = new AtomicLong();
     private static final AtomicInteger THREAD_NUMBERS = new AtomicInteger();
     /**
-     * Platform threads (a blocked downcall would pin a virtual thread's carrier anyway), daemon so
-     * that a forgotten hold never keeps the JVM alive; idle ones end after the pool's 60 s.
-     */
-    /**
      * Holder threads are made on demand and end after {@value #IDLE_SECONDS} s without work: a
      * thread costs tens of microseconds to start, against the milliseconds of the runs that need a
-     * hold, and an idle process keeps none.
+     * hold, and an idle process keeps none. They are platform threads (a blocked downcall would pin
+     * a virtual thread's carrier anyway), daemon so that a forgotten hold never keeps the JVM alive.
      */
     private static final long IDLE_SECONDS = 1;
     private static final ExecutorService HOLDERS = new ThreadPoolExecutor(0, Integer.MAX_VALUE,

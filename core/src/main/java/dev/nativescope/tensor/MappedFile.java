@@ -27,10 +27,11 @@ import java.util.Set;
  *
  * <p>The static methods open, create or grow files and map them:
  * <ul>
- * <li>{@link #map(Path, Mode, Arena)} and {@link #map(Path, Mode, long, long, Arena)} map an existing
+ * <li>{@link #map(Path, Mode, Arena, Option...)} and {@link #map(Path, Mode, long, long, Arena, Option...)} map an existing
  *     file, or a region that must lie inside it: they never change the file.</li>
- * <li>{@link #create(Path, long, IfExists, Arena)} creates a file of a given size (sparse, zero-filled)
- *     with mode {@code 0644} (less whatever the umask removes) and maps it read-write.</li>
+ * <li>{@link #create(Path, long, IfExists, Arena, Option...)} creates a file of a given size
+ *     (zero-filled, its storage reserved) with mode {@code 0644} (less whatever the umask removes)
+ *     and maps it read-write.</li>
  * <li>{@link #grow(Path, long, Arena, Option...)} makes an existing file at least a given size and
  *     maps that much read-write.</li>
  * </ul>

@@ -11,7 +11,7 @@ import java.util.Locale;
 final class Svg {
     private static final int[] PLOTTED = {Soak.RSS_KIB, Soak.HEAP_USED_KIB, Soak.HEAP_COMMITTED_KIB, Soak.FDS, Soak.THREADS,
         Soak.JAVA_NATIVE_BYTES, Soak.LIVE_CALL_FRAMES, Soak.LIVE_VALUE_BLOCKS, Soak.SHIM_LIVE_FDS, Soak.SHIM_LIVE_HOOKS,
-        Soak.ORT_OPEN_RUN_OBJECTS, Soak.ORT_OPEN_PREDICTORS};
+        Soak.ORT_OPEN_RUN_OBJECTS, Soak.ORT_OPEN_PREDICTORS, Soak.MALLOC_IN_USE_KIB, Soak.MALLOC_FREE_KIB};
     private static final int PANEL_W = 420;
     private static final int PANEL_H = 170;
     private static final int MARGIN_L = 80;
