@@ -23,16 +23,15 @@ import java.util.concurrent.TimeUnit;
 import static org.assertj.core.api.Assertions.assertThat;
 
 /**
- * Public for the examples module, which uses this test jar. The test models, written at test time by {@code make_models.py} with Debian's python3-onnx
+ * The test models, written at test time by {@code make_models.py} with Debian's python3-onnx
  * ({@code /usr/bin/python3}, or {@code -Dnsc.test.python=...}), and what the tests need around
- * them: the MLP's weights and a Java reference of it, tensors, and the time one node of the chain
- * model takes.
+ * them: tensors and the time one node of the chain model takes (the MLP's weights and its Java
+ * reference are {@link ReferenceMlp}). Public for the examples module, which uses this test jar.
  */
 public final class OrtModels {
-    static final int MLP_BATCH = 4;
-    static final int MLP_IN = 8;
-    static final int MLP_HIDDEN = 16;
-    static final int MLP_OUT = 3;
+    static final int MLP_BATCH = ReferenceMlp.BATCH;
+    static final int MLP_IN = ReferenceMlp.IN;
+    static final int MLP_OUT = ReferenceMlp.OUT;
 
     private OrtModels() {
     }
@@ -85,46 +84,6 @@ public final class OrtModels {
         try (OrtSession.SessionOptions options = singleThreaded()) {
             return OrtPredictor.open(model, options);
         }
-    }
-
-    // The weights as make_models.py writes them.
-    static float w1(int i, int j) {
-        return ((i * 7 + j * 3) % 11 - 5) / 10.0f;
-    }
-
-    static float b1(int j) {
-        return (j % 5 - 2) / 10.0f;
-    }
-
-    static float w2(int i, int j) {
-        return ((i * 5 + j * 2) % 13 - 6) / 10.0f;
-    }
-
-    static float b2(int j) {
-        return (j % 3 - 1) / 10.0f;
-    }
-
-    /** The MLP computed in Java, in double precision. */
-    public static float[] mlpReference(float[] x) {
-        float[] y = new float[MLP_BATCH * MLP_OUT];
-        for (int b = 0; b < MLP_BATCH; b++) {
-            double[] hidden = new double[MLP_HIDDEN];
-            for (int j = 0; j < MLP_HIDDEN; j++) {
-                double sum = b1(j);
-                for (int i = 0; i < MLP_IN; i++) {
-                    sum += (double) x[b * MLP_IN + i] * w1(i, j);
-                }
-                hidden[j] = Math.max(0.0, sum);
-            }
-            for (int j = 0; j < MLP_OUT; j++) {
-                double sum = b2(j);
-                for (int i = 0; i < MLP_HIDDEN; i++) {
-                    sum += hidden[i] * w2(i, j);
-                }
-                y[b * MLP_OUT + j] = (float) sum;
-            }
-        }
-        return y;
     }
 
     public static float[] randomFloats(Random random, int count) {

@@ -57,7 +57,7 @@ class OrtModulePathTest {
         String actual = output.lines().filter(line -> line.startsWith("PROBE-OUTPUT ")).findFirst().orElseThrow();
         float[] x = new float[OrtModels.MLP_BATCH * OrtModels.MLP_IN];
         Arrays.fill(x, 0.5f);
-        float[] want = OrtModels.mlpReference(x);
+        float[] want = ReferenceMlp.expected(x);
         float[] got = parse(actual.substring("PROBE-OUTPUT ".length()));
         OrtPredictorTest.assertOutput(got, want);
     }

@@ -56,7 +56,7 @@ class OrtPredictorTest {
                 float[] x = OrtModels.randomFloats(random, MLP_BATCH * MLP_IN);
                 Tensor y = OrtModels.nanTensor(arena, MLP_BATCH, MLP_OUT);
                 predictor.run(Context.background(), Map.of("x", OrtModels.tensor(arena, x, MLP_BATCH, MLP_IN)), Map.of("y", y));
-                assertOutput(y.toFloatArray(), OrtModels.mlpReference(x));
+                assertOutput(y.toFloatArray(), ReferenceMlp.expected(x));
             }
         }
     }
@@ -77,12 +77,12 @@ class OrtPredictorTest {
             try {
                 assertThat(input.ownsBuffer()).as("ORT copied the input").isFalse();
                 float[] out1 = runDirect(input);
-                assertOutput(out1, OrtModels.mlpReference(first));
+                assertOutput(out1, ReferenceMlp.expected(first));
 
                 float[] second = OrtModels.randomFloats(random, MLP_BATCH * MLP_IN);
                 x.segment().copyFrom(MemorySegment.ofArray(second)); // the OnnxTensor is not touched
                 float[] out2 = runDirect(input);
-                assertOutput(out2, OrtModels.mlpReference(second));
+                assertOutput(out2, ReferenceMlp.expected(second));
                 assertThat(out2).isNotEqualTo(out1);
             } finally {
                 OrtObjects.close(input);
@@ -114,7 +114,7 @@ class OrtPredictorTest {
             Tensor y = Tensor.of(mapped, DType.FLOAT32, MLP_BATCH, MLP_OUT);
             predictor.run(Context.background(), Map.of("x", OrtModels.tensor(arena, x, MLP_BATCH, MLP_IN)), Map.of("y", y));
             float[] inMapping = mapped.toArray(ValueLayout.JAVA_FLOAT);
-            assertOutput(inMapping, OrtModels.mlpReference(x));
+            assertOutput(inMapping, ReferenceMlp.expected(x));
         }
     }
 
@@ -126,7 +126,7 @@ class OrtPredictorTest {
             for (int trial = 0; trial < 5; trial++) {
                 float[] x = OrtModels.randomFloats(random, MLP_BATCH * MLP_IN);
                 predictor.run(Context.background(), Map.of("x", OrtModels.tensor(arena, x, MLP_BATCH, MLP_IN)), Map.of("y", y));
-                assertOutput(y.toFloatArray(), OrtModels.mlpReference(x));
+                assertOutput(y.toFloatArray(), ReferenceMlp.expected(x));
             }
         }
     }
@@ -161,7 +161,7 @@ class OrtPredictorTest {
                 predictor.run(Map.of("x", x), Map.of("y", y));
                 return null;
             });
-            assertOutput(y.toFloatArray(), OrtModels.mlpReference(values));
+            assertOutput(y.toFloatArray(), ReferenceMlp.expected(values));
             IllegalStateException why = new IllegalStateException("no longer wanted");
             ctx.cancel(why);
             assertThatThrownBy(() -> ctx.call(() -> {

@@ -4,6 +4,7 @@ import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
 import dev.nativescope.Context;
 import dev.nativescope.onnxruntime.OrtPredictor;
+import dev.nativescope.onnxruntime.ReferenceMlp;
 import dev.nativescope.tensor.DType;
 import dev.nativescope.tensor.Tensor;
 
@@ -41,10 +42,9 @@ import java.util.concurrent.TimeUnit;
  * threading contract), so the workers and scope forks share them.
  */
 final class SoakOrt implements AutoCloseable {
-    static final int MLP_BATCH = 4;
-    static final int MLP_IN = 8;
-    static final int MLP_HIDDEN = 16;
-    static final int MLP_OUT = 3;
+    static final int MLP_BATCH = ReferenceMlp.BATCH;
+    static final int MLP_IN = ReferenceMlp.IN;
+    static final int MLP_OUT = ReferenceMlp.OUT;
     /** Chain node size: ~0.1 ms per node on the reference 2-vCPU VM, so a stop lands in well under 1 ms. */
     static final int CHAIN_SIZE = 256;
     /**
@@ -183,7 +183,7 @@ final class SoakOrt implements AutoCloseable {
             Tensor output = Tensor.of(out, DType.FLOAT32, MLP_BATCH, MLP_OUT);
             predictor.run(ctx, Map.of("x", input), Map.of("y", output));
             float[] got = output.toFloatArray();
-            float[] expected = mlpReference(x);
+            float[] expected = ReferenceMlp.expected(x);
             for (int i = 0; i < got.length; i++) {
                 if (!(Math.abs(got[i] - expected[i]) <= 1e-4f * Math.max(1f, Math.abs(expected[i])))) {
                     throw new Soak.Violation("ORT MLP output " + i + " = " + got[i] + ", Java reference " + expected[i]);
@@ -209,46 +209,6 @@ final class SoakOrt implements AutoCloseable {
                     x.shape());
             predictor.run(ctx, Map.of("x", x), Map.of("y", y));
         }
-    }
-
-    // The MLP's weights, by the formulas make_models.py writes them with (its mlp_weights()).
-    private static float w1(int i, int j) {
-        return ((i * 7 + j * 3) % 11 - 5) / 10.0f;
-    }
-
-    private static float b1(int j) {
-        return (j % 5 - 2) / 10.0f;
-    }
-
-    private static float w2(int i, int j) {
-        return ((i * 5 + j * 2) % 13 - 6) / 10.0f;
-    }
-
-    private static float b2(int j) {
-        return (j % 3 - 1) / 10.0f;
-    }
-
-    /** The MLP in Java, in double precision: independent of ORT's kernels. */
-    static float[] mlpReference(float[] x) {
-        float[] y = new float[MLP_BATCH * MLP_OUT];
-        for (int b = 0; b < MLP_BATCH; b++) {
-            double[] hidden = new double[MLP_HIDDEN];
-            for (int j = 0; j < MLP_HIDDEN; j++) {
-                double sum = b1(j);
-                for (int i = 0; i < MLP_IN; i++) {
-                    sum += (double) x[b * MLP_IN + i] * w1(i, j);
-                }
-                hidden[j] = Math.max(0.0, sum);
-            }
-            for (int j = 0; j < MLP_OUT; j++) {
-                double sum = b2(j);
-                for (int i = 0; i < MLP_HIDDEN; i++) {
-                    sum += hidden[i] * w2(i, j);
-                }
-                y[b * MLP_OUT + j] = (float) sum;
-            }
-        }
-        return y;
     }
 
     /**
