@@ -41,6 +41,9 @@ public final class CoreLeakProbe implements LeakProbe {
         counters.put("shimLiveFds", resources.shimLiveFds());
         counters.put("shimLiveHooks", resources.shimLiveHooks());
         counters.put("shimNativeBytes", resources.shimNativeBytes());
+        // Contexts with a deadline that were neither closed nor done: each keeps a timer task queued
+        // (and, through it, itself and its parents reachable) until the deadline passes.
+        counters.put("pendingDeadlines", (long) DeadlineTimer.queuedTaskCount());
         return counters;
     }
 

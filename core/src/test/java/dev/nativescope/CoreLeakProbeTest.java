@@ -11,7 +11,7 @@ import org.junit.jupiter.api.condition.EnabledIf;
 /**
  * Proves that core's tests run under the leak check with {@link CoreLeakProbe}: a class that leaves
  * a native values block alive fails with the counters and, in paranoid mode, where the block was
- * created; a class that makes native calls and closes its contexts passes. The generic checks (fds,
+ * created; one that leaves a context with a deadline open fails on the pending deadline; a class that makes native calls and closes its contexts passes. The generic checks (fds,
  * threads) are proven in the testing module; each leaky class here is run through
  * {@link dev.nativescope.testing.LeakyClassLauncher}, then its leak is cleaned up.
  */
@@ -56,6 +56,16 @@ class CoreLeakProbeTest {
     }
 
     @Test
+    void aClassThatLeavesAContextWithADeadlineOpenFails() {
+        try {
+            assertThat(failureOf(LeavesADeadlineContextOpen.class)).isInstanceOf(AssertionError.class)
+                    .hasMessageMatching("(?s).*pendingDeadlines: before (\\d+), after (?!\\1)\\d+.*");
+        } finally {
+            leakedParent.close();
+        }
+    }
+
+    @Test
     void aClassThatClosesItsContextsAfterNativeCallsPasses() {
         assertThat(failureOf(ClosesItsContexts.class)).isNull();
     }
@@ -67,6 +77,14 @@ class CoreLeakProbeTest {
             leakedParent = Context.background().withCancel();
             leakedValues = leakedParent.withValue(TRACE_ID, "leaked");
             NativeCall.invoke(leakedValues, nativescope_h::nsc_noop_ctx);
+        }
+    }
+
+    @EnabledIf("dev.nativescope.testing.LeakyClassLauncher#launching")
+    static class LeavesADeadlineContextOpen {
+        @Test
+        void opensAContextWithAnHourToGo() {
+            leakedParent = Context.background().withTimeout(java.time.Duration.ofHours(1));
         }
     }
 
