@@ -1,5 +1,7 @@
 package dev.nativescope.tensor;
 
+import dev.nativescope.NativeLibraryException;
+
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
@@ -98,7 +100,7 @@ final class PosixFiles {
 
     private static MethodHandle libc(String name, FunctionDescriptor descriptor, Linker.Option... options) {
         MemorySegment symbol = LINKER.defaultLookup().find(name)
-                .orElseThrow(() -> new UnsupportedOperationException("libc does not export " + name
+                .orElseThrow(() -> new NativeLibraryException("libc does not export " + name
                         + "; nativescope's tensor files need Linux with glibc 2.28 or newer"));
         return LINKER.downcallHandle(symbol, descriptor, options);
     }
