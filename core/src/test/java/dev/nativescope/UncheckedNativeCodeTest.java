@@ -49,8 +49,8 @@ class UncheckedNativeCodeTest {
     }
 
     /** Sleeps in native code without ever looking at the context; returns usleep's 0 (NSC_OK). */
-    private static int sleepIgnoringTheContext(Context context) {
-        return NativeCall.invoke(context, ignored -> (int) USLEEP.invokeExact((int) TimeUnit.MILLISECONDS.toMicros(SLEEP_MILLIS)));
+    private static int sleepIgnoringTheContext(Context context, long millis) {
+        return NativeCall.invoke(context, ignored -> (int) USLEEP.invokeExact((int) TimeUnit.MILLISECONDS.toMicros(millis)));
     }
 
     /** {@link #sleepIgnoringTheContext} on its own named thread, with what it returned or threw. */
@@ -62,10 +62,14 @@ class UncheckedNativeCodeTest {
         private volatile long elapsedNanos;
 
         UncheckedCall(Context context, Runnable afterwards) {
+            this(context, SLEEP_MILLIS, afterwards);
+        }
+
+        UncheckedCall(Context context, long sleepMillis, Runnable afterwards) {
             thread = Thread.ofPlatform().name(THREAD_NAME).start(() -> {
                 long start = System.nanoTime();
                 try {
-                    status = sleepIgnoringTheContext(context);
+                    status = sleepIgnoringTheContext(context, sleepMillis);
                 } catch (Throwable e) {
                     failure = e;
                 } finally {
@@ -131,12 +135,12 @@ class UncheckedNativeCodeTest {
     @Test
     void aDeadlineCannotStopItEither() throws Exception {
         // The deadline must pass while usleep runs: a call that starts late is refused at entry
-        // instead, so give a slow start a longer deadline and try again.
+        // instead, so give a slow start a longer deadline (and a longer sleep) and try again.
         for (long deadlineMillis = 50; ; deadlineMillis *= 2) {
             try (CancellableContext context = Context.background().withTimeout(Duration.ofMillis(deadlineMillis))) {
-                UncheckedCall call = new UncheckedCall(context, () -> { });
+                UncheckedCall call = new UncheckedCall(context, 2 * deadlineMillis + 200, () -> { });
                 call.thread.join();
-                if (call.failure instanceof DeadlineExceededException && deadlineMillis < SLEEP_MILLIS / 2) {
+                if (call.failure instanceof DeadlineExceededException && deadlineMillis < 10_000) {
                     continue;
                 }
                 call.join();
