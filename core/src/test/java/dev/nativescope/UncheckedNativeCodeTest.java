@@ -16,9 +16,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.stream.Stream;
 
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -36,17 +35,8 @@ class UncheckedNativeCodeTest {
     /** {@code SYS_clock_nanosleep} on x86-64, which glibc's usleep makes. */
     private static final int CLOCK_NANOSLEEP = 230;
 
-    private CapturedWarnings warnings;
-
-    @BeforeEach
-    void captureWarnings() {
-        warnings = CapturedWarnings.of(NativeCall.class.getName());
-    }
-
-    @AfterEach
-    void stopCapturing() {
-        warnings.close();
-    }
+    @RegisterExtension
+    final CapturedWarnings warnings = CapturedWarnings.of(NativeCall.class.getName());
 
     /** Sleeps in native code without ever looking at the context; returns usleep's 0 (NSC_OK). */
     private static int sleepIgnoringTheContext(Context context, long millis) {

@@ -6,10 +6,9 @@ import dev.nativescope.tensor.DLPack;
 import dev.nativescope.tensor.Tensor;
 import dev.nativescope.testing.CapturedWarnings;
 
-import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.Timeout;
 
 import java.lang.foreign.Arena;
@@ -49,7 +48,8 @@ class UncheckedPredictorInScopeTest {
     private static MethodHandle uncheckedConv2d;
     private static long uncheckedRepeat;
 
-    private CapturedWarnings warnings;
+    @RegisterExtension
+    final CapturedWarnings warnings = CapturedWarnings.of(NativeCall.class.getName());
 
     @BeforeAll
     static void calibrate() {
@@ -63,16 +63,6 @@ class UncheckedPredictorInScopeTest {
         convolveUnchecked(output, 20);
         long perRepeat = Math.max(1, (System.nanoTime() - start) / 20);
         uncheckedRepeat = Math.max(1, UNCHECKED_RUN.toNanos() / perRepeat);
-    }
-
-    @BeforeEach
-    void captureWarnings() {
-        warnings = CapturedWarnings.of(NativeCall.class.getName());
-    }
-
-    @AfterEach
-    void stopCapturing() {
-        warnings.close();
     }
 
     /** @return the output rows completed; the call goes through the bridge under the current context */
