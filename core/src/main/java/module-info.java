@@ -10,5 +10,12 @@ module dev.nativescope.core {
     requires dev.nativescope.nativeshim;
 
     exports dev.nativescope;
+    exports dev.nativescope.library;
+    exports dev.nativescope.call;
+    exports dev.nativescope.interop;
     exports dev.nativescope.tensor;
+    exports dev.nativescope.tensor.io;
+    exports dev.nativescope.tensor.npy;
+    exports dev.nativescope.tensor.safetensors;
+    exports dev.nativescope.reference;
 }

@@ -1,5 +1,7 @@
 package dev.nativescope;
 
+import dev.nativescope.internal.access.SharedAccess;
+
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.time.Duration;
@@ -101,10 +103,11 @@ public sealed class Context permits CancellableContext {
 
     static {
         try {
-            NATIVE_VALUES = MethodHandles.lookup().findVarHandle(Context.class, "nativeValues", NativeValues.class);
+            NATIVE_VALUES = MethodHandles.lookup().findVarHandle(Context.class, "nativeValues", Object.class);
         } catch (ReflectiveOperationException e) {
             throw new ExceptionInInitializerError(e);
         }
+        SharedAccess.setContexts(new ContextInternals());
     }
 
     /** The context this one was derived from; null for background only. */
@@ -125,8 +128,11 @@ public sealed class Context permits CancellableContext {
     /** The effective deadline on the wall clock, converted once when it was set; null when there is none. */
     final Instant deadline;
 
-    /** The native copy of the visible values, owned by {@link NativeValues}; built on first native use. */
-    private volatile NativeValues nativeValues;
+    /**
+     * The call bridge's native copy of the visible values ({@code dev.nativescope.call.NativeValues},
+     * typed {@code Object} so that this package does not depend on the bridge); built on first native use.
+     */
+    private volatile Object nativeValues;
 
     Context(Context parent, ContextKey<?> key, Object value, long deadlineNanoTime, Instant deadline) {
         this.parent = parent;
@@ -444,12 +450,12 @@ public sealed class Context permits CancellableContext {
     }
 
     /** The native copy of this context's values, or null before it is first handed to native code. */
-    NativeValues nativeValues() {
+    Object nativeValues() {
         return nativeValues;
     }
 
-    /** Installs the native copy of this context's values; see {@link NativeValues#holdFor(Context)}. */
-    boolean casNativeValues(NativeValues expected, NativeValues replacement) {
+    /** Installs the native copy of this context's values; see {@code NativeValues.holdFor(Context)}. */
+    boolean casNativeValues(Object expected, Object replacement) {
         return NATIVE_VALUES.compareAndSet(this, expected, replacement);
     }
 

@@ -2,10 +2,10 @@ package dev.nativescope.benchmarks;
 
 import dev.nativescope.CancellableContext;
 import dev.nativescope.Context;
-import dev.nativescope.EventFd;
-import dev.nativescope.NativeLibrary;
-import dev.nativescope.PredictionStats;
-import dev.nativescope.ReferencePredictors;
+import dev.nativescope.reference.EventFd;
+import dev.nativescope.library.NativeLibrary;
+import dev.nativescope.reference.PredictionStats;
+import dev.nativescope.reference.ReferencePredictors;
 
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;

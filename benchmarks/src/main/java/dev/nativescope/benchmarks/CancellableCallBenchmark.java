@@ -2,8 +2,8 @@ package dev.nativescope.benchmarks;
 
 import dev.nativescope.CancellableContext;
 import dev.nativescope.Context;
-import dev.nativescope.NativeCall;
-import dev.nativescope.NativeLibrary;
+import dev.nativescope.call.NativeCall;
+import dev.nativescope.library.NativeLibrary;
 import dev.nativescope.bindings.nativescope_h;
 import dev.nativescope.bindings.nsc_context;
 import dev.nativescope.bindings.nsc_predict_stats;

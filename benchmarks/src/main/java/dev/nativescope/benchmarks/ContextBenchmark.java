@@ -3,9 +3,9 @@ package dev.nativescope.benchmarks;
 import dev.nativescope.CancellableContext;
 import dev.nativescope.Context;
 import dev.nativescope.ContextKey;
-import dev.nativescope.NativeCall;
-import dev.nativescope.NativeLibrary;
-import dev.nativescope.NativeResources;
+import dev.nativescope.call.NativeCall;
+import dev.nativescope.library.NativeLibrary;
+import dev.nativescope.call.NativeResources;
 import dev.nativescope.Registration;
 import dev.nativescope.bindings.nativescope_h;
 

@@ -1,6 +1,6 @@
 package dev.nativescope.benchmarks;
 
-import dev.nativescope.NativeLibrary;
+import dev.nativescope.library.NativeLibrary;
 import dev.nativescope.bindings.nativescope_h;
 
 import java.lang.foreign.FunctionDescriptor;

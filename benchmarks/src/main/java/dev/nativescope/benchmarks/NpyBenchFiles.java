@@ -1,7 +1,7 @@
 package dev.nativescope.benchmarks;
 
 import dev.nativescope.tensor.DType;
-import dev.nativescope.tensor.Npy;
+import dev.nativescope.tensor.npy.Npy;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;

@@ -1,8 +1,8 @@
 package dev.nativescope.benchmarks;
 
 import dev.nativescope.tensor.DType;
-import dev.nativescope.tensor.SafeTensors;
-import dev.nativescope.tensor.SafeTensorsFile;
+import dev.nativescope.tensor.safetensors.SafeTensors;
+import dev.nativescope.tensor.safetensors.SafeTensorsFile;
 import dev.nativescope.tensor.TensorSpec;
 
 import java.io.IOException;

@@ -1,8 +1,8 @@
 package dev.nativescope.benchmarks;
 
-import dev.nativescope.tensor.MappedFile;
-import dev.nativescope.tensor.Npy;
-import dev.nativescope.tensor.NpyFile;
+import dev.nativescope.tensor.io.MappedFile;
+import dev.nativescope.tensor.npy.Npy;
+import dev.nativescope.tensor.npy.NpyFile;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;

@@ -1,11 +1,11 @@
 package dev.nativescope.benchmarks;
 
 import dev.nativescope.Context;
-import dev.nativescope.NativeLibrary;
-import dev.nativescope.ReferencePredictors;
+import dev.nativescope.library.NativeLibrary;
+import dev.nativescope.reference.ReferencePredictors;
 import dev.nativescope.tensor.DType;
-import dev.nativescope.tensor.MappedFile;
-import dev.nativescope.tensor.Npy;
+import dev.nativescope.tensor.io.MappedFile;
+import dev.nativescope.tensor.npy.Npy;
 import dev.nativescope.tensor.Tensor;
 
 import java.io.IOException;

@@ -1,5 +1,6 @@
 package dev.nativescope.tensor;
 
+import dev.nativescope.tensor.safetensors.SafeTensors;
 import java.util.Arrays;
 import java.util.Objects;
 

@@ -1,6 +1,6 @@
 package dev.nativescope.childjvm;
 
-import dev.nativescope.NativeLibrary;
+import dev.nativescope.library.NativeLibrary;
 
 /**
  * Main class run in a child JVM by {@code LibraryLoaderTest}: loads the library and prints the outcome.

@@ -4,9 +4,9 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.nativescope.Context;
-import dev.nativescope.NativeCall;
-import dev.nativescope.NativeLibrary;
-import dev.nativescope.NativeStatusException;
+import dev.nativescope.call.NativeCall;
+import dev.nativescope.library.NativeLibrary;
+import dev.nativescope.library.NativeStatusException;
 import dev.nativescope.bindings.DLDataType;
 import dev.nativescope.bindings.DLDevice;
 import dev.nativescope.bindings.DLTensor;

@@ -1,9 +1,10 @@
 package dev.nativescope.tensor;
 
+import dev.nativescope.tensor.io.MappedFile;
 import dev.nativescope.Context;
-import dev.nativescope.NativeLibrary;
-import dev.nativescope.PredictionStats;
-import dev.nativescope.ReferencePredictors;
+import dev.nativescope.library.NativeLibrary;
+import dev.nativescope.reference.PredictionStats;
+import dev.nativescope.reference.ReferencePredictors;
 
 import java.io.RandomAccessFile;
 import java.lang.foreign.Arena;

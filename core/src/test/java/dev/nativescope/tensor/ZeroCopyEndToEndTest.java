@@ -1,10 +1,12 @@
 package dev.nativescope.tensor;
 
+import dev.nativescope.tensor.io.MappedFile;
+import dev.nativescope.tensor.npy.Npy;
 import dev.nativescope.Context;
-import dev.nativescope.NativeCall;
-import dev.nativescope.NativeLibrary;
-import dev.nativescope.PredictionStats;
-import dev.nativescope.ReferencePredictors;
+import dev.nativescope.call.NativeCall;
+import dev.nativescope.library.NativeLibrary;
+import dev.nativescope.reference.PredictionStats;
+import dev.nativescope.reference.ReferencePredictors;
 import dev.nativescope.bindings.DLTensor;
 import dev.nativescope.bindings.nativescope_h;
 

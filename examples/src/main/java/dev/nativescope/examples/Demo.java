@@ -4,10 +4,10 @@ import dev.nativescope.CancellableContext;
 import dev.nativescope.Context;
 import dev.nativescope.ContextKey;
 import dev.nativescope.DeadlineExceededException;
-import dev.nativescope.EventFd;
-import dev.nativescope.NativeLibrary;
-import dev.nativescope.PredictionStats;
-import dev.nativescope.ReferencePredictors;
+import dev.nativescope.reference.EventFd;
+import dev.nativescope.library.NativeLibrary;
+import dev.nativescope.reference.PredictionStats;
+import dev.nativescope.reference.ReferencePredictors;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;

@@ -3,7 +3,7 @@ package dev.nativescope.examples;
 import dev.nativescope.CancellableContext;
 import dev.nativescope.Context;
 import dev.nativescope.DeadlineExceededException;
-import dev.nativescope.EventFd;
+import dev.nativescope.reference.EventFd;
 import dev.nativescope.examples.NativeWork.Outcome;
 import dev.nativescope.examples.NativeWork.Threads;
 

@@ -1,9 +1,9 @@
 package dev.nativescope.examples;
 
 import dev.nativescope.Context;
-import dev.nativescope.EventFd;
-import dev.nativescope.PredictionStats;
-import dev.nativescope.ReferencePredictors;
+import dev.nativescope.reference.EventFd;
+import dev.nativescope.reference.PredictionStats;
+import dev.nativescope.reference.ReferencePredictors;
 import dev.nativescope.examples.NativeWork.Outcome;
 import dev.nativescope.examples.NativeWork.Threads;
 

@@ -2,10 +2,10 @@ package dev.nativescope.examples;
 
 import dev.nativescope.Context;
 import dev.nativescope.ContextKey;
-import dev.nativescope.EventFd;
-import dev.nativescope.NativeLibrary;
-import dev.nativescope.PredictionStats;
-import dev.nativescope.ReferencePredictors;
+import dev.nativescope.reference.EventFd;
+import dev.nativescope.library.NativeLibrary;
+import dev.nativescope.reference.PredictionStats;
+import dev.nativescope.reference.ReferencePredictors;
 import dev.nativescope.bindings.nativescope_h;
 
 import java.lang.foreign.Arena;

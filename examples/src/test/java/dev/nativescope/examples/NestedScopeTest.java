@@ -1,7 +1,7 @@
 package dev.nativescope.examples;
 
 import dev.nativescope.Context;
-import dev.nativescope.EventFd;
+import dev.nativescope.reference.EventFd;
 import dev.nativescope.examples.NativeWork.Outcome;
 import dev.nativescope.examples.NativeWork.Threads;
 

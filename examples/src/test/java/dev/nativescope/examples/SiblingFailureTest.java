@@ -1,6 +1,6 @@
 package dev.nativescope.examples;
 
-import dev.nativescope.EventFd;
+import dev.nativescope.reference.EventFd;
 import dev.nativescope.examples.NativeWork.Outcome;
 import dev.nativescope.examples.NativeWork.Threads;
 

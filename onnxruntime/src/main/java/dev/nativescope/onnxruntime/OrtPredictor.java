@@ -7,9 +7,8 @@ import ai.onnxruntime.OrtSession;
 import dev.nativescope.CancellableContext;
 import dev.nativescope.Context;
 import dev.nativescope.DeadlineExceededException;
-import dev.nativescope.InterruptHook;
-import dev.nativescope.Registration;
-import dev.nativescope.SegmentHold;
+import dev.nativescope.interop.CancellationSignal;
+import dev.nativescope.interop.SegmentHold;
 import dev.nativescope.tensor.Tensor;
 
 import java.lang.foreign.MemorySegment;
@@ -54,6 +53,8 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * afterwards throw {@link IllegalStateException}.
  */
 public final class OrtPredictor implements AutoCloseable {
+    /** Names a run in messages. */
+    private static final String WHAT = "ONNX Runtime run";
     private final OrtEnvironment environment;
     private final OrtSession session;
     /** Cancelled by {@link #close()}; every run registers on it, so close reaches all of them. */
@@ -153,7 +154,7 @@ public final class OrtPredictor implements AutoCloseable {
                 throw new IllegalStateException("the OrtPredictor is closed");
             }
             if (context.isDone()) {
-                throw stopped(context, RunTermination.Reason.CONTEXT);
+                throw CancellationSignal.contextStopped(context, WHAT);
             }
             runOpen(context, inputs, outputs);
         } finally {
@@ -205,60 +206,27 @@ public final class OrtPredictor implements AutoCloseable {
 
     private void runTerminable(Context context, RunTermination termination, Map<String, OnnxTensor> inputs,
                                Map<String, OnnxTensor> outputs) throws OrtException {
-        // Registered before the run starts: a context done or a close by now terminates at once, and
-        // ORT checks the flag before the first node too.
-        Registration onContextDone = context.onDone(() -> termination.terminate(RunTermination.Reason.CONTEXT));
-        Registration onClose = lifetime.onDone(() -> termination.terminate(RunTermination.Reason.CLOSE));
-        // ORT's run is a JNI call that does not notice interrupts: the hook turns one into a terminate.
-        InterruptHook interruptHook =
-                new InterruptHook(() -> termination.terminate(RunTermination.Reason.INTERRUPT));
-        try {
-            interruptHook.enter();
-            try {
-                if (termination.reason() == null) {
+        // The context (cancel, deadline), an interrupt of this thread (ORT's run is a JNI call that does
+        // not notice interrupts) and close() all flip the run's terminate flag; ORT checks it between
+        // nodes and before the first.
+        try (CancellationSignal signal = CancellationSignal.open(context, lifetime, reason -> termination.terminate())) {
+            if (!signal.isStopped()) {
+                try {
                     // Pinned outputs only (ORT wants the requested names and the pinned ones disjoint): ORT
                     // writes into our tensors, and the result holds no values of its own.
                     session.run(inputs, Set.of(), outputs, termination.optionsForRun()).close();
                     return;
+                } catch (OrtException e) {
+                    if (!signal.isStopped()) {
+                        throw e;
+                    }
+                    RuntimeException stopped = signal.stoppedException(WHAT);
+                    stopped.addSuppressed(e);
+                    throw stopped;
                 }
-            } finally {
-                interruptHook.exit();
             }
-        } catch (OrtException e) {
-            RunTermination.Reason reason = termination.reason();
-            if (reason == null) {
-                throw e;
-            }
-            RuntimeException stopped = stopped(context, reason);
-            stopped.addSuppressed(e);
-            throw stopped;
-        } finally {
-            onContextDone.remove();
-            onClose.remove();
+            throw signal.stoppedException(WHAT);
         }
-        throw stopped(context, termination.reason());
-    }
-
-    private static RuntimeException stopped(Context context, RunTermination.Reason reason) {
-        return switch (reason) {
-            case CONTEXT -> {
-                Throwable cause = context.cause();
-                if (cause instanceof DeadlineExceededException deadline) {
-                    // A new instance, thrown in the calling thread, with the timing of the expiry.
-                    yield new DeadlineExceededException(deadline.deadlineNanoTime(), deadline.detectedNanoTime());
-                }
-                CancellationException canceled = new CancellationException("ONNX Runtime run canceled: " + cause);
-                canceled.initCause(cause);
-                yield canceled;
-            }
-            case INTERRUPT -> {
-                CancellationException canceled = new CancellationException(
-                        "ONNX Runtime run canceled: the thread was interrupted");
-                canceled.initCause(new InterruptedException("interrupted during OrtSession.run"));
-                yield canceled;
-            }
-            case CLOSE -> new CancellationException("ONNX Runtime run canceled: the OrtPredictor was closed");
-        };
     }
 
     /**

@@ -1,5 +1,7 @@
 package dev.nativescope.onnxruntime;
 
+import dev.nativescope.reference.ReferencePredictors;
+
 /**
  * The small MLP that the module's tests, the examples and the soak run through ONNX Runtime to
  * check its results: {@code y = Relu(x W1 + b1) W2 + b2}, x float32[{@value #BATCH},

@@ -3,7 +3,8 @@ package dev.nativescope.onnxruntime;
 import dev.nativescope.CancellableContext;
 import dev.nativescope.Context;
 import dev.nativescope.DeadlineExceededException;
-import dev.nativescope.SegmentHold;
+import dev.nativescope.interop.SegmentHold;
+import dev.nativescope.reference.ReferencePredictors;
 import dev.nativescope.tensor.Tensor;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
@@ -25,6 +26,7 @@ import java.util.concurrent.atomic.AtomicReference;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.catchThrowable;
 
 /**
  * A long chain of MatMul nodes (sized from the measured time of one node to run for about
@@ -93,6 +95,39 @@ class OrtCancellationTest {
             assertThat(ctx.isDeadlineExceeded()).isTrue();
         }
         assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(timeout.plus(promptly));
+    }
+
+    /**
+     * The run's deadline exception is built by the same translation as the call bridge's: thrown in the
+     * calling thread, with a TimeoutException whose cause is the context's own expiry (the instance
+     * every descendant shares), so a log shows both where the run stopped and when the deadline fired.
+     * Mid-run (the deadline timer terminates ORT) and at entry (the context had already expired), where
+     * the bridge's translation is deterministic too.
+     */
+    @Test
+    void deadlineExceptionCarriesTheBridgesCauseChain() throws Exception {
+        try (CancellableContext ctx = Context.background().withTimeout(Duration.ofMillis(100))) {
+            Throwable midRun = catchThrowable(() -> chain.run(ctx, Map.of("x", x), Map.of("y", y)));
+            assertLinkedToTheContextsExpiry(midRun, ctx.cause());
+        }
+        try (CancellableContext ctx = Context.background().withTimeout(Duration.ofMillis(1))) {
+            while (!ctx.isDone()) {
+                Thread.sleep(1);
+            }
+            Throwable ort = catchThrowable(() -> chain.run(ctx, Map.of("x", x), Map.of("y", y)));
+            Throwable bridge = catchThrowable(() -> ReferencePredictors.spin(ctx, Duration.ofSeconds(30), stats -> { }));
+            assertLinkedToTheContextsExpiry(ort, ctx.cause());
+            assertLinkedToTheContextsExpiry(bridge, ctx.cause());
+            assertThat(ort).hasMessage(bridge.getMessage());
+        }
+    }
+
+    private static void assertLinkedToTheContextsExpiry(Throwable thrown, Throwable contextCause) {
+        assertThat(thrown).isInstanceOf(DeadlineExceededException.class).isNotSameAs(contextCause)
+                .hasMessage("native call stopped: context deadline exceeded");
+        assertThat(thrown.getCause()).isInstanceOf(java.util.concurrent.TimeoutException.class);
+        assertThat(thrown.getCause().getCause()).as("the context's own expiry").isSameAs(contextCause)
+                .isInstanceOf(DeadlineExceededException.class);
     }
 
     @Test

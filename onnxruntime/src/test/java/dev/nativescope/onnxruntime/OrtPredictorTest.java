@@ -7,7 +7,7 @@ import ai.onnxruntime.OrtSession;
 import dev.nativescope.CancellableContext;
 import dev.nativescope.Context;
 import dev.nativescope.tensor.DType;
-import dev.nativescope.tensor.MappedFile;
+import dev.nativescope.tensor.io.MappedFile;
 import dev.nativescope.tensor.Tensor;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;

@@ -2,9 +2,9 @@ package dev.nativescope.examples.bench;
 
 import dev.nativescope.CancellableContext;
 import dev.nativescope.Context;
-import dev.nativescope.NativeLibrary;
-import dev.nativescope.PredictionStats;
-import dev.nativescope.ReferencePredictors;
+import dev.nativescope.library.NativeLibrary;
+import dev.nativescope.reference.PredictionStats;
+import dev.nativescope.reference.ReferencePredictors;
 
 import java.time.Duration;
 import java.util.Locale;

@@ -1,8 +1,8 @@
 package dev.nativescope.examples.userpredictor;
 
 import dev.nativescope.Context;
-import dev.nativescope.NativeCall;
-import dev.nativescope.NativeLibrary;
+import dev.nativescope.call.NativeCall;
+import dev.nativescope.library.NativeLibrary;
 import dev.nativescope.examples.userpredictor.bindings.user_predictor_h;
 import dev.nativescope.tensor.DLPack;
 import dev.nativescope.tensor.DType;
@@ -101,7 +101,7 @@ public final class UserPredictor {
      * @throws java.util.concurrent.CancellationException when the context was cancelled or the
      *         thread interrupted
      * @throws dev.nativescope.DeadlineExceededException when the context's deadline passed
-     * @throws dev.nativescope.NativeStatusException ({@code NSC_ERR_INVALID}) for tensors native code rejects
+     * @throws dev.nativescope.library.NativeStatusException ({@code NSC_ERR_INVALID}) for tensors native code rejects
      */
     public static long conv2d(Context context, Tensor input, Tensor kernel, Tensor output, long repeat,
                               LongConsumer onReturn) {

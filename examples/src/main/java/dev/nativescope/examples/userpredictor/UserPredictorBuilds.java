@@ -1,6 +1,6 @@
 package dev.nativescope.examples.userpredictor;
 
-import dev.nativescope.NativeLibrary;
+import dev.nativescope.library.NativeLibrary;
 
 import java.io.IOException;
 import java.io.InputStream;

@@ -1,6 +1,6 @@
 package dev.nativescope.examples.userpredictor;
 
-import dev.nativescope.NativeLibrary;
+import dev.nativescope.library.NativeLibrary;
 
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;

@@ -1,7 +1,7 @@
 package dev.nativescope.examples.userpredictor;
 
 import dev.nativescope.Context;
-import dev.nativescope.NativeCall;
+import dev.nativescope.call.NativeCall;
 import dev.nativescope.tensor.DLPack;
 import dev.nativescope.tensor.Tensor;
 import dev.nativescope.testing.CapturedWarnings;

@@ -3,7 +3,7 @@ package dev.nativescope.examples.userpredictor;
 import dev.nativescope.CancellableContext;
 import dev.nativescope.Context;
 import dev.nativescope.DeadlineExceededException;
-import dev.nativescope.NativeStatusException;
+import dev.nativescope.library.NativeStatusException;
 import dev.nativescope.bindings.nativescope_h;
 import dev.nativescope.tensor.DType;
 import dev.nativescope.tensor.Tensor;

@@ -1,0 +1,38 @@
+package dev.nativescope;
+
+import dev.nativescope.internal.access.ContextAccess;
+
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The context internals that the call bridge and the adapters use, registered with
+ * {@code SharedAccess} by {@link Context}'s class initialiser. Each method forwards to a
+ * package-private member; see those for the contracts. Stateless and thread-safe.
+ */
+final class ContextInternals implements ContextAccess {
+    @Override
+    public Object nativeValues(Context context) {
+        return context.nativeValues();
+    }
+
+    @Override
+    public boolean casNativeValues(Context context, Object expected, Object replacement) {
+        return context.casNativeValues(expected, replacement);
+    }
+
+    @Override
+    public List<Map.Entry<ContextKey<?>, Object>> visibleValues(Context context) {
+        return context.visibleValues();
+    }
+
+    @Override
+    public boolean isClosed(Context context) {
+        return context instanceof CancellableContext cancellable && cancellable.isClosed();
+    }
+
+    @Override
+    public DeadlineExceededException deadlineExceeded(Context context, DeadlineExceededException contextCause) {
+        return DeadlineExceededException.forNativeCall(context, contextCause);
+    }
+}

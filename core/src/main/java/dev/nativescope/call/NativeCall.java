@@ -1,0 +1,207 @@
+package dev.nativescope.call;
+
+import dev.nativescope.library.NativeStatus;
+import dev.nativescope.library.NativeStatusException;
+import dev.nativescope.Context;
+import dev.nativescope.DeadlineExceededException;
+import dev.nativescope.internal.access.ContextAccess;
+import dev.nativescope.internal.access.SharedAccess;
+import dev.nativescope.interop.CancellationSignal;
+import dev.nativescope.library.NativeLibrary;
+import java.lang.foreign.MemorySegment;
+import java.lang.ref.Reference;
+import java.util.Locale;
+import java.util.Objects;
+import java.util.OptionalLong;
+import java.util.concurrent.CancellationException;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The cancellable call bridge: the one place that knows about interrupts. Every native function
+ * that takes an {@code nsc_context *} is called through {@link #invoke(Context, Downcall)}:
+ * <ol>
+ * <li>the call gets its own native context (a child of {@code context}: same deadline and values,
+ *     cancelled when {@code context} is);</li>
+ * <li>an interrupt hook is registered for the calling thread, so {@code Thread.interrupt()}
+ *     cancels this call's native context from the interrupting thread (no watcher thread, no
+ *     polling from Java); a thread already interrupted is cancelled before entering native code;</li>
+ * <li>the downcall runs with a pointer to that struct;</li>
+ * <li>the hook is removed and the status translated: {@code NSC_CANCELED} becomes a
+ *     {@link CancellationException} whose cause is the context's cause (or an
+ *     {@link InterruptedException} for an interrupt), {@code NSC_DEADLINE_EXCEEDED} a
+ *     {@link DeadlineExceededException}, negative statuses a {@link NativeStatusException}.</li>
+ * </ol>
+ * The calling thread's interrupt status is left as it was: an interrupt that cancelled the call is
+ * still pending afterwards.
+ *
+ * <p><b>Native code that does not check its context.</b> Cancelling cannot stop native code that
+ * never looks at its {@code nsc_context}: such a call ends at its own pace, and the caller (a
+ * structured scope's {@code close()}, say) waits for it. When it then returns a status that is not
+ * a cancellation, the call's work is done and its result is returned as usual, not thrown away;
+ * if it returned more than {@value #LATE_RETURN_WARNING_PROPERTY} milliseconds (default
+ * {@value #DEFAULT_LATE_RETURN_WARNING_MILLIS}) after its cancel, a {@code WARNING} on the
+ * {@link System.Logger} {@code dev.nativescope.call.NativeCall} says how late, so the predictor that
+ * ignores cancellation can be found and fixed.
+ *
+ * <p>Downcalls made through the bridge must not use {@code Linker.Option.critical}: they poll and
+ * may block. Thread-safe; calls on different threads are independent.
+ */
+public final class NativeCall {
+    /** System property: milliseconds a cancelled call may run on before its return is logged as late. */
+    public static final String LATE_RETURN_WARNING_PROPERTY = "nativescope.lateReturnWarningMillis";
+    static final long DEFAULT_LATE_RETURN_WARNING_MILLIS = 100;
+    private static final long LATE_RETURN_WARNING_NANOS = TimeUnit.MILLISECONDS.toNanos(
+            Long.getLong(LATE_RETURN_WARNING_PROPERTY, DEFAULT_LATE_RETURN_WARNING_MILLIS));
+    /** Names a bridged call in messages. */
+    private static final String WHAT = "native call";
+    private static final ContextAccess CONTEXTS = SharedAccess.contexts();
+    private static final System.Logger LOGGER = System.getLogger(NativeCall.class.getName());
+
+    private NativeCall() {
+    }
+
+    /** A downcall that receives the call's {@code nsc_context *} and returns an {@code nsc_status}. */
+    @FunctionalInterface
+    public interface Downcall {
+        /**
+         * @param context the native context of this call; valid only until the downcall returns
+         * @return the native status
+         * @throws Throwable whatever the method handle throws
+         */
+        int invoke(MemorySegment context) throws Throwable;
+    }
+
+    /**
+     * Runs {@code downcall} under {@link Context#current()}.
+     *
+     * @see #invoke(Context, Downcall)
+     */
+    public static int invoke(Downcall downcall) {
+        return invoke(Context.current(), downcall);
+    }
+
+    /**
+     * Runs {@code downcall} under {@code context}.
+     *
+     * @param context the context whose cancellation, deadline and values the native code sees
+     * @param downcall the native call
+     * @return the status when it is not a cancellation or an error: {@code NSC_OK},
+     *         {@code NSC_TIMEOUT}, {@code NSC_NOT_FOUND}, ...
+     * @throws DeadlineExceededException when the context's deadline stopped the call (or had passed)
+     * @throws CancellationException when the context was cancelled or the thread interrupted
+     * @throws NativeStatusException when the native code returned an error status
+     * @throws IllegalStateException when the context was closed by its owner
+     */
+    public static int invoke(Context context, Downcall downcall) {
+        Objects.requireNonNull(context, "context");
+        Objects.requireNonNull(downcall, "downcall");
+        NativeLibrary.load();
+        if (context.isDone()) {
+            throw alreadyDone(context);
+        }
+        NativeValues values = NativeValues.holdFor(context);
+        if (values == null) {
+            throw alreadyDone(context);
+        }
+        CallFrame frame = null;
+        try {
+            frame = CallFrame.acquire();
+            frame.arm(deadlineOf(context), values);
+            int status = callInFrame(context, frame, downcall);
+            long cancelNanoTime = frame.cancelNanoTime();
+            if (cancelNanoTime != -1 && status != NativeStatus.CANCELED.code() && status != NativeStatus.DEADLINE_EXCEEDED.code()) {
+                reportLateReturn(status, System.nanoTime() - cancelNanoTime, frame.cancelCause());
+            }
+            return translate(status, context, frame);
+        } finally {
+            if (frame != null) {
+                frame.release();
+            }
+            values.release();
+            // The values block is retired by a cleaner when the context becomes unreachable: keep
+            // the context reachable until the native code can no longer read the block.
+            Reference.reachabilityFence(context);
+        }
+    }
+
+    private static int callInFrame(Context context, CallFrame frame, Downcall downcall) {
+        long generation = frame.generation();
+        // The signal covers the context (cancel, deadline) and the calling thread's interrupt; the frame's
+        // generation keeps a late stop from touching the frame's next call.
+        try (CancellationSignal signal = CancellationSignal.open(context, reason -> {
+            if (reason == CancellationSignal.Reason.INTERRUPT) {
+                frame.cancelByInterrupt(generation);
+            } else {
+                frame.cancel(generation, context.isDeadlineExceeded()
+                        ? NativeStatus.DEADLINE_EXCEEDED.code() : NativeStatus.CANCELED.code(), context.cause());
+            }
+        })) {
+            if (signal.isStopped() || frame.isCancelled()) {
+                // Cancelled between the isDone check and here, or interrupted before the call:
+                // don't enter native code at all.
+                return nativeStatusOfCancelledFrame(frame);
+            }
+            return downcall.invoke(frame.struct);
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable e) {
+            throw new IllegalStateException("native call failed: " + e, e);
+        } finally {
+            frame.endCall();
+        }
+    }
+
+    /**
+     * The native code finished its work although the call was cancelled: it does not check its
+     * context, or not often enough. Its result stands; say how late it came.
+     */
+    private static void reportLateReturn(int status, long lateNanos, Throwable cause) {
+        if (lateNanos > LATE_RETURN_WARNING_NANOS && LOGGER.isLoggable(System.Logger.Level.WARNING)) {
+            LOGGER.log(System.Logger.Level.WARNING, String.format(Locale.ROOT,
+                    "a native call returned %s %.1f ms after it was cancelled (%s): the native code does not check"
+                    + " its nsc_context often enough (nsc_check, nsc_checker_poll or the nsc_wait functions; see"
+                    + " docs/predictor-sdk.md), and its caller waited for it",
+                    NativeStatus.nameOf(status), lateNanos / 1e6, cause));
+        }
+    }
+
+    private static int nativeStatusOfCancelledFrame(CallFrame frame) {
+        return dev.nativescope.bindings.nsc_context.state(frame.struct);
+    }
+
+    private static long deadlineOf(Context context) {
+        OptionalLong deadline = context.deadlineNanoTime();
+        return deadline.isPresent() ? NativeLibrary.toMonotonicNanos(deadline.getAsLong()) : CallFrame.NO_DEADLINE;
+    }
+
+    private static int translate(int status, Context context, CallFrame frame) {
+        if (status == NativeStatus.CANCELED.code()) {
+            if (frame.wasInterrupted()) {
+                throw CancellationSignal.interrupted(WHAT);
+            }
+            Throwable cause = frame.cancelCause();
+            if (cause instanceof DeadlineExceededException deadline) {
+                throw CONTEXTS.deadlineExceeded(context, deadline);
+            }
+            throw CancellationSignal.canceled(WHAT, cause);
+        }
+        if (status == NativeStatus.DEADLINE_EXCEEDED.code()) {
+            // Either the deadline timer cancelled the context, or native code read the clock first.
+            Throwable cause = context.cause();
+            throw CONTEXTS.deadlineExceeded(context,
+                    cause instanceof DeadlineExceededException deadline ? deadline : null);
+        }
+        if (status < 0) {
+            throw NativeStatus.exception(status, WHAT);
+        }
+        return status;
+    }
+
+    private static RuntimeException alreadyDone(Context context) {
+        if (CONTEXTS.isClosed(context)) {
+            return new IllegalStateException("the context was closed by its owner; derive a new context"
+                    + " (Context.withCancel(), withTimeout(...)) for new native calls");
+        }
+        return CancellationSignal.contextStopped(context, WHAT);
+    }
+}

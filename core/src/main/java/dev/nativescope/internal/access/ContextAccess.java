@@ -1,0 +1,39 @@
+package dev.nativescope.internal.access;
+
+import dev.nativescope.Context;
+import dev.nativescope.ContextKey;
+import dev.nativescope.DeadlineExceededException;
+
+import java.util.List;
+import java.util.Map;
+
+/**
+ * What the call bridge and the adapters need of a {@link Context} beyond its public API. Implemented
+ * in {@code dev.nativescope}, reached through {@link SharedAccess#contexts()}; see there why.
+ *
+ * <p>Thread-safe, as the context methods it forwards to.
+ */
+public interface ContextAccess {
+    /** {@return the call bridge's native copy of the context's values, or null before its first native call} */
+    Object nativeValues(Context context);
+
+    /** Installs the native copy of the context's values if it is still {@code expected}; see {@code NativeValues}. */
+    boolean casNativeValues(Context context, Object expected, Object replacement);
+
+    /**
+     * {@return the values native code sees: each key name at most once, nearest binding first}
+     */
+    List<Map.Entry<ContextKey<?>, Object>> visibleValues(Context context);
+
+    /** {@return true when {@code context} is a cancellable context its owner has closed} */
+    boolean isClosed(Context context);
+
+    /**
+     * {@return the exception to throw in the calling thread when native work under {@code context}
+     * stopped at its deadline, linked to the context's own expiry when there is one}
+     *
+     * @param contextCause the context's cause when it is a deadline expiry, or null when native
+     *                     code noticed the deadline before the context did
+     */
+    DeadlineExceededException deadlineExceeded(Context context, DeadlineExceededException contextCause);
+}

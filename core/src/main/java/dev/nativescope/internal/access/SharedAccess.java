@@ -1,0 +1,64 @@
+package dev.nativescope.internal.access;
+
+import dev.nativescope.Context;
+import dev.nativescope.tensor.io.MappedFile;
+
+import java.lang.invoke.MethodHandles;
+
+/**
+ * The one access point to package-private internals that other packages of the core need, as the
+ * JDK's {@code jdk.internal.access.SharedSecrets}: the owning package registers an implementation
+ * from its class initialiser, and users in other packages read it here, so those internals need
+ * not be public in an exported package. This package is not exported by the module.
+ *
+ * <p>Getters initialise the owning class if it has not registered yet, so callers may read the
+ * accessor into a {@code static final} field (which the JIT then treats as a constant).
+ *
+ * <p>Thread-safe: the fields are written once, during the owner's class initialisation, and read
+ * through volatile loads; class initialisation orders the write before any use.
+ */
+public final class SharedAccess {
+    private static volatile ContextAccess contexts;
+    private static volatile MappedFileAccess mappedFiles;
+
+    private SharedAccess() {
+    }
+
+    /** Registers the context internals; called once, by {@code Context}'s class initialiser. */
+    public static void setContexts(ContextAccess access) {
+        contexts = access;
+    }
+
+    /** {@return the context internals} */
+    public static ContextAccess contexts() {
+        ContextAccess access = contexts;
+        if (access == null) {
+            initialise(Context.class);
+            access = contexts;
+        }
+        return access;
+    }
+
+    /** Registers the mapped-file plumbing; called once, by {@code MappedFile}'s class initialiser. */
+    public static void setMappedFiles(MappedFileAccess access) {
+        mappedFiles = access;
+    }
+
+    /** {@return the channel plumbing of mapped files, for the file formats} */
+    public static MappedFileAccess mappedFiles() {
+        MappedFileAccess access = mappedFiles;
+        if (access == null) {
+            initialise(MappedFile.class);
+            access = mappedFiles;
+        }
+        return access;
+    }
+
+    private static void initialise(Class<?> owner) {
+        try {
+            MethodHandles.lookup().ensureInitialized(owner);
+        } catch (IllegalAccessException e) {
+            throw new AssertionError("the core's own classes are accessible to it", e);
+        }
+    }
+}

@@ -1,0 +1,279 @@
+package dev.nativescope.internal.posix;
+
+import dev.nativescope.library.NativeLibraryException;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.StructLayout;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.VarHandle;
+import java.nio.channels.FileChannel;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.FileSystemException;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.OpenOption;
+import java.nio.file.Path;
+import java.util.Set;
+
+/**
+ * The few POSIX file calls the JDK does not offer, made on Linux x86-64 through libc: open a file
+ * by name once, then check what was opened ({@code statx} on the descriptor, so no one can swap
+ * the file between the check and the use), reserve its storage ({@code posix_fallocate}) and hand
+ * the very same file to a {@link FileChannel} by reopening {@code /proc/self/fd/N}, which names the
+ * open file rather than a path.
+ *
+ * <p>Stateless and thread-safe. Every method that opens a descriptor closes it before returning,
+ * on every path.
+ */
+public final class PosixFiles {
+    // <fcntl.h> flags, Linux x86-64 (the only platform the shim is built for).
+    public static final int O_RDONLY = 0;
+    public static final int O_RDWR = 02;
+    public static final int O_CREAT = 0100;
+    public static final int O_EXCL = 0200;
+    public static final int O_NOFOLLOW = 0400000;
+    public static final int O_CLOEXEC = 02000000;
+
+    private static final int AT_EMPTY_PATH = 0x1000;
+    private static final int STATX_TYPE = 0x1;
+    private static final int STATX_MODE = 0x2;
+    private static final int STATX_UID = 0x8;
+    private static final int STATX_GID = 0x10;
+    private static final int S_IFMT = 0170000;
+    private static final int S_IFREG = 0100000;
+    private static final int S_IFDIR = 0040000;
+
+    private static final int ENOENT = 2;
+    private static final int EACCES = 13;
+    private static final int EEXIST = 17;
+    private static final int EISDIR = 21;
+    private static final int EFBIG = 27;
+    private static final int ENOSPC = 28;
+    private static final int ELOOP = 40;
+    private static final int EDQUOT = 122;
+
+    /** The head of {@code struct statx}: its layout is the same on every Linux architecture. */
+    private static final StructLayout STATX_HEAD = MemoryLayout.structLayout(
+            ValueLayout.JAVA_INT.withName("stx_mask"),
+            ValueLayout.JAVA_INT.withName("stx_blksize"),
+            ValueLayout.JAVA_LONG.withName("stx_attributes"),
+            ValueLayout.JAVA_INT.withName("stx_nlink"),
+            ValueLayout.JAVA_INT.withName("stx_uid"),
+            ValueLayout.JAVA_INT.withName("stx_gid"),
+            ValueLayout.JAVA_SHORT.withName("stx_mode"));
+    /** {@code sizeof(struct statx)}: the kernel writes all of it. */
+    private static final long STATX_SIZE = 256;
+    private static final VarHandle STX_UID = field("stx_uid");
+    private static final VarHandle STX_MODE = field("stx_mode");
+
+    private static final Linker LINKER = Linker.nativeLinker();
+    private static final StructLayout CALL_STATE = Linker.Option.captureStateLayout();
+    private static final VarHandle ERRNO = CALL_STATE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
+    private static final Linker.Option CAPTURE_ERRNO = Linker.Option.captureCallState("errno");
+
+    private static final MethodHandle OPEN = libc("open", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+            ValueLayout.ADDRESS, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT), CAPTURE_ERRNO, Linker.Option.firstVariadicArg(2));
+    private static final MethodHandle STATX = libc("statx", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+            ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS),
+            CAPTURE_ERRNO);
+    /** Returns the error number instead of setting errno. */
+    private static final MethodHandle POSIX_FALLOCATE = libc("posix_fallocate", FunctionDescriptor.of(
+            ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG));
+    private static final MethodHandle CLOSE = libc("close", FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+    private static final MethodHandle GETEUID = libc("geteuid", FunctionDescriptor.of(ValueLayout.JAVA_INT));
+    /** The GNU variant: returns a pointer to the message, which may or may not be the buffer. */
+    private static final MethodHandle STRERROR_R = libc("strerror_r", FunctionDescriptor.of(ValueLayout.ADDRESS,
+            ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG));
+
+    private PosixFiles() {
+    }
+
+    private static VarHandle field(String name) {
+        return STATX_HEAD.varHandle(MemoryLayout.PathElement.groupElement(name));
+    }
+
+    private static MethodHandle libc(String name, FunctionDescriptor descriptor, Linker.Option... options) {
+        MemorySegment symbol = LINKER.defaultLookup().find(name)
+                .orElseThrow(() -> new NativeLibraryException("libc does not export " + name
+                        + "; nativescope's tensor files need Linux with glibc 2.28 or newer"));
+        return LINKER.downcallHandle(symbol, descriptor, options);
+    }
+
+    /** What {@code statx} says about an open file. */
+    public record FileStatus(int mode, int uid) {
+        public boolean isRegularFile() {
+            return (mode & S_IFMT) == S_IFREG;
+        }
+
+        public boolean isDirectory() {
+            return (mode & S_IFMT) == S_IFDIR;
+        }
+
+        /**
+         * @return true when a user other than this process's effective user can write the file:
+         *         it belongs to someone else (who may chmod it at will), or its group or others
+         *         have write permission
+         */
+        public boolean writableByOtherUsers(int effectiveUid) {
+            return uid != effectiveUid || (mode & 0022) != 0;
+        }
+
+        public String describe() {
+            return String.format("mode %04o, owner uid %d", mode & 07777, Integer.toUnsignedLong(uid));
+        }
+    }
+
+    /**
+     * An open descriptor for one file. Closing it closes the descriptor; channels opened from it
+     * stay open.
+     */
+    public static final class OpenFile implements AutoCloseable {
+        private final Path path;
+        private final int fd;
+
+        private OpenFile(Path path, int fd) {
+            this.path = path;
+            this.fd = fd;
+        }
+
+        /** @return the file's type, permissions and owner, read from the descriptor */
+        public FileStatus status() throws IOException {
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment buffer = arena.allocate(STATX_SIZE, 8);
+                MemorySegment state = arena.allocate(CALL_STATE);
+                int result = (int) STATX.invokeExact(state, fd, arena.allocateFrom(""), AT_EMPTY_PATH,
+                        STATX_TYPE | STATX_MODE | STATX_UID | STATX_GID, buffer);
+                if (result != 0) {
+                    throw failure(path, "cannot read the attributes of", errno(state));
+                }
+                return new FileStatus(Short.toUnsignedInt((short) STX_MODE.get(buffer, 0L)), (int) STX_UID.get(buffer, 0L));
+            } catch (IOException | RuntimeException | Error e) {
+                throw e;
+            } catch (Throwable e) {
+                throw new IllegalStateException("statx call failed", e);
+            }
+        }
+
+        /**
+         * Gives the file blocks for its first {@code size} bytes (and makes it at least that long),
+         * so that writes through a mapping can no longer fail for lack of space: a full file
+         * system is reported here, as an exception, instead of as {@code SIGBUS} inside a store.
+         *
+         * @throws FileSystemException naming the file and the reason (no space, quota, file size limit)
+         */
+        public void reserve(long size) throws IOException {
+            if (size == 0) {
+                return;
+            }
+            int error;
+            try {
+                error = (int) POSIX_FALLOCATE.invokeExact(fd, 0L, size);
+            } catch (Throwable e) {
+                throw new IllegalStateException("posix_fallocate call failed", e);
+            }
+            if (error != 0) {
+                String hint = switch (error) {
+                    case ENOSPC, EDQUOT -> "; free space on that file system, raise the quota, or write elsewhere";
+                    case EFBIG -> "; the file size limit (ulimit -f) or the file system's maximum file size is lower";
+                    default -> "";
+                };
+                throw failure(path, "cannot reserve " + size + " bytes of storage for", error, hint);
+            }
+        }
+
+        /**
+         * @return a channel on the same open file (not on whatever {@code path} names by now), with
+         *         {@code options} (only {@code READ} and {@code WRITE} make sense)
+         */
+        public FileChannel channel(Set<? extends OpenOption> options) throws IOException {
+            try {
+                return FileChannel.open(Path.of("/proc/self/fd/" + fd), options);
+            } catch (FileSystemException failure) {
+                // Name the user's file, not the /proc link (typically: out of file descriptors).
+                FileSystemException named = new FileSystemException(path.toString(), null,
+                        "cannot open a channel on the file: " + failure.getReason());
+                named.initCause(failure);
+                throw named;
+            }
+        }
+
+        @Override
+        public void close() {
+            try {
+                int ignored = (int) CLOSE.invokeExact(fd);
+            } catch (Throwable e) {
+                throw new IllegalStateException("close call failed", e);
+            }
+        }
+    }
+
+    /**
+     * Opens {@code path} with {@code flags} ({@code O_CLOEXEC} is added) and, for {@code O_CREAT},
+     * {@code mode}.
+     *
+     * @throws NoSuchFileException, FileAlreadyExistsException, AccessDeniedException or
+     *         FileSystemException, each naming the file and the reason
+     */
+    public static OpenFile open(Path path, int flags, int mode) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CALL_STATE);
+            int fd = (int) OPEN.invokeExact(state, arena.allocateFrom(path.toString()), flags | O_CLOEXEC, mode);
+            if (fd < 0) {
+                throw failure(path, "cannot open", errno(state));
+            }
+            return new OpenFile(path, fd);
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable e) {
+            throw new IllegalStateException("open call failed", e);
+        }
+    }
+
+    /** @return the effective user id of this process */
+    public static int effectiveUid() {
+        try {
+            return (int) GETEUID.invokeExact();
+        } catch (Throwable e) {
+            throw new IllegalStateException("geteuid call failed", e);
+        }
+    }
+
+    private static int errno(MemorySegment state) {
+        return (int) ERRNO.get(state, 0L);
+    }
+
+    private static FileSystemException failure(Path path, String what, int error) {
+        return failure(path, what, error, "");
+    }
+
+    private static FileSystemException failure(Path path, String what, int error, String hint) {
+        String reason = what + " the file: " + strerror(error) + hint;
+        String file = path.toString();
+        return switch (error) {
+            case ENOENT -> new NoSuchFileException(file, null, reason
+                    + " (relative paths resolve against " + Path.of("").toAbsolutePath() + ")");
+            case EEXIST -> new FileAlreadyExistsException(file, null, reason);
+            case EACCES -> new AccessDeniedException(file, null, reason);
+            case EISDIR -> new FileSystemException(file, null, "is a directory; expected a regular file");
+            case ELOOP -> new FileSystemException(file, null, reason + " (a symbolic link where none is followed)");
+            default -> new FileSystemException(file, null, reason);
+        };
+    }
+
+    /** @return the C library's message for {@code error}, e.g. "No space left on device (errno 28)" */
+    public static String strerror(int error) {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment buffer = arena.allocate(256);
+            MemorySegment message = (MemorySegment) STRERROR_R.invokeExact(error, buffer, buffer.byteSize());
+            return message.reinterpret(1024).getString(0) + " (errno " + error + ")";
+        } catch (Throwable e) {
+            return "errno " + error;
+        }
+    }
+}

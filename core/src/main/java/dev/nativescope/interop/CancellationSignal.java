@@ -1,0 +1,218 @@
+package dev.nativescope.interop;
+
+import dev.nativescope.Context;
+import dev.nativescope.DeadlineExceededException;
+import dev.nativescope.Registration;
+import dev.nativescope.internal.access.ContextAccess;
+import dev.nativescope.internal.access.SharedAccess;
+
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.util.Objects;
+import java.util.concurrent.CancellationException;
+
+/**
+ * The cancellation protocol for one stretch of native work that Java cannot interrupt: a downcall,
+ * a JNI call into a third-party runtime (ONNX Runtime's {@code run}), a CUDA stream, a socket read in
+ * native code. Opened by the thread about to do the work, it turns every way the work should stop
+ * into one call of a {@link StopAction} that stops the native side (set a terminate flag, cancel a
+ * struct, close a socket):
+ * <ul>
+ * <li>the {@link Context}'s cancellation or deadline ({@link Reason#CONTEXT});</li>
+ * <li>an interrupt of the calling thread, also one that came before {@code open}
+ *     ({@link Reason#INTERRUPT}), through an {@link InterruptHook};</li>
+ * <li>optionally an owner's lifetime, e.g. the adapter's own {@code close()} ({@link Reason#OWNER}).</li>
+ * </ul>
+ * {@snippet :
+ * try (CancellationSignal signal = CancellationSignal.open(context, reason -> runtime.abort(handle))) {
+ *     if (!signal.isStopped()) {          // stopped before entry: do not start the work
+ *         status = runtime.run(handle);
+ *     }
+ *     if (signal.isStopped()) {
+ *         throw signal.stoppedException("llama.cpp decode");
+ *     }
+ * }
+ * }
+ * The first reason wins; the action runs at most once per signal, in the thread that caused the stop
+ * (the canceller, the interrupter, the deadline timer) or at once in {@code open} when the context
+ * is already done or the thread already interrupted. {@link #stoppedException(String)} is the one
+ * translation of the outcome: a {@link DeadlineExceededException} linked to the context's expiry, or a
+ * {@link CancellationException} whose cause is the context's cause or an {@link InterruptedException}.
+ * The calling thread's interrupt status is left as it was.
+ *
+ * <p>Threading: {@code open} and {@link #close()} are called by the thread doing the work, and the
+ * work must run between them on that thread without other interruptible I/O (a nested
+ * {@code InterruptHook} or NIO channel replaces the thread's single interrupt blocker). The action
+ * must be short and must not block: it may run under the JDK's interrupt lock or on the shared
+ * deadline timer. It may also still be running, or start, while {@code close()} returns: code whose
+ * stop action touches memory freed after the work (a struct, run options) must make a late action
+ * harmless, as {@code RunTermination} and the call bridge's frames do.
+ */
+public final class CancellationSignal implements AutoCloseable {
+    /** What stopped the work. */
+    public enum Reason {
+        /** The context was cancelled or its deadline passed. */
+        CONTEXT,
+        /** The calling thread was interrupted. */
+        INTERRUPT,
+        /** The owner given to {@link #open(Context, Context, StopAction)} became done (closed). */
+        OWNER
+    }
+
+    /** Stops the native side of the work; see the class documentation for where it runs. */
+    @FunctionalInterface
+    public interface StopAction {
+        /**
+         * @param reason why the work is to stop
+         */
+        void stop(Reason reason);
+    }
+
+    private static final ContextAccess CONTEXTS = SharedAccess.contexts();
+    private static final VarHandle REASON;
+
+    static {
+        try {
+            REASON = MethodHandles.lookup().findVarHandle(CancellationSignal.class, "reason", Reason.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
+    private final Context context;
+    private final Context owner;
+    private final StopAction action;
+    private volatile Reason reason;
+    private Registration onContextDone;
+    private Registration onOwnerDone;
+    private InterruptHook interruptHook;
+
+    private CancellationSignal(Context context, Context owner, StopAction action) {
+        this.context = context;
+        this.owner = owner;
+        this.action = action;
+    }
+
+    /**
+     * Opens the signal for work under {@code context} on the calling thread.
+     *
+     * @param context whose cancellation and deadline stop the work
+     * @param action what stops the native side
+     * @return the open signal; close it when the native work has returned
+     */
+    public static CancellationSignal open(Context context, StopAction action) {
+        return open(context, null, action);
+    }
+
+    /**
+     * Opens the signal for work under {@code context} that also stops when {@code owner} is done:
+     * an adapter cancels its own lifetime context in {@code close()} to stop the work in flight.
+     *
+     * @param owner the owner's lifetime, or null for none
+     * @return the open signal; close it when the native work has returned
+     */
+    public static CancellationSignal open(Context context, Context owner, StopAction action) {
+        Objects.requireNonNull(context, "context");
+        Objects.requireNonNull(action, "action");
+        CancellationSignal signal = new CancellationSignal(context, owner, action);
+        // Registered before the hook is entered and before the caller's check: a cancel or close that
+        // came before now stops at once, here, so the check after open() sees it.
+        signal.onContextDone = context.onDone(() -> signal.stop(Reason.CONTEXT));
+        if (owner != null) {
+            signal.onOwnerDone = owner.onDone(() -> signal.stop(Reason.OWNER));
+        }
+        InterruptHook hook = new InterruptHook(() -> signal.stop(Reason.INTERRUPT));
+        hook.enter();
+        signal.interruptHook = hook;
+        return signal;
+    }
+
+    private void stop(Reason why) {
+        if (REASON.compareAndSet(this, (Reason) null, why)) {
+            action.stop(why);
+        }
+    }
+
+    /** {@return true once a stop was requested, for whatever reason} */
+    public boolean isStopped() {
+        return reason != null;
+    }
+
+    /** {@return why the work was told to stop, or null if it was not} */
+    public Reason reason() {
+        return reason;
+    }
+
+    /**
+     * Builds the exception for work that stopped, to throw in the calling thread.
+     *
+     * @param what names the work in the message, e.g. {@code "ONNX Runtime run"}
+     * @return for {@link Reason#CONTEXT}, a {@link DeadlineExceededException} linked to the
+     *         context's expiry when its deadline passed, else a {@link CancellationException} caused by
+     *         the context's cause; for {@link Reason#INTERRUPT} one caused by an
+     *         {@link InterruptedException}; for {@link Reason#OWNER} one caused by the owner's cause
+     * @throws IllegalStateException if the work was not told to stop
+     */
+    public RuntimeException stoppedException(String what) {
+        Reason why = reason;
+        if (why == null) {
+            throw new IllegalStateException(what + " was not stopped");
+        }
+        return switch (why) {
+            case CONTEXT -> contextStopped(context, what);
+            case INTERRUPT -> interrupted(what);
+            case OWNER -> {
+                Throwable cause = owner.cause();
+                yield canceled(what, cause != null && cause.getMessage() != null ? cause.getMessage() : "its owner closed", cause);
+            }
+        };
+    }
+
+    /**
+     * {@return the exception for work under {@code context} that stopped because the context is
+     * done}: the same translation as {@link #stoppedException(String)} for {@link Reason#CONTEXT},
+     * for callers that found the context done without opening a signal (a check before entry)
+     */
+    public static RuntimeException contextStopped(Context context, String what) {
+        Throwable cause = context.cause();
+        if (cause instanceof DeadlineExceededException deadline) {
+            return CONTEXTS.deadlineExceeded(context, deadline);
+        }
+        return canceled(what, cause);
+    }
+
+    /** {@return the exception for work that stopped because the calling thread was interrupted} */
+    public static CancellationException interrupted(String what) {
+        CancellationException canceled = new CancellationException(what + " canceled: the thread was interrupted");
+        canceled.initCause(new InterruptedException("thread interrupted during " + what));
+        return canceled;
+    }
+
+    /** {@return the exception for work that stopped because of {@code cause}, a context's cause} */
+    public static CancellationException canceled(String what, Throwable cause) {
+        return canceled(what, String.valueOf(cause), cause);
+    }
+
+    private static CancellationException canceled(String what, String detail, Throwable cause) {
+        CancellationException canceled = new CancellationException(what + " canceled: " + detail);
+        canceled.initCause(cause);
+        return canceled;
+    }
+
+    /**
+     * Ends the stretch: unregisters the interrupt hook (waiting for an interrupt's action in
+     * progress) and withdraws the done actions. Later cancels and interrupts no longer reach the
+     * action, except one already running (see the class documentation).
+     */
+    @Override
+    public void close() {
+        try {
+            interruptHook.exit();
+        } finally {
+            onContextDone.remove();
+            if (onOwnerDone != null) {
+                onOwnerDone.remove();
+            }
+        }
+    }
+}

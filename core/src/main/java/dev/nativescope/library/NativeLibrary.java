@@ -1,0 +1,110 @@
+package dev.nativescope.library;
+
+import dev.nativescope.bindings.nativescope_h;
+
+import java.nio.file.Path;
+
+/**
+ * The process-wide {@code libnativescope.so}: loaded once, on first use, from the native-shim jar
+ * (extracted into a private temporary directory and deleted once mapped) or from the file named by
+ * {@code -Dnativescope.library.path}. {@code -Dnativescope.extract.dir=DIR} extracts into DIR and
+ * keeps the file there.
+ *
+ * <p>Thread-safe: the first caller loads, concurrent callers wait for it; a failed load fails every
+ * later call with the same {@link NativeLibraryException}.
+ */
+public final class NativeLibrary {
+    private NativeLibrary() {
+    }
+
+    /** Initialization-on-demand holder: the JVM's class initialisation gives once-only and safe publication. */
+    private static final class Holder {
+        static final LibraryLoader.Loaded LOADED;
+        static final NativeLibraryException FAILURE;
+
+        static {
+            LibraryLoader.Loaded loaded = null;
+            NativeLibraryException failure = null;
+            try {
+                LibraryLoader.checkNativeAccess();
+                loaded = LibraryLoader.loadConfigured(expectedAbiVersion());
+                linkBridgeFunctions();
+            } catch (NativeLibraryException e) {
+                failure = e;
+            }
+            LOADED = loaded;
+            FAILURE = failure;
+        }
+    }
+
+    /**
+     * Links the downcall handles that cancellation uses now rather than on first use: linking one
+     * takes milliseconds, and the first cancel of a process must not pay that while a native
+     * predictor is waiting to be stopped. The same goes for the functions that name error
+     * statuses: errors come when the process is short of resources, and loading a class then can
+     * fail for good (from a class-path directory, each class load needs a free file descriptor,
+     * and the JVM remembers a failed resolution; the fault-injection test met exactly this).
+     */
+    private static void linkBridgeFunctions() {
+        nativescope_h.nsc_context_init$handle();
+        nativescope_h.nsc_context_cancel$handle();
+        nativescope_h.nsc_context_destroy$handle();
+        nativescope_h.nsc_status_name$handle();
+        nativescope_h.nsc_strerror$handle();
+    }
+
+    /**
+     * The bindings' header class makes a restricted call while it initialises, so touching it is
+     * where a JVM that denies the bindings module native access first says so.
+     */
+    private static int expectedAbiVersion() {
+        try {
+            return nativescope_h.NSC_ABI_VERSION();
+        } catch (ExceptionInInitializerError e) {
+            if (e.getCause() instanceof IllegalCallerException denied) {
+                throw LibraryLoader.nativeAccessDenied(denied);
+            }
+            throw e;
+        }
+    }
+
+    /**
+     * Loads the library if it is not loaded yet.
+     *
+     * @throws NativeLibraryException when it cannot be loaded; the message says what to do
+     */
+    public static void load() {
+        loaded();
+    }
+
+    /** @return the file the library was loaded from (already deleted when it was extracted to a temp directory) */
+    public static Path path() {
+        return loaded().path();
+    }
+
+    /** @return the ABI version of the loaded library */
+    public static int abiVersion() {
+        return loaded().abiVersion();
+    }
+
+    /**
+     * Converts a {@link System#nanoTime()} value to the library's {@code CLOCK_MONOTONIC} nanoseconds
+     * (the identity on Linux, where both are the same clock).
+     */
+    public static long toMonotonicNanos(long nanoTime) {
+        long offset = loaded().nanoTimeToMonotonicOffset();
+        if (offset == 0) {
+            return nanoTime;
+        }
+        long converted = nanoTime + offset;
+        // Saturate: a "no deadline" far in the future must not wrap into the past.
+        return ((nanoTime ^ converted) & (offset ^ converted)) < 0 ? (offset > 0 ? Long.MAX_VALUE : Long.MIN_VALUE) : converted;
+    }
+
+    private static LibraryLoader.Loaded loaded() {
+        if (Holder.FAILURE != null) {
+            throw new NativeLibraryException(Holder.FAILURE.getMessage(), Holder.FAILURE);
+        }
+        return Holder.LOADED;
+    }
+}
