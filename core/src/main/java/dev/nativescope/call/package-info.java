@@ -1,0 +1,12 @@
+/**
+ * The cancellable call bridge: {@link dev.nativescope.call.NativeCall} runs a downcall that takes an
+ * {@code nsc_context *} under a {@link dev.nativescope.Context}, so that the context's cancellation,
+ * its deadline and an interrupt of the calling thread stop the native code, and translates the
+ * status; {@link dev.nativescope.call.NativeResources} counts what the bridge holds natively (call
+ * frames, value blocks) for leak checks. Package-private: the pooled call frames and the native
+ * copies of context values.
+ *
+ * <p>Uses {@code dev.nativescope}, {@code library}, {@code interop} (the cancellation protocol), the
+ * bindings and {@code internal.access} / {@code internal.posix}; never the tensor packages.
+ */
+package dev.nativescope.call;
