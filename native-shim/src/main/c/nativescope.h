@@ -110,7 +110,7 @@ typedef struct nsc_hook nsc_hook_t;
  *  +-------------------------------+-------------------------------+
  *  | heartbeat_count (atomic)      | heartbeat_ns (atomic)         | 80
  *  +---------------+---------------+-------------------------------+
- *  | hooks_lock    | hooks_flags   | hooks                         | 96
+ *  | hooks_lock    | hook_count    | hooks                         | 96
  *  +---------------+---------------+-------------------------------+
  *  | reserved1[4]                                                  | 128
  *  +---------------------------------------------------------------+
@@ -133,7 +133,7 @@ typedef struct nsc_context {
     uint64_t heartbeat_count;  /* atomic (relaxed): checks made, approximately */
     int64_t heartbeat_ns;      /* atomic (relaxed): CLOCK_MONOTONIC ns of the last clock check */
     uint32_t hooks_lock;       /* internal: lock word of the hook list */
-    uint32_t hooks_flags;      /* internal */
+    uint32_t hook_count;       /* internal: hook registrations not yet freed */
     nsc_hook_t *hooks;         /* internal: registered cancel hooks */
     uint64_t reserved1[4];
 } nsc_context;
