@@ -21,9 +21,10 @@
  *
  * Every function that can fail returns an int status: 0 (NSC_OK), a positive
  * outcome (NSC_CANCELED, NSC_DEADLINE_EXCEEDED, NSC_TIMEOUT, ...) or a negative
- * error; nsc_strerror and nsc_status_name name any of them. Functions that
- * take a context and can fail also return NSC_ERR_ABI when it was not
- * initialised by this library version, or was already destroyed.
+ * error, all listed once in NSC_STATUS_LIST; nsc_strerror and nsc_status_name
+ * name any of them. Functions that take a context and can fail also return
+ * NSC_ERR_ABI when it was not initialised by this library version, or was
+ * already destroyed.
  */
 #ifndef NATIVESCOPE_H
 #define NATIVESCOPE_H
@@ -65,21 +66,35 @@ extern "C" {
 /* The key whose value the reference predictors echo into nsc_predict_stats. */
 #define NSC_TRACE_ID_KEY "trace-id"
 
-/* Statuses. The first three are also the values of nsc_context.state. */
-enum nsc_status {
-    NSC_OK = 0,                /* success; for the state word: live */
-    NSC_CANCELED = 1,          /* the context was cancelled */
-    NSC_DEADLINE_EXCEEDED = 2, /* the context's deadline passed */
-    NSC_TIMEOUT = 3,           /* a wait's own timeout elapsed; the context is still live */
-    NSC_NOT_FOUND = 4,         /* nsc_value: no value under that key */
-    NSC_ALREADY_DONE = 5,      /* nsc_context_cancel: the context was already done;
-                                  nsc_hook_deregister: the hook had already run */
-    NSC_ERR_INVALID = -1,      /* a NULL pointer, negative size or unknown status argument */
-    NSC_ERR_SYSTEM = -2,       /* a system call failed; errno tells which error */
-    NSC_ERR_NOMEM = -3,        /* out of memory */
-    NSC_ERR_ABI = -4,          /* the struct was initialised by another ABI version */
-    NSC_ERR_BUSY = -5          /* nsc_context_destroy: cancel hooks are still registered */
-};
+/*
+ * Every status, listed once: X(name, value, description). The enum below,
+ * nsc_status_name (the name) and nsc_strerror (the description) are generated
+ * from it, and the Java ABI test checks the bindings against it. Positive
+ * values are outcomes, negative ones errors; the first three are also the
+ * values of nsc_context.state. A comment before an entry says who returns it.
+ */
+#define NSC_STATUS_LIST(X)                                                                          \
+    /* success; for the state word: live */                                                         \
+    X(NSC_OK, 0, "success")                                                                         \
+    X(NSC_CANCELED, 1, "the context was cancelled")                                                 \
+    X(NSC_DEADLINE_EXCEEDED, 2, "the context's deadline passed")                                    \
+    /* a wait's own timeout: the context is still live */                                           \
+    X(NSC_TIMEOUT, 3, "the wait's own timeout elapsed")                                             \
+    /* nsc_value */                                                                                 \
+    X(NSC_NOT_FOUND, 4, "no value under that key")                                                  \
+    /* nsc_context_cancel: the context was already done; nsc_hook_deregister: the hook had run */   \
+    X(NSC_ALREADY_DONE, 5, "already done")                                                          \
+    /* a NULL pointer, negative size or unknown status argument */                                  \
+    X(NSC_ERR_INVALID, -1, "invalid argument")                                                      \
+    X(NSC_ERR_SYSTEM, -2, "a system call failed (see errno)")                                       \
+    X(NSC_ERR_NOMEM, -3, "out of memory")                                                           \
+    X(NSC_ERR_ABI, -4, "the context was initialised by another ABI version, or not at all")         \
+    /* nsc_context_destroy */                                                                       \
+    X(NSC_ERR_BUSY, -5, "cancel hooks are still registered")
+
+#define NSC__STATUS_ENUMERATOR(name, value, description) name = value,
+enum nsc_status { NSC_STATUS_LIST(NSC__STATUS_ENUMERATOR) };
+#undef NSC__STATUS_ENUMERATOR
 
 /* One request value: UTF-8 bytes with explicit lengths, each also NUL-terminated. */
 typedef struct nsc_kv {

@@ -4,6 +4,7 @@ import static java.lang.foreign.MemoryLayout.PathElement.groupElement;
 import static java.nio.charset.StandardCharsets.UTF_8;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.fail;
+import static org.assertj.core.api.Assertions.tuple;
 
 import java.io.IOException;
 import java.lang.foreign.MemoryLayout;
@@ -43,6 +44,12 @@ import org.junit.jupiter.api.Test;
  * <p>nativescope.h includes {@code <dlpack/dlpack.h>}: the DLPack structs it uses are compared the
  * same way, and the dlpack.h that gcc actually includes (found with {@code gcc -M}) is scanned for
  * structs and enum constants.
+ *
+ * <p>The statuses are listed once, in the header's {@code NSC_STATUS_LIST}. A second probe,
+ * {@code src/test/c/nsc_status_probe.c}, prints that list linked against the shim
+ * ({@code nsc.test.native.dir}): every listed status must be a constant of the bindings with the
+ * same value, and the library's {@code nsc_status_name} and {@code nsc_strerror} must say the
+ * list's name and description.
  */
 class AbiConformanceTest {
 
@@ -74,6 +81,9 @@ class AbiConformanceTest {
     /** Name prefixes of the constants the header class exposes: ours, and DLPack's enum values. */
     static final List<String> CONSTANT_PREFIXES = List.of("NSC_", "kDL");
 
+    /** Prints NSC_STATUS_LIST and what the linked library says about each status (see the file). */
+    static final Path STATUS_PROBE_SOURCE = Path.of("src", "test", "c", "nsc_status_probe.c");
+
     private static final long PROCESS_TIMEOUT_SECONDS = 60;
 
     private static Path headerDir;
@@ -82,6 +92,7 @@ class AbiConformanceTest {
     private static Path dlpackHeader;
     private static String dlpackText;
     private static CReport cReport;
+    private static List<StatusRow> statusRows;
 
     @BeforeAll
     static void compileAndRunProbe() throws Exception {
@@ -107,6 +118,14 @@ class AbiConformanceTest {
         dlpackText = Files.readString(dlpackHeader, UTF_8);
         String output = run(workDir.resolve("abi_probe.out"), List.of(binary.toString()));
         cReport = CReport.parse(output);
+
+        Path nativeDir = Path.of(System.getProperty("nsc.test.native.dir")).toAbsolutePath().normalize();
+        Path statusProbe = workDir.resolve("nsc_status_probe");
+        Files.deleteIfExists(statusProbe);
+        run(workDir.resolve("gcc-status.log"), List.of("gcc", "-std=gnu11", "-Wall", "-Wextra", "-Werror",
+                "-I" + headerDir, "-o", statusProbe.toString(), STATUS_PROBE_SOURCE.toAbsolutePath().toString(),
+                "-L" + nativeDir, "-lnativescope", "-Wl,-rpath," + nativeDir));
+        statusRows = StatusRow.parse(run(workDir.resolve("nsc_status_probe.out"), List.of(statusProbe.toString())));
     }
 
     @Test
@@ -126,6 +145,49 @@ class AbiConformanceTest {
         assertThat(mismatches).as("constants of nativescope_h vs gcc on %s", headerDir).isEmpty();
         assertThat(cReport.intConstants()).containsKeys("NSC_OK", "NSC_CANCELED", "NSC_NO_DEADLINE");
         assertThat(cReport.stringConstants()).containsKey("NSC_TRACE_ID_KEY");
+    }
+
+    @Test
+    void everyListedStatusIsAConstantOfTheBindingsWithItsValue() {
+        assertThat(compareStatuses(statusRows, javaIntConstants()))
+                .as("NSC_STATUS_LIST of %s vs the constants of nativescope_h and the names and descriptions "
+                        + "of the shim in %s", headerDir, System.getProperty("nsc.test.native.dir"))
+                .isEmpty();
+        assertThat(statusRows).extracting(StatusRow::name)
+                .as("statuses printed by the probe vs NSC_STATUS_LIST as the header scan reads it")
+                .containsExactlyInAnyOrderElementsOf(statusListNames(headerText));
+    }
+
+    /** Names and descriptions identify a status; the state word's three values are fixed by the ABI. */
+    @Test
+    void statusListIsWellFormed() {
+        assertThat(statusRows).extracting(StatusRow::name).doesNotHaveDuplicates().allMatch(n -> n.startsWith("NSC_"));
+        assertThat(statusRows).extracting(StatusRow::value).doesNotHaveDuplicates();
+        assertThat(statusRows).extracting(StatusRow::description).doesNotHaveDuplicates().noneMatch(String::isBlank);
+        assertThat(statusRows).extracting(StatusRow::name, StatusRow::value)
+                .startsWith(tuple("NSC_OK", 0), tuple("NSC_CANCELED", 1), tuple("NSC_DEADLINE_EXCEEDED", 2));
+    }
+
+    /** The status comparison must be able to fail: a renumbered, an unbound and a misnamed status are reported. */
+    @Test
+    void comparisonReportsAWrongStatus() {
+        Map<String, Long> ints = javaIntConstants();
+        List<StatusRow> rows = new ArrayList<>(statusRows);
+        StatusRow canceled = rows.stream().filter(r -> r.name().equals("NSC_CANCELED")).findFirst().orElseThrow();
+        assertThat(compareStatuses(rows, ints)).isEmpty();
+
+        ints.put("NSC_CANCELED", 7L);
+        rows.add(new StatusRow("NSC_NEW", 9, "new", "NSC_UNKNOWN", "unknown status"));
+        rows.set(rows.indexOf(canceled), new StatusRow(canceled.name(), canceled.value(), canceled.description(),
+                "NSC_CANCELLED", canceled.libraryDescription() + "!"));
+        assertThat(compareStatuses(rows, ints)).containsExactlyInAnyOrder(
+                "NSC_CANCELED: C value 1 vs Java 7",
+                "NSC_CANCELED: nsc_status_name(1) is \"NSC_CANCELLED\"",
+                "NSC_CANCELED: nsc_strerror(1) is \"" + canceled.description() + "!\" vs the list's \""
+                        + canceled.description() + "\"",
+                "NSC_NEW: no such constant in nativescope_h",
+                "NSC_NEW: nsc_status_name(9) is \"NSC_UNKNOWN\"",
+                "NSC_NEW: nsc_strerror(9) is \"unknown status\" vs the list's \"new\"");
     }
 
     @Test
@@ -416,6 +478,27 @@ class AbiConformanceTest {
         return mismatches;
     }
 
+    /** Every difference between the status list (with what the library says) and the Java constants. */
+    static List<String> compareStatuses(List<StatusRow> rows, Map<String, Long> ints) {
+        List<String> mismatches = new ArrayList<>();
+        for (StatusRow row : rows) {
+            Long javaValue = ints.get(row.name());
+            if (javaValue == null) {
+                mismatches.add(row.name() + ": no such constant in nativescope_h");
+            } else if (javaValue != row.value()) {
+                mismatches.add(row.name() + ": C value " + row.value() + " vs Java " + javaValue);
+            }
+            if (!row.libraryName().equals(row.name())) {
+                mismatches.add(row.name() + ": nsc_status_name(" + row.value() + ") is \"" + row.libraryName() + "\"");
+            }
+            if (!row.libraryDescription().equals(row.description())) {
+                mismatches.add(row.name() + ": nsc_strerror(" + row.value() + ") is \"" + row.libraryDescription()
+                        + "\" vs the list's \"" + row.description() + "\"");
+            }
+        }
+        return mismatches;
+    }
+
     // ------------------------------------------------------------------ C side
 
     static String probeSource(Map<String, StructLayout> structs, Map<String, Long> ints, Map<String, String> strings) {
@@ -474,6 +557,28 @@ class AbiConformanceTest {
         }
     }
 
+    /**
+     * One line of {@code nsc_status_probe}: a status of NSC_STATUS_LIST (name, value, description) and
+     * what the linked library's {@code nsc_status_name} and {@code nsc_strerror} return for its value.
+     */
+    record StatusRow(String name, int value, String description, String libraryName, String libraryDescription) {
+
+        static List<StatusRow> parse(String output) {
+            List<StatusRow> rows = new ArrayList<>();
+            for (String line : output.split("\n")) {
+                if (line.isEmpty()) {
+                    continue;
+                }
+                String[] p = line.split("\t", -1);
+                if (p.length != 5) {
+                    throw new AssertionError("unexpected status probe line: " + line);
+                }
+                rows.add(new StatusRow(p[0], Integer.parseInt(p[1]), p[2], p[3], p[4]));
+            }
+            return rows;
+        }
+    }
+
     /** Runs a command with a timeout; returns its stdout; fails with its output if it fails. */
     private static String run(Path log, List<String> command) throws IOException, InterruptedException {
         Path err = Path.of(log + ".err");
@@ -507,7 +612,12 @@ class AbiConformanceTest {
     private static final Pattern DEFINE =
             Pattern.compile("^\\s*#\\s*define\\s+(NSC_\\w+)(\\(?)[ \\t]*([^\\n]*)$", Pattern.MULTILINE);
     private static final Pattern ENUM_BODY = Pattern.compile("\\benum\\b\\s*\\w*\\s*\\{([^}]*)\\}");
-    private static final Pattern ENUMERATOR = Pattern.compile("(?:^|,)\\s*(\\w+)");
+    // an enumerator, or a macro that expands to enumerators (group 2 non-empty: an X-macro list)
+    private static final Pattern ENUMERATOR = Pattern.compile("(?:^|,)\\s*(\\w+)\\s*(\\(?)");
+    // the body of "#define NSC_STATUS_LIST(X)", continuation lines included, and its X(name, ...) entries
+    private static final Pattern STATUS_LIST =
+            Pattern.compile("^\\s*#\\s*define\\s+NSC_STATUS_LIST\\(\\s*(\\w+)\\s*\\)((?:[^\\n]*\\\\\\n)*[^\\n]*)",
+                    Pattern.MULTILINE);
 
     static String stripComments(String text) {
         return COMMENTS.matcher(text).replaceAll(" ");
@@ -556,10 +666,25 @@ class AbiConformanceTest {
             }
         }
         names.addAll(enumeratorNames(header));
+        names.addAll(statusListNames(header));
         return names;
     }
 
-    /** The enumerators of every enum of a header. */
+    /** The names of the X-macro NSC_STATUS_LIST, in the list's order (empty if the header has none). */
+    static List<String> statusListNames(String header) {
+        String text = stripComments(header);
+        List<String> names = new ArrayList<>();
+        Matcher m = STATUS_LIST.matcher(text);
+        if (m.find()) {
+            Matcher entry = Pattern.compile("\\b" + Pattern.quote(m.group(1)) + "\\s*\\(\\s*(\\w+)\\s*,").matcher(m.group(2));
+            while (entry.find()) {
+                names.add(entry.group(1));
+            }
+        }
+        return names;
+    }
+
+    /** The enumerators written out in every enum of a header (an X-macro list is {@link #statusListNames}'). */
     static Set<String> enumeratorNames(String header) {
         String text = stripComments(header);
         Set<String> names = new TreeSet<>();
@@ -567,7 +692,9 @@ class AbiConformanceTest {
         while (m.find()) {
             Matcher e = ENUMERATOR.matcher(m.group(1).replaceAll("=[^,]*", ""));
             while (e.find()) {
-                names.add(e.group(1));
+                if (e.group(2).isEmpty()) {
+                    names.add(e.group(1));
+                }
             }
         }
         return names;
