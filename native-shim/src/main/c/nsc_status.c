@@ -1,10 +1,7 @@
 /*
- * nsc_status.c - library information: ABI version, clock, status names,
- * leak counters.
+ * nsc_status.c - library information: ABI version, clock, status names.
  */
 #include "nsc_internal.h"
-
-struct nsc__counters nsc__counters;
 
 NSC_API int nsc_abi_version(void)
 {
@@ -45,15 +42,4 @@ NSC_API const char *nsc_status_name(int status)
     default:
         return "NSC_UNKNOWN";
     }
-}
-
-NSC_API void nsc_stats_get(nsc_stats *out)
-{
-    if (out == NULL) {
-        return;
-    }
-    out->live_contexts = __atomic_load_n(&nsc__counters.live_contexts, __ATOMIC_RELAXED);
-    out->live_fds = __atomic_load_n(&nsc__counters.live_fds, __ATOMIC_RELAXED);
-    out->live_hooks = __atomic_load_n(&nsc__counters.live_hooks, __ATOMIC_RELAXED);
-    out->native_bytes = __atomic_load_n(&nsc__counters.native_bytes, __ATOMIC_RELAXED);
 }

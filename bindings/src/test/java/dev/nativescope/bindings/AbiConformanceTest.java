@@ -31,15 +31,20 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
- * Checks the jextract bindings against what a C compiler makes of nativescope.h.
+ * Checks the jextract bindings against what a C compiler makes of native-shim's public headers:
+ * nativescope.h (the contract) and the headers shipped beside it, all of which jextract reads
+ * through the umbrella header {@code jextract-config/nativescope_bindings.h}
+ * ({@code nsc.bindings.header}). The public headers are the {@code .h} files of
+ * {@code nsc.header.dir} but {@link #INTERNAL_HEADERS}; the umbrella must include exactly those, and
+ * the native-shim jar must ship exactly those ({@code nsc.shipped.include.dir}).
  *
  * <p>A C probe program is generated from the Java layouts: it prints, for every struct, its
  * size and alignment, for every named field its offset and size, and the value of every
  * constant the header class exposes. gcc compiles it against the header in
  * {@code nsc.header.dir}; its output must match the Java side exactly. A header change that
  * moves a field, resizes a struct or renumbers a status without the bindings being
- * regenerated fails here. The header is also scanned so that a struct, function or constant
- * added to it without being added to the bindings fails too.
+ * regenerated fails here. The headers are also scanned so that a struct, function or constant
+ * added to one without being added to the bindings fails too.
  *
  * <p>nativescope.h includes {@code <dlpack/dlpack.h>}: the DLPack structs it uses are compared the
  * same way, and the dlpack.h that gcc actually includes (found with {@code gcc -M}) is scanned for
@@ -78,6 +83,12 @@ class AbiConformanceTest {
      */
     static final Set<String> UNBOUND_DLPACK_STRUCTS = Set.of("DLManagedTensor");
 
+    /** Headers of native-shim's sources that are neither shipped nor bound: the library's own internals. */
+    static final Set<String> INTERNAL_HEADERS = Set.of("nsc_internal.h");
+
+    /** The contract; every other public header includes it. */
+    static final String CONTRACT_HEADER = "nativescope.h";
+
     /** Name prefixes of the constants the header class exposes: ours, and DLPack's enum values. */
     static final List<String> CONSTANT_PREFIXES = List.of("NSC_", "kDL");
 
@@ -88,7 +99,10 @@ class AbiConformanceTest {
 
     private static Path headerDir;
     private static Path workDir;
+    private static List<String> publicHeaders;
+    /** The text of every public header, one after the other: what the scans read. */
     private static String headerText;
+    private static String contractText;
     private static Path dlpackHeader;
     private static String dlpackText;
     private static CReport cReport;
@@ -100,14 +114,21 @@ class AbiConformanceTest {
                 Path.of("..", "native-shim", "src", "main", "c").toString())).toAbsolutePath().normalize();
         workDir = Path.of(System.getProperty("nsc.abi.work.dir",
                 Path.of("target", "abi-test").toString())).toAbsolutePath().normalize();
-        Path header = headerDir.resolve("nativescope.h");
-        assertThat(header).as("nativescope.h (nsc.header.dir=%s)", headerDir).isRegularFile();
-        headerText = Files.readString(header, UTF_8);
+        Path header = headerDir.resolve(CONTRACT_HEADER);
+        assertThat(header).as("%s (nsc.header.dir=%s)", CONTRACT_HEADER, headerDir).isRegularFile();
+        contractText = Files.readString(header, UTF_8);
+        publicHeaders = umbrellaIncludes(Files.readString(umbrellaHeader(), UTF_8));
+        StringBuilder texts = new StringBuilder();
+        for (String name : publicHeaders) {
+            texts.append(Files.readString(headerDir.resolve(name), UTF_8)).append('\n');
+        }
+        headerText = texts.toString();
         Files.createDirectories(workDir);
 
         Path source = workDir.resolve("abi_probe.c");
         Path binary = workDir.resolve("abi_probe");
-        Files.writeString(source, probeSource(javaStructLayouts(), javaIntConstants(), javaStringConstants()), UTF_8);
+        Files.writeString(source,
+                probeSource(publicHeaders, javaStructLayouts(), javaIntConstants(), javaStringConstants()), UTF_8);
         Files.deleteIfExists(binary);
 
         run(workDir.resolve("gcc.log"), List.of("gcc", "-std=gnu11", "-Wall", "-Wextra", "-Werror",
@@ -129,12 +150,49 @@ class AbiConformanceTest {
     }
 
     @Test
+    void theUmbrellaHeaderIncludesEveryPublicHeader() throws IOException {
+        assertThat(publicHeaders)
+                .as("headers included by %s vs the .h files of %s but %s", umbrellaHeader(), headerDir, INTERNAL_HEADERS)
+                .startsWith(CONTRACT_HEADER)
+                .doesNotHaveDuplicates()
+                .containsExactlyInAnyOrderElementsOf(headerFileNames(headerDir));
+    }
+
+    /** What predictor authors get: the native-shim build's META-INF/native/include holds every public header. */
+    @Test
+    void theShimJarShipsEveryPublicHeader() throws IOException {
+        Path shipped = Path.of(System.getProperty("nsc.shipped.include.dir")).toAbsolutePath().normalize();
+        assertThat(headerFileNames(shipped)).as("headers in %s", shipped)
+                .containsExactlyInAnyOrderElementsOf(publicHeaders);
+    }
+
+    /** Each companion header builds on the contract: it includes nativescope.h and defines no status of its own. */
+    @Test
+    void companionHeadersIncludeTheContractAndDefineNoStatus() throws IOException {
+        for (String name : publicHeaders.subList(1, publicHeaders.size())) {
+            String text = stripComments(Files.readString(headerDir.resolve(name), UTF_8));
+            assertThat(text).as(name).contains("#include \"" + CONTRACT_HEADER + "\"").doesNotContain("enum");
+        }
+    }
+
+    /** A user includes one header without the others: each must compile alone. */
+    @Test
+    void everyPublicHeaderCompilesOnItsOwn() throws Exception {
+        for (String name : publicHeaders) {
+            Path source = workDir.resolve("alone_" + name.replace(".h", ".c"));
+            Files.writeString(source, "#include \"" + name + "\"\n", UTF_8);
+            run(workDir.resolve("gcc-alone-" + name + ".log"), List.of("gcc", "-std=gnu11", "-Wall", "-Wextra",
+                    "-Werror", "-fsyntax-only", "-I" + headerDir, source.toString()));
+        }
+    }
+
+    @Test
     void structLayoutsMatchTheCCompiler() {
         List<String> mismatches = compareStructs(javaStructLayouts(), cReport);
         assertThat(mismatches)
                 .as("struct layouts of the bindings vs gcc on %s; regenerate the bindings "
                         + "(jextract-config/regenerate.sh), and bump NSC_ABI_VERSION if the ABI changed",
-                        headerDir.resolve("nativescope.h"))
+                        headerDir)
                 .isEmpty();
         assertThat(cReport.structs().keySet()).containsExactlyInAnyOrderElementsOf(javaStructLayouts().keySet());
     }
@@ -200,8 +258,8 @@ class AbiConformanceTest {
         expected.addAll(dlpackStructs);
         expected.removeAll(UNBOUND_DLPACK_STRUCTS);
         assertThat(bound)
-                .as("struct binding classes (STRUCT_CLASSES) vs structs defined in nativescope.h and %s "
-                        + "(minus OPAQUE_STRUCTS and UNBOUND_DLPACK_STRUCTS)", dlpackHeader)
+                .as("struct binding classes (STRUCT_CLASSES) vs structs defined in %s and %s "
+                        + "(minus OPAQUE_STRUCTS and UNBOUND_DLPACK_STRUCTS)", publicHeaders, dlpackHeader)
                 .containsExactlyInAnyOrderElementsOf(expected);
         for (String name : expected) {
             assertThat(classExists("dev.nativescope.bindings." + name))
@@ -218,10 +276,11 @@ class AbiConformanceTest {
                 bound.add(m.getName().substring(0, m.getName().length() - "$handle".length()));
             }
         }
-        assertThat(headerFunctions).as("NSC_API functions parsed from nativescope.h").isNotEmpty();
+        assertThat(headerFunctions).as("NSC_API functions parsed from %s", publicHeaders)
+                .contains("nsc_context_init", "nsc_predict_dense", "nsc_stats_get", "nsc_hold_segments");
         assertThat(bound)
-                .as("functions bound in nativescope_h vs NSC_API functions of nativescope.h "
-                        + "(static inline functions have no symbol and are not bound)")
+                .as("functions bound in nativescope_h vs NSC_API functions of %s "
+                        + "(static inline functions have no symbol and are not bound)", publicHeaders)
                 .containsExactlyInAnyOrderElementsOf(headerFunctions);
     }
 
@@ -232,9 +291,9 @@ class AbiConformanceTest {
         Set<String> bound = new TreeSet<>(javaIntConstants().keySet());
         bound.addAll(javaStringConstants().keySet());
         assertThat(bound)
-                .as("constants exposed by nativescope_h vs NSC_ macros and enum values of nativescope.h "
+                .as("constants exposed by nativescope_h vs NSC_ macros, enum values and NSC_STATUS_LIST of %s "
                         + "and enum values of %s (its macros are not bound: DLPACK_VERSION does not exist in "
-                        + "DLPack 1.x)", dlpackHeader)
+                        + "DLPack 1.x)", publicHeaders, dlpackHeader)
                 .containsExactlyInAnyOrderElementsOf(headerConstants);
     }
 
@@ -247,7 +306,7 @@ class AbiConformanceTest {
         assertThat(dlpackHeader.getFileName()).hasToString("dlpack.h");
         assertThat(headerStructNames(dlpackText)).contains("DLDataType", "DLDevice", "DLTensor", "DLManagedTensor");
         assertThat(enumeratorNames(dlpackText)).contains("kDLCPU", "kDLCUDA", "kDLInt", "kDLUInt", "kDLFloat", "kDLBfloat");
-        assertThat(headerText).contains("#include <dlpack/dlpack.h>");
+        assertThat(contractText).contains("#include <dlpack/dlpack.h>");
         assertThat(cReport.fields()).containsKeys("DLTensor.data", "DLTensor.device", "DLTensor.ndim", "DLTensor.dtype",
                 "DLTensor.shape", "DLTensor.strides", "DLTensor.byte_offset", "DLDevice.device_type",
                 "DLDevice.device_id", "DLDataType.code", "DLDataType.bits", "DLDataType.lanes");
@@ -500,10 +559,13 @@ class AbiConformanceTest {
 
     // ------------------------------------------------------------------ C side
 
-    static String probeSource(Map<String, StructLayout> structs, Map<String, Long> ints, Map<String, String> strings) {
+    static String probeSource(List<String> headers, Map<String, StructLayout> structs, Map<String, Long> ints,
+                              Map<String, String> strings) {
         StringBuilder c = new StringBuilder();
-        c.append("/* Generated by AbiConformanceTest: the C compiler's view of nativescope.h. */\n");
-        c.append("#include <stddef.h>\n#include <stdio.h>\n#include \"nativescope.h\"\n\n");
+        c.append("/* Generated by AbiConformanceTest: the C compiler's view of the public headers. */\n");
+        c.append("#include <stddef.h>\n#include <stdio.h>\n");
+        headers.forEach(h -> c.append("#include \"").append(h).append("\"\n"));
+        c.append('\n');
         c.append("static void print_string(const char *name, const char *s)\n{\n");
         c.append("    printf(\"string %s \", name);\n");
         c.append("    for (const unsigned char *p = (const unsigned char *) s; *p != 0; p++) {\n");
@@ -617,6 +679,34 @@ class AbiConformanceTest {
     private static final Pattern STATUS_LIST =
             Pattern.compile("^\\s*#\\s*define\\s+NSC_STATUS_LIST\\(\\s*(\\w+)\\s*\\)((?:[^\\n]*\\\\\\n)*[^\\n]*)",
                     Pattern.MULTILINE);
+
+    private static final Pattern INCLUDE = Pattern.compile("^\\s*#\\s*include\\s*[<\"]([^>\"]+)[>\"]", Pattern.MULTILINE);
+
+    static Path umbrellaHeader() {
+        return Path.of(System.getProperty("nsc.bindings.header",
+                Path.of("..", "jextract-config", "nativescope_bindings.h").toString())).toAbsolutePath().normalize();
+    }
+
+    /** The headers an umbrella header includes, in its order. */
+    static List<String> umbrellaIncludes(String umbrella) {
+        List<String> names = new ArrayList<>();
+        Matcher m = INCLUDE.matcher(stripComments(umbrella));
+        while (m.find()) {
+            names.add(m.group(1));
+        }
+        return names;
+    }
+
+    /** The .h files of a directory, but INTERNAL_HEADERS. */
+    static Set<String> headerFileNames(Path dir) throws IOException {
+        Set<String> names = new TreeSet<>();
+        try (var files = Files.list(dir)) {
+            files.map(f -> f.getFileName().toString())
+                    .filter(n -> n.endsWith(".h") && !INTERNAL_HEADERS.contains(n))
+                    .forEach(names::add);
+        }
+        return names;
+    }
 
     static String stripComments(String text) {
         return COMMENTS.matcher(text).replaceAll(" ");
