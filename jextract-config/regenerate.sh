@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates the FFM bindings of native-shim/src/main/c/nativescope.h with
+# Regenerates the FFM bindings of native-shim's public headers (nativescope.h and
+# the headers beside it, through jextract-config/nativescope_bindings.h) with
 # jextract and shows what changed. Run from anywhere; it works from the repo root.
 #
 #   jextract-config/regenerate.sh              # uses `jextract` from the PATH
@@ -75,4 +76,4 @@ if [[ -n "$untracked" ]]; then
     echo "New (untracked) files:"
     echo "$untracked"
 fi
-echo "Next: mvn -pl bindings -am test (runs the ABI conformance test against the header)."
+echo "Next: mvn -pl bindings -am test (runs the ABI conformance test against the headers)."

@@ -1,6 +1,7 @@
 /*
  * nativescope.h - cancellation, deadlines and request values for native code
- * called from Java through the FFM API.
+ * called from Java through the FFM API: the contract between nativescope and
+ * a predictor author, and all that such an author needs to include.
  *
  * A Java nativescope Context hands native code a pointer to an nsc_context.
  * Native code polls it cheaply (nsc_check, one acquire load), polls it with a
@@ -9,6 +10,11 @@
  * hooks on it (nsc_hook_register) to push third-party runtimes. Tensors
  * arrive as DLPack DLTensor descriptors (<dlpack/dlpack.h>, Debian's
  * libdlpack-dev, version 0.6 or later), so any DLPack producer can call in.
+ *
+ * The library's other exports have headers of their own, shipped beside this
+ * one, each including it: nsc_reference.h (the reference predictors and the
+ * benchmark no-ops), nsc_stats.h (leak counters) and nsc_hold.h (the segment
+ * hold of nativescope's Java side). A predictor needs none of them.
  *
  * Threading contract
  *   - The owner (normally the Java side) initialises the struct with
@@ -21,9 +27,10 @@
  *
  * Every function that can fail returns an int status: 0 (NSC_OK), a positive
  * outcome (NSC_CANCELED, NSC_DEADLINE_EXCEEDED, NSC_TIMEOUT, ...) or a negative
- * error; nsc_strerror and nsc_status_name name any of them. Functions that
- * take a context and can fail also return NSC_ERR_ABI when it was not
- * initialised by this library version, or was already destroyed.
+ * error, all listed once in NSC_STATUS_LIST; nsc_strerror and nsc_status_name
+ * name any of them. Functions that take a context and can fail also return
+ * NSC_ERR_ABI when it was not initialised by this library version, or was
+ * already destroyed.
  */
 #ifndef NATIVESCOPE_H
 #define NATIVESCOPE_H
@@ -59,27 +66,45 @@ extern "C" {
 /* Default number of nsc_checker_poll calls between two clock reads. */
 #define NSC_DEFAULT_CHECK_INTERVAL 64
 
-/* The largest DLTensor ndim the nsc_dl / _dl functions accept. */
+/*
+ * The largest DLTensor ndim nativescope accepts in a descriptor (the Java
+ * side's DLPack import, the DLPack functions of nsc_reference.h); a predictor
+ * may bound its own descriptors by it too.
+ */
 #define NSC_DL_MAX_NDIM 64
 
-/* The key whose value the reference predictors echo into nsc_predict_stats. */
+/* The key under which a request's trace id travels (the reference predictors echo its value). */
 #define NSC_TRACE_ID_KEY "trace-id"
 
-/* Statuses. The first three are also the values of nsc_context.state. */
-enum nsc_status {
-    NSC_OK = 0,                /* success; for the state word: live */
-    NSC_CANCELED = 1,          /* the context was cancelled */
-    NSC_DEADLINE_EXCEEDED = 2, /* the context's deadline passed */
-    NSC_TIMEOUT = 3,           /* a wait's own timeout elapsed; the context is still live */
-    NSC_NOT_FOUND = 4,         /* nsc_value: no value under that key */
-    NSC_ALREADY_DONE = 5,      /* nsc_context_cancel: the context was already done;
-                                  nsc_hook_deregister: the hook had already run */
-    NSC_ERR_INVALID = -1,      /* a NULL pointer, negative size or unknown status argument */
-    NSC_ERR_SYSTEM = -2,       /* a system call failed; errno tells which error */
-    NSC_ERR_NOMEM = -3,        /* out of memory */
-    NSC_ERR_ABI = -4,          /* the struct was initialised by another ABI version */
-    NSC_ERR_BUSY = -5          /* nsc_context_destroy: cancel hooks are still registered */
-};
+/*
+ * Every status, listed once: X(name, value, description). The enum below,
+ * nsc_status_name (the name) and nsc_strerror (the description) are generated
+ * from it, and the Java ABI test checks the bindings against it. Positive
+ * values are outcomes, negative ones errors; the first three are also the
+ * values of nsc_context.state. A comment before an entry says who returns it.
+ */
+#define NSC_STATUS_LIST(X)                                                                          \
+    /* success; for the state word: live */                                                         \
+    X(NSC_OK, 0, "success")                                                                         \
+    X(NSC_CANCELED, 1, "the context was cancelled")                                                 \
+    X(NSC_DEADLINE_EXCEEDED, 2, "the context's deadline passed")                                    \
+    /* a wait's own timeout: the context is still live */                                           \
+    X(NSC_TIMEOUT, 3, "the wait's own timeout elapsed")                                             \
+    /* nsc_value */                                                                                 \
+    X(NSC_NOT_FOUND, 4, "no value under that key")                                                  \
+    /* nsc_context_cancel: the context was already done; nsc_hook_deregister: the hook had run */   \
+    X(NSC_ALREADY_DONE, 5, "already done")                                                          \
+    /* a NULL pointer, negative size or unknown status argument */                                  \
+    X(NSC_ERR_INVALID, -1, "invalid argument")                                                      \
+    X(NSC_ERR_SYSTEM, -2, "a system call failed (see errno)")                                       \
+    X(NSC_ERR_NOMEM, -3, "out of memory")                                                           \
+    X(NSC_ERR_ABI, -4, "the context was initialised by another ABI version, or not at all")         \
+    /* nsc_context_destroy */                                                                       \
+    X(NSC_ERR_BUSY, -5, "cancel hooks are still registered")
+
+#define NSC__STATUS_ENUMERATOR(name, value, description) name = value,
+enum nsc_status { NSC_STATUS_LIST(NSC__STATUS_ENUMERATOR) };
+#undef NSC__STATUS_ENUMERATOR
 
 /* One request value: UTF-8 bytes with explicit lengths, each also NUL-terminated. */
 typedef struct nsc_kv {
@@ -110,7 +135,7 @@ typedef struct nsc_hook nsc_hook_t;
  *  +-------------------------------+-------------------------------+
  *  | heartbeat_count (atomic)      | heartbeat_ns (atomic)         | 80
  *  +---------------+---------------+-------------------------------+
- *  | hooks_lock    | hooks_flags   | hooks                         | 96
+ *  | hooks_lock    | hook_count    | hooks                         | 96
  *  +---------------+---------------+-------------------------------+
  *  | reserved1[4]                                                  | 128
  *  +---------------------------------------------------------------+
@@ -133,7 +158,7 @@ typedef struct nsc_context {
     uint64_t heartbeat_count;  /* atomic (relaxed): checks made, approximately */
     int64_t heartbeat_ns;      /* atomic (relaxed): CLOCK_MONOTONIC ns of the last clock check */
     uint32_t hooks_lock;       /* internal: lock word of the hook list */
-    uint32_t hooks_flags;      /* internal */
+    uint32_t hook_count;       /* internal: hook registrations not yet freed */
     nsc_hook_t *hooks;         /* internal: registered cancel hooks */
     uint64_t reserved1[4];
 } nsc_context;
@@ -148,25 +173,6 @@ typedef struct nsc_checker {
     uint32_t countdown;
     uint32_t interval;
 } nsc_checker;
-
-/* What a reference predictor did; every field is written before it returns. */
-typedef struct nsc_predict_stats {
-    uint64_t work_units;       /* tiles computed (dense), bytes read (wait), spins (spin) */
-    uint64_t checks;           /* context checks made */
-    int64_t start_ns;          /* CLOCK_MONOTONIC at entry */
-    int64_t end_ns;            /* CLOCK_MONOTONIC just before returning */
-    int32_t status;            /* the returned status */
-    uint32_t trace_id_len;     /* full length of the NSC_TRACE_ID_KEY value, 0 if absent */
-    char trace_id[64];         /* that value as native code read it, truncated, NUL-terminated */
-} nsc_predict_stats;
-
-/* Counters of what the shim holds, for leak checks. */
-typedef struct nsc_stats {
-    int64_t live_contexts;     /* initialised and not yet destroyed */
-    int64_t live_fds;          /* done fds created and not yet closed */
-    int64_t live_hooks;        /* hooks registered and not yet deregistered */
-    int64_t native_bytes;      /* bytes the shim allocated and has not freed */
-} nsc_stats;
 
 /* ---------------------------------------------------------------------------
  * Library information
@@ -183,9 +189,6 @@ NSC_API const char *nsc_strerror(int status);
 
 /** @return the static symbolic name of status, e.g. "NSC_CANCELED" (never NULL). */
 NSC_API const char *nsc_status_name(int status);
-
-/** Copies the shim's leak counters into *out (no-op if out is NULL). */
-NSC_API void nsc_stats_get(nsc_stats *out);
 
 /* ---------------------------------------------------------------------------
  * Owner side
@@ -344,111 +347,6 @@ NSC_API int nsc_hook_register(nsc_context *ctx, nsc_cancel_fn fn, void *arg, nsc
  *         (also for NULL: what nsc_hook_register leaves when fn ran at once).
  */
 NSC_API int nsc_hook_deregister(nsc_hook_t *hook);
-
-/* ---------------------------------------------------------------------------
- * Reference predictors (used by tests, the demo and the benchmarks)
- * ------------------------------------------------------------------------- */
-
-/**
- * Dense layer: y[rows x cols] = relu(x[rows x inner] * w[inner x cols] + bias[cols]),
- * all row-major float32, computed `repeat` times (repeat >= 1) to make work,
- * in 32x32 output tiles with one nsc_checker_poll per tile. ctx may be NULL
- * (never stops). bias may be NULL (zero). stats may be NULL.
- * @return NSC_OK with y complete, NSC_CANCELED / NSC_DEADLINE_EXCEEDED with y
- *         partial, NSC_ERR_INVALID.
- */
-NSC_API int nsc_predict_dense(nsc_context *ctx, const float *x, const float *w, const float *bias, float *y,
-                              int64_t rows, int64_t inner, int64_t cols, int64_t repeat,
-                              nsc_predict_stats *stats);
-
-/**
- * Blocking predictor: waits (nsc_wait_fd) for fd to become readable, then
- * reads up to 8 bytes from it (an eventfd counter or pipe bytes) into *value
- * (may be NULL). timeout_ns < 0: no own timeout.
- * @return NSC_OK, NSC_CANCELED, NSC_DEADLINE_EXCEEDED, NSC_TIMEOUT, NSC_ERR_*.
- */
-NSC_API int nsc_predict_wait(nsc_context *ctx, int fd, int64_t timeout_ns, uint64_t *value,
-                             nsc_predict_stats *stats);
-
-/**
- * Spinning predictor: busy-loops for duration_ns (< 0: forever), calling
- * nsc_checker_poll on every iteration.
- * @return NSC_OK after duration_ns, NSC_CANCELED, NSC_DEADLINE_EXCEEDED, NSC_ERR_INVALID.
- */
-NSC_API int nsc_predict_spin(nsc_context *ctx, int64_t duration_ns, nsc_predict_stats *stats);
-
-/* ---------------------------------------------------------------------------
- * DLPack
- *
- * The functions below take DLPack DLTensor descriptors and accept one exactly
- * when all of these hold (else they return NSC_ERR_INVALID and touch no data):
- *   - device.device_type is kDLCPU (device_id is not looked at);
- *   - dtype is float32: code kDLFloat, bits 32, lanes 1;
- *   - 0 <= ndim <= NSC_DL_MAX_NDIM (and the ndim the function asks for);
- *   - shape is not NULL when ndim > 0, and no dimension is negative;
- *   - strides is NULL (compact row-major) or gives any element strides:
- *     negative, zero (broadcast inputs) and transposed layouts are all read
- *     with a general strided loop;
- *   - element [0, ...] is at (char *) data + byte_offset, 4-byte aligned, and
- *     the bytes every index can reach fit the address space without wrapping
- *     (no int64 overflow of dim * stride * 4 either); data may be NULL only
- *     when the tensor has no element.
- * Descriptors and data are only read during the call (y's data is written).
- * ------------------------------------------------------------------------- */
-
-/**
- * Dense layer over DLPack descriptors: y = relu(x * w + bias), computed like
- * nsc_predict_dense (`repeat` times, 32x32 output tiles, one nsc_checker_poll
- * per tile) but with each operand's own strides. x is [rows, inner], w is
- * [inner, cols], bias (may be NULL: zero) is [cols], y is [rows, cols]; every
- * dimension must be positive. y must not overlap itself (its strides must
- * give each element its own bytes) and its byte range must not intersect
- * that of x, w or bias. ctx and stats may be NULL.
- * @return NSC_OK with y complete, NSC_CANCELED / NSC_DEADLINE_EXCEEDED with y
- *         partial, NSC_ERR_INVALID for a descriptor the rules above reject,
- *         NSC_ERR_ABI for a ctx of another ABI version.
- */
-NSC_API int nsc_predict_dense_dl(nsc_context *ctx, const DLTensor *x, const DLTensor *w, const DLTensor *bias,
-                                 DLTensor *y, int64_t repeat, nsc_predict_stats *stats);
-
-/**
- * Sums the elements of a float32 DLTensor of any ndim in row-major index
- * order, each converted to double and added to a double accumulator (so a
- * Java loop doing the same gets the identical double). A tensor with no
- * element sums to 0. Polls ctx (may be NULL) every 4096 elements.
- * @return NSC_OK with *sum set; NSC_CANCELED / NSC_DEADLINE_EXCEEDED,
- *         NSC_ERR_INVALID (also for a NULL sum), NSC_ERR_ABI with *sum = 0.
- */
-NSC_API int nsc_dl_sum_f32(nsc_context *ctx, const DLTensor *t, double *sum);
-
-/*
- * Keeps up to eight Java memory segments alive for as long as it blocks.
- *
- * The C code never touches s0..s7: they exist for the Java FFM runtime,
- * which refuses to close the arena of a MemorySegment passed as an argument
- * to a downcall while that downcall is in flight (Arena.close() then throws
- * IllegalStateException). Java calls this on a holder thread with the
- * segments another native library (e.g. ONNX Runtime through JNI) reads or
- * writes, and those segments' memory then cannot be freed until it returns.
- * Unused slots are NULL.
- *
- * It stores 1 into *entered (a release store: the Java side polls it with an
- * acquire load to learn that the segments are held), then blocks in poll()
- * until release_fd is readable (an eventfd the Java side signals; never read
- * or drained here, so one signal releases every holder waiting on it).
- * @return NSC_OK once release_fd was readable; NSC_ERR_INVALID for a NULL
- *         entered or a negative release_fd (nothing held, *entered not set);
- *         NSC_ERR_SYSTEM when poll() fails other than with EINTR.
- */
-NSC_API int nsc_hold_segments(uint32_t *entered, int release_fd, const void *s0, const void *s1,
-                              const void *s2, const void *s3, const void *s4, const void *s5,
-                              const void *s6, const void *s7);
-
-/** Does nothing: the baseline of the call-overhead benchmarks. */
-NSC_API void nsc_noop(void);
-
-/** @return nsc_check(ctx): the cheapest call that takes a context. */
-NSC_API int nsc_noop_ctx(nsc_context *ctx);
 
 #ifdef __cplusplus
 }

@@ -11,6 +11,7 @@
  * that leads to an address is overflow-checked.
  */
 #include "nsc_internal.h"
+#include "nsc_reference.h"
 
 #define SUM_CHECK_ELEMENTS 4096
 

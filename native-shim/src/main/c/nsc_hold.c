@@ -1,8 +1,9 @@
 /*
  * nsc_hold.c - nsc_hold_segments: a downcall that only blocks, so that the
- * Java side can keep memory segments' arenas open (see nativescope.h).
+ * Java side can keep memory segments' arenas open (see nsc_hold.h).
  */
 #include "nsc_internal.h"
+#include "nsc_hold.h"
 
 #include <errno.h>
 #include <poll.h>

@@ -10,16 +10,17 @@
  * Data: ctx->hooks is a doubly linked list of registered (not yet started)
  * nodes, newest first; the cancel pops from the head, so hooks run newest
  * first, like atexit handlers (a later registration may depend on an earlier
- * one, not the other way round). Every field of every node, the list, and ctx->hooks_flags are
- * protected by ctx->hooks_lock. The lock is held only for list and state
- * updates, never while a hook function runs, so a hook may register,
- * deregister or cancel freely. As with std::stop_callback, the one thing a
- * hook must not do is wait (by deregistering) for a hook that is running in
- * another thread and waits for it in turn: that deadlock is the caller's.
+ * one, not the other way round). Every field of every node, the list, and
+ * ctx->hook_count are protected by ctx->hooks_lock. The lock is held only for
+ * list and state updates, never while a hook function runs, so a hook may
+ * register, deregister or cancel freely. As with std::stop_callback, the one
+ * thing a hook must not do is wait (by deregistering) for a hook that is
+ * running in another thread and waits for it in turn: that deadlock is the
+ * caller's.
  *
- * ctx->hooks_flags (an "internal" field of the ABI) is used as the number of
- * nodes of this context that are not yet freed: registered, running, or run
- * but not yet deregistered. A node keeps a pointer to ctx and deregister locks
+ * ctx->hook_count (an "internal" field of the ABI) is the number of nodes of
+ * this context that are not yet freed: registered, running, or run but not
+ * yet deregistered. A node keeps a pointer to ctx and deregister locks
  * ctx->hooks_lock, so nsc_context_destroy refuses (NSC_ERR_BUSY) while this is
  * non-zero; otherwise a late deregister would lock a freed struct.
  *
@@ -201,7 +202,7 @@ NSC_API int nsc_hook_register(nsc_context *ctx, nsc_cancel_fn fn, void *arg, nsc
     status = (int) __atomic_load_n(&ctx->state, __ATOMIC_ACQUIRE);
     if (status == NSC_OK) {
         link_front(ctx, h);
-        ctx->hooks_flags++;
+        ctx->hook_count++;
         /*
          * Published before the unlock, so a hook that reads its own handle
          * through `hook` (e.g. to deregister itself) finds it set: the drain can
@@ -231,7 +232,7 @@ NSC_API int nsc_hook_deregister(nsc_hook_t *h)
     uint32_t state = node_state(h);
     if (state == HOOK_REGISTERED) {
         unlink_node(ctx, h);
-        ctx->hooks_flags--;
+        ctx->hook_count--;
         unlock_hooks(ctx);
         free_node(h);
         return NSC_OK;
@@ -260,7 +261,7 @@ NSC_API int nsc_hook_deregister(nsc_hook_t *h)
      * DONE, and the canceller let go of the node inside a critical section
      * that ended before ours began, so nobody else touches it any more.
      */
-    ctx->hooks_flags--;
+    ctx->hook_count--;
     unlock_hooks(ctx);
     free_node(h);
     return NSC_ALREADY_DONE;
@@ -299,7 +300,7 @@ void nsc__hooks_run(nsc_context *ctx, int status)
         lock_hooks(ctx);
         if (h->flags & HOOK_ORPHANED) {
             /* The registrant gave up its claim from inside fn; ours is the last. */
-            ctx->hooks_flags--;
+            ctx->hook_count--;
             unlock_hooks(ctx);
             free_node(h);
             continue;
@@ -321,7 +322,7 @@ void nsc__hooks_run(nsc_context *ctx, int status)
 bool nsc__hooks_busy(nsc_context *ctx)
 {
     lock_hooks(ctx);
-    bool busy = ctx->hooks != NULL || ctx->hooks_flags != 0;
+    bool busy = ctx->hooks != NULL || ctx->hook_count != 0;
     unlock_hooks(ctx);
     return busy;
 }

@@ -104,7 +104,7 @@ NSC__HIDDEN bool nsc__hooks_busy(nsc_context *ctx);
 
 /*
  * A float32 DLTensor that nsc__dl_f32_view accepted (the rules are in
- * nativescope.h, above nsc_predict_dense_dl): element [0, ...] and strides in
+ * nsc_reference.h, above nsc_predict_dense_dl): element [0, ...] and strides in
  * elements, compact strides filled in when the descriptor had none, and the
  * byte range [lo, hi) that its indices reach (lo == hi when it has no element).
  */

@@ -9,6 +9,7 @@
  *   noop / noop_ctx: call-overhead baselines.
  */
 #include "nsc_internal.h"
+#include "nsc_reference.h"
 
 #include <poll.h>
 #include <string.h>

@@ -21,6 +21,23 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 
+/*
+ * The entry checks of nsc_wait_fd and nsc_sleep: the arguments (args_valid:
+ * the call's own ones are), then the ABI version, then the state word, so
+ * that a context done on entry is answered without creating an fd or blocking.
+ * @return NSC_OK to go on, else the status the wait returns.
+ */
+static int wait_entry(const nsc_context *ctx, bool args_valid)
+{
+    if (ctx == NULL || !args_valid) {
+        return NSC_ERR_INVALID;
+    }
+    if (ctx->abi_version != NSC_ABI_VERSION) {
+        return NSC_ERR_ABI;
+    }
+    return (int) __atomic_load_n(&ctx->state, __ATOMIC_ACQUIRE);
+}
+
 NSC_API int nsc_done_fd(nsc_context *ctx)
 {
     if (ctx == NULL) {
@@ -73,18 +90,11 @@ NSC_API int nsc_wait_fd(nsc_context *ctx, int fd, short events, int64_t timeout_
     if (revents != NULL) {
         *revents = 0;
     }
-    if (ctx == NULL || fd < 0) {
-        return NSC_ERR_INVALID;
-    }
-    if (ctx->abi_version != NSC_ABI_VERSION) {
-        return NSC_ERR_ABI;
-    }
-
-    /* Done or past the deadline on entry: answer without creating an fd or blocking. */
-    int status = (int) __atomic_load_n(&ctx->state, __ATOMIC_ACQUIRE);
+    int status = wait_entry(ctx, fd >= 0);
     if (status != NSC_OK) {
         return status;
     }
+    /* Past the deadline on entry: likewise answer at once. */
     const int64_t deadline = ctx->deadline_ns;
     int64_t now = nsc__now();
     if (deadline != NSC_NO_DEADLINE && now >= deadline) {
@@ -150,13 +160,7 @@ NSC_API int nsc_wait_fd(nsc_context *ctx, int fd, short events, int64_t timeout_
 
 NSC_API int nsc_sleep(nsc_context *ctx, int64_t duration_ns)
 {
-    if (ctx == NULL || duration_ns < 0) {
-        return NSC_ERR_INVALID;
-    }
-    if (ctx->abi_version != NSC_ABI_VERSION) {
-        return NSC_ERR_ABI;
-    }
-    int status = (int) __atomic_load_n(&ctx->state, __ATOMIC_ACQUIRE);
+    int status = wait_entry(ctx, duration_ns >= 0);
     if (status != NSC_OK) {
         return status;
     }

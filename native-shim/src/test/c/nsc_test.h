@@ -11,7 +11,11 @@
 #ifndef NSC_TEST_H
 #define NSC_TEST_H
 
+/* The tests cover the whole library: the contract and the companion headers. */
 #include "nativescope.h"
+#include "nsc_hold.h"
+#include "nsc_reference.h"
+#include "nsc_stats.h"
 
 #include <pthread.h>
 #include <stdint.h>

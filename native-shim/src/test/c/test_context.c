@@ -33,7 +33,7 @@ TEST(struct_layout_matches_header_diagram)
     CHECK_EQ(offsetof(nsc_context, heartbeat_count), 64);
     CHECK_EQ(offsetof(nsc_context, heartbeat_ns), 72);
     CHECK_EQ(offsetof(nsc_context, hooks_lock), 80);
-    CHECK_EQ(offsetof(nsc_context, hooks_flags), 84);
+    CHECK_EQ(offsetof(nsc_context, hook_count), 84);
     CHECK_EQ(offsetof(nsc_context, hooks), 88);
     CHECK_EQ(sizeof(nsc_kv), 32);
     CHECK_EQ(sizeof(nsc_predict_stats), 104);
@@ -60,7 +60,7 @@ TEST(init_sets_every_field)
     CHECK_EQ(ctx->heartbeat_count, 0);
     CHECK_EQ(ctx->heartbeat_ns, 0);
     CHECK_EQ(ctx->hooks_lock, 0);
-    CHECK_EQ(ctx->hooks_flags, 0);
+    CHECK_EQ(ctx->hook_count, 0);
     CHECK(ctx->hooks == NULL);
     for (int i = 0; i < 4; i++) {
         CHECK_EQ(ctx->reserved1[i], 0);

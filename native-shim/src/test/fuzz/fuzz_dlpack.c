@@ -4,7 +4,7 @@
  * nsc_dl_sum_f32 and nsc_predict_dense_dl.
  *
  * The harness decodes the fuzz bytes into DLTensor descriptors, then decides
- * on its own, from the rules in nativescope.h and with exact 128-bit
+ * on its own, from the rules in nsc_reference.h and with exact 128-bit
  * arithmetic, whether each descriptor must be accepted and which bytes it
  * addresses. It allocates exactly those bytes (so ASan reports any access
  * outside them) and aborts when the shim disagrees with it:
@@ -40,6 +40,8 @@
  * make_corpus.py writes the seed corpus in this format.
  */
 #include "nsc_internal.h"
+#include "nsc_reference.h"
+#include "nsc_stats.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -189,7 +191,7 @@ static void free_tensor(struct case_tensor *c)
 }
 
 /* ---------------------------------------------------------------------------
- * The harness's own reading of the rules in nativescope.h
+ * The harness's own reading of the rules in nsc_reference.h
  * ------------------------------------------------------------------------- */
 
 static bool fits_int64(i128 v)

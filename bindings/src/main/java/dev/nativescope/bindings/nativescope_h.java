@@ -576,63 +576,6 @@ public class nativescope_h {
         }
     }
 
-    private static class nsc_stats_get {
-        public static final FunctionDescriptor DESC = FunctionDescriptor.ofVoid(
-            nativescope_h.C_POINTER
-        );
-
-        public static final MemorySegment ADDR = nativescope_h.findOrThrow("nsc_stats_get");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
-    }
-
-    /**
-     * Function descriptor for:
-     * {@snippet lang=c :
-     * void nsc_stats_get(nsc_stats *out)
-     * }
-     */
-    public static FunctionDescriptor nsc_stats_get$descriptor() {
-        return nsc_stats_get.DESC;
-    }
-
-    /**
-     * Downcall method handle for:
-     * {@snippet lang=c :
-     * void nsc_stats_get(nsc_stats *out)
-     * }
-     */
-    public static MethodHandle nsc_stats_get$handle() {
-        return nsc_stats_get.HANDLE;
-    }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * void nsc_stats_get(nsc_stats *out)
-     * }
-     */
-    public static MemorySegment nsc_stats_get$address() {
-        return nsc_stats_get.ADDR;
-    }
-
-    /**
-     * {@snippet lang=c :
-     * void nsc_stats_get(nsc_stats *out)
-     * }
-     */
-    public static void nsc_stats_get(MemorySegment out) {
-        var mh$ = nsc_stats_get.HANDLE;
-        try {
-            if (TRACE_DOWNCALLS) {
-                traceDowncall("nsc_stats_get", out);
-            }
-            mh$.invokeExact(out);
-        } catch (Throwable ex$) {
-           throw new AssertionError("should not reach here", ex$);
-        }
-    }
-
     private static class nsc_context_init {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             nativescope_h.C_INT,
@@ -1287,6 +1230,73 @@ public class nativescope_h {
         }
     }
 
+    private static class nsc_hold_segments {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            nativescope_h.C_INT,
+            nativescope_h.C_POINTER,
+            nativescope_h.C_INT,
+            nativescope_h.C_POINTER,
+            nativescope_h.C_POINTER,
+            nativescope_h.C_POINTER,
+            nativescope_h.C_POINTER,
+            nativescope_h.C_POINTER,
+            nativescope_h.C_POINTER,
+            nativescope_h.C_POINTER,
+            nativescope_h.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = nativescope_h.findOrThrow("nsc_hold_segments");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int nsc_hold_segments(uint32_t *entered, int release_fd, const void *s0, const void *s1, const void *s2, const void *s3, const void *s4, const void *s5, const void *s6, const void *s7)
+     * }
+     */
+    public static FunctionDescriptor nsc_hold_segments$descriptor() {
+        return nsc_hold_segments.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int nsc_hold_segments(uint32_t *entered, int release_fd, const void *s0, const void *s1, const void *s2, const void *s3, const void *s4, const void *s5, const void *s6, const void *s7)
+     * }
+     */
+    public static MethodHandle nsc_hold_segments$handle() {
+        return nsc_hold_segments.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int nsc_hold_segments(uint32_t *entered, int release_fd, const void *s0, const void *s1, const void *s2, const void *s3, const void *s4, const void *s5, const void *s6, const void *s7)
+     * }
+     */
+    public static MemorySegment nsc_hold_segments$address() {
+        return nsc_hold_segments.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int nsc_hold_segments(uint32_t *entered, int release_fd, const void *s0, const void *s1, const void *s2, const void *s3, const void *s4, const void *s5, const void *s6, const void *s7)
+     * }
+     */
+    public static int nsc_hold_segments(MemorySegment entered, int release_fd, MemorySegment s0, MemorySegment s1, MemorySegment s2, MemorySegment s3, MemorySegment s4, MemorySegment s5, MemorySegment s6, MemorySegment s7) {
+        var mh$ = nsc_hold_segments.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("nsc_hold_segments", entered, release_fd, s0, s1, s2, s3, s4, s5, s6, s7);
+            }
+            return (int)mh$.invokeExact(entered, release_fd, s0, s1, s2, s3, s4, s5, s6, s7);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class nsc_predict_dense {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             nativescope_h.C_INT,
@@ -1600,73 +1610,6 @@ public class nativescope_h {
         }
     }
 
-    private static class nsc_hold_segments {
-        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
-            nativescope_h.C_INT,
-            nativescope_h.C_POINTER,
-            nativescope_h.C_INT,
-            nativescope_h.C_POINTER,
-            nativescope_h.C_POINTER,
-            nativescope_h.C_POINTER,
-            nativescope_h.C_POINTER,
-            nativescope_h.C_POINTER,
-            nativescope_h.C_POINTER,
-            nativescope_h.C_POINTER,
-            nativescope_h.C_POINTER
-        );
-
-        public static final MemorySegment ADDR = nativescope_h.findOrThrow("nsc_hold_segments");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
-    }
-
-    /**
-     * Function descriptor for:
-     * {@snippet lang=c :
-     * int nsc_hold_segments(uint32_t *entered, int release_fd, const void *s0, const void *s1, const void *s2, const void *s3, const void *s4, const void *s5, const void *s6, const void *s7)
-     * }
-     */
-    public static FunctionDescriptor nsc_hold_segments$descriptor() {
-        return nsc_hold_segments.DESC;
-    }
-
-    /**
-     * Downcall method handle for:
-     * {@snippet lang=c :
-     * int nsc_hold_segments(uint32_t *entered, int release_fd, const void *s0, const void *s1, const void *s2, const void *s3, const void *s4, const void *s5, const void *s6, const void *s7)
-     * }
-     */
-    public static MethodHandle nsc_hold_segments$handle() {
-        return nsc_hold_segments.HANDLE;
-    }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * int nsc_hold_segments(uint32_t *entered, int release_fd, const void *s0, const void *s1, const void *s2, const void *s3, const void *s4, const void *s5, const void *s6, const void *s7)
-     * }
-     */
-    public static MemorySegment nsc_hold_segments$address() {
-        return nsc_hold_segments.ADDR;
-    }
-
-    /**
-     * {@snippet lang=c :
-     * int nsc_hold_segments(uint32_t *entered, int release_fd, const void *s0, const void *s1, const void *s2, const void *s3, const void *s4, const void *s5, const void *s6, const void *s7)
-     * }
-     */
-    public static int nsc_hold_segments(MemorySegment entered, int release_fd, MemorySegment s0, MemorySegment s1, MemorySegment s2, MemorySegment s3, MemorySegment s4, MemorySegment s5, MemorySegment s6, MemorySegment s7) {
-        var mh$ = nsc_hold_segments.HANDLE;
-        try {
-            if (TRACE_DOWNCALLS) {
-                traceDowncall("nsc_hold_segments", entered, release_fd, s0, s1, s2, s3, s4, s5, s6, s7);
-            }
-            return (int)mh$.invokeExact(entered, release_fd, s0, s1, s2, s3, s4, s5, s6, s7);
-        } catch (Throwable ex$) {
-           throw new AssertionError("should not reach here", ex$);
-        }
-    }
-
     private static class nsc_noop {
         public static final FunctionDescriptor DESC = FunctionDescriptor.ofVoid(    );
 
@@ -1775,6 +1718,63 @@ public class nativescope_h {
                 traceDowncall("nsc_noop_ctx", ctx);
             }
             return (int)mh$.invokeExact(ctx);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class nsc_stats_get {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.ofVoid(
+            nativescope_h.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = nativescope_h.findOrThrow("nsc_stats_get");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * void nsc_stats_get(nsc_stats *out)
+     * }
+     */
+    public static FunctionDescriptor nsc_stats_get$descriptor() {
+        return nsc_stats_get.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * void nsc_stats_get(nsc_stats *out)
+     * }
+     */
+    public static MethodHandle nsc_stats_get$handle() {
+        return nsc_stats_get.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * void nsc_stats_get(nsc_stats *out)
+     * }
+     */
+    public static MemorySegment nsc_stats_get$address() {
+        return nsc_stats_get.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * void nsc_stats_get(nsc_stats *out)
+     * }
+     */
+    public static void nsc_stats_get(MemorySegment out) {
+        var mh$ = nsc_stats_get.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("nsc_stats_get", out);
+            }
+            mh$.invokeExact(out);
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }

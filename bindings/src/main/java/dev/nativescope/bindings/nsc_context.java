@@ -27,7 +27,7 @@ import static java.lang.foreign.MemoryLayout.PathElement.*;
  *     uint64_t heartbeat_count;
  *     int64_t heartbeat_ns;
  *     uint32_t hooks_lock;
- *     uint32_t hooks_flags;
+ *     uint32_t hook_count;
  *     nsc_hook_t *hooks;
  *     uint64_t reserved1[4];
  * }
@@ -52,7 +52,7 @@ public class nsc_context {
         nativescope_h.C_LONG.withName("heartbeat_count"),
         nativescope_h.C_LONG.withName("heartbeat_ns"),
         nativescope_h.C_INT.withName("hooks_lock"),
-        nativescope_h.C_INT.withName("hooks_flags"),
+        nativescope_h.C_INT.withName("hook_count"),
         nativescope_h.C_POINTER.withName("hooks"),
         MemoryLayout.sequenceLayout(4, nativescope_h.C_LONG).withName("reserved1")
     ).withName("nsc_context");
@@ -625,48 +625,48 @@ public class nsc_context {
         struct.set(hooks_lock$LAYOUT, hooks_lock$OFFSET, fieldValue);
     }
 
-    private static final OfInt hooks_flags$LAYOUT = (OfInt)$LAYOUT.select(groupElement("hooks_flags"));
+    private static final OfInt hook_count$LAYOUT = (OfInt)$LAYOUT.select(groupElement("hook_count"));
 
     /**
      * Layout for field:
      * {@snippet lang=c :
-     * uint32_t hooks_flags
+     * uint32_t hook_count
      * }
      */
-    public static final OfInt hooks_flags$layout() {
-        return hooks_flags$LAYOUT;
+    public static final OfInt hook_count$layout() {
+        return hook_count$LAYOUT;
     }
 
-    private static final long hooks_flags$OFFSET = $LAYOUT.byteOffset(groupElement("hooks_flags"));
+    private static final long hook_count$OFFSET = $LAYOUT.byteOffset(groupElement("hook_count"));
 
     /**
      * Offset for field:
      * {@snippet lang=c :
-     * uint32_t hooks_flags
+     * uint32_t hook_count
      * }
      */
-    public static final long hooks_flags$offset() {
-        return hooks_flags$OFFSET;
+    public static final long hook_count$offset() {
+        return hook_count$OFFSET;
     }
 
     /**
      * Getter for field:
      * {@snippet lang=c :
-     * uint32_t hooks_flags
+     * uint32_t hook_count
      * }
      */
-    public static int hooks_flags(MemorySegment struct) {
-        return struct.get(hooks_flags$LAYOUT, hooks_flags$OFFSET);
+    public static int hook_count(MemorySegment struct) {
+        return struct.get(hook_count$LAYOUT, hook_count$OFFSET);
     }
 
     /**
      * Setter for field:
      * {@snippet lang=c :
-     * uint32_t hooks_flags
+     * uint32_t hook_count
      * }
      */
-    public static void hooks_flags(MemorySegment struct, int fieldValue) {
-        struct.set(hooks_flags$LAYOUT, hooks_flags$OFFSET, fieldValue);
+    public static void hook_count(MemorySegment struct, int fieldValue) {
+        struct.set(hook_count$LAYOUT, hook_count$OFFSET, fieldValue);
     }
 
     private static final AddressLayout hooks$LAYOUT = (AddressLayout)$LAYOUT.select(groupElement("hooks"));

@@ -4,6 +4,7 @@ import static java.lang.foreign.MemoryLayout.PathElement.groupElement;
 import static java.nio.charset.StandardCharsets.UTF_8;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.fail;
+import static org.assertj.core.api.Assertions.tuple;
 
 import java.io.IOException;
 import java.lang.foreign.MemoryLayout;
@@ -30,19 +31,30 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
- * Checks the jextract bindings against what a C compiler makes of nativescope.h.
+ * Checks the jextract bindings against what a C compiler makes of native-shim's public headers:
+ * nativescope.h (the contract) and the headers shipped beside it, all of which jextract reads
+ * through the umbrella header {@code jextract-config/nativescope_bindings.h}
+ * ({@code nsc.bindings.header}). The public headers are the {@code .h} files of
+ * {@code nsc.header.dir} but {@link #INTERNAL_HEADERS}; the umbrella must include exactly those, and
+ * the native-shim jar must ship exactly those ({@code nsc.shipped.include.dir}).
  *
  * <p>A C probe program is generated from the Java layouts: it prints, for every struct, its
  * size and alignment, for every named field its offset and size, and the value of every
  * constant the header class exposes. gcc compiles it against the header in
  * {@code nsc.header.dir}; its output must match the Java side exactly. A header change that
  * moves a field, resizes a struct or renumbers a status without the bindings being
- * regenerated fails here. The header is also scanned so that a struct, function or constant
- * added to it without being added to the bindings fails too.
+ * regenerated fails here. The headers are also scanned so that a struct, function or constant
+ * added to one without being added to the bindings fails too.
  *
  * <p>nativescope.h includes {@code <dlpack/dlpack.h>}: the DLPack structs it uses are compared the
  * same way, and the dlpack.h that gcc actually includes (found with {@code gcc -M}) is scanned for
  * structs and enum constants.
+ *
+ * <p>The statuses are listed once, in the header's {@code NSC_STATUS_LIST}. A second probe,
+ * {@code src/test/c/nsc_status_probe.c}, prints that list linked against the shim
+ * ({@code nsc.test.native.dir}): every listed status must be a constant of the bindings with the
+ * same value, and the library's {@code nsc_status_name} and {@code nsc_strerror} must say the
+ * list's name and description.
  */
 class AbiConformanceTest {
 
@@ -71,17 +83,30 @@ class AbiConformanceTest {
      */
     static final Set<String> UNBOUND_DLPACK_STRUCTS = Set.of("DLManagedTensor");
 
+    /** Headers of native-shim's sources that are neither shipped nor bound: the library's own internals. */
+    static final Set<String> INTERNAL_HEADERS = Set.of("nsc_internal.h");
+
+    /** The contract; every other public header includes it. */
+    static final String CONTRACT_HEADER = "nativescope.h";
+
     /** Name prefixes of the constants the header class exposes: ours, and DLPack's enum values. */
     static final List<String> CONSTANT_PREFIXES = List.of("NSC_", "kDL");
+
+    /** Prints NSC_STATUS_LIST and what the linked library says about each status (see the file). */
+    static final Path STATUS_PROBE_SOURCE = Path.of("src", "test", "c", "nsc_status_probe.c");
 
     private static final long PROCESS_TIMEOUT_SECONDS = 60;
 
     private static Path headerDir;
     private static Path workDir;
+    private static List<String> publicHeaders;
+    /** The text of every public header, one after the other: what the scans read. */
     private static String headerText;
+    private static String contractText;
     private static Path dlpackHeader;
     private static String dlpackText;
     private static CReport cReport;
+    private static List<StatusRow> statusRows;
 
     @BeforeAll
     static void compileAndRunProbe() throws Exception {
@@ -89,14 +114,21 @@ class AbiConformanceTest {
                 Path.of("..", "native-shim", "src", "main", "c").toString())).toAbsolutePath().normalize();
         workDir = Path.of(System.getProperty("nsc.abi.work.dir",
                 Path.of("target", "abi-test").toString())).toAbsolutePath().normalize();
-        Path header = headerDir.resolve("nativescope.h");
-        assertThat(header).as("nativescope.h (nsc.header.dir=%s)", headerDir).isRegularFile();
-        headerText = Files.readString(header, UTF_8);
+        Path header = headerDir.resolve(CONTRACT_HEADER);
+        assertThat(header).as("%s (nsc.header.dir=%s)", CONTRACT_HEADER, headerDir).isRegularFile();
+        contractText = Files.readString(header, UTF_8);
+        publicHeaders = umbrellaIncludes(Files.readString(umbrellaHeader(), UTF_8));
+        StringBuilder texts = new StringBuilder();
+        for (String name : publicHeaders) {
+            texts.append(Files.readString(headerDir.resolve(name), UTF_8)).append('\n');
+        }
+        headerText = texts.toString();
         Files.createDirectories(workDir);
 
         Path source = workDir.resolve("abi_probe.c");
         Path binary = workDir.resolve("abi_probe");
-        Files.writeString(source, probeSource(javaStructLayouts(), javaIntConstants(), javaStringConstants()), UTF_8);
+        Files.writeString(source,
+                probeSource(publicHeaders, javaStructLayouts(), javaIntConstants(), javaStringConstants()), UTF_8);
         Files.deleteIfExists(binary);
 
         run(workDir.resolve("gcc.log"), List.of("gcc", "-std=gnu11", "-Wall", "-Wextra", "-Werror",
@@ -107,6 +139,51 @@ class AbiConformanceTest {
         dlpackText = Files.readString(dlpackHeader, UTF_8);
         String output = run(workDir.resolve("abi_probe.out"), List.of(binary.toString()));
         cReport = CReport.parse(output);
+
+        Path nativeDir = Path.of(System.getProperty("nsc.test.native.dir")).toAbsolutePath().normalize();
+        Path statusProbe = workDir.resolve("nsc_status_probe");
+        Files.deleteIfExists(statusProbe);
+        run(workDir.resolve("gcc-status.log"), List.of("gcc", "-std=gnu11", "-Wall", "-Wextra", "-Werror",
+                "-I" + headerDir, "-o", statusProbe.toString(), STATUS_PROBE_SOURCE.toAbsolutePath().toString(),
+                "-L" + nativeDir, "-lnativescope", "-Wl,-rpath," + nativeDir));
+        statusRows = StatusRow.parse(run(workDir.resolve("nsc_status_probe.out"), List.of(statusProbe.toString())));
+    }
+
+    @Test
+    void theUmbrellaHeaderIncludesEveryPublicHeader() throws IOException {
+        assertThat(publicHeaders)
+                .as("headers included by %s vs the .h files of %s but %s", umbrellaHeader(), headerDir, INTERNAL_HEADERS)
+                .startsWith(CONTRACT_HEADER)
+                .doesNotHaveDuplicates()
+                .containsExactlyInAnyOrderElementsOf(headerFileNames(headerDir));
+    }
+
+    /** What predictor authors get: the native-shim build's META-INF/native/include holds every public header. */
+    @Test
+    void theShimJarShipsEveryPublicHeader() throws IOException {
+        Path shipped = Path.of(System.getProperty("nsc.shipped.include.dir")).toAbsolutePath().normalize();
+        assertThat(headerFileNames(shipped)).as("headers in %s", shipped)
+                .containsExactlyInAnyOrderElementsOf(publicHeaders);
+    }
+
+    /** Each companion header builds on the contract: it includes nativescope.h and defines no status of its own. */
+    @Test
+    void companionHeadersIncludeTheContractAndDefineNoStatus() throws IOException {
+        for (String name : publicHeaders.subList(1, publicHeaders.size())) {
+            String text = stripComments(Files.readString(headerDir.resolve(name), UTF_8));
+            assertThat(text).as(name).contains("#include \"" + CONTRACT_HEADER + "\"").doesNotContain("enum");
+        }
+    }
+
+    /** A user includes one header without the others: each must compile alone. */
+    @Test
+    void everyPublicHeaderCompilesOnItsOwn() throws Exception {
+        for (String name : publicHeaders) {
+            Path source = workDir.resolve("alone_" + name.replace(".h", ".c"));
+            Files.writeString(source, "#include \"" + name + "\"\n", UTF_8);
+            run(workDir.resolve("gcc-alone-" + name + ".log"), List.of("gcc", "-std=gnu11", "-Wall", "-Wextra",
+                    "-Werror", "-fsyntax-only", "-I" + headerDir, source.toString()));
+        }
     }
 
     @Test
@@ -115,7 +192,7 @@ class AbiConformanceTest {
         assertThat(mismatches)
                 .as("struct layouts of the bindings vs gcc on %s; regenerate the bindings "
                         + "(jextract-config/regenerate.sh), and bump NSC_ABI_VERSION if the ABI changed",
-                        headerDir.resolve("nativescope.h"))
+                        headerDir)
                 .isEmpty();
         assertThat(cReport.structs().keySet()).containsExactlyInAnyOrderElementsOf(javaStructLayouts().keySet());
     }
@@ -129,6 +206,48 @@ class AbiConformanceTest {
     }
 
     @Test
+    void everyListedStatusIsAConstantOfTheBindingsWithItsValue() {
+        assertThat(compareStatuses(statusRows, javaIntConstants()))
+                .as("NSC_STATUS_LIST of %s vs the constants of nativescope_h and the names and descriptions "
+                        + "of the shim in %s", headerDir, System.getProperty("nsc.test.native.dir"))
+                .isEmpty();
+        assertThat(statusRows).extracting(StatusRow::name)
+                .as("statuses printed by the probe vs NSC_STATUS_LIST as the header scan reads it")
+                .containsExactlyInAnyOrderElementsOf(statusListNames(headerText));
+    }
+
+    /** Names and descriptions identify a status; the state word's three values are fixed by the ABI. */
+    @Test
+    void statusListIsWellFormed() {
+        assertThat(statusRows).extracting(StatusRow::name).doesNotHaveDuplicates().allMatch(n -> n.startsWith("NSC_"));
+        assertThat(statusRows).extracting(StatusRow::value).doesNotHaveDuplicates();
+        assertThat(statusRows).extracting(StatusRow::description).doesNotHaveDuplicates().noneMatch(String::isBlank);
+        assertThat(statusRows).extracting(StatusRow::name, StatusRow::value)
+                .startsWith(tuple("NSC_OK", 0), tuple("NSC_CANCELED", 1), tuple("NSC_DEADLINE_EXCEEDED", 2));
+    }
+
+    /** The status comparison must be able to fail: a renumbered, an unbound and a misnamed status are reported. */
+    @Test
+    void comparisonReportsAWrongStatus() {
+        List<StatusRow> rows = new ArrayList<>(List.of(
+                new StatusRow("NSC_OK", 0, "success", "NSC_OK", "success"),
+                new StatusRow("NSC_CANCELED", 1, "cancelled", "NSC_CANCELED", "cancelled")));
+        Map<String, Long> ints = new TreeMap<>(Map.of("NSC_OK", 0L, "NSC_CANCELED", 1L, "NSC_NO_DEADLINE", Long.MAX_VALUE));
+        assertThat(compareStatuses(rows, ints)).isEmpty();
+
+        ints.put("NSC_CANCELED", 7L);
+        rows.set(0, new StatusRow("NSC_OK", 0, "success", "NSC_OKAY", "success!"));
+        rows.add(new StatusRow("NSC_NEW", 9, "new", "NSC_UNKNOWN", "unknown status"));
+        assertThat(compareStatuses(rows, ints)).containsExactlyInAnyOrder(
+                "NSC_OK: nsc_status_name(0) is \"NSC_OKAY\"",
+                "NSC_OK: nsc_strerror(0) is \"success!\" vs the list's \"success\"",
+                "NSC_CANCELED: C value 1 vs Java 7",
+                "NSC_NEW: no such constant in nativescope_h",
+                "NSC_NEW: nsc_status_name(9) is \"NSC_UNKNOWN\"",
+                "NSC_NEW: nsc_strerror(9) is \"unknown status\" vs the list's \"new\"");
+    }
+
+    @Test
     void everyStructOfTheHeaderHasABindingClass() {
         Set<String> headerStructs = headerStructNames(headerText);
         Set<String> dlpackStructs = headerStructNames(dlpackText);
@@ -139,8 +258,8 @@ class AbiConformanceTest {
         expected.addAll(dlpackStructs);
         expected.removeAll(UNBOUND_DLPACK_STRUCTS);
         assertThat(bound)
-                .as("struct binding classes (STRUCT_CLASSES) vs structs defined in nativescope.h and %s "
-                        + "(minus OPAQUE_STRUCTS and UNBOUND_DLPACK_STRUCTS)", dlpackHeader)
+                .as("struct binding classes (STRUCT_CLASSES) vs structs defined in %s and %s "
+                        + "(minus OPAQUE_STRUCTS and UNBOUND_DLPACK_STRUCTS)", publicHeaders, dlpackHeader)
                 .containsExactlyInAnyOrderElementsOf(expected);
         for (String name : expected) {
             assertThat(classExists("dev.nativescope.bindings." + name))
@@ -157,10 +276,11 @@ class AbiConformanceTest {
                 bound.add(m.getName().substring(0, m.getName().length() - "$handle".length()));
             }
         }
-        assertThat(headerFunctions).as("NSC_API functions parsed from nativescope.h").isNotEmpty();
+        assertThat(headerFunctions).as("NSC_API functions parsed from %s", publicHeaders)
+                .contains("nsc_context_init", "nsc_predict_dense", "nsc_stats_get", "nsc_hold_segments");
         assertThat(bound)
-                .as("functions bound in nativescope_h vs NSC_API functions of nativescope.h "
-                        + "(static inline functions have no symbol and are not bound)")
+                .as("functions bound in nativescope_h vs NSC_API functions of %s "
+                        + "(static inline functions have no symbol and are not bound)", publicHeaders)
                 .containsExactlyInAnyOrderElementsOf(headerFunctions);
     }
 
@@ -171,9 +291,9 @@ class AbiConformanceTest {
         Set<String> bound = new TreeSet<>(javaIntConstants().keySet());
         bound.addAll(javaStringConstants().keySet());
         assertThat(bound)
-                .as("constants exposed by nativescope_h vs NSC_ macros and enum values of nativescope.h "
+                .as("constants exposed by nativescope_h vs NSC_ macros, enum values and NSC_STATUS_LIST of %s "
                         + "and enum values of %s (its macros are not bound: DLPACK_VERSION does not exist in "
-                        + "DLPack 1.x)", dlpackHeader)
+                        + "DLPack 1.x)", publicHeaders, dlpackHeader)
                 .containsExactlyInAnyOrderElementsOf(headerConstants);
     }
 
@@ -186,7 +306,7 @@ class AbiConformanceTest {
         assertThat(dlpackHeader.getFileName()).hasToString("dlpack.h");
         assertThat(headerStructNames(dlpackText)).contains("DLDataType", "DLDevice", "DLTensor", "DLManagedTensor");
         assertThat(enumeratorNames(dlpackText)).contains("kDLCPU", "kDLCUDA", "kDLInt", "kDLUInt", "kDLFloat", "kDLBfloat");
-        assertThat(headerText).contains("#include <dlpack/dlpack.h>");
+        assertThat(contractText).contains("#include <dlpack/dlpack.h>");
         assertThat(cReport.fields()).containsKeys("DLTensor.data", "DLTensor.device", "DLTensor.ndim", "DLTensor.dtype",
                 "DLTensor.shape", "DLTensor.strides", "DLTensor.byte_offset", "DLDevice.device_type",
                 "DLDevice.device_id", "DLDataType.code", "DLDataType.bits", "DLDataType.lanes");
@@ -416,12 +536,36 @@ class AbiConformanceTest {
         return mismatches;
     }
 
+    /** Every difference between the status list (with what the library says) and the Java constants. */
+    static List<String> compareStatuses(List<StatusRow> rows, Map<String, Long> ints) {
+        List<String> mismatches = new ArrayList<>();
+        for (StatusRow row : rows) {
+            Long javaValue = ints.get(row.name());
+            if (javaValue == null) {
+                mismatches.add(row.name() + ": no such constant in nativescope_h");
+            } else if (javaValue != row.value()) {
+                mismatches.add(row.name() + ": C value " + row.value() + " vs Java " + javaValue);
+            }
+            if (!row.libraryName().equals(row.name())) {
+                mismatches.add(row.name() + ": nsc_status_name(" + row.value() + ") is \"" + row.libraryName() + "\"");
+            }
+            if (!row.libraryDescription().equals(row.description())) {
+                mismatches.add(row.name() + ": nsc_strerror(" + row.value() + ") is \"" + row.libraryDescription()
+                        + "\" vs the list's \"" + row.description() + "\"");
+            }
+        }
+        return mismatches;
+    }
+
     // ------------------------------------------------------------------ C side
 
-    static String probeSource(Map<String, StructLayout> structs, Map<String, Long> ints, Map<String, String> strings) {
+    static String probeSource(List<String> headers, Map<String, StructLayout> structs, Map<String, Long> ints,
+                              Map<String, String> strings) {
         StringBuilder c = new StringBuilder();
-        c.append("/* Generated by AbiConformanceTest: the C compiler's view of nativescope.h. */\n");
-        c.append("#include <stddef.h>\n#include <stdio.h>\n#include \"nativescope.h\"\n\n");
+        c.append("/* Generated by AbiConformanceTest: the C compiler's view of the public headers. */\n");
+        c.append("#include <stddef.h>\n#include <stdio.h>\n");
+        headers.forEach(h -> c.append("#include \"").append(h).append("\"\n"));
+        c.append('\n');
         c.append("static void print_string(const char *name, const char *s)\n{\n");
         c.append("    printf(\"string %s \", name);\n");
         c.append("    for (const unsigned char *p = (const unsigned char *) s; *p != 0; p++) {\n");
@@ -474,6 +618,28 @@ class AbiConformanceTest {
         }
     }
 
+    /**
+     * One line of {@code nsc_status_probe}: a status of NSC_STATUS_LIST (name, value, description) and
+     * what the linked library's {@code nsc_status_name} and {@code nsc_strerror} return for its value.
+     */
+    record StatusRow(String name, int value, String description, String libraryName, String libraryDescription) {
+
+        static List<StatusRow> parse(String output) {
+            List<StatusRow> rows = new ArrayList<>();
+            for (String line : output.split("\n")) {
+                if (line.isEmpty()) {
+                    continue;
+                }
+                String[] p = line.split("\t", -1);
+                if (p.length != 5) {
+                    throw new AssertionError("unexpected status probe line: " + line);
+                }
+                rows.add(new StatusRow(p[0], Integer.parseInt(p[1]), p[2], p[3], p[4]));
+            }
+            return rows;
+        }
+    }
+
     /** Runs a command with a timeout; returns its stdout; fails with its output if it fails. */
     private static String run(Path log, List<String> command) throws IOException, InterruptedException {
         Path err = Path.of(log + ".err");
@@ -507,7 +673,40 @@ class AbiConformanceTest {
     private static final Pattern DEFINE =
             Pattern.compile("^\\s*#\\s*define\\s+(NSC_\\w+)(\\(?)[ \\t]*([^\\n]*)$", Pattern.MULTILINE);
     private static final Pattern ENUM_BODY = Pattern.compile("\\benum\\b\\s*\\w*\\s*\\{([^}]*)\\}");
-    private static final Pattern ENUMERATOR = Pattern.compile("(?:^|,)\\s*(\\w+)");
+    // an enumerator, or a macro that expands to enumerators (group 2 non-empty: an X-macro list)
+    private static final Pattern ENUMERATOR = Pattern.compile("(?:^|,)\\s*(\\w+)\\s*(\\(?)");
+    // the body of "#define NSC_STATUS_LIST(X)", continuation lines included, and its X(name, ...) entries
+    private static final Pattern STATUS_LIST =
+            Pattern.compile("^\\s*#\\s*define\\s+NSC_STATUS_LIST\\(\\s*(\\w+)\\s*\\)((?:[^\\n]*\\\\\\n)*[^\\n]*)",
+                    Pattern.MULTILINE);
+
+    private static final Pattern INCLUDE = Pattern.compile("^\\s*#\\s*include\\s*[<\"]([^>\"]+)[>\"]", Pattern.MULTILINE);
+
+    static Path umbrellaHeader() {
+        return Path.of(System.getProperty("nsc.bindings.header",
+                Path.of("..", "jextract-config", "nativescope_bindings.h").toString())).toAbsolutePath().normalize();
+    }
+
+    /** The headers an umbrella header includes, in its order. */
+    static List<String> umbrellaIncludes(String umbrella) {
+        List<String> names = new ArrayList<>();
+        Matcher m = INCLUDE.matcher(stripComments(umbrella));
+        while (m.find()) {
+            names.add(m.group(1));
+        }
+        return names;
+    }
+
+    /** The .h files of a directory, but INTERNAL_HEADERS. */
+    static Set<String> headerFileNames(Path dir) throws IOException {
+        Set<String> names = new TreeSet<>();
+        try (var files = Files.list(dir)) {
+            files.map(f -> f.getFileName().toString())
+                    .filter(n -> n.endsWith(".h") && !INTERNAL_HEADERS.contains(n))
+                    .forEach(names::add);
+        }
+        return names;
+    }
 
     static String stripComments(String text) {
         return COMMENTS.matcher(text).replaceAll(" ");
@@ -556,10 +755,25 @@ class AbiConformanceTest {
             }
         }
         names.addAll(enumeratorNames(header));
+        names.addAll(statusListNames(header));
         return names;
     }
 
-    /** The enumerators of every enum of a header. */
+    /** The names of the X-macro NSC_STATUS_LIST, in the list's order (empty if the header has none). */
+    static List<String> statusListNames(String header) {
+        String text = stripComments(header);
+        List<String> names = new ArrayList<>();
+        Matcher m = STATUS_LIST.matcher(text);
+        if (m.find()) {
+            Matcher entry = Pattern.compile("\\b" + Pattern.quote(m.group(1)) + "\\s*\\(\\s*(\\w+)\\s*,").matcher(m.group(2));
+            while (entry.find()) {
+                names.add(entry.group(1));
+            }
+        }
+        return names;
+    }
+
+    /** The enumerators written out in every enum of a header (an X-macro list is {@link #statusListNames}'). */
     static Set<String> enumeratorNames(String header) {
         String text = stripComments(header);
         Set<String> names = new TreeSet<>();
@@ -567,7 +781,9 @@ class AbiConformanceTest {
         while (m.find()) {
             Matcher e = ENUMERATOR.matcher(m.group(1).replaceAll("=[^,]*", ""));
             while (e.find()) {
-                names.add(e.group(1));
+                if (e.group(2).isEmpty()) {
+                    names.add(e.group(1));
+                }
             }
         }
         return names;
