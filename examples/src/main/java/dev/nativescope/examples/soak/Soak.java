@@ -17,9 +17,11 @@ import dev.nativescope.tensor.io.MappedFile;
 import dev.nativescope.tensor.npy.Npy;
 import dev.nativescope.tensor.npy.NpyFile;
 import dev.nativescope.tensor.Tensor;
+import dev.nativescope.testing.ProcSelf;
 
 import java.io.IOException;
 import java.io.PrintWriter;
+import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -863,22 +865,17 @@ public final class Soak {
 
     private static long rssKib() {
         try {
-            for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
-                if (line.startsWith("VmRSS:")) {
-                    return Long.parseLong(line.replaceAll("[^0-9]", ""));
-                }
-            }
-        } catch (IOException | NumberFormatException e) {
-            // fall through: -1 marks a missing reading in the CSV
+            return ProcSelf.rssKib().orElse(-1);
+        } catch (UncheckedIOException | NumberFormatException e) {
+            return -1; // -1 marks a missing reading in the CSV
         }
-        return -1;
     }
 
     /** Open fds, less the one this listing itself holds open. */
     private static long countFds() {
-        try (Stream<Path> fds = Files.list(Path.of("/proc/self/fd"))) {
-            return fds.count() - 1;
-        } catch (IOException e) {
+        try {
+            return ProcSelf.openDescriptorCount() - 1;
+        } catch (UncheckedIOException e) {
             return -1;
         }
     }
