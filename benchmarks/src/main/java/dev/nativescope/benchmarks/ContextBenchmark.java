@@ -8,12 +8,9 @@ import dev.nativescope.library.NativeLibrary;
 import dev.nativescope.call.NativeResources;
 import dev.nativescope.Registration;
 import dev.nativescope.bindings.nativescope_h;
+import dev.nativescope.testing.ProcSelf;
 
-import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.lang.management.ManagementFactory;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Locale;
 import java.util.concurrent.CancellationException;
@@ -234,16 +231,7 @@ public class ContextBenchmark {
 
         /** The resident set from /proc/self/status (kB), in bytes: includes malloc's overhead. */
         private static long rssBytes() {
-            try {
-                for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
-                    if (line.startsWith("VmRSS:")) {
-                        return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
-                    }
-                }
-                return 0;
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
-            }
+            return ProcSelf.rssKib().orElse(0) * 1024;
         }
     }
 

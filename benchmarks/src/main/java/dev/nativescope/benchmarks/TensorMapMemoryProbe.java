@@ -3,12 +3,12 @@ package dev.nativescope.benchmarks;
 import dev.nativescope.tensor.io.MappedFile;
 import dev.nativescope.tensor.npy.Npy;
 import dev.nativescope.tensor.npy.NpyFile;
+import dev.nativescope.testing.ProcSelf;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.List;
 import java.util.Locale;
 
 /**
@@ -52,15 +52,14 @@ public final class TensorMapMemoryProbe {
 
     private static void report(String step) throws IOException {
         System.gc();
-        List<String> status = Files.readAllLines(Path.of("/proc/self/status"));
+        ProcSelf.Status status = ProcSelf.status();
         Runtime runtime = Runtime.getRuntime();
         long heap = runtime.totalMemory() - runtime.freeMemory();
         System.out.printf(Locale.ROOT, "%-44s %10d %10d %10d %10d%n", step, kib(status, "VmRSS"),
                 kib(status, "RssAnon"), kib(status, "RssFile"), heap / 1024);
     }
 
-    private static long kib(List<String> status, String key) {
-        return status.stream().filter(line -> line.startsWith(key + ":")).findFirst()
-                .map(line -> Long.parseLong(line.replaceAll("[^0-9]", ""))).orElse(-1L);
+    private static long kib(ProcSelf.Status status, String key) {
+        return status.kib(key).orElse(-1L);
     }
 }

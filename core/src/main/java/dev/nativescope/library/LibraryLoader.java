@@ -79,7 +79,7 @@ public final class LibraryLoader {
         URL url = LibraryLoader.class.getClassLoader().getResource(resource);
         if (url == null) {
             throw new NativeLibraryException(resource + " is not on the class path or module path:"
-                    + " add the dev.nativescope:native-shim jar next to nativescope core"
+                    + " add the dev.nativescope:nativescope-native-shim jar next to nativescope core"
                     + " (or pass a library with -D" + LIBRARY_PATH_PROPERTY + "=...)");
         }
         String keepDir = System.getProperty(EXTRACT_DIR_PROPERTY);

@@ -11,8 +11,8 @@ import dev.nativescope.tensor.npy.Npy;
 import dev.nativescope.tensor.safetensors.SafeTensors;
 import dev.nativescope.tensor.Tensor;
 import dev.nativescope.childjvm.ChildJvm;
+import dev.nativescope.testing.ProcSelf;
 
-import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -162,12 +162,6 @@ class FaultInjectionTest {
         void run() throws Throwable;
     }
 
-    static long openFds() throws IOException {
-        try (Stream<Path> fds = Files.list(Path.of("/proc/self/fd"))) {
-            return fds.count();
-        }
-    }
-
     static NativeResources settledResources() {
         NativeResources.trimIdle();
         return NativeResources.snapshot();
@@ -184,7 +178,7 @@ class FaultInjectionTest {
             try (EventFd neverSignalled = EventFd.create()) {
                 warmUp(dir, npy, neverSignalled);
                 Files.delete(dir.resolve("warmup.bin"));
-                long fdsBefore = openFds();
+                long fdsBefore = ProcSelf.openDescriptorCount();
                 NativeResources before = settledResources();
 
                 List<FileChannel> filler = new ArrayList<>();
@@ -211,7 +205,7 @@ class FaultInjectionTest {
                     System.out.println("outcome leftover.files " + files.map(Path::getFileName).map(Path::toString)
                             .filter(name -> !name.equals("input.npy")).sorted().toList());
                 }
-                System.out.println("outcome leftover.fds " + (openFds() - fdsBefore));
+                System.out.println("outcome leftover.fds " + (ProcSelf.openDescriptorCount() - fdsBefore));
                 NativeResources after = settledResources();
                 System.out.println("outcome leftover.native " + (after.equals(before) ? "same" : before + " -> " + after));
             }
@@ -288,7 +282,7 @@ class FaultInjectionTest {
             // Temporary names come from the JDK's SecureRandom, which keeps /dev/random and /dev/urandom
             // open for the life of the process once used: open them before the baseline.
             new java.security.SecureRandom().nextLong();
-            long fdsBefore = openFds();
+            long fdsBefore = ProcSelf.openDescriptorCount();
             try (Arena arena = Arena.ofShared()) {
                 report("fits.create", () -> {
                     MemorySegment kept = MappedFile.create(fs.resolve("kept.bin"), KEPT_BYTES, MappedFile.IfExists.FAIL,
@@ -345,7 +339,7 @@ class FaultInjectionTest {
                 System.out.println("outcome leftover.files " + files.map(Path::getFileName).map(Path::toString)
                         .sorted().toList());
             }
-            System.out.println("outcome leftover.fds " + (openFds() - fdsBefore));
+            System.out.println("outcome leftover.fds " + (ProcSelf.openDescriptorCount() - fdsBefore));
         }
     }
 
@@ -358,13 +352,13 @@ class FaultInjectionTest {
             Path huge = Path.of(args[0]);
             // The first pass loads the classes, so that the second counts only what the failure holds.
             for (String phase : List.of("warmup", "huge")) {
-                long fdsBefore = openFds();
+                long fdsBefore = ProcSelf.openDescriptorCount();
                 try (Arena arena = Arena.ofConfined()) {
                     report(phase + ".map", () -> MappedFile.map(huge, MappedFile.Mode.READ_ONLY, arena));
                     report(phase + ".npy", () -> Npy.map(huge, MappedFile.Mode.READ_ONLY, arena));
                     report("small.map", () -> MappedFile.map(huge, MappedFile.Mode.READ_ONLY, 0, 1 << 20, arena));
                 }
-                System.out.println("outcome leftover.fds " + (openFds() - fdsBefore));
+                System.out.println("outcome leftover.fds " + (ProcSelf.openDescriptorCount() - fdsBefore));
             }
         }
     }

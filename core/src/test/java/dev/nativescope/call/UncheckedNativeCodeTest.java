@@ -6,20 +6,17 @@ import dev.nativescope.Context;
 import dev.nativescope.DeadlineExceededException;
 import dev.nativescope.reference.ReferencePredictors;
 import dev.nativescope.testing.CapturedWarnings;
+import dev.nativescope.testing.ProcSelf;
 
-import java.io.IOException;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
-import java.util.stream.Stream;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
@@ -78,28 +75,17 @@ class UncheckedNativeCodeTest {
          * Waits until the thread is in usleep's system call, so that what follows happens while
          * native code runs, not before the call (when the bridge would refuse to enter it).
          */
-        UncheckedCall awaitInNativeSleep() throws IOException, InterruptedException {
+        UncheckedCall awaitInNativeSleep() throws InterruptedException {
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
             while (System.nanoTime() < deadline) {
-                try (Stream<Path> tasks = Files.list(Path.of("/proc/self/task"))) {
-                    for (Path task : tasks.toList()) {
-                        if (read(task.resolve("comm")).equals(THREAD_NAME)
-                                && read(task.resolve("syscall")).startsWith(CLOCK_NANOSLEEP + " ")) {
-                            return this;
-                        }
+                for (ProcSelf.Task task : ProcSelf.tasks()) {
+                    if (task.name().equals(THREAD_NAME) && task.syscall().startsWith(CLOCK_NANOSLEEP + " ")) {
+                        return this;
                     }
                 }
                 Thread.sleep(1);
             }
             throw new AssertionError("the call did not reach usleep within 30 s");
-        }
-
-        private static String read(Path file) {
-            try {
-                return Files.readString(file).trim();
-            } catch (IOException gone) {
-                return ""; // the task ended meanwhile
-            }
         }
 
         UncheckedCall join() throws InterruptedException {

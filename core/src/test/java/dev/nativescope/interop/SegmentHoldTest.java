@@ -1,14 +1,13 @@
 package dev.nativescope.interop;
 
+import dev.nativescope.testing.ProcSelf;
+
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
-import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
@@ -18,7 +17,6 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.LockSupport;
-import java.util.stream.Stream;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
@@ -123,7 +121,7 @@ class SegmentHoldTest {
 
     @Test
     void randomizedHoldReleaseAndArenaCloseRaces() throws Exception {
-        long fdsBefore = openFds();
+        long fdsBefore = ProcSelf.openDescriptorCount();
         Random random = new Random(42);
         AtomicInteger refusedWhileHeld = new AtomicInteger();
         AtomicInteger holdsRefused = new AtomicInteger();
@@ -203,7 +201,7 @@ class SegmentHoldTest {
         assertThat(holdsRefused.get()).as("holds refused for closed arenas").isBetween(0, iterations);
         assertThat(SegmentHold.liveHolds()).isZero();
         // Nothing leaks: the fds are back (allowing for unrelated JVM activity) and the pool stays small.
-        assertThat(openFds()).isLessThanOrEqualTo(fdsBefore + 4);
+        assertThat(ProcSelf.openDescriptorCount()).isLessThanOrEqualTo(fdsBefore + 4);
         long holderThreads = Thread.getAllStackTraces().keySet().stream()
                 .filter(t -> t.getName().startsWith("nativescope-segment-hold-")).count();
         assertThat(holderThreads).as("pooled holder threads").isLessThanOrEqualTo(16);
@@ -214,12 +212,6 @@ class SegmentHoldTest {
             latch.await();
         } catch (InterruptedException e) {
             throw new IllegalStateException(e);
-        }
-    }
-
-    private static long openFds() throws IOException {
-        try (Stream<Path> fds = Files.list(Path.of("/proc/self/fd"))) {
-            return fds.count();
         }
     }
 }

@@ -2,7 +2,6 @@ package dev.nativescope.testing;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.SecureRandom;
@@ -14,7 +13,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.ServiceLoader;
 import java.util.Set;
-import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Pattern;
@@ -66,11 +64,9 @@ public final class LeakCheckExtension implements BeforeAllCallback, AfterAllCall
      * the engine finishes, not per class: allowed once, like the probes' singletons.
      */
     static final Set<String> FRAMEWORK_SINGLETON_THREADS = Set.of("junit-jupiter-timeout-watcher");
-    private static final Path PROC_FD = Path.of("/proc/self/fd");
     private static final Path PROC_NET_UNIX = Path.of("/proc/net/unix");
     /** Agent jars that Jazzer (through ByteBuddy) writes to the temporary directory and attaches. */
     private static final Pattern RUNTIME_AGENT_JAR = Pattern.compile(".*/(jazzer-agent-|byteBuddyAgent)[^/]*\\.jar");
-    private static final String OWN_FD_DIRECTORY = "/proc/" + ProcessHandle.current().pid() + "/fd";
     private static final ExtensionContext.Namespace NAMESPACE = ExtensionContext.Namespace.create(LeakCheckExtension.class);
     private static final int STACK_TOP = 6;
 
@@ -233,19 +229,16 @@ public final class LeakCheckExtension implements BeforeAllCallback, AfterAllCall
 
         /** The open descriptors and their link targets, without the one this listing uses. */
         private static Map<Integer, String> readOpenFds() {
-            Map<Integer, String> fds = new TreeMap<>();
-            try (DirectoryStream<Path> entries = Files.newDirectoryStream(PROC_FD)) {
-                for (Path entry : entries) {
-                    fds.put(Integer.parseInt(entry.getFileName().toString()), target(entry));
-                }
-            } catch (IOException e) {
-                throw new IllegalStateException("cannot list " + PROC_FD + " (the leak check needs Linux's /proc)", e);
+            // Not counted (ProcSelf leaves them out): the listing's own descriptor and descriptors closed
+            // while it listed them.
+            Map<Integer, String> fds;
+            try {
+                fds = ProcSelf.openDescriptors();
+            } catch (UncheckedIOException e) {
+                throw new IllegalStateException(e.getMessage() + " (the leak check needs Linux's /proc)", e.getCause());
             }
-            // Not counted: the directory stream's own descriptor (it resolves to /proc/<pid>/fd while
-            // the listing runs) and descriptors closed while we listed them.
             String attachListener = attachListenerSocket();
-            fds.values().removeIf(target -> target.isEmpty() || target.equals(OWN_FD_DIRECTORY)
-                    || target.equals(attachListener) || RUNTIME_AGENT_JAR.matcher(target).matches());
+            fds.values().removeIf(target -> target.equals(attachListener) || RUNTIME_AGENT_JAR.matcher(target).matches());
             return fds;
         }
 
@@ -265,14 +258,6 @@ public final class LeakCheckExtension implements BeforeAllCallback, AfterAllCall
                         .findFirst().orElse(null);
             } catch (IOException | UncheckedIOException unreadable) {
                 return null;
-            }
-        }
-
-        private static String target(Path fd) {
-            try {
-                return Files.readSymbolicLink(fd).toString();
-            } catch (IOException closed) {
-                return "";
             }
         }
     }

@@ -2,6 +2,7 @@ package dev.nativescope.tensor.npy;
 
 import dev.nativescope.tensor.io.MappedFile;
 import dev.nativescope.tensor.io.TensorFormatException;
+import dev.nativescope.testing.ProcSelf;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -160,7 +161,7 @@ class NpyBadInputTest {
             Object[] values = arguments.get();
             files.add(Files.write(dir.resolve(values[0] + ".npy"), (byte[]) values[1]));
         }
-        long fdsBefore = openFileDescriptors();
+        long fdsBefore = ProcSelf.openDescriptorCount();
         try (Arena arena = Arena.ofShared()) {
             for (int round = 0; round < 20; round++) {
                 for (Path file : files) {
@@ -169,15 +170,15 @@ class NpyBadInputTest {
                     }
                 }
             }
-            assertThat(mappingsOf(dir)).as("failed maps must not map anything into the caller's arena").isEmpty();
-            assertThat(openFileDescriptors()).isEqualTo(fdsBefore);
+            assertThat(ProcSelf.mappingsUnder(dir)).as("failed maps must not map anything into the caller's arena").isEmpty();
+            assertThat(ProcSelf.openDescriptorCount()).isEqualTo(fdsBefore);
             // A successful map in the same arena does map, and closing the arena unmaps it.
             Path good = Files.write(dir.resolve("good.npy"), npy(dict("<f4", false, "(1024,)"), zeros(4096)));
             Npy.map(good, MappedFile.Mode.READ_ONLY, arena);
-            assertThat(mappingsOf(dir)).hasSize(1);
+            assertThat(ProcSelf.mappingsUnder(dir)).hasSize(1);
         }
-        assertThat(mappingsOf(dir)).isEmpty();
-        assertThat(openFileDescriptors()).isEqualTo(fdsBefore);
+        assertThat(ProcSelf.mappingsUnder(dir)).isEmpty();
+        assertThat(ProcSelf.openDescriptorCount()).isEqualTo(fdsBefore);
     }
 
     @Test
@@ -200,17 +201,5 @@ class NpyBadInputTest {
         byte[] over = raw(2, 0, headerLength + 16, ascii(dict + spaces(headerLength + 15 - dict.length()) + "\n"), zeros(4));
         assertThatThrownBy(() -> Npy.view(MemorySegment.ofArray(over), Path.of("too-big-header")))
                 .isInstanceOf(TensorFormatException.class).hasMessageContaining("exceeds the limit");
-    }
-
-    static long openFileDescriptors() throws IOException {
-        try (Stream<Path> fds = Files.list(Path.of("/proc/self/fd"))) {
-            return fds.count();
-        }
-    }
-
-    /** Lines of /proc/self/maps that map a file under {@code dir}. */
-    static List<String> mappingsOf(Path dir) throws IOException {
-        String prefix = dir.toRealPath().toString();
-        return Files.readAllLines(Path.of("/proc/self/maps")).stream().filter(line -> line.contains(prefix)).toList();
     }
 }

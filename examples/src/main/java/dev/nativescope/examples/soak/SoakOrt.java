@@ -186,7 +186,7 @@ final class SoakOrt implements AutoCloseable {
             float[] expected = ReferenceMlp.expected(x);
             for (int i = 0; i < got.length; i++) {
                 if (!(Math.abs(got[i] - expected[i]) <= 1e-4f * Math.max(1f, Math.abs(expected[i])))) {
-                    throw new Soak.Violation("ORT MLP output " + i + " = " + got[i] + ", Java reference " + expected[i]);
+                    throw new Violation("ORT MLP output " + i + " = " + got[i] + ", Java reference " + expected[i]);
                 }
             }
         }

@@ -9,9 +9,9 @@ import java.util.Locale;
  * the examples module should not pull a plotting library for one picture.
  */
 final class Svg {
-    private static final int[] PLOTTED = {Soak.RSS_KIB, Soak.HEAP_USED_KIB, Soak.HEAP_COMMITTED_KIB, Soak.FDS, Soak.THREADS,
-        Soak.JAVA_NATIVE_BYTES, Soak.LIVE_CALL_FRAMES, Soak.LIVE_VALUE_BLOCKS, Soak.SHIM_LIVE_FDS, Soak.SHIM_LIVE_HOOKS,
-        Soak.ORT_OPEN_RUN_OBJECTS, Soak.ORT_OPEN_PREDICTORS, Soak.MALLOC_IN_USE_KIB, Soak.MALLOC_FREE_KIB};
+    private static final int[] PLOTTED = {Sampler.RSS_KIB, Sampler.HEAP_USED_KIB, Sampler.HEAP_COMMITTED_KIB, Sampler.FDS, Sampler.THREADS,
+        Sampler.JAVA_NATIVE_BYTES, Sampler.LIVE_CALL_FRAMES, Sampler.LIVE_VALUE_BLOCKS, Sampler.SHIM_LIVE_FDS, Sampler.SHIM_LIVE_HOOKS,
+        Sampler.ORT_OPEN_RUN_OBJECTS, Sampler.ORT_OPEN_PREDICTORS, Sampler.MALLOC_IN_USE_KIB, Sampler.MALLOC_FREE_KIB};
     private static final int PANEL_W = 420;
     private static final int PANEL_H = 170;
     private static final int MARGIN_L = 80;
@@ -60,7 +60,7 @@ final class Svg {
         long hi = max == lo ? lo + 1 : max;
         double tMax = samples.isEmpty() ? 1 : Math.max(1, samples.getLast()[0]);
         svg.append(String.format(Locale.ROOT, "<text x=\"%d\" y=\"%d\" font-weight=\"bold\">%s</text>%n",
-                x0, y0 - 10, Soak.COLUMNS[column]));
+                x0, y0 - 10, Sampler.COLUMNS[column]));
         // Thirds, as the growth verdict sees them.
         double third = PANEL_W / 3.0;
         String[] fills = {"#eeeeee", "#e6f4e6", "#e6eef8"};

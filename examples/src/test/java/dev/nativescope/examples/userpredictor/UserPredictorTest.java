@@ -7,6 +7,7 @@ import dev.nativescope.library.NativeStatusException;
 import dev.nativescope.bindings.nativescope_h;
 import dev.nativescope.tensor.DType;
 import dev.nativescope.tensor.Tensor;
+import dev.nativescope.testing.ProcSelf;
 
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -16,7 +17,6 @@ import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -250,12 +250,12 @@ class UserPredictorTest {
      */
     @Test
     void userLibraryReusesTheShimTheJavaLoaderLoaded() throws Exception {
-        List<String> mappedShims = Files.readAllLines(Path.of("/proc/self/maps")).stream()
+        List<String> mappedShims = ProcSelf.mappings().stream()
                 .filter(line -> line.contains("/libnativescope.so"))
                 .map(line -> line.substring(line.indexOf('/')))
                 .distinct().toList();
         assertThat(mappedShims).as("libnativescope.so files mapped").hasSize(1);
-        assertThat(Files.readAllLines(Path.of("/proc/self/maps")))
+        assertThat(ProcSelf.mappings())
                 .anySatisfy(line -> assertThat(line).contains("/libuser_predictor.so"));
 
         String dynamic = readelfDynamic(Path.of("target/classes", UserPredictor.RESOURCE));

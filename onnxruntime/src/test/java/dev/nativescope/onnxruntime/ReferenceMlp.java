@@ -8,8 +8,9 @@ import dev.nativescope.reference.ReferencePredictors;
  * {@value #IN}], a hidden layer of {@value #HIDDEN}, y float32[{@value #BATCH}, {@value #OUT}].
  * The weights are fixed formulas of their indices, the same that the tests' {@code make_models.py}
  * writes into the model, and {@link #expected(float[])} computes y in Java, in double precision,
- * independently of ORT's kernels. Like core's {@code ReferencePredictors}: a reference, not an
- * API for production models. Stateless and thread-safe.
+ * independently of ORT's kernels. A test fixture, in the module's test jar (not its API); public
+ * for the examples module, whose soak (main code) checks its MLP runs with it. Stateless and
+ * thread-safe.
  */
 public final class ReferenceMlp {
     /** Rows of x and y. */
