@@ -388,7 +388,7 @@ public sealed class Context permits CancellableContext {
     public Registration onDone(Runnable action) {
         Objects.requireNonNull(action, "action");
         CancellableContext owner = stateOwner;
-        return owner == null ? CancellableContext.DoneAction.neverRuns() : owner.addDoneAction(action);
+        return owner == null ? DoneActions.neverRuns() : owner.addDoneAction(action);
     }
 
     /**
