@@ -270,7 +270,7 @@ public final class CancellableContext extends Context implements AutoCloseable {
             while (child != null) {
                 // The sibling links of a done parent's children are ours too: a child becoming done on
                 // its own meanwhile finds the parent done in unlinkChild() and leaves them alone.
-                CancellableContext next = ChildLinks.detach(child);
+                CancellableContext next = node.children.detach(child);
                 // A child already done was cancelled on its own first, with its own cause; its
                 // canceller takes care of its subtree.
                 if (child.markDone(cause)) {

@@ -7,8 +7,8 @@ import java.util.List;
 
 /**
  * The pending {@link Context#onDone(Runnable)} actions of one {@link CancellableContext}, in
- * registration order: an intrusive doubly linked list of {@link DoneAction}s, so that registering
- * and removing are constant-time and allocate nothing beyond the registration.
+ * registration order, linked through the {@link DoneAction}s themselves, so that registering and
+ * removing allocate nothing beyond the registration.
  *
  * <p>Not thread-safe by itself: the owning context decides who may touch it. While the context is
  * live, only code holding the context's lock reads or changes the list (and checks under that lock
@@ -16,10 +16,7 @@ import java.util.List;
  * then on it belongs to the cancelling thread alone, which {@linkplain #runAll runs it} without
  * the lock. Each action's own state word decides, once, between running and being removed.
  */
-final class DoneActions {
-    private DoneAction first;
-    private DoneAction last;
-
+final class DoneActions extends IntrusiveList<DoneActions.DoneAction> {
     /** A registration on a context that can never be done: it holds no action and is in no list. */
     static DoneAction neverRuns() {
         return new DoneAction(null, null);
@@ -30,36 +27,10 @@ final class DoneActions {
         return new DoneAction(context, action);
     }
 
-    boolean isEmpty() {
-        return first == null;
-    }
-
-    void append(DoneAction action) {
-        action.previous = last;
-        if (last == null) {
-            first = action;
-        } else {
-            last.next = action;
-        }
-        last = action;
-    }
-
-    void unlink(DoneAction action) {
-        DoneAction previous = action.previous;
-        DoneAction next = action.next;
-        if (previous == null) {
-            first = next;
-        } else {
-            previous.next = next;
-        }
-        if (next == null) {
-            last = previous;
-        } else {
-            next.previous = previous;
-        }
-        action.previous = null;
-        action.next = null;
-    }
+    @Override DoneAction previousOf(DoneAction action) { return action.previous; }
+    @Override DoneAction nextOf(DoneAction action) { return action.next; }
+    @Override void setPrevious(DoneAction action, DoneAction previous) { action.previous = previous; }
+    @Override void setNext(DoneAction action, DoneAction next) { action.next = next; }
 
     /**
      * Empties the list and runs every action in it that was not removed, in order; only for the
@@ -68,25 +39,13 @@ final class DoneActions {
      * @return {@code failures} with what the actions threw added (a new list if it was null)
      */
     List<Throwable> runAll(List<Throwable> failures) {
-        DoneAction action = first;
-        first = null;
-        last = null;
+        DoneAction action = takeAll();
         while (action != null) {
-            DoneAction next = action.next;
-            action.previous = null;
-            action.next = null;
+            DoneAction next = detach(action);
             failures = action.runOnce(failures);
             action = next;
         }
         return failures;
-    }
-
-    int size() {
-        int count = 0;
-        for (DoneAction action = first; action != null; action = action.next) {
-            count++;
-        }
-        return count;
     }
 
     /**
