@@ -1,5 +1,6 @@
 package dev.nativescope;
 
+import dev.nativescope.internal.access.FieldHandles;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.util.ArrayList;
@@ -56,15 +57,7 @@ final class DoneActions extends IntrusiveList<DoneActions.DoneAction> {
         private static final int PENDING = 0;
         private static final int STARTED = 1;
         private static final int REMOVED = 2;
-        private static final VarHandle STATE;
-
-        static {
-            try {
-                STATE = MethodHandles.lookup().findVarHandle(DoneAction.class, "state", int.class);
-            } catch (ReflectiveOperationException e) {
-                throw new ExceptionInInitializerError(e);
-            }
-        }
+        private static final VarHandle STATE = FieldHandles.of(MethodHandles.lookup(), "state", int.class);
 
         /** The context whose list holds this action; null for a context that can never be done. */
         private final CancellableContext context;
