@@ -1,7 +1,5 @@
 package dev.nativescope;
 
-import java.lang.invoke.MethodHandles;
-import java.lang.invoke.VarHandle;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
@@ -33,13 +31,14 @@ import java.util.concurrent.ScheduledFuture;
  * owner may release what they use once it returns.
  *
  * <h2>Implementation notes</h2>
- * Each context has a small lock guarding its list of live children, its list of pending actions
- * and the transition to done. The transition happens under the lock and freezes both lists: from
- * then on they belong to the cancelling thread alone, which walks them without the lock. Every
- * operation that adds to a list (deriving a child, registering an action) checks under the same
- * lock that the context is live, and otherwise handles the done case itself; so nothing is ever
- * added to a frozen list, and nothing in a frozen list is missed. A thread holds at most one of
- * these locks at a time, so they cannot deadlock, and no user code runs under a lock.
+ * Each context has a small lock guarding its list of live children ({@link ChildLinks}), its list
+ * of pending actions ({@link DoneActions}) and the transition to done. The transition happens under
+ * the lock and freezes both lists: from then on they belong to the cancelling thread alone, which
+ * walks them without the lock. Every operation that adds to a list (deriving a child, registering
+ * an action) checks under the same lock that the context is live, and otherwise handles the done
+ * case itself; so nothing is ever added to a frozen list, and nothing in a frozen list is missed. A
+ * thread holds at most one of these locks at a time, so they cannot deadlock, and no user code runs
+ * under a lock.
  */
 public final class CancellableContext extends Context implements AutoCloseable {
     /**
@@ -74,16 +73,14 @@ public final class CancellableContext extends Context implements AutoCloseable {
     private volatile ScheduledFuture<?> deadlineTask;
 
     // Live children: guarded by lock while live, owned by the cancelling thread once done.
-    private CancellableContext firstChild;
-    private CancellableContext lastChild;
-    // This context's links in cancellableParent's list: guarded by cancellableParent.lock, and owned by
-    // the parent's cancelling thread once the parent is done.
-    private CancellableContext previousSibling;
-    private CancellableContext nextSibling;
+    private final ChildLinks children = new ChildLinks();
+    // This context's links in cancellableParent's list, changed only by that list (ChildLinks):
+    // guarded by cancellableParent.lock, and owned by the parent's cancelling thread once the parent is done.
+    CancellableContext previousSibling;
+    CancellableContext nextSibling;
 
     // Pending actions: guarded by lock while live, owned by the cancelling thread once done.
-    private DoneAction firstAction;
-    private DoneAction lastAction;
+    private final DoneActions actions = new DoneActions();
 
     private CancellableContext(Context parent, long deadlineNanoTime, Instant deadline) {
         super(parent, null, null, deadlineNanoTime, deadline);
@@ -143,13 +140,7 @@ public final class CancellableContext extends Context implements AutoCloseable {
             if (done != null) {
                 return done;
             }
-            child.previousSibling = lastChild;
-            if (lastChild == null) {
-                firstChild = child;
-            } else {
-                lastChild.nextSibling = child;
-            }
-            lastChild = child;
+            children.append(child);
             return null;
         }
     }
@@ -167,20 +158,7 @@ public final class CancellableContext extends Context implements AutoCloseable {
             }
             // This context is live, so it has been live since the child was created: the child was
             // linked then (linkChild succeeded), and only this call, made once, unlinks it.
-            CancellableContext previous = child.previousSibling;
-            CancellableContext next = child.nextSibling;
-            if (previous == null) {
-                firstChild = next;
-            } else {
-                previous.nextSibling = next;
-            }
-            if (next == null) {
-                lastChild = previous;
-            } else {
-                next.previousSibling = previous;
-            }
-            child.previousSibling = null;
-            child.nextSibling = null;
+            children.unlink(child);
         }
     }
 
@@ -279,7 +257,7 @@ public final class CancellableContext extends Context implements AutoCloseable {
             cancellableParent.unlinkChild(this);
         }
         // Our lists are frozen and ours alone since markDone(): read them without the lock.
-        if (firstChild == null) {
+        if (children.isEmpty()) {
             reportActionFailures(finishCancel(null));
             return;
         }
@@ -288,15 +266,11 @@ public final class CancellableContext extends Context implements AutoCloseable {
         cancelled.add(this);
         for (int i = 0; i < cancelled.size(); i++) {
             CancellableContext node = cancelled.get(i);
-            CancellableContext child = node.firstChild;
-            node.firstChild = null;
-            node.lastChild = null;
+            CancellableContext child = node.children.takeAll();
             while (child != null) {
                 // The sibling links of a done parent's children are ours too: a child becoming done on
                 // its own meanwhile finds the parent done in unlinkChild() and leaves them alone.
-                CancellableContext next = child.nextSibling;
-                child.previousSibling = null;
-                child.nextSibling = null;
+                CancellableContext next = node.children.detach(child);
                 // A child already done was cancelled on its own first, with its own cause; its
                 // canceller takes care of its subtree.
                 if (child.markDone(cause)) {
@@ -323,7 +297,7 @@ public final class CancellableContext extends Context implements AutoCloseable {
                 return false;
             }
             this.cause = cause;
-            if (firstAction == null) {
+            if (actions.isEmpty()) {
                 settled = true;
             } else {
                 canceller = Thread.currentThread();
@@ -340,20 +314,11 @@ public final class CancellableContext extends Context implements AutoCloseable {
             // cancelled does not stop it.
             task.cancel(false);
         }
-        DoneAction action = firstAction;
-        if (action == null) {
+        if (actions.isEmpty()) {
             return failures; // settled in markDone()
         }
-        firstAction = null;
-        lastAction = null;
         try {
-            while (action != null) {
-                DoneAction next = action.next;
-                action.previous = null;
-                action.next = null;
-                failures = action.runOnce(failures);
-                action = next;
-            }
+            failures = actions.runAll(failures);
         } finally {
             synchronized (lock) {
                 settled = true;
@@ -387,20 +352,14 @@ public final class CancellableContext extends Context implements AutoCloseable {
     }
 
     /** Registers {@code action} for {@link Context#onDone(Runnable)}, or runs it now if done. */
-    DoneAction addDoneAction(Runnable action) {
-        DoneAction registration = new DoneAction(this, action);
+    DoneActions.DoneAction addDoneAction(Runnable action) {
+        DoneActions.DoneAction registration = DoneActions.registration(this, action);
         synchronized (lock) {
             // Appended under the lock that markDone() takes: either the canceller finds it in the
             // frozen list, or we see the context done here and run it ourselves; never both, never
             // neither.
             if (cause == null) {
-                registration.previous = lastAction;
-                if (lastAction == null) {
-                    firstAction = registration;
-                } else {
-                    lastAction.next = registration;
-                }
-                lastAction = registration;
+                actions.append(registration);
                 return registration;
             }
         }
@@ -409,7 +368,7 @@ public final class CancellableContext extends Context implements AutoCloseable {
     }
 
     /** Drops a removed action from the pending list, unless the context is done (then it is skipped). */
-    private void unlinkAction(DoneAction action) {
+    void unlinkAction(DoneActions.DoneAction action) {
         synchronized (lock) {
             if (cause != null) {
                 // The canceller owns the frozen list and skips the action: its state is REMOVED.
@@ -417,20 +376,7 @@ public final class CancellableContext extends Context implements AutoCloseable {
             }
             // Live, so the action is in the list: it was appended while live and only its one
             // successful remove() unlinks it.
-            DoneAction previous = action.previous;
-            DoneAction next = action.next;
-            if (previous == null) {
-                firstAction = next;
-            } else {
-                previous.next = next;
-            }
-            if (next == null) {
-                lastAction = previous;
-            } else {
-                next.previous = previous;
-            }
-            action.previous = null;
-            action.next = null;
+            actions.unlink(action);
         }
     }
 
@@ -440,11 +386,7 @@ public final class CancellableContext extends Context implements AutoCloseable {
             if (cause != null) {
                 return 0; // the frozen list is the canceller's, and is dropped as it is walked
             }
-            int count = 0;
-            for (CancellableContext child = firstChild; child != null; child = child.nextSibling) {
-                count++;
-            }
-            return count;
+            return children.size();
         }
     }
 
@@ -454,11 +396,7 @@ public final class CancellableContext extends Context implements AutoCloseable {
             if (cause != null) {
                 return 0;
             }
-            int count = 0;
-            for (DoneAction action = firstAction; action != null; action = action.next) {
-                count++;
-            }
-            return count;
+            return actions.size();
         }
     }
 
@@ -475,82 +413,6 @@ public final class CancellableContext extends Context implements AutoCloseable {
                 // As the JVM does with a failing handler: nothing more can be done with it, and the
                 // caller's cancel must not fail because of an action.
             }
-        }
-    }
-
-    /**
-     * An action registered with {@link Context#onDone(Runnable)}. Its state word decides, once,
-     * between running and being removed; the list links are guarded by the context's lock.
-     */
-    static final class DoneAction implements Registration {
-        private static final int PENDING = 0;
-        private static final int STARTED = 1;
-        private static final int REMOVED = 2;
-        private static final VarHandle STATE;
-
-        static {
-            try {
-                STATE = MethodHandles.lookup().findVarHandle(DoneAction.class, "state", int.class);
-            } catch (ReflectiveOperationException e) {
-                throw new ExceptionInInitializerError(e);
-            }
-        }
-
-        /** The context whose list holds this action; null for a context that can never be done. */
-        private final CancellableContext context;
-        private final Runnable action;
-        @SuppressWarnings("unused") // through STATE
-        private volatile int state;
-        private DoneAction previous;
-        private DoneAction next;
-
-        private DoneAction(CancellableContext context, Runnable action) {
-            this.context = context;
-            this.action = action;
-        }
-
-        /** A registration on a context that can never be done: it holds no action and is in no list. */
-        static DoneAction neverRuns() {
-            return new DoneAction(null, null);
-        }
-
-        /** Runs the action unless removed or already started; collects what it throws. */
-        List<Throwable> runOnce(List<Throwable> failures) {
-            // Race with remove(): one compare-and-set on the same word, so exactly one of them wins.
-            if (!STATE.compareAndSet(this, PENDING, STARTED)) {
-                return failures;
-            }
-            try {
-                action.run();
-            } catch (Throwable failure) {
-                if (failures == null) {
-                    failures = new ArrayList<>(2);
-                }
-                failures.add(failure);
-            }
-            return failures;
-        }
-
-        @Override
-        public boolean remove() {
-            if (!STATE.compareAndSet(this, PENDING, REMOVED)) {
-                return false;
-            }
-            if (context != null) {
-                // Only so that a live context does not keep removed actions: the state alone already
-                // guarantees the action never runs.
-                context.unlinkAction(this);
-            }
-            return true;
-        }
-
-        @Override
-        public String toString() {
-            return "Registration[" + switch ((int) STATE.getVolatile(this)) {
-                case PENDING -> "pending";
-                case STARTED -> "started";
-                default -> "removed";
-            } + "]";
         }
     }
 }

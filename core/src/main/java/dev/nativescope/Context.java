@@ -1,5 +1,6 @@
 package dev.nativescope;
 
+import dev.nativescope.internal.access.FieldHandles;
 import dev.nativescope.internal.access.SharedAccess;
 
 import java.lang.invoke.MethodHandles;
@@ -99,14 +100,9 @@ public sealed class Context permits CancellableContext {
      */
     private static final InheritableThreadLocal<Context> CURRENT = new InheritableThreadLocal<>();
 
-    private static final VarHandle NATIVE_VALUES;
+    private static final VarHandle NATIVE_VALUES = FieldHandles.of(MethodHandles.lookup(), "nativeValues", Object.class);
 
     static {
-        try {
-            NATIVE_VALUES = MethodHandles.lookup().findVarHandle(Context.class, "nativeValues", Object.class);
-        } catch (ReflectiveOperationException e) {
-            throw new ExceptionInInitializerError(e);
-        }
         SharedAccess.setContexts(new ContextInternals());
     }
 
@@ -388,7 +384,7 @@ public sealed class Context permits CancellableContext {
     public Registration onDone(Runnable action) {
         Objects.requireNonNull(action, "action");
         CancellableContext owner = stateOwner;
-        return owner == null ? CancellableContext.DoneAction.neverRuns() : owner.addDoneAction(action);
+        return owner == null ? DoneActions.neverRuns() : owner.addDoneAction(action);
     }
 
     /**

@@ -4,6 +4,7 @@ import dev.nativescope.Context;
 import dev.nativescope.library.NativeLibrary;
 import dev.nativescope.reference.ReferencePredictors;
 import dev.nativescope.tensor.DType;
+import dev.nativescope.tensor.io.IfExists;
 import dev.nativescope.tensor.io.MappedFile;
 import dev.nativescope.tensor.npy.Npy;
 import dev.nativescope.tensor.Tensor;
@@ -88,7 +89,7 @@ public class ZeroCopyDenseBenchmark {
         try (Arena arena = Arena.ofConfined()) {
             Tensor x = Npy.map(xFile, MappedFile.Mode.READ_ONLY, arena).tensor();
             Tensor w = Npy.map(wFile, MappedFile.Mode.READ_ONLY, arena).tensor();
-            Tensor y = Npy.create(yFile, DType.FLOAT32, new long[] {rows, COLS}, false, MappedFile.IfExists.REPLACE, arena);
+            Tensor y = Npy.create(yFile, DType.FLOAT32, new long[] {rows, COLS}, false, IfExists.REPLACE, arena);
             ReferencePredictors.dense(Context.background(), x.data(), w.data(), MemorySegment.NULL, y.data(),
                     rows, INNER, COLS, 1, null);
             return y.getFloat(rows - 1, COLS - 1);
@@ -104,7 +105,7 @@ public class ZeroCopyDenseBenchmark {
             MemorySegment y = arena.allocate((long) rows * COLS * Float.BYTES, 64);
             ReferencePredictors.dense(Context.background(), x, w, MemorySegment.NULL, y, rows, INNER, COLS, 1, null);
             try (Arena header = Arena.ofConfined()) {
-                Npy.create(yFile, DType.FLOAT32, new long[] {rows, COLS}, false, MappedFile.IfExists.REPLACE, header);
+                Npy.create(yFile, DType.FLOAT32, new long[] {rows, COLS}, false, IfExists.REPLACE, header);
             }
             long yOffset = Npy.readHeader(yFile).dataOffset();
             try (FileChannel channel = FileChannel.open(yFile, StandardOpenOption.WRITE)) {

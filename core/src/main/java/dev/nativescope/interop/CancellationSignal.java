@@ -4,6 +4,7 @@ import dev.nativescope.Context;
 import dev.nativescope.DeadlineExceededException;
 import dev.nativescope.Registration;
 import dev.nativescope.internal.access.ContextAccess;
+import dev.nativescope.internal.access.FieldHandles;
 import dev.nativescope.internal.access.SharedAccess;
 
 import java.lang.invoke.MethodHandles;
@@ -69,15 +70,7 @@ public final class CancellationSignal implements AutoCloseable {
     }
 
     private static final ContextAccess CONTEXTS = SharedAccess.contexts();
-    private static final VarHandle REASON;
-
-    static {
-        try {
-            REASON = MethodHandles.lookup().findVarHandle(CancellationSignal.class, "reason", Reason.class);
-        } catch (ReflectiveOperationException e) {
-            throw new ExceptionInInitializerError(e);
-        }
-    }
+    private static final VarHandle REASON = FieldHandles.of(MethodHandles.lookup(), "reason", Reason.class);
 
     private final Context context;
     private final Context owner;

@@ -2,8 +2,8 @@ package dev.nativescope.interop;
 
 import dev.nativescope.library.NativeStatus;
 import dev.nativescope.library.NativeLibrary;
-import dev.nativescope.reference.EventFd;
 import dev.nativescope.bindings.nativescope_h;
+import dev.nativescope.internal.posix.Libc;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -69,14 +69,15 @@ public final class SegmentHold implements AutoCloseable {
     private static final ExecutorService HOLDERS = new ThreadPoolExecutor(0, Integer.MAX_VALUE,
             IDLE_SECONDS, TimeUnit.SECONDS, new SynchronousQueue<>(), holderThreads());
 
-    private static final SegmentHold EMPTY = new SegmentHold(null, null, List.of());
+    private static final SegmentHold EMPTY = new SegmentHold(-1, null, List.of());
 
-    private final EventFd release;
+    /** The eventfd the holder calls wait on; -1 for {@link #EMPTY}. */
+    private final int release;
     private final Arena flagArena;
     private final List<Future<Integer>> holders;
     private final AtomicBoolean closed = new AtomicBoolean();
 
-    private SegmentHold(EventFd release, Arena flagArena, List<Future<Integer>> holders) {
+    private SegmentHold(int release, Arena flagArena, List<Future<Integer>> holders) {
         this.release = release;
         this.flagArena = flagArena;
         this.holders = holders;
@@ -117,7 +118,7 @@ public final class SegmentHold implements AutoCloseable {
         List<MemorySegment> toHold = new ArrayList<>(byScope.values());
         int calls = (toHold.size() + SLOTS - 1) / SLOTS;
 
-        EventFd release = EventFd.create();
+        int release = Libc.eventfd();
         // Shared: written by native code on the holder threads, read here and freed by close().
         Arena flagArena = Arena.ofShared();
         MemorySegment flags = flagArena.allocate(ValueLayout.JAVA_INT, calls);
@@ -125,11 +126,10 @@ public final class SegmentHold implements AutoCloseable {
         SegmentHold hold = new SegmentHold(release, flagArena, holders);
         LIVE.incrementAndGet();
         try {
-            int fd = release.fd();
             for (int call = 0; call < calls; call++) {
                 List<MemorySegment> chunk = toHold.subList(call * SLOTS, Math.min(toHold.size(), (call + 1) * SLOTS));
                 MemorySegment entered = flags.asSlice((long) call * Integer.BYTES, Integer.BYTES);
-                holders.add(HOLDERS.submit(() -> holdCall(entered, fd, chunk)));
+                holders.add(HOLDERS.submit(() -> holdCall(entered, release, chunk)));
             }
             awaitEntered(flags, holders);
             return hold;
@@ -234,11 +234,11 @@ public final class SegmentHold implements AutoCloseable {
      */
     @Override
     public void close() {
-        if (release == null || !closed.compareAndSet(false, true)) {
+        if (release < 0 || !closed.compareAndSet(false, true)) {
             return;
         }
         try {
-            release.signal(1);
+            Libc.signalEventfd(release, 1);
         } catch (RuntimeException e) {
             // The calls were not told to return and still use the fd and the flags: leaking both
             // (and the hold) is the only safe outcome.
@@ -264,7 +264,7 @@ public final class SegmentHold implements AutoCloseable {
             }
         } finally {
             try {
-                release.close();
+                Libc.close(release);
                 flagArena.close();
             } finally {
                 LIVE.decrementAndGet();

@@ -4,6 +4,7 @@ import dev.nativescope.bindings.DLDataType;
 import dev.nativescope.bindings.DLDevice;
 import dev.nativescope.bindings.DLTensor;
 import dev.nativescope.bindings.nativescope_h;
+import dev.nativescope.internal.shape.Shapes;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -136,21 +137,9 @@ public final class DLPack {
             throw new IllegalArgumentException("DLPack tensor has ndim " + ndim + "; expected 0 to " + MAX_NDIM);
         }
         long[] shape = readLongs(DLTensor.shape(descriptor), ndim, "shape");
-        boolean empty = false;
-        for (long dim : shape) {
-            if (dim < 0) {
-                throw new IllegalArgumentException("DLPack tensor has a negative dimension: shape " + Arrays.toString(shape));
-            }
-            empty |= dim == 0;
-        }
-        long count = empty ? 0 : 1;
-        try {
-            for (int i = 0; i < ndim && !empty; i++) {
-                count = Math.multiplyExact(count, shape[i]);
-            }
-        } catch (ArithmeticException overflow) {
-            throw new IllegalArgumentException("DLPack tensor shape " + Arrays.toString(shape) + " has more than 2^63 elements");
-        }
+        Shapes.checkDims(shape);
+        // Any zero dimension makes the tensor empty, whatever the others multiply to.
+        long count = Arrays.stream(shape).anyMatch(dim -> dim == 0) ? 0 : Shapes.elementCount(shape);
         MemorySegment stridesPointer = DLTensor.strides(descriptor);
         long[] strides = MemorySegment.NULL.equals(stridesPointer)
                 ? compactStrides(shape, count)
@@ -181,30 +170,15 @@ public final class DLPack {
                     + Arrays.toString(shape) + ")");
         }
 
-        // The lowest and highest byte, relative to element [0, ...], that an index reaches.
-        long low = 0;
-        long high = 0;
-        long start;
-        long end;
-        try {
-            for (int i = 0; i < ndim; i++) {
-                long reach = Math.multiplyExact(Math.multiplyExact(shape[i] - 1, strides[i]), dtype.byteSize());
-                if (reach < 0) {
-                    low = Math.addExact(low, reach);
-                } else {
-                    high = Math.addExact(high, reach);
-                }
-            }
-            start = Math.addExact(base, low);
-            end = Math.addExact(Math.addExact(base, high), dtype.byteSize());
-        } catch (ArithmeticException overflow) {
-            throw new IllegalArgumentException("DLPack tensor's strides " + Arrays.toString(strides) + " with shape "
-                    + Arrays.toString(shape) + " reach beyond 2^63 bytes");
-        }
+        // The lowest and past the highest byte that an index reaches.
+        Shapes.Extent extent = Shapes.extent(base, shape, strides, dtype.byteSize());
+        long start = extent.start();
+        long end = extent.end();
         if (start <= 0) {
+            // base >= 0 and start >= -2^63: the distance fits in 64 unsigned bits.
             throw new IllegalArgumentException("DLPack tensor's strides " + Arrays.toString(strides) + " with shape "
-                    + Arrays.toString(shape) + " reach " + (-low) + " bytes below data + byte_offset = 0x"
-                    + Long.toHexString(base) + ", below address 1");
+                    + Arrays.toString(shape) + " reach " + Long.toUnsignedString(base - start)
+                    + " bytes below data + byte_offset = 0x" + Long.toHexString(base) + ", below address 1");
         }
         MemorySegment memory = MemorySegment.ofAddress(start).reinterpret(end - start, arena, null);
         return Tensor.of(memory, base - start, dtype, shape, strides);
@@ -241,18 +215,9 @@ public final class DLPack {
         return values;
     }
 
-    /** Row-major strides; for a tensor without elements (whose strides are never used) overflow is harmless. */
+    /** Row-major strides; zeros for a tensor without elements, whose strides are never used (and may overflow). */
     private static long[] compactStrides(long[] shape, long count) {
-        long[] strides = new long[shape.length];
-        if (count == 0) {
-            return strides;
-        }
-        long stride = 1;
-        for (int i = shape.length - 1; i >= 0; i--) {
-            strides[i] = stride;
-            stride *= shape[i]; // a suffix product of count: no overflow
-        }
-        return strides;
+        return count == 0 ? new long[shape.length] : Shapes.cStrides(shape);
     }
 
     private static Map<Integer, String> deviceNames() {

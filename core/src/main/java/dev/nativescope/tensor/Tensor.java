@@ -1,9 +1,8 @@
 package dev.nativescope.tensor;
 
+import dev.nativescope.internal.shape.Shapes;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
-import java.util.Locale;
 import java.util.Objects;
 
 /**
@@ -43,10 +42,8 @@ public final class Tensor {
         this.shape = shape.clone();
         this.strides = strides.clone();
         this.byteOffset = byteOffset;
-        this.elementCount = checkedElementCount(this.shape);
-        if (Math.multiplyHigh(elementCount, dtype.byteSize()) != 0 || elementCount * dtype.byteSize() < 0) {
-            throw new IllegalArgumentException(describe() + " has more than 2^63 bytes of elements");
-        }
+        this.elementCount = Shapes.elementCount(this.shape);
+        Shapes.byteSize(elementCount, this.shape, dtype.byteSize(), dtype.displayName());
         checkExtent();
     }
 
@@ -73,49 +70,12 @@ public final class Tensor {
 
     /** @return row-major strides for {@code shape}, in elements */
     public static long[] contiguousStrides(long... shape) {
-        long[] strides = new long[shape.length];
-        long stride = 1;
-        for (int i = shape.length - 1; i >= 0; i--) {
-            strides[i] = stride;
-            if (shape[i] < 0) {
-                throw new IllegalArgumentException("negative dimension " + shape[i] + " in shape " + Arrays.toString(shape));
-            }
-            stride = shape[i] == 0 ? stride : multiplyOrThrow(stride, shape[i], shape);
-        }
-        return strides;
+        return Shapes.cStrides(shape);
     }
 
     /** @return column-major (Fortran) strides for {@code shape}, in elements */
     public static long[] fortranStrides(long... shape) {
-        long[] strides = new long[shape.length];
-        long stride = 1;
-        for (int i = 0; i < shape.length; i++) {
-            strides[i] = stride;
-            if (shape[i] < 0) {
-                throw new IllegalArgumentException("negative dimension " + shape[i] + " in shape " + Arrays.toString(shape));
-            }
-            stride = shape[i] == 0 ? stride : multiplyOrThrow(stride, shape[i], shape);
-        }
-        return strides;
-    }
-
-    private static long checkedElementCount(long[] shape) {
-        long count = 1;
-        for (long dim : shape) {
-            if (dim < 0) {
-                throw new IllegalArgumentException("negative dimension " + dim + " in shape " + Arrays.toString(shape));
-            }
-            count = multiplyOrThrow(count, dim, shape);
-        }
-        return count;
-    }
-
-    private static long multiplyOrThrow(long a, long b, long[] shape) {
-        try {
-            return Math.multiplyExact(a, b);
-        } catch (ArithmeticException overflow) {
-            throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " has more than 2^63 elements");
-        }
+        return Shapes.fortranStrides(shape);
     }
 
     /** Checks that the lowest and highest byte any index can reach lie inside the segment. */
@@ -130,25 +90,10 @@ public final class Tensor {
             }
             return;
         }
-        long size = dtype.byteSize();
-        try {
-            long low = byteOffset;
-            long high = byteOffset;
-            for (int i = 0; i < shape.length; i++) {
-                long reach = Math.multiplyExact(Math.multiplyExact(shape[i] - 1, strides[i]), size);
-                if (reach < 0) {
-                    low = Math.addExact(low, reach);
-                } else {
-                    high = Math.addExact(high, reach);
-                }
-            }
-            long end = Math.addExact(high, size);
-            if (low < 0 || end > segment.byteSize()) {
-                throw new IllegalArgumentException(describe() + " addresses bytes [" + low + ", " + end
-                        + ") but its segment has " + segment.byteSize() + " bytes");
-            }
-        } catch (ArithmeticException overflow) {
-            throw new IllegalArgumentException(describe() + " addresses bytes beyond 2^63");
+        Shapes.Extent extent = Shapes.extent(byteOffset, shape, strides, dtype.byteSize());
+        if (extent.start() < 0 || extent.end() > segment.byteSize()) {
+            throw new IllegalArgumentException(describe() + " addresses bytes [" + extent.start() + ", " + extent.end()
+                    + ") but its segment has " + segment.byteSize() + " bytes");
         }
     }
 
@@ -238,12 +183,12 @@ public final class Tensor {
 
     /** @return the element at {@code index}, converted to double (exact for every type but 64-bit integers beyond 2^53) */
     public double getDouble(long... index) {
-        return readDouble(byteOffsetOf(index));
+        return ElementCodec.getDouble(segment, dtype, byteOffsetOf(index));
     }
 
     /** Stores {@code value}, converted to the dtype (floats rounded, integers truncated toward zero and wrapped). */
     public void setDouble(double value, long... index) {
-        writeDouble(byteOffsetOf(index), value);
+        ElementCodec.setDouble(segment, dtype, byteOffsetOf(index), value);
     }
 
     /** @return the element at {@code index} as a float */
@@ -256,7 +201,7 @@ public final class Tensor {
      * @throws IllegalStateException for floating-point tensors
      */
     public long getLong(long... index) {
-        return readLong(byteOffsetOf(index));
+        return ElementCodec.getLong(segment, dtype, byteOffsetOf(index));
     }
 
     /**
@@ -264,77 +209,7 @@ public final class Tensor {
      * the bit pattern), BOOL stores {@code value != 0}, floating-point types round it.
      */
     public void setLong(long value, long... index) {
-        writeLong(byteOffsetOf(index), value);
-    }
-
-    private double readDouble(long at) {
-        return switch (dtype) {
-            case FLOAT16 -> Float.float16ToFloat(segment.get(ValueLayout.JAVA_SHORT_UNALIGNED, at));
-            case BFLOAT16 -> Float.intBitsToFloat((segment.get(ValueLayout.JAVA_SHORT_UNALIGNED, at) & 0xffff) << 16);
-            case FLOAT32 -> segment.get(ValueLayout.JAVA_FLOAT_UNALIGNED, at);
-            case FLOAT64 -> segment.get(ValueLayout.JAVA_DOUBLE_UNALIGNED, at);
-            case UINT64 -> unsignedToDouble(segment.get(ValueLayout.JAVA_LONG_UNALIGNED, at));
-            default -> readLong(at);
-        };
-    }
-
-    /** Correctly rounded: halving keeps the lost low bit as a sticky bit, so rounding happens once. */
-    private static double unsignedToDouble(long bits) {
-        return bits >= 0 ? bits : (double) ((bits >>> 1) | (bits & 1)) * 2.0;
-    }
-
-    private long readLong(long at) {
-        return switch (dtype) {
-            case INT8 -> segment.get(ValueLayout.JAVA_BYTE, at);
-            case UINT8, BOOL -> segment.get(ValueLayout.JAVA_BYTE, at) & 0xffL;
-            case INT16 -> segment.get(ValueLayout.JAVA_SHORT_UNALIGNED, at);
-            case UINT16 -> segment.get(ValueLayout.JAVA_SHORT_UNALIGNED, at) & 0xffffL;
-            case INT32 -> segment.get(ValueLayout.JAVA_INT_UNALIGNED, at);
-            case UINT32 -> segment.get(ValueLayout.JAVA_INT_UNALIGNED, at) & 0xffff_ffffL;
-            case INT64, UINT64 -> segment.get(ValueLayout.JAVA_LONG_UNALIGNED, at);
-            default -> throw new IllegalStateException("getLong on a " + dtype.displayName() + " tensor; use getDouble");
-        };
-    }
-
-    private void writeDouble(long at, double value) {
-        switch (dtype) {
-            case FLOAT16 -> segment.set(ValueLayout.JAVA_SHORT_UNALIGNED, at, Float.floatToFloat16((float) value));
-            case BFLOAT16 -> segment.set(ValueLayout.JAVA_SHORT_UNALIGNED, at, toBfloat16((float) value));
-            case FLOAT32 -> segment.set(ValueLayout.JAVA_FLOAT_UNALIGNED, at, (float) value);
-            case FLOAT64 -> segment.set(ValueLayout.JAVA_DOUBLE_UNALIGNED, at, value);
-            case BOOL -> segment.set(ValueLayout.JAVA_BYTE, at, value != 0 ? (byte) 1 : (byte) 0);
-            case INT8, UINT8 -> segment.set(ValueLayout.JAVA_BYTE, at, (byte) (long) value);
-            case INT16, UINT16 -> segment.set(ValueLayout.JAVA_SHORT_UNALIGNED, at, (short) (long) value);
-            case INT32, UINT32 -> segment.set(ValueLayout.JAVA_INT_UNALIGNED, at, (int) (long) value);
-            case INT64 -> segment.set(ValueLayout.JAVA_LONG_UNALIGNED, at, (long) value);
-            case UINT64 -> segment.set(ValueLayout.JAVA_LONG_UNALIGNED, at, doubleToUnsigned(value));
-        }
-    }
-
-    /** Values in [2^63, 2^64) keep their unsigned bit pattern; others convert as {@code (long) value}. */
-    private static long doubleToUnsigned(double value) {
-        return value >= 0x1p63 && value < 0x1p64 ? (long) (value - 0x1p63) ^ Long.MIN_VALUE : (long) value;
-    }
-
-    private void writeLong(long at, long value) {
-        switch (dtype) {
-            case BOOL -> segment.set(ValueLayout.JAVA_BYTE, at, value != 0 ? (byte) 1 : (byte) 0);
-            case INT8, UINT8 -> segment.set(ValueLayout.JAVA_BYTE, at, (byte) value);
-            case INT16, UINT16 -> segment.set(ValueLayout.JAVA_SHORT_UNALIGNED, at, (short) value);
-            case INT32, UINT32 -> segment.set(ValueLayout.JAVA_INT_UNALIGNED, at, (int) value);
-            case INT64, UINT64 -> segment.set(ValueLayout.JAVA_LONG_UNALIGNED, at, value);
-            default -> writeDouble(at, value);
-        }
-    }
-
-    /** Round-to-nearest-even truncation of a float32 to its upper 16 bits; NaN stays NaN. */
-    private static short toBfloat16(float value) {
-        int bits = Float.floatToRawIntBits(value);
-        if (Float.isNaN(value)) {
-            return (short) ((bits >>> 16) | 0x40);
-        }
-        int roundingBias = 0x7fff + ((bits >>> 16) & 1);
-        return (short) ((bits + roundingBias) >>> 16);
+        ElementCodec.setLong(segment, dtype, byteOffsetOf(index), value);
     }
 
     // ---------------------------------------------------------------- views
@@ -428,7 +303,7 @@ public final class Tensor {
             } else if (resolved[i] < 0) {
                 throw new IllegalArgumentException("invalid dimension " + resolved[i] + " in " + Arrays.toString(newShape));
             } else {
-                known = multiplyOrThrow(known, resolved[i], newShape);
+                known = Shapes.multiplyElements(known, resolved[i], newShape);
             }
         }
         if (inferred >= 0) {
@@ -437,7 +312,7 @@ public final class Tensor {
             }
             resolved[inferred] = elementCount / known;
         }
-        if (checkedElementCount(resolved) != elementCount) {
+        if (Shapes.elementCount(resolved) != elementCount) {
             throw new IllegalArgumentException("cannot reshape " + describe() + " (" + elementCount + " elements) to "
                     + Arrays.toString(newShape));
         }
@@ -489,7 +364,7 @@ public final class Tensor {
         float[] values = new float[(int) elementCount];
         long[] index = new long[shape.length];
         for (int n = 0; n < values.length; n++) {
-            values[n] = (float) readDouble(byteOffsetOfUnchecked(index));
+            values[n] = (float) ElementCodec.getDouble(segment, dtype, byteOffsetOfUnchecked(index));
             increment(index);
         }
         return values;
@@ -527,9 +402,7 @@ public final class Tensor {
             if (n > 0) {
                 out.append(", ");
             }
-            long at = byteOffsetOfUnchecked(index);
-            out.append(dtype.isFloatingPoint() ? String.format(Locale.ROOT, "%.4g", readDouble(at))
-                    : dtype == DType.UINT64 ? Long.toUnsignedString(readLong(at)) : Long.toString(readLong(at)));
+            out.append(ElementCodec.format(segment, dtype, byteOffsetOfUnchecked(index)));
             increment(index);
         }
         if (elementCount > shown) {

@@ -1,5 +1,6 @@
 package dev.nativescope.tensor;
 
+import dev.nativescope.internal.shape.Shapes;
 import dev.nativescope.tensor.safetensors.SafeTensors;
 import java.util.Arrays;
 import java.util.Objects;
@@ -19,24 +20,8 @@ public final class TensorSpec {
     private TensorSpec(DType dtype, long[] shape) {
         this.dtype = Objects.requireNonNull(dtype, "dtype");
         this.shape = Objects.requireNonNull(shape, "shape").clone();
-        long count = 1;
-        for (long dim : this.shape) {
-            if (dim < 0) {
-                throw new IllegalArgumentException("negative dimension " + dim + " in shape " + Arrays.toString(shape));
-            }
-            count = multiplyOrThrow(count, dim);
-        }
-        multiplyOrThrow(count, dtype.byteSize());
-        this.elementCount = count;
-    }
-
-    private long multiplyOrThrow(long a, long b) {
-        try {
-            return Math.multiplyExact(a, b);
-        } catch (ArithmeticException overflow) {
-            throw new IllegalArgumentException(dtype.displayName() + " shape " + Arrays.toString(shape)
-                    + " needs more than 2^63-1 bytes");
-        }
+        Shapes.byteSize(this.shape, dtype.byteSize(), dtype.displayName());
+        this.elementCount = Shapes.elementCount(this.shape);
     }
 
     /**

@@ -6,6 +6,7 @@ import dev.nativescope.DeadlineExceededException;
 import dev.nativescope.reference.EventFd;
 import dev.nativescope.reference.ReferencePredictors;
 import dev.nativescope.tensor.DType;
+import dev.nativescope.tensor.io.IfExists;
 import dev.nativescope.tensor.io.MappedFile;
 import dev.nativescope.tensor.npy.Npy;
 import dev.nativescope.tensor.safetensors.SafeTensors;
@@ -115,7 +116,7 @@ class FaultInjectionTest {
         // 8 GiB of holes: no disk used, but more address space than the child may have.
         Path huge = dir.resolve("huge.npy");
         try (Arena arena = Arena.ofConfined()) {
-            Npy.create(huge, DType.FLOAT32, new long[] {2L << 30}, false, MappedFile.IfExists.FAIL, arena,
+            Npy.create(huge, DType.FLOAT32, new long[] {2L << 30}, false, IfExists.FAIL, arena,
                     MappedFile.Option.SPARSE);
         }
         ChildJvm.Result result = ChildJvm.runUnder(List.of("prlimit", "--as=" + AddressSpaceLimit.LIMIT_BYTES, "--"),
@@ -192,7 +193,7 @@ class FaultInjectionTest {
                     filler.removeLast().close();
                     report("oneFree.map", () -> MappedFile.map(npy, MappedFile.Mode.READ_ONLY, Arena.global()));
                     report("oneFree.create", () -> MappedFile.create(dir.resolve("oneFree.bin"), 4096,
-                            MappedFile.IfExists.FAIL, Arena.global()));
+                            IfExists.FAIL, Arena.global()));
                 } finally {
                     for (FileChannel channel : filler) {
                         channel.close();
@@ -260,7 +261,7 @@ class FaultInjectionTest {
                     }
                 });
                 report(phase + ".create", () -> MappedFile.create(dir.resolve(phase + ".bin"), 1 << 16,
-                        MappedFile.IfExists.REPLACE, arena));
+                        IfExists.REPLACE, arena));
             }
             report(phase + ".eventfd", () -> EventFd.create().close());
         }
@@ -285,7 +286,7 @@ class FaultInjectionTest {
             long fdsBefore = ProcSelf.openDescriptorCount();
             try (Arena arena = Arena.ofShared()) {
                 report("fits.create", () -> {
-                    MemorySegment kept = MappedFile.create(fs.resolve("kept.bin"), KEPT_BYTES, MappedFile.IfExists.FAIL,
+                    MemorySegment kept = MappedFile.create(fs.resolve("kept.bin"), KEPT_BYTES, IfExists.FAIL,
                             arena).segment();
                     for (long i = 0; i < KEPT_BYTES; i += Long.BYTES) {
                         kept.set(ValueLayout.JAVA_LONG_UNALIGNED, i, ~i);
@@ -293,7 +294,7 @@ class FaultInjectionTest {
                 });
                 long tooBig = 8L << 20;
                 report("tooBig.create", () -> MappedFile.create(fs.resolve("big.bin"), tooBig,
-                        MappedFile.IfExists.FAIL, arena));
+                        IfExists.FAIL, arena));
                 report("tooBig.npy", () -> Npy.create(fs.resolve("big.npy"), DType.FLOAT32,
                         new long[] {tooBig / Float.BYTES}, false, arena));
                 report("tooBig.safetensors", () -> {
@@ -302,14 +303,14 @@ class FaultInjectionTest {
                             Map.of());
                 });
                 report("tooBig.replace", () -> MappedFile.create(fs.resolve("kept.bin"), tooBig,
-                        MappedFile.IfExists.REPLACE, arena));
+                        IfExists.REPLACE, arena));
                 report("fill.create", () -> MappedFile.create(fs.resolve("fill.bin"),
-                        Files.getFileStore(fs).getUsableSpace() - (64 << 10), MappedFile.IfExists.FAIL, arena));
+                        Files.getFileStore(fs).getUsableSpace() - (64 << 10), IfExists.FAIL, arena));
                 report("full.create", () -> MappedFile.create(fs.resolve("more.bin"), 1 << 20,
-                        MappedFile.IfExists.FAIL, arena));
+                        IfExists.FAIL, arena));
                 report("full.grow", () -> MappedFile.grow(fs.resolve("kept.bin"), 2 * KEPT_BYTES, arena));
                 report("sparse.create", () -> MappedFile.create(fs.resolve("sparse.bin"), 1 << 20,
-                        MappedFile.IfExists.FAIL, arena, MappedFile.Option.SPARSE));
+                        IfExists.FAIL, arena, MappedFile.Option.SPARSE));
                 report("sparse.write", () -> {
                     MemorySegment sparse = MappedFile.map(fs.resolve("sparse.bin"), MappedFile.Mode.READ_WRITE, arena)
                             .segment();

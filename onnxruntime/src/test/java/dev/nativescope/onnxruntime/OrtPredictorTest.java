@@ -7,6 +7,7 @@ import ai.onnxruntime.OrtSession;
 import dev.nativescope.CancellableContext;
 import dev.nativescope.Context;
 import dev.nativescope.tensor.DType;
+import dev.nativescope.tensor.io.IfExists;
 import dev.nativescope.tensor.io.MappedFile;
 import dev.nativescope.tensor.Tensor;
 import org.junit.jupiter.api.AfterAll;
@@ -108,7 +109,7 @@ class OrtPredictorTest {
         try (Arena arena = Arena.ofShared()) {
             float[] x = OrtModels.randomFloats(random, MLP_BATCH * MLP_IN);
             MappedFile file = MappedFile.create(dir.resolve("y.bin"), (long) MLP_BATCH * MLP_OUT * Float.BYTES,
-                    MappedFile.IfExists.REPLACE, arena);
+                    IfExists.REPLACE, arena);
             MemorySegment mapped = file.segment();
             mapped.fill((byte) 0x7f); // not a value the MLP produces
             Tensor y = Tensor.of(mapped, DType.FLOAT32, MLP_BATCH, MLP_OUT);

@@ -1,5 +1,6 @@
 package dev.nativescope.internal.access;
 
+import dev.nativescope.tensor.io.IfExists;
 import dev.nativescope.tensor.io.MappedFile;
 
 import java.io.IOException;
@@ -29,11 +30,11 @@ public interface MappedFileAccess {
             throws IOException;
 
     /**
-     * {@link MappedFile#create(Path, long, MappedFile.IfExists, Arena, MappedFile.Option...)}, with
+     * {@link MappedFile#create(Path, long, IfExists, Arena, MappedFile.Option...)}, with
      * {@code initializer} writing into the file (a header, say) through its channel before it
      * becomes visible under its name and before it is mapped.
      */
-    MappedFile create(Path file, long size, MappedFile.IfExists ifExists, Arena arena, List<MappedFile.Option> options,
+    MappedFile create(Path file, long size, IfExists ifExists, Arena arena, List<MappedFile.Option> options,
                       ChannelWriter initializer) throws IOException;
 
     /** Reads an open file and maps what it finds. */

@@ -4,6 +4,7 @@ import dev.nativescope.Context;
 import dev.nativescope.tensor.io.MappedFile;
 
 import java.lang.invoke.MethodHandles;
+import java.util.function.Supplier;
 
 /**
  * The one access point to package-private internals that other packages of the core need, as the
@@ -32,11 +33,7 @@ public final class SharedAccess {
     /** {@return the context internals} */
     public static ContextAccess contexts() {
         ContextAccess access = contexts;
-        if (access == null) {
-            initialise(Context.class);
-            access = contexts;
-        }
-        return access;
+        return access != null ? access : registeredBy(Context.class, () -> contexts);
     }
 
     /** Registers the mapped-file plumbing; called once, by {@code MappedFile}'s class initialiser. */
@@ -47,18 +44,16 @@ public final class SharedAccess {
     /** {@return the channel plumbing of mapped files, for the file formats} */
     public static MappedFileAccess mappedFiles() {
         MappedFileAccess access = mappedFiles;
-        if (access == null) {
-            initialise(MappedFile.class);
-            access = mappedFiles;
-        }
-        return access;
+        return access != null ? access : registeredBy(MappedFile.class, () -> mappedFiles);
     }
 
-    private static void initialise(Class<?> owner) {
+    /** The slow path: initialises {@code owner}, whose class initialiser registers, then reads {@code field}. */
+    private static <T> T registeredBy(Class<?> owner, Supplier<T> field) {
         try {
             MethodHandles.lookup().ensureInitialized(owner);
         } catch (IllegalAccessException e) {
             throw new AssertionError("the core's own classes are accessible to it", e);
         }
+        return field.get();
     }
 }

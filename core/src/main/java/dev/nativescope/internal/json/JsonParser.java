@@ -129,11 +129,8 @@ public final class JsonParser {
     }
 
     private Map<String, Object> parseObject(int depth) throws JsonException {
-        pos++; // '{'
         Map<String, Object> object = new LinkedHashMap<>();
-        skipWhitespace();
-        if (peek() == '}') {
-            pos++;
+        if (openedEmpty('}')) {
             return object;
         }
         while (true) {
@@ -151,41 +148,54 @@ public final class JsonParser {
             expect(':', "after an object key");
             skipWhitespace();
             object.put(key, parseValue(depth));
-            skipWhitespace();
-            char next = peek();
-            pos++;
-            if (next == '}') {
+            if (closedAfterMember('}', "',' or '}' in an object")) {
                 return object;
-            }
-            if (next != ',') {
-                pos--;
-                throw error("unexpected " + describeCurrent() + "; expected ',' or '}' in an object");
             }
         }
     }
 
     private List<Object> parseArray(int depth) throws JsonException {
-        pos++; // '['
         List<Object> array = new ArrayList<>();
-        skipWhitespace();
-        if (peek() == ']') {
-            pos++;
+        if (openedEmpty(']')) {
             return array;
         }
         while (true) {
             skipWhitespace();
             array.add(parseValue(depth));
-            skipWhitespace();
-            char next = peek();
-            pos++;
-            if (next == ']') {
+            if (closedAfterMember(']', "',' or ']' in an array")) {
                 return array;
             }
-            if (next != ',') {
-                pos--;
-                throw error("unexpected " + describeCurrent() + "; expected ',' or ']' in an array");
-            }
         }
+    }
+
+    /** Steps over the opening '{' or '['. @return whether {@code close} follows at once (consumed then) */
+    private boolean openedEmpty(char close) {
+        pos++;
+        skipWhitespace();
+        if (peek() == close) {
+            pos++;
+            return true;
+        }
+        return false;
+    }
+
+    /**
+     * After a member of an object or array: consumes the ',' or {@code close} that must follow.
+     *
+     * @return true at {@code close}, false after a ','
+     */
+    private boolean closedAfterMember(char close, String expected) throws JsonException {
+        skipWhitespace();
+        char next = peek();
+        pos++;
+        if (next == close) {
+            return true;
+        }
+        if (next != ',') {
+            pos--;
+            throw error("unexpected " + describeCurrent() + "; expected " + expected);
+        }
+        return false;
     }
 
     private String parseString() throws JsonException {

@@ -1,10 +1,6 @@
 package dev.nativescope.internal.posix;
 
-import java.lang.foreign.FunctionDescriptor;
-import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.lang.invoke.MethodHandle;
 
 /**
  * libc {@code malloc}/{@code free} for native blocks whose lifetime nativescope tracks itself (by
@@ -16,14 +12,6 @@ import java.lang.invoke.MethodHandle;
  * the owner's reference count may decide when to free. Thread-safe, like libc's allocator.
  */
 public final class NativeHeap {
-    private static final Linker LINKER = Linker.nativeLinker();
-    private static final MethodHandle MALLOC = LINKER.downcallHandle(
-            LINKER.defaultLookup().find("malloc").orElseThrow(),
-            FunctionDescriptor.of(ValueLayout.ADDRESS, ValueLayout.JAVA_LONG));
-    private static final MethodHandle FREE = LINKER.downcallHandle(
-            LINKER.defaultLookup().find("free").orElseThrow(),
-            FunctionDescriptor.ofVoid(ValueLayout.ADDRESS));
-
     private NativeHeap() {
     }
 
@@ -32,12 +20,7 @@ public final class NativeHeap {
      * @throws OutOfMemoryError when malloc fails
      */
     public static MemorySegment allocate(long bytes) {
-        MemorySegment block;
-        try {
-            block = (MemorySegment) MALLOC.invokeExact(Math.max(1L, bytes));
-        } catch (Throwable e) {
-            throw new IllegalStateException("malloc call failed", e);
-        }
+        MemorySegment block = Libc.malloc(Math.max(1L, bytes));
         if (block.equals(MemorySegment.NULL)) {
             throw new OutOfMemoryError("malloc(" + bytes + ") failed: native memory exhausted");
         }
@@ -45,10 +28,6 @@ public final class NativeHeap {
     }
 
     public static void free(MemorySegment block) {
-        try {
-            FREE.invokeExact(block);
-        } catch (Throwable e) {
-            throw new IllegalStateException("free call failed", e);
-        }
+        Libc.free(block);
     }
 }

@@ -1,16 +1,11 @@
 package dev.nativescope.internal.posix;
 
-import dev.nativescope.library.NativeLibraryException;
-
 import java.io.IOException;
 import java.lang.foreign.Arena;
-import java.lang.foreign.FunctionDescriptor;
-import java.lang.foreign.Linker;
 import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.StructLayout;
 import java.lang.foreign.ValueLayout;
-import java.lang.invoke.MethodHandle;
 import java.lang.invoke.VarHandle;
 import java.nio.channels.FileChannel;
 import java.nio.file.AccessDeniedException;
@@ -72,37 +67,11 @@ public final class PosixFiles {
     private static final VarHandle STX_UID = field("stx_uid");
     private static final VarHandle STX_MODE = field("stx_mode");
 
-    private static final Linker LINKER = Linker.nativeLinker();
-    private static final StructLayout CALL_STATE = Linker.Option.captureStateLayout();
-    private static final VarHandle ERRNO = CALL_STATE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
-    private static final Linker.Option CAPTURE_ERRNO = Linker.Option.captureCallState("errno");
-
-    private static final MethodHandle OPEN = libc("open", FunctionDescriptor.of(ValueLayout.JAVA_INT,
-            ValueLayout.ADDRESS, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT), CAPTURE_ERRNO, Linker.Option.firstVariadicArg(2));
-    private static final MethodHandle STATX = libc("statx", FunctionDescriptor.of(ValueLayout.JAVA_INT,
-            ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS),
-            CAPTURE_ERRNO);
-    /** Returns the error number instead of setting errno. */
-    private static final MethodHandle POSIX_FALLOCATE = libc("posix_fallocate", FunctionDescriptor.of(
-            ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG));
-    private static final MethodHandle CLOSE = libc("close", FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
-    private static final MethodHandle GETEUID = libc("geteuid", FunctionDescriptor.of(ValueLayout.JAVA_INT));
-    /** The GNU variant: returns a pointer to the message, which may or may not be the buffer. */
-    private static final MethodHandle STRERROR_R = libc("strerror_r", FunctionDescriptor.of(ValueLayout.ADDRESS,
-            ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG));
-
     private PosixFiles() {
     }
 
     private static VarHandle field(String name) {
         return STATX_HEAD.varHandle(MemoryLayout.PathElement.groupElement(name));
-    }
-
-    private static MethodHandle libc(String name, FunctionDescriptor descriptor, Linker.Option... options) {
-        MemorySegment symbol = LINKER.defaultLookup().find(name)
-                .orElseThrow(() -> new NativeLibraryException("libc does not export " + name
-                        + "; nativescope's tensor files need Linux with glibc 2.28 or newer"));
-        return LINKER.downcallHandle(symbol, descriptor, options);
     }
 
     /** What {@code statx} says about an open file. */
@@ -146,17 +115,13 @@ public final class PosixFiles {
         public FileStatus status() throws IOException {
             try (Arena arena = Arena.ofConfined()) {
                 MemorySegment buffer = arena.allocate(STATX_SIZE, 8);
-                MemorySegment state = arena.allocate(CALL_STATE);
-                int result = (int) STATX.invokeExact(state, fd, arena.allocateFrom(""), AT_EMPTY_PATH,
+                MemorySegment state = Libc.callState(arena);
+                int result = Libc.statx(state, fd, arena.allocateFrom(""), AT_EMPTY_PATH,
                         STATX_TYPE | STATX_MODE | STATX_UID | STATX_GID, buffer);
                 if (result != 0) {
-                    throw failure(path, "cannot read the attributes of", errno(state));
+                    throw failure(path, "cannot read the attributes of", Libc.errno(state));
                 }
                 return new FileStatus(Short.toUnsignedInt((short) STX_MODE.get(buffer, 0L)), (int) STX_UID.get(buffer, 0L));
-            } catch (IOException | RuntimeException | Error e) {
-                throw e;
-            } catch (Throwable e) {
-                throw new IllegalStateException("statx call failed", e);
             }
         }
 
@@ -171,12 +136,7 @@ public final class PosixFiles {
             if (size == 0) {
                 return;
             }
-            int error;
-            try {
-                error = (int) POSIX_FALLOCATE.invokeExact(fd, 0L, size);
-            } catch (Throwable e) {
-                throw new IllegalStateException("posix_fallocate call failed", e);
-            }
+            int error = Libc.posixFallocate(fd, 0L, size);
             if (error != 0) {
                 String hint = switch (error) {
                     case ENOSPC, EDQUOT -> "; free space on that file system, raise the quota, or write elsewhere";
@@ -205,11 +165,7 @@ public final class PosixFiles {
 
         @Override
         public void close() {
-            try {
-                int ignored = (int) CLOSE.invokeExact(fd);
-            } catch (Throwable e) {
-                throw new IllegalStateException("close call failed", e);
-            }
+            Libc.close(fd);
         }
     }
 
@@ -222,30 +178,18 @@ public final class PosixFiles {
      */
     public static OpenFile open(Path path, int flags, int mode) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment state = arena.allocate(CALL_STATE);
-            int fd = (int) OPEN.invokeExact(state, arena.allocateFrom(path.toString()), flags | O_CLOEXEC, mode);
+            MemorySegment state = Libc.callState(arena);
+            int fd = Libc.open(state, arena.allocateFrom(path.toString()), flags | O_CLOEXEC, mode);
             if (fd < 0) {
-                throw failure(path, "cannot open", errno(state));
+                throw failure(path, "cannot open", Libc.errno(state));
             }
             return new OpenFile(path, fd);
-        } catch (IOException | RuntimeException | Error e) {
-            throw e;
-        } catch (Throwable e) {
-            throw new IllegalStateException("open call failed", e);
         }
     }
 
     /** @return the effective user id of this process */
     public static int effectiveUid() {
-        try {
-            return (int) GETEUID.invokeExact();
-        } catch (Throwable e) {
-            throw new IllegalStateException("geteuid call failed", e);
-        }
-    }
-
-    private static int errno(MemorySegment state) {
-        return (int) ERRNO.get(state, 0L);
+        return Libc.geteuid();
     }
 
     private static FileSystemException failure(Path path, String what, int error) {
@@ -253,7 +197,7 @@ public final class PosixFiles {
     }
 
     private static FileSystemException failure(Path path, String what, int error, String hint) {
-        String reason = what + " the file: " + strerror(error) + hint;
+        String reason = what + " the file: " + Libc.strerror(error) + hint;
         String file = path.toString();
         return switch (error) {
             case ENOENT -> new NoSuchFileException(file, null, reason
@@ -264,16 +208,5 @@ public final class PosixFiles {
             case ELOOP -> new FileSystemException(file, null, reason + " (a symbolic link where none is followed)");
             default -> new FileSystemException(file, null, reason);
         };
-    }
-
-    /** @return the C library's message for {@code error}, e.g. "No space left on device (errno 28)" */
-    public static String strerror(int error) {
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment buffer = arena.allocate(256);
-            MemorySegment message = (MemorySegment) STRERROR_R.invokeExact(error, buffer, buffer.byteSize());
-            return message.reinterpret(1024).getString(0) + " (errno " + error + ")";
-        } catch (Throwable e) {
-            return "errno " + error;
-        }
     }
 }

@@ -21,7 +21,6 @@ import java.util.List;
 import java.util.Objects;
 import java.util.Set;
 import dev.nativescope.internal.access.MappedFileAccess;
-import dev.nativescope.tensor.io.MappedFile.IfExists;
 import dev.nativescope.tensor.io.MappedFile.Mode;
 import dev.nativescope.tensor.io.MappedFile.Option;
 

@@ -97,17 +97,6 @@ public final class MappedFile {
         }
     }
 
-    /** What {@link #create} does when the file already exists. */
-    public enum IfExists {
-        /** Throw {@link FileAlreadyExistsException} (the file is created with {@code O_CREAT|O_EXCL}). */
-        FAIL,
-        /**
-         * Replace it atomically: the new file is built under a temporary name in the same directory
-         * and renamed over the old one, so processes that mapped the old file keep their data
-         * instead of faulting on a truncated file.
-         */
-        REPLACE
-    }
 
     /** Options of the open, create and grow methods. */
     public enum Option {

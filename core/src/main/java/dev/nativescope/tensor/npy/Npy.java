@@ -3,6 +3,7 @@ package dev.nativescope.tensor.npy;
 import dev.nativescope.tensor.DType;
 import dev.nativescope.tensor.Tensor;
 import dev.nativescope.internal.access.SharedAccess;
+import dev.nativescope.tensor.io.IfExists;
 import dev.nativescope.tensor.io.MappedFile;
 import dev.nativescope.tensor.io.TensorFormatException;
 import java.io.IOException;
@@ -90,20 +91,20 @@ public final class Npy {
     /**
      * Creates a {@code .npy} file for an array of {@code dtype} and {@code shape}, fails if the file
      * exists, and maps it read-write: the caller fills the returned tensor in place. See
-     * {@link #create(Path, DType, long[], boolean, MappedFile.IfExists, Arena, MappedFile.Option...)}.
+     * {@link #create(Path, DType, long[], boolean, IfExists, Arena, MappedFile.Option...)}.
      *
      * @throws FileAlreadyExistsException when the file exists
      */
     public static Tensor create(Path file, DType dtype, long[] shape, boolean fortranOrder, Arena arena)
             throws IOException {
-        return create(file, dtype, shape, fortranOrder, MappedFile.IfExists.FAIL, arena);
+        return create(file, dtype, shape, fortranOrder, IfExists.FAIL, arena);
     }
 
     /**
      * Creates a {@code .npy} file and maps its data read-write. The header is the one NumPy writes
      * (version 1.0 when it fits, else 2.0; data at a multiple of 64 bytes); the data is zero until
      * the caller writes the returned tensor, whose writes reach the file directly. The file is
-     * created with mode {@code 0644} less the umask; with {@link MappedFile.IfExists#FAIL} creation
+     * created with mode {@code 0644} less the umask; with {@link IfExists#FAIL} creation
      * is exclusive ({@code O_CREAT|O_EXCL}), with {@code REPLACE} an existing file is replaced
      * atomically.
      *
@@ -120,7 +121,7 @@ public final class Npy {
      *         created is then deleted
      */
     public static Tensor create(Path file, DType dtype, long[] shape, boolean fortranOrder,
-                                MappedFile.IfExists ifExists, Arena arena, MappedFile.Option... options)
+                                IfExists ifExists, Arena arena, MappedFile.Option... options)
             throws IOException {
         NpyHeader header = NpyHeader.of(dtype, shape, fortranOrder);
         byte[] encoded = header.encode();

@@ -1,7 +1,7 @@
 package dev.nativescope.tensor.npy;
 
+import dev.nativescope.internal.shape.Shapes;
 import dev.nativescope.tensor.DType;
-import dev.nativescope.tensor.Tensor;
 import dev.nativescope.tensor.io.TensorFormatException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -90,18 +90,8 @@ public final class NpyHeader {
             throw new IllegalArgumentException("shape " + Arrays.toString(dims) + " has " + dims.length
                     + " dimensions; .npy readers accept at most " + MAX_RANK);
         }
-        for (long dim : dims) {
-            if (dim < 0) {
-                throw new IllegalArgumentException("negative dimension " + dim + " in shape " + Arrays.toString(dims));
-            }
-        }
-        long count;
-        try {
-            count = checkedCount(dims, dtype);
-        } catch (ArithmeticException overflow) {
-            throw new IllegalArgumentException("shape " + Arrays.toString(dims) + " of " + dtype.displayName()
-                    + " has more than 2^63 bytes");
-        }
+        Shapes.checkStridable(dims, dtype.byteSize(), dtype.displayName());
+        long count = Shapes.elementCount(dims);
         int dictLength = dictText(descr, fortranOrder, dims).length() + 1; // + the final '\n'
         long v1Offset = roundUp(V1_PREFIX + dictLength, WRITE_ALIGNMENT);
         if (v1Offset - V1_PREFIX <= V1_MAX_HEADER) {
@@ -207,33 +197,13 @@ public final class NpyHeader {
             throw new TensorFormatException(file, "shape has " + shape.length + " dimensions; at most " + MAX_RANK
                     + " are supported");
         }
-        for (long dim : shape) {
-            if (dim < 0) {
-                throw new TensorFormatException(file, "negative dimension " + dim + " in shape " + shapeText(shape));
-            }
-        }
         try {
-            return checkedCount(shape, dtype);
-        } catch (ArithmeticException overflow) {
-            throw new TensorFormatException(file, "shape " + shapeText(shape) + " of " + dtype.displayName()
-                    + " has more than 2^63 bytes");
+            // Stridable, not just a byte size that fits: the strides are computed from the shape.
+            Shapes.checkStridable(shape, dtype.byteSize(), dtype.displayName());
+            return Shapes.elementCount(shape);
+        } catch (IllegalArgumentException invalid) {
+            throw new TensorFormatException(file, invalid.getMessage(), invalid);
         }
-    }
-
-    /**
-     * The element count, after checking that the byte size, ignoring zero dimensions, fits in 63
-     * bits: then no stride or offset computed from the shape can overflow either.
-     */
-    private static long checkedCount(long[] shape, DType dtype) {
-        long count = 1;
-        long nonZeroBytes = dtype.byteSize();
-        for (long dim : shape) {
-            count *= dim; // cannot overflow: bounded by nonZeroBytes, or zero
-            if (dim != 0) {
-                nonZeroBytes = Math.multiplyExact(nonZeroBytes, dim);
-            }
-        }
-        return count;
     }
 
     private static <T> T typed(Path file, Map<String, Object> dict, String key, Class<T> type, String expected)
@@ -339,7 +309,7 @@ public final class NpyHeader {
 
     /** @return the element strides of the data's order */
     public long[] strides() {
-        return fortranOrder ? Tensor.fortranStrides(shape) : Tensor.contiguousStrides(shape);
+        return fortranOrder ? Shapes.fortranStrides(shape) : Shapes.cStrides(shape);
     }
 
     /** @return the number of elements */

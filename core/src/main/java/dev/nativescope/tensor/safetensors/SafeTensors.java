@@ -3,6 +3,7 @@ package dev.nativescope.tensor.safetensors;
 import dev.nativescope.tensor.DType;
 import dev.nativescope.tensor.Tensor;
 import dev.nativescope.tensor.TensorSpec;
+import dev.nativescope.tensor.io.IfExists;
 import dev.nativescope.tensor.io.MappedFile;
 import dev.nativescope.tensor.io.TensorFormatException;
 import java.io.IOException;
@@ -68,16 +69,6 @@ public final class SafeTensors {
     private static final ValueLayout.OfLong LENGTH_FIELD = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final int MIN_HEADER_BYTES = 2; // "{}"
 
-    /** What {@link #write} does when the file already exists. */
-    public enum IfExists {
-        /** Throw {@link FileAlreadyExistsException} and leave the file alone. */
-        FAIL,
-        /**
-         * Write a temporary file in the same directory and rename it over the existing one, so
-         * readers that mapped the old file keep reading the old bytes.
-         */
-        REPLACE
-    }
 
     private SafeTensors() {
     }
@@ -165,7 +156,7 @@ public final class SafeTensors {
      *
      * <p>The file is created with mode 0644 (less the umask) and its storage is reserved: a file
      * system without room for it is a {@link java.nio.file.FileSystemException} here (see
-     * {@link MappedFile#create(Path, long, MappedFile.IfExists, Arena, MappedFile.Option...)}).
+     * {@link MappedFile#create(Path, long, IfExists, Arena, MappedFile.Option...)}).
      *
      * @param metadata the {@code __metadata__} map (empty for none), written in its iteration order
      * @throws FileAlreadyExistsException when {@code file} exists
@@ -179,7 +170,7 @@ public final class SafeTensors {
         Objects.requireNonNull(file, "file");
         Objects.requireNonNull(arena, "arena");
         SafeTensorsLayout layout = SafeTensorsLayout.of(specs, metadata);
-        MappedFile created = MappedFile.create(file, layout.fileSize(), MappedFile.IfExists.FAIL, arena);
+        MappedFile created = MappedFile.create(file, layout.fileSize(), IfExists.FAIL, arena);
         MemorySegment mapping = created.segment();
         mapping.set(LENGTH_FIELD, 0, layout.header().length);
         MemorySegment.copy(MemorySegment.ofArray(layout.header()), 0, mapping, Long.BYTES, layout.header().length);

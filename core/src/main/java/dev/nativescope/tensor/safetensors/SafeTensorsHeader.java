@@ -1,5 +1,6 @@
 package dev.nativescope.tensor.safetensors;
 
+import dev.nativescope.internal.shape.Shapes;
 import dev.nativescope.internal.json.JsonException;
 import dev.nativescope.internal.json.JsonParser;
 import dev.nativescope.internal.json.JsonWriter;
@@ -174,14 +175,9 @@ final class SafeTensorsHeader {
 
     private static long byteSize(Path file, String what, DType dtype, long[] shape) throws TensorFormatException {
         try {
-            long count = 1;
-            for (long dim : shape) {
-                count = Math.multiplyExact(count, dim);
-            }
-            return Math.multiplyExact(count, dtype.byteSize());
-        } catch (ArithmeticException overflow) {
-            throw new TensorFormatException(file, what + " has the shape " + Arrays.toString(shape)
-                    + ", whose byte size overflows 64 bits");
+            return Shapes.byteSize(shape, dtype.byteSize(), dtype.safetensorsName());
+        } catch (IllegalArgumentException overflow) {
+            throw new TensorFormatException(file, what + ": " + overflow.getMessage(), overflow);
         }
     }
 

@@ -1,5 +1,6 @@
 package dev.nativescope.tensor.safetensors;
 
+import dev.nativescope.internal.shape.Shapes;
 import dev.nativescope.tensor.DType;
 import dev.nativescope.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
@@ -24,7 +25,7 @@ record TensorEntry(String name, DType dtype, long[] shape, long begin, long end)
      */
     private long[] strides() {
         try {
-            return Tensor.contiguousStrides(shape);
+            return Shapes.cStrides(shape);
         } catch (IllegalArgumentException overflowOfAnEmptyShape) {
             return new long[shape.length];
         }

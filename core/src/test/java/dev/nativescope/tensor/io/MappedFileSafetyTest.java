@@ -107,9 +107,9 @@ class MappedFileSafetyTest {
         Path planted = Files.createSymbolicLink(dir.resolve("out.bin"), target);
         Path dangling = Files.createSymbolicLink(dir.resolve("dangling.bin"), dir.resolve("not-yet.bin"));
         try (Arena arena = Arena.ofConfined()) {
-            assertThatThrownBy(() -> MappedFile.create(planted, 1 << 20, MappedFile.IfExists.FAIL, arena))
+            assertThatThrownBy(() -> MappedFile.create(planted, 1 << 20, IfExists.FAIL, arena))
                     .isInstanceOf(FileAlreadyExistsException.class);
-            assertThatThrownBy(() -> MappedFile.create(dangling, 1 << 20, MappedFile.IfExists.FAIL, arena))
+            assertThatThrownBy(() -> MappedFile.create(dangling, 1 << 20, IfExists.FAIL, arena))
                     .isInstanceOf(FileAlreadyExistsException.class);
         }
         assertThat(Files.readAllBytes(target)).containsExactly(1, 2, 3);
@@ -121,9 +121,9 @@ class MappedFileSafetyTest {
     void createdFilesHaveTheirStorageReservedUnlessSparse() throws Exception {
         long size = 8L << 20;
         try (Arena arena = Arena.ofConfined()) {
-            MappedFile.create(dir.resolve("reserved.bin"), size, MappedFile.IfExists.FAIL, arena);
-            MappedFile.create(dir.resolve("replaced.bin"), size, MappedFile.IfExists.REPLACE, arena);
-            MappedFile.create(dir.resolve("sparse.bin"), size, MappedFile.IfExists.FAIL, arena,
+            MappedFile.create(dir.resolve("reserved.bin"), size, IfExists.FAIL, arena);
+            MappedFile.create(dir.resolve("replaced.bin"), size, IfExists.REPLACE, arena);
+            MappedFile.create(dir.resolve("sparse.bin"), size, IfExists.FAIL, arena,
                     MappedFile.Option.SPARSE);
             Files.write(dir.resolve("grown.bin"), new byte[1]);
             MappedFile.grow(dir.resolve("grown.bin"), size, arena);

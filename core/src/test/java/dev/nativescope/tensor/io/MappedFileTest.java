@@ -103,7 +103,7 @@ class MappedFileTest {
     void createMakesASparseExclusiveFileWithMode0644OrStricter() throws IOException {
         Path file = dir.resolve("new.bin");
         try (Arena arena = Arena.ofConfined()) {
-            MappedFile created = MappedFile.create(file, 1 << 20, MappedFile.IfExists.FAIL, arena);
+            MappedFile created = MappedFile.create(file, 1 << 20, IfExists.FAIL, arena);
             assertThat(created.byteSize()).isEqualTo(1 << 20);
             created.segment().set(ValueLayout.JAVA_LONG, (1 << 20) - 8, -1L);
             assertThat(created.mode()).isEqualTo(MappedFile.Mode.READ_WRITE);
@@ -115,7 +115,7 @@ class MappedFileTest {
         assertThat(permissions).contains(PosixFilePermission.OWNER_READ, PosixFilePermission.OWNER_WRITE);
 
         try (Arena arena = Arena.ofConfined()) {
-            assertThatThrownBy(() -> MappedFile.create(file, 10, MappedFile.IfExists.FAIL, arena))
+            assertThatThrownBy(() -> MappedFile.create(file, 10, IfExists.FAIL, arena))
                     .isInstanceOf(FileAlreadyExistsException.class)
                     .hasMessageContaining(file.toString()).hasMessageContaining("IfExists.REPLACE");
         }
@@ -127,7 +127,7 @@ class MappedFileTest {
         Path file = fileOf(5, 5, 5, 5);
         try (Arena arena = Arena.ofConfined()) {
             MappedFile old = MappedFile.map(file, MappedFile.Mode.READ_ONLY, arena);
-            MappedFile fresh = MappedFile.create(file, 2, MappedFile.IfExists.REPLACE, arena);
+            MappedFile fresh = MappedFile.create(file, 2, IfExists.REPLACE, arena);
             fresh.segment().set(ValueLayout.JAVA_BYTE, 0, (byte) 1);
             // The old mapping still reads the old (now unlinked) file: no SIGBUS, old data.
             assertThat(old.segment().toArray(ValueLayout.JAVA_BYTE)).containsExactly(5, 5, 5, 5);
@@ -171,9 +171,9 @@ class MappedFileTest {
             assertThatThrownBy(() -> MappedFile.map(small, MappedFile.Mode.READ_ONLY, -1, 1, arena))
                     .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("offset must be >= 0");
             assertThatThrownBy(() -> MappedFile.grow(missing, 10, arena)).isInstanceOf(NoSuchFileException.class);
-            assertThatThrownBy(() -> MappedFile.create(dir.resolve("no/such/dir.bin"), 10, MappedFile.IfExists.FAIL, arena))
+            assertThatThrownBy(() -> MappedFile.create(dir.resolve("no/such/dir.bin"), 10, IfExists.FAIL, arena))
                     .isInstanceOf(NoSuchFileException.class);
-            assertThatThrownBy(() -> MappedFile.create(dir.resolve("neg.bin"), -1, MappedFile.IfExists.FAIL, arena))
+            assertThatThrownBy(() -> MappedFile.create(dir.resolve("neg.bin"), -1, IfExists.FAIL, arena))
                     .isInstanceOf(IllegalArgumentException.class);
             // sysfs attributes claim 4096 bytes but refuse mmap (ENODEV): a real mapping failure.
             Path unmappable = sysfsAttribute();
@@ -203,7 +203,7 @@ class MappedFileTest {
     void truncatedUnderAMappingGivesAnExceptionNotACrash() throws IOException {
         Path file = dir.resolve("shrinks.bin");
         try (Arena arena = Arena.ofShared()) {
-            MappedFile mapped = MappedFile.create(file, 64 * 1024, MappedFile.IfExists.FAIL, arena);
+            MappedFile mapped = MappedFile.create(file, 64 * 1024, IfExists.FAIL, arena);
             Tensor tensor = Tensor.of(mapped.segment(), DType.FLOAT32, 16 * 1024);
             tensor.setDouble(1, 16 * 1024 - 1);
             try (FileChannel channel = FileChannel.open(file, StandardOpenOption.WRITE)) {

@@ -2,6 +2,7 @@ package dev.nativescope.tensor.npy;
 
 import dev.nativescope.tensor.DType;
 import dev.nativescope.tensor.Tensor;
+import dev.nativescope.tensor.io.IfExists;
 import dev.nativescope.tensor.io.MappedFile;
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -152,7 +153,7 @@ class NpyTest {
             Npy.create(file, DType.UINT8, new long[] {4}, false, arena).setLong(1, 0);
             assertThatThrownBy(() -> Npy.create(file, DType.UINT8, new long[] {4}, false, arena))
                     .isInstanceOf(FileAlreadyExistsException.class).hasMessageContaining(file.toString());
-            Tensor replaced = Npy.create(file, DType.INT16, new long[] {2, 2}, false, MappedFile.IfExists.REPLACE, arena);
+            Tensor replaced = Npy.create(file, DType.INT16, new long[] {2, 2}, false, IfExists.REPLACE, arena);
             replaced.setLong(-2, 1, 1);
         }
         try (Arena arena = Arena.ofConfined()) {

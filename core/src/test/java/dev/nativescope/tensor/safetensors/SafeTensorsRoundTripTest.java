@@ -3,6 +3,7 @@ package dev.nativescope.tensor.safetensors;
 import dev.nativescope.tensor.DType;
 import dev.nativescope.tensor.Tensor;
 import dev.nativescope.tensor.TensorSpec;
+import dev.nativescope.tensor.io.IfExists;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -203,7 +204,7 @@ class SafeTensorsRoundTripTest {
             SequencedMap<String, Tensor> second = new LinkedHashMap<>();
             second.put("t", old.tensor("t").slice(0, 1, 4));
             second.put("u", old.tensor("t"));
-            SafeTensors.write(file, second, Map.of("version", "2"), SafeTensors.IfExists.REPLACE);
+            SafeTensors.write(file, second, Map.of("version", "2"), IfExists.REPLACE);
 
             assertThat(old.tensor("t").toFloatArray()).containsExactly(-1.5f, -1f, -0.5f, 0f);
             SafeTensorsFile replaced = SafeTensors.map(file, arena);
@@ -280,7 +281,7 @@ class SafeTensorsRoundTripTest {
         SequencedMap<String, Tensor> tensors = new LinkedHashMap<>();
         tensors.put("t", closed);
         assertThatThrownBy(() -> SafeTensors.write(file, tensors, Map.of())).isInstanceOf(IllegalStateException.class);
-        assertThatThrownBy(() -> SafeTensors.write(file, tensors, Map.of(), SafeTensors.IfExists.REPLACE))
+        assertThatThrownBy(() -> SafeTensors.write(file, tensors, Map.of(), IfExists.REPLACE))
                 .isInstanceOf(IllegalStateException.class);
         try (Stream<Path> files = Files.list(dir)) {
             assertThat(files).isEmpty();
