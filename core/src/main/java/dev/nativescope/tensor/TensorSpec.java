@@ -1,13 +1,12 @@
 package dev.nativescope.tensor;
 
 import dev.nativescope.internal.shape.Shapes;
-import dev.nativescope.tensor.safetensors.SafeTensors;
 import java.util.Arrays;
 import java.util.Objects;
 
 /**
  * The dtype and shape of a tensor that does not exist yet, for example one that
- * {@link SafeTensors#create} lays out in a new file. The element count and byte size are checked
+ * {@link dev.nativescope.tensor.safetensors.SafeTensors#create} lays out in a new file. The element count and byte size are checked
  * to fit in a {@code long} when the spec is made.
  *
  * <p>Immutable and thread-safe.
