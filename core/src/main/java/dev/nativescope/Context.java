@@ -56,13 +56,21 @@ import java.util.concurrent.CancellationException;
  * <h2>The current context</h2>
  * {@link #call(CallableOp)} and {@link #run(Runnable)} bind a context as {@link #current()} for
  * the extent of an operation; code further down the stack, including the bridge to native code,
- * reads it from there instead of taking it as a parameter. The binding is also seen by threads
- * <em>created</em> while it is in place (it lives in an {@link InheritableThreadLocal}), which
- * includes the threads a {@code StructuredTaskScope} forks for its subtasks. This approximates
- * the semantics of a {@code ScopedValue} (a preview API before Java 25, so not used here) with
- * two differences to keep in mind: a thread created inside the scope keeps the binding after the
- * scope ends, and so do threads that a thread pool happens to create while the scope is in
- * place. Run pooled work under an explicit context instead.
+ * reads it from there instead of taking it as a parameter. Bindings nest: the innermost one is
+ * current, and the outer one is current again when it ends. A binding never outlives its
+ * operation in any thread. Which other threads see it depends on the JDK:
+ * <ul>
+ * <li>on JDK 25 and newer it is carried by a {@code ScopedValue}: the threads a
+ *     {@code StructuredTaskScope} opened inside the binding forks for its subtasks see it (and the
+ *     scope ends before the binding does); no other thread does, not one created inside the
+ *     binding ({@code new Thread}, a thread pool's worker) either;</li>
+ * <li>on JDK 22 to 24, where {@code ScopedValue} is a preview API, it is carried by a plain,
+ *     non-inheritable thread-local: only the binding thread sees it, so forks of a
+ *     {@code StructuredTaskScope} (itself a preview API there) do not; pass the context to them,
+ *     or bind it again in each fork with {@code context.call(...)}.</li>
+ * </ul>
+ * So, on every JDK, work handed to a thread pool runs under {@link #background()} unless the task
+ * binds a context itself: a pooled thread never sees another request's context.
  *
  * <h2>Deadlines</h2>
  * Deadlines are kept in the time base of {@link System#nanoTime()}, which is monotonic, and fired
@@ -93,12 +101,6 @@ public sealed class Context permits CancellableContext {
     private static final Duration MAX_DURATION = Duration.ofNanos(MAX_NANOS);
 
     private static final Context BACKGROUND = new Context(null, null, null, 0L, null);
-
-    /**
-     * The binding behind {@link #current()}: null when no scope is in place. Copied into every thread
-     * created while a scope is in place; that copy is what makes the binding visible there.
-     */
-    private static final InheritableThreadLocal<Context> CURRENT = new InheritableThreadLocal<>();
 
     private static final VarHandle NATIVE_VALUES = FieldHandles.of(MethodHandles.lookup(), "nativeValues", Object.class);
 
@@ -150,15 +152,15 @@ public sealed class Context permits CancellableContext {
     }
 
     /**
-     * Returns the context bound to the current thread by the innermost enclosing
-     * {@link #call(CallableOp)} or {@link #run(Runnable)}, or inherited from the thread that created
-     * this one while such a binding was in place; {@link #background()} when there is none.
+     * Returns the context bound by the innermost enclosing {@link #call(CallableOp)} or
+     * {@link #run(Runnable)} in this thread, or, on JDK 25 and newer, in the thread that opened the
+     * {@code StructuredTaskScope} this thread was forked by; {@link #background()} when there is
+     * none. See "The current context" above.
      *
      * @return the current context, never null
      */
     public static Context current() {
-        Context bound = CURRENT.get();
-        return bound != null ? bound : BACKGROUND;
+        return CurrentBinding.get();
     }
 
     /**
@@ -406,9 +408,10 @@ public sealed class Context permits CancellableContext {
     }
 
     /**
-     * Runs {@code op} with this context bound as {@link #current()} in the calling thread, and in
-     * threads it creates meanwhile, then restores the previous binding, also when {@code op} throws.
-     * Calls nest: the innermost binding is current.
+     * Runs {@code op} with this context bound as {@link #current()} in the calling thread (and, on
+     * JDK 25 and newer, in the forks of {@code StructuredTaskScope}s opened inside it), then
+     * restores the previous binding, also when {@code op} throws. Calls nest: the innermost binding
+     * is current. No other thread sees the binding, not even one created inside it.
      *
      * @param op the operation
      * @param <T> the result type
@@ -419,13 +422,7 @@ public sealed class Context permits CancellableContext {
      */
     public <T, X extends Throwable> T call(CallableOp<? extends T, X> op) throws X {
         Objects.requireNonNull(op, "op");
-        Context previous = CURRENT.get();
-        CURRENT.set(this);
-        try {
-            return op.call();
-        } finally {
-            CURRENT.set(previous);
-        }
+        return CurrentBinding.call(this, op);
     }
 
     /**
@@ -436,13 +433,7 @@ public sealed class Context permits CancellableContext {
      */
     public void run(Runnable op) {
         Objects.requireNonNull(op, "op");
-        Context previous = CURRENT.get();
-        CURRENT.set(this);
-        try {
-            op.run();
-        } finally {
-            CURRENT.set(previous);
-        }
+        CurrentBinding.run(this, op);
     }
 
     /** The native copy of this context's values, or null before it is first handed to native code. */

@@ -283,6 +283,9 @@ class FaultInjectionTest {
             // Temporary names come from the JDK's SecureRandom, which keeps /dev/random and /dev/urandom
             // open for the life of the process once used: open them before the baseline.
             new java.security.SecureRandom().nextLong();
+            // Core's classes come from its (multi-release) jar, which stays open once the first class
+            // is loaded from it: load one before the baseline.
+            MappedFile.class.getName();
             long fdsBefore = ProcSelf.openDescriptorCount();
             try (Arena arena = Arena.ofShared()) {
                 report("fits.create", () -> {
