@@ -96,7 +96,10 @@ public final class NativeCall {
         Objects.requireNonNull(context, "context");
         Objects.requireNonNull(downcall, "downcall");
         NativeLibrary.load();
-        if (context.isDone()) {
+        // The clock, not only isDone(): a deadline that has passed but that the timer thread has not
+        // fired yet is fired here, so the call is refused like any expired one and the context
+        // reports the same expiry afterwards.
+        if (CONTEXTS.expireIfDue(context)) {
             throw alreadyDone(context);
         }
         NativeValues values = NativeValues.holdFor(context);
@@ -171,7 +174,10 @@ public final class NativeCall {
 
     private static long deadlineOf(Context context) {
         OptionalLong deadline = context.deadlineNanoTime();
-        return deadline.isPresent() ? NativeLibrary.toMonotonicNanos(deadline.getAsLong()) : CallFrame.NO_DEADLINE;
+        // Relative to the clock and saturated (NativeLibrary.toMonotonicNanos): no deadline can wrap
+        // into the native clock's past.
+        return deadline.isPresent() ? NativeLibrary.toMonotonicNanos(deadline.getAsLong(), System.nanoTime())
+                : CallFrame.NO_DEADLINE;
     }
 
     private static int translate(int status, Context context, CallFrame frame) {

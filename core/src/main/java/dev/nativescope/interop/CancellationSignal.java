@@ -118,6 +118,9 @@ public final class CancellationSignal implements AutoCloseable {
         // Registered before the hook is entered and before the caller's check: a cancel or close that
         // came before now stops at once, here, so the check after open() sees it.
         signal.onContextDone = context.onDone(() -> signal.stop(Reason.CONTEXT));
+        // The clock, not only isDone(): an expired deadline the timer has not fired yet fires now,
+        // through the action just registered, so work is never started after its deadline.
+        CONTEXTS.expireIfDue(context);
         if (owner != null) {
             signal.onOwnerDone = owner.onDone(() -> signal.stop(Reason.OWNER));
         }

@@ -7,6 +7,7 @@ import dev.nativescope.library.NativeStatus;
 import dev.nativescope.interop.SegmentHold;
 import dev.nativescope.bindings.nativescope_h;
 import dev.nativescope.bindings.nsc_predict_stats;
+import dev.nativescope.internal.time.SaturatingTime;
 import dev.nativescope.tensor.DLPack;
 import dev.nativescope.tensor.DType;
 import dev.nativescope.tensor.Tensor;
@@ -163,7 +164,7 @@ public final class ReferencePredictors {
         if (fd < 0) {
             throw new IllegalArgumentException("fd must be >= 0, got " + fd);
         }
-        long timeoutNanos = timeout == null ? -1 : saturatedNanos(timeout);
+        long timeoutNanos = timeout == null ? -1 : nonNegativeNanos(timeout);
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment stats = nsc_predict_stats.allocate(arena);
             MemorySegment value = arena.allocate(ValueLayout.JAVA_LONG);
@@ -184,7 +185,7 @@ public final class ReferencePredictors {
      * @return the run's stats
      */
     public static PredictionStats spin(Context context, Duration duration, Consumer<PredictionStats> onReturn) {
-        long nanos = duration == null ? -1 : saturatedNanos(duration);
+        long nanos = duration == null ? -1 : nonNegativeNanos(duration);
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment stats = nsc_predict_stats.allocate(arena);
             try {
@@ -208,15 +209,12 @@ public final class ReferencePredictors {
         }
     }
 
-    private static long saturatedNanos(Duration duration) {
+    private static long nonNegativeNanos(Duration duration) {
         if (duration.isNegative()) {
             throw new IllegalArgumentException("duration must not be negative, got " + duration);
         }
-        try {
-            return duration.toNanos();
-        } catch (ArithmeticException tooLong) {
-            return Long.MAX_VALUE;
-        }
+        // Clamped to the horizon (about 146 years), not Long.MAX_VALUE: native code adds it to its clock.
+        return SaturatingTime.nanosOf(duration);
     }
 
     private static void requireFloat32Operand(String name, Tensor tensor, int rank) {
