@@ -129,22 +129,43 @@ public final class NativeCall {
 
     private static int callInFrame(Context context, CallFrame frame, Downcall downcall) {
         long generation = frame.generation();
-        // The signal covers the context (cancel, deadline) and the calling thread's interrupt; the frame's
-        // generation keeps a late stop from touching the frame's next call.
-        try (CancellationSignal signal = CancellationSignal.open(context, reason -> {
-            if (reason == CancellationSignal.Reason.INTERRUPT) {
-                frame.cancelByInterrupt(generation);
-            } else {
-                frame.cancel(generation, context.isDeadlineExceeded()
-                        ? NativeStatus.DEADLINE_EXCEEDED.code() : NativeStatus.CANCELED.code(), context.cause());
+        try {
+            // The signal covers the context (cancel, deadline) and the calling thread's interrupt; the frame's
+            // generation keeps a late stop from touching the frame's next call.
+            CancellationSignal signal = CancellationSignal.open(context, reason -> {
+                if (reason == CancellationSignal.Reason.INTERRUPT) {
+                    frame.cancelByInterrupt(generation);
+                } else {
+                    frame.cancel(generation, context.isDeadlineExceeded()
+                            ? NativeStatus.DEADLINE_EXCEEDED.code() : NativeStatus.CANCELED.code(), context.cause());
+                }
+            });
+            int status;
+            try {
+                if (signal.isStopped() || frame.isCancelled()) {
+                    // Cancelled between the isDone check and here, or interrupted before the call:
+                    // don't enter native code at all.
+                    status = nativeStatusOfCancelledFrame(frame);
+                } else {
+                    status = downcall.invoke(frame.struct);
+                }
+            } catch (Throwable failure) {
+                signal.close();
+                if (signal.missedInterrupt()) {
+                    // Typically a ClosedByInterruptException from an NIO channel in the Downcall.
+                    CancellationException interrupted = missedInterrupt("threw " + failure.getClass().getName());
+                    interrupted.addSuppressed(failure);
+                    throw interrupted;
+                }
+                throw failure;
             }
-        })) {
-            if (signal.isStopped() || frame.isCancelled()) {
-                // Cancelled between the isDone check and here, or interrupted before the call:
-                // don't enter native code at all.
-                return nativeStatusOfCancelledFrame(frame);
+            signal.close();
+            if (signal.missedInterrupt() && status >= 0) {
+                // The interrupt was not heard (the hook was not installed), so we cannot tell whether
+                // it came before the native work began: never report the call as a normal success.
+                throw missedInterrupt("returned " + NativeStatus.nameOf(status));
             }
-            return downcall.invoke(frame.struct);
+            return status;
         } catch (RuntimeException | Error e) {
             throw e;
         } catch (Throwable e) {
@@ -152,6 +173,14 @@ public final class NativeCall {
         } finally {
             frame.endCall();
         }
+    }
+
+    private static CancellationException missedInterrupt(String outcome) {
+        CancellationException interrupted = new CancellationException(WHAT + " canceled: the thread was interrupted"
+                + " while the call's interrupt hook was not installed (Java code in the Downcall used an interruptible"
+                + " NIO channel); the native code " + outcome + ", which is discarded. Do such I/O outside the Downcall");
+        interrupted.initCause(new InterruptedException("thread interrupted during " + WHAT));
+        return interrupted;
     }
 
     /**

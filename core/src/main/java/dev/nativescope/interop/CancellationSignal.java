@@ -41,8 +41,12 @@ import java.util.concurrent.CancellationException;
  * The calling thread's interrupt status is left as it was.
  *
  * <p>Threading: {@code open} and {@link #close()} are called by the thread doing the work, and the
- * work must run between them on that thread without other interruptible I/O (a nested
- * {@code InterruptHook} or NIO channel replaces the thread's single interrupt blocker). The action
+ * work must run between them on that thread. Nested signals and {@link InterruptHook}s are fine (an
+ * inner one hands the thread's interrupt blocker back to the outer one when it ends), but Java code
+ * between {@code open} and {@code close} must not use interruptible NIO channels: their {@code end()}
+ * clears the blocker for good, so a later interrupt is not heard. That is detected: {@code close()}
+ * finds the thread interrupted with no stop, logs a {@code WARNING} naming the fix and records it
+ * ({@link #missedInterrupt()}), so the caller does not report the work as completed normally. The action
  * must be short and must not block: it may run under the JDK's interrupt lock or on the shared
  * deadline timer. It may also still be running, or start, while {@code close()} returns: code whose
  * stop action touches memory freed after the work (a struct, run options) must make a late action
@@ -69,6 +73,10 @@ public final class CancellationSignal implements AutoCloseable {
     }
 
     private static final ContextAccess CONTEXTS = SharedAccess.contexts();
+    /** Looked up on first use only: finding the logging backend costs milliseconds at startup. */
+    private static final class Log {
+        static final System.Logger LOGGER = System.getLogger(CancellationSignal.class.getName());
+    }
     private static final VarHandle REASON;
 
     static {
@@ -86,6 +94,8 @@ public final class CancellationSignal implements AutoCloseable {
     private Registration onContextDone;
     private Registration onOwnerDone;
     private InterruptHook interruptHook;
+    /** Set by {@link #close()}; read by the opening thread after it. */
+    private boolean missedInterrupt;
 
     private CancellationSignal(Context context, Context owner, StopAction action) {
         this.context = context;
@@ -206,9 +216,19 @@ public final class CancellationSignal implements AutoCloseable {
      * Ends the stretch: unregisters the interrupt hook (waiting for an interrupt's action in
      * progress) and withdraws the done actions. Later cancels and interrupts no longer reach the
      * action, except one already running (see the class documentation).
+     *
+     * <p>If the thread is interrupted and nothing stopped the work, the interrupt came while the
+     * hook was not installed (Java code in the stretch used an interruptible NIO channel, or the
+     * thread interrupted itself): that is logged and recorded, see {@link #missedInterrupt()}.
      */
     @Override
     public void close() {
+        // Read before exit(): an interrupt that comes after the stretch is not a missed one. An
+        // interrupt whose action is in flight is seen as a stop once exit() returns (the JDK runs
+        // or finishes the close in end()), so only an interrupt the hook never saw is left over.
+        // (A platform-thread interrupt that sets the status just before our exit() and reads the
+        // blocker just after it is the one false positive: it lands at the very end of the work.)
+        boolean interruptedAtEnd = Thread.currentThread().isInterrupted();
         try {
             interruptHook.exit();
         } finally {
@@ -217,5 +237,22 @@ public final class CancellationSignal implements AutoCloseable {
                 onOwnerDone.remove();
             }
         }
+        if (interruptedAtEnd && reason == null) {
+            missedInterrupt = true;
+            Log.LOGGER.log(System.Logger.Level.WARNING, "the thread was interrupted during native work while its"
+                    + " interrupt hook was not installed, so the interrupt did not stop the work: Java code inside"
+                    + " the work (e.g. in a NativeCall.invoke Downcall) used an interruptible NIO channel or"
+                    + " interrupted its own thread. Do such I/O before NativeCall.invoke or after it, not inside"
+                    + " the Downcall");
+        }
+    }
+
+    /**
+     * {@return true when {@link #close()} found the thread interrupted although no stop was
+     * requested}: the interrupt came while the hook was not installed, so the work was not told to
+     * stop. Callers should treat the work as interrupted rather than report its result as normal.
+     */
+    public boolean missedInterrupt() {
+        return missedInterrupt;
     }
 }
