@@ -10,6 +10,7 @@ import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.util.Objects;
 import java.util.concurrent.CancellationException;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * The cancellation protocol for one stretch of native work that Java cannot interrupt: a downcall,
@@ -45,7 +46,7 @@ import java.util.concurrent.CancellationException;
  * inner one hands the thread's interrupt blocker back to the outer one when it ends), but Java code
  * between {@code open} and {@code close} must not use interruptible NIO channels: their {@code end()}
  * clears the blocker for good, so a later interrupt is not heard. That is detected: {@code close()}
- * finds the thread interrupted with no stop, logs a {@code WARNING} naming the fix and records it
+ * finds the thread interrupted with no stop, logs a {@code WARNING} naming the fix (once per process) and records it
  * ({@link #missedInterrupt()}), so the caller does not report the work as completed normally. The action
  * must be short and must not block: it may run under the JDK's interrupt lock or on the shared
  * deadline timer. It may also still be running, or start, while {@code close()} returns: code whose
@@ -73,6 +74,7 @@ public final class CancellationSignal implements AutoCloseable {
     }
 
     private static final ContextAccess CONTEXTS = SharedAccess.contexts();
+    private static final AtomicBoolean MISSED_REPORTED = new AtomicBoolean();
     /** Looked up on first use only: finding the logging backend costs milliseconds at startup. */
     private static final class Log {
         static final System.Logger LOGGER = System.getLogger(CancellationSignal.class.getName());
@@ -226,8 +228,10 @@ public final class CancellationSignal implements AutoCloseable {
         // Read before exit(): an interrupt that comes after the stretch is not a missed one. An
         // interrupt whose action is in flight is seen as a stop once exit() returns (the JDK runs
         // or finishes the close in end()), so only an interrupt the hook never saw is left over.
-        // (A platform-thread interrupt that sets the status just before our exit() and reads the
-        // blocker just after it is the one false positive: it lands at the very end of the work.)
+        // A platform-thread interrupt sets the status before it reads the blocker (under the JDK's
+        // interrupt lock): one that lands just as the work ends, between those two steps, looks the
+        // same as a missed one. Treating it as an interrupt of the work is right either way; only the
+        // WARNING would mislead, which is why it is logged once per process (and says so).
         boolean interruptedAtEnd = Thread.currentThread().isInterrupted();
         try {
             interruptHook.exit();
@@ -239,11 +243,14 @@ public final class CancellationSignal implements AutoCloseable {
         }
         if (interruptedAtEnd && reason == null) {
             missedInterrupt = true;
-            Log.LOGGER.log(System.Logger.Level.WARNING, "the thread was interrupted during native work while its"
+            if (MISSED_REPORTED.compareAndSet(false, true)) {
+                Log.LOGGER.log(System.Logger.Level.WARNING, "the thread was interrupted during native work while its"
                     + " interrupt hook was not installed, so the interrupt did not stop the work: Java code inside"
                     + " the work (e.g. in a NativeCall.invoke Downcall) used an interruptible NIO channel or"
                     + " interrupted its own thread. Do such I/O before NativeCall.invoke or after it, not inside"
-                    + " the Downcall");
+                    + " the Downcall. (Rarely, an interrupt that lands just as native work ends is reported too.) Logged"
+                    + " once per process");
+            }
         }
     }
 
