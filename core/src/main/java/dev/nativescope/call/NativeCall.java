@@ -6,6 +6,7 @@ import dev.nativescope.Context;
 import dev.nativescope.DeadlineExceededException;
 import dev.nativescope.internal.access.ContextAccess;
 import dev.nativescope.internal.access.SharedAccess;
+import dev.nativescope.internal.text.SafeText;
 import dev.nativescope.interop.CancellationSignal;
 import dev.nativescope.library.NativeLibrary;
 import java.lang.foreign.MemorySegment;
@@ -54,6 +55,8 @@ public final class NativeCall {
             Long.getLong(LATE_RETURN_WARNING_PROPERTY, DEFAULT_LATE_RETURN_WARNING_MILLIS));
     /** Names a bridged call in messages. */
     private static final String WHAT = "native call";
+    /** The message of the AssertionError with which jextract's generated code wraps what invokeExact threw. */
+    private static final String GENERATED_WRAPPER_MESSAGE = "should not reach here";
     private static final ContextAccess CONTEXTS = SharedAccess.contexts();
     private static final System.Logger LOGGER = System.getLogger(NativeCall.class.getName());
 
@@ -167,12 +170,30 @@ public final class NativeCall {
             }
             return status;
         } catch (RuntimeException | Error e) {
-            throw e;
+            Throwable unwrapped = unwrapGenerated(e);
+            if (unwrapped instanceof RuntimeException runtime) {
+                throw runtime;
+            }
+            throw (Error) unwrapped;
         } catch (Throwable e) {
-            throw new IllegalStateException("native call failed: " + e, e);
+            throw new IllegalStateException("native call failed: " + SafeText.of(e), e);
         } finally {
             frame.endCall();
         }
+    }
+
+    /**
+     * jextract's generated functions catch every {@code Throwable} around {@code invokeExact} and
+     * throw {@code new AssertionError("should not reach here", ex)}; FFM's own checks (a closed
+     * arena: IllegalStateException; another thread's confined arena: WrongThreadException; a heap
+     * segment: IllegalArgumentException) arrive wrapped that way. Give callers the exception itself.
+     */
+    private static Throwable unwrapGenerated(Throwable thrown) { // RuntimeException or Error in, the same out
+        if (thrown instanceof AssertionError wrapper && GENERATED_WRAPPER_MESSAGE.equals(wrapper.getMessage())
+                && (wrapper.getCause() instanceof RuntimeException || wrapper.getCause() instanceof Error)) {
+            return wrapper.getCause();
+        }
+        return thrown;
     }
 
     private static CancellationException missedInterrupt(String outcome) {
@@ -193,7 +214,7 @@ public final class NativeCall {
                     "a native call returned %s %.1f ms after it was cancelled (%s): the native code does not check"
                     + " its nsc_context often enough (nsc_check, nsc_checker_poll or the nsc_wait functions; see"
                     + " docs/predictor-sdk.md), and its caller waited for it",
-                    NativeStatus.nameOf(status), lateNanos / 1e6, cause));
+                    NativeStatus.nameOf(status), lateNanos / 1e6, SafeText.of(cause)));
         }
     }
 

@@ -5,6 +5,7 @@ import dev.nativescope.DeadlineExceededException;
 import dev.nativescope.Registration;
 import dev.nativescope.internal.access.ContextAccess;
 import dev.nativescope.internal.access.SharedAccess;
+import dev.nativescope.internal.text.SafeText;
 
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
@@ -178,7 +179,8 @@ public final class CancellationSignal implements AutoCloseable {
             case INTERRUPT -> interrupted(what);
             case OWNER -> {
                 Throwable cause = owner.cause();
-                yield canceled(what, cause != null && cause.getMessage() != null ? cause.getMessage() : "its owner closed", cause);
+                String message = SafeText.messageOf(cause);
+                yield canceled(what, message != null ? message : "its owner closed", cause);
             }
         };
     }
@@ -205,7 +207,8 @@ public final class CancellationSignal implements AutoCloseable {
 
     /** {@return the exception for work that stopped because of {@code cause}, a context's cause} */
     public static CancellationException canceled(String what, Throwable cause) {
-        return canceled(what, String.valueOf(cause), cause);
+        // SafeText: a cause whose toString() throws must still give the CancellationException.
+        return canceled(what, SafeText.of(cause), cause);
     }
 
     private static CancellationException canceled(String what, String detail, Throwable cause) {

@@ -60,12 +60,12 @@ public final class ReferencePredictors {
             throw new IllegalArgumentException("dense: rows, inner, cols and repeat must be positive, got rows=" + rows
                     + " inner=" + inner + " cols=" + cols + " repeat=" + repeat);
         }
-        requireFloats("x", x, Math.multiplyExact(rows, inner));
-        requireFloats("w", w, Math.multiplyExact(inner, cols));
+        requireFloats("x", x, "rows", rows, "inner", inner);
+        requireFloats("w", w, "inner", inner, "cols", cols);
         if (!MemorySegment.NULL.equals(Objects.requireNonNull(bias, "bias"))) {
-            requireFloats("bias", bias, cols);
+            requireFloats("bias", bias, "cols", cols, "one", 1);
         }
-        requireFloats("y", y, Math.multiplyExact(rows, cols));
+        requireFloats("y", y, "rows", rows, "cols", cols);
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment stats = nsc_predict_stats.allocate(arena);
             try {
@@ -233,12 +233,27 @@ public final class ReferencePredictors {
         }
     }
 
-    private static void requireFloats(String name, MemorySegment segment, long floats) {
+    /**
+     * Checks Java-side what the shim would only answer with {@code NSC_ERR_INVALID} (or FFM with a
+     * less specific exception): the segment is native memory of at least {@code a * b} floats, and
+     * that size does not overflow.
+     */
+    private static void requireFloats(String name, MemorySegment segment, String aName, long a, String bName, long b) {
         Objects.requireNonNull(segment, name);
-        long needed = Math.multiplyExact(floats, FLOAT_BYTES);
+        long needed;
+        try {
+            needed = Math.multiplyExact(Math.multiplyExact(a, b), FLOAT_BYTES);
+        } catch (ArithmeticException overflow) {
+            throw new IllegalArgumentException("dense: " + name + " would need " + aName + " * " + bName + " = " + a + " * " + b
+                    + " floats, whose size in bytes overflows a long: use smaller dimensions", overflow);
+        }
         if (segment.byteSize() < needed) {
             throw new IllegalArgumentException("dense: " + name + " holds " + segment.byteSize() + " bytes but needs "
-                    + needed + " (" + floats + " floats)");
+                    + needed + " (" + aName + " * " + bName + " = " + (needed / FLOAT_BYTES) + " floats)");
+        }
+        if (!segment.isNative()) {
+            throw new IllegalArgumentException("dense: " + name + " is a heap segment; native code needs native memory"
+                    + " (allocate it from an Arena)");
         }
     }
 }
