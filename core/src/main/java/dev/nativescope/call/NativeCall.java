@@ -44,6 +44,20 @@ import java.util.concurrent.TimeUnit;
  * {@link System.Logger} {@code dev.nativescope.call.NativeCall} says how late, so the predictor that
  * ignores cancellation can be found and fixed.
  *
+ * <p><b>What a Downcall may do.</b> Nested bridged calls (a quick check before the real call) are
+ * fine: the inner call hands the interrupt hook back to the outer one when it ends. Java code in a
+ * Downcall must not use interruptible NIO channels: their {@code end()} removes the call's hook for
+ * good, so a later {@code Thread.interrupt()} is not heard. That is unsupported and detected: a
+ * {@code WARNING} (logger {@code dev.nativescope.interop.CancellationSignal}, once per process) names
+ * the fix, and the call throws a {@link CancellationException} caused by an
+ * {@link InterruptedException} instead of returning its status as a normal success. FFM's own
+ * exceptions from the downcall (a closed arena, another thread's confined arena, a heap segment)
+ * reach the caller as themselves, not as the bindings' {@code AssertionError}.
+ *
+ * <p>Entry compares the context's deadline with the clock, not only {@link Context#isDone()}: a
+ * deadline that has passed but that the timer thread has not fired yet is fired here, so the call is
+ * refused with a {@link DeadlineExceededException} and the context reports the same expiry.
+ *
  * <p>Downcalls made through the bridge must not use {@code Linker.Option.critical}: they poll and
  * may block. Thread-safe; calls on different threads are independent.
  */
