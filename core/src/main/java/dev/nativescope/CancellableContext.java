@@ -189,6 +189,38 @@ public final class CancellableContext extends Context implements AutoCloseable {
     }
 
     /**
+     * The entry check of native calls ({@link Context#expireIfDue()}): expires the context that owns
+     * this context's effective deadline if the clock has passed it. That owner is the topmost
+     * cancellable ancestor with the same deadline (children that inherit a deadline keep no timer
+     * entry of their own), so the whole subtree that shares the deadline expires with one cause, as
+     * when the timer fires. Races with the timer are settled by {@code markDone}: the first cause wins.
+     */
+    boolean expireIfDue() {
+        if (cause != null) {
+            return true;
+        }
+        if (deadline == null) {
+            return false;
+        }
+        long now = System.nanoTime();
+        if (deadlineNanoTime - now > 0) {
+            return false;
+        }
+        DeadlineExceededException expired = new DeadlineExceededException(deadlineNanoTime, now);
+        CancellableContext owner = this;
+        while (owner.cancellableParent != null && owner.cancellableParent.deadline != null
+                && owner.cancellableParent.deadlineNanoTime == deadlineNanoTime) {
+            owner = owner.cancellableParent;
+        }
+        owner.cancelTree(expired);
+        if (cause == null) {
+            // The owner was already done and its cascade has not reached us yet: do not wait for it.
+            cancelTree(expired);
+        }
+        return true;
+    }
+
+    /**
      * Cancels this context and its descendants with a {@link CancellationException} whose message is
      * "context canceled". Does nothing if this context is already done.
      *

@@ -2,6 +2,7 @@ package dev.nativescope;
 
 import dev.nativescope.internal.access.FieldHandles;
 import dev.nativescope.internal.access.SharedAccess;
+import dev.nativescope.internal.time.SaturatingTime;
 
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
@@ -92,14 +93,6 @@ import java.util.concurrent.CancellationException;
  * identity; {@code equals} is identity.
  */
 public sealed class Context permits CancellableContext {
-    /**
-     * The longest time to a deadline that is kept as is: about 146 years. Keeping relative times
-     * within half the range of {@code long} lets deadlines be compared by subtraction, as
-     * {@link System#nanoTime()} values must be, even when adding them to the clock overflows.
-     */
-    private static final long MAX_NANOS = Long.MAX_VALUE >> 1;
-    private static final Duration MAX_DURATION = Duration.ofNanos(MAX_NANOS);
-
     private static final Context BACKGROUND = new Context(null, null, null, 0L, null);
 
     private static final VarHandle NATIVE_VALUES = FieldHandles.of(MethodHandles.lookup(), "nativeValues", Object.class);
@@ -185,7 +178,9 @@ public sealed class Context permits CancellableContext {
     public CancellableContext withDeadline(Instant deadline) {
         Objects.requireNonNull(deadline, "deadline");
         long now = System.nanoTime();
-        long remaining = saturatedNanos(Duration.between(Instant.now(), deadline));
+        // Duration.between cannot overflow for any two Instants (Instant.MIN/MAX included); the
+        // conversion to nanoseconds saturates at the horizon.
+        long remaining = SaturatingTime.nanosOf(Duration.between(Instant.now(), deadline));
         return CancellableContext.create(this, true, now + remaining, deadline);
     }
 
@@ -198,7 +193,9 @@ public sealed class Context permits CancellableContext {
      * @return a new cancellable child; close it when done with it
      */
     public CancellableContext withDeadlineNanoTime(long nanoTime) {
-        return CancellableContext.create(this, true, nanoTime, null);
+        // Normalised to within the horizon of now, so that System.nanoTime() + Long.MAX_VALUE (the
+        // "no deadline" idiom) stays in the future for the timer, the tree and the native clock alike.
+        return CancellableContext.create(this, true, SaturatingTime.normalisedDeadline(nanoTime, System.nanoTime()), null);
     }
 
     /**
@@ -216,7 +213,7 @@ public sealed class Context permits CancellableContext {
             throw new IllegalArgumentException("timeout must not be negative: " + timeout);
         }
         long now = System.nanoTime();
-        return CancellableContext.create(this, true, now + saturatedNanos(timeout), null);
+        return CancellableContext.create(this, true, now + SaturatingTime.nanosOf(timeout), null);
     }
 
     /**
@@ -476,16 +473,19 @@ public sealed class Context permits CancellableContext {
 
     /** Converts a deadline in the {@link System#nanoTime()} base to the wall clock, as of now. */
     static Instant wallClockOf(long deadlineNanoTime) {
-        return Instant.now().plusNanos(deadlineNanoTime - System.nanoTime());
+        return Instant.now().plusNanos(SaturatingTime.clampToHorizon(deadlineNanoTime - System.nanoTime()));
     }
 
-    private static long saturatedNanos(Duration duration) {
-        if (duration.compareTo(MAX_DURATION) > 0) {
-            return MAX_NANOS;
-        }
-        if (duration.compareTo(MAX_DURATION.negated()) < 0) {
-            return -MAX_NANOS;
-        }
-        return duration.toNanos();
+    /**
+     * Checks the effective deadline against the clock and, when it has passed but the timer has not
+     * fired yet, fires the expiry now, in this thread, so that {@link #isDone()} and {@link #cause()}
+     * agree with what native code, which reads the clock itself, reports. Every entry into native
+     * code calls this; the timer remains what fires deadlines nobody checks.
+     *
+     * @return true when this context is done (for whatever reason) after the check
+     */
+    boolean expireIfDue() {
+        CancellableContext owner = stateOwner;
+        return owner != null && owner.expireIfDue();
     }
 }

@@ -35,4 +35,9 @@ final class ContextInternals implements ContextAccess {
     public DeadlineExceededException deadlineExceeded(Context context, DeadlineExceededException contextCause) {
         return DeadlineExceededException.forNativeCall(context, contextCause);
     }
+
+    @Override
+    public boolean expireIfDue(Context context) {
+        return context.expireIfDue();
+    }
 }

@@ -10,6 +10,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.LockSupport;
 
@@ -25,8 +26,16 @@ import java.util.concurrent.locks.LockSupport;
  * so a late cancel never leaks into the frame's next call. The struct, its arena and its done fd
  * are owned by the frame; the arena is shared because cancellers run in other threads.
  *
+ * <p><b>Healing.</b> Only healthy frames go back into the pool: {@link #release()} re-initialises
+ * a struct that was cancelled or that native code left hooks on, and a frame whose struct cannot be
+ * destroyed (hooks still registered: {@code NSC_ERR_BUSY}) or re-initialised is retired for good:
+ * counted in {@link NativeResources#retiredCallFrames()}, its memory kept (a leaked hook points into
+ * it), never reused. The first retirement is logged once as a {@code WARNING} naming the fix; later
+ * calls on any thread are unaffected.
+ *
  * <p>Threading: one calling thread at a time owns a frame; {@link #cancel} may run concurrently
- * from any thread.
+ * from any thread. {@link #release()} runs after {@link #endCall()}, when no canceller can touch the
+ * struct any more, so the re-initialisation it does races with nothing of ours.
  */
 final class CallFrame {
     private static final int MAX_IDLE = Math.max(8, 4 * Runtime.getRuntime().availableProcessors());
@@ -34,6 +43,8 @@ final class CallFrame {
     private static final AtomicInteger IDLE_COUNT = new AtomicInteger();
     static final long NO_DEADLINE = nativescope_h.NSC_NO_DEADLINE();
     private static final long STATE_OFFSET = nsc_context.state$offset();
+    /** Only the first retirement is logged: a predictor that leaks hooks would otherwise log per call. */
+    private static final AtomicBoolean RETIREMENT_REPORTED = new AtomicBoolean();
     /** {@link #endCall()}: busy polls before parking (a running canceller needs about a microsecond). */
     private static final int END_CALL_SPINS = 100;
 
@@ -79,28 +90,65 @@ final class CallFrame {
         return frame;
     }
 
-    /** Re-arms the struct for a call with this deadline ({@code CLOCK_MONOTONIC}) and values. */
+    /**
+     * Arms the struct for a call with this deadline ({@code CLOCK_MONOTONIC}) and values. The struct
+     * is live and hook-free: {@link #release()} puts only such frames back into the pool.
+     */
     void arm(long deadlineMonotonicNanos, NativeValues values) {
         cancelCause = null;
         interrupted = false;
-        if (nsc_context.state(struct) != NativeStatus.OK.code()) {
-            // A cancelled struct keeps its done fd readable for good: give the next call a fresh
-            // one rather than draining it (a late reader could then miss the cancel).
-            reinitialise();
-        }
         nsc_context.deadline_ns(struct, deadlineMonotonicNanos);
         nsc_context.values(struct, values.array);
         nsc_context.value_count(struct, values.count);
     }
 
-    private void reinitialise() {
+    /**
+     * Makes the struct fit for the next call: a cancelled struct keeps its done fd readable for good,
+     * so it gets a fresh one rather than being drained (a late reader could then miss the cancel); a
+     * struct that native code left hooks on must not carry them into another call.
+     *
+     * @return false when the frame was retired instead (see the class documentation)
+     */
+    private boolean reinitialiseIfUsed() {
+        if (!isCancelled() && MemorySegment.NULL.equals(nsc_context.hooks(struct))) {
+            return true;
+        }
         int status = nativescope_h.nsc_context_destroy(struct);
         if (status != NativeStatus.OK.code()) {
-            throw NativeStatus.exception(status, "nsc_context_destroy (native code left cancel hooks registered on a context)");
+            retire(false, "nsc_context_destroy returned " + NativeStatus.nameOf(status)
+                    + ": native code called nsc_hook_register on its call context and returned without"
+                    + " nsc_hook_deregister. Deregister every hook before the native function returns (also on"
+                    + " its error and cancel paths); see docs/predictor-sdk.md");
+            return false;
         }
         status = nativescope_h.nsc_context_init(struct, NO_DEADLINE, MemorySegment.NULL, 0);
         if (status != NativeStatus.OK.code()) {
-            throw NativeStatus.exception(status, "nsc_context_init");
+            retire(true, "nsc_context_init returned " + NativeStatus.nameOf(status) + " ("
+                    + NativeStatus.exception(status, "nsc_context_init").getMessage()
+                    + "): the shim could not re-create the call context's resources; check the process's fd limit");
+            return false;
+        }
+        return true;
+    }
+
+    /**
+     * Takes this frame out of use for good.
+     *
+     * @param destroyed whether the struct was destroyed (then its memory is freed); otherwise native
+     *                  hooks may still point into it and the memory is kept for the life of the process
+     */
+    private void retire(boolean destroyed, String why) {
+        if (destroyed) {
+            arena.close();
+            NativeResources.JAVA_NATIVE_BYTES.addAndGet(-nsc_context.sizeof());
+        }
+        NativeResources.LIVE_CALL_FRAMES.decrementAndGet();
+        NativeResources.RETIRED_CALL_FRAMES.incrementAndGet();
+        LeakSites.freed(this);
+        if (RETIREMENT_REPORTED.compareAndSet(false, true)) {
+            System.getLogger(NativeCall.class.getName()).log(System.Logger.Level.WARNING,
+                    "a call frame was retired (not reused; later calls are unaffected): " + why
+                    + ". Further retirements are counted in NativeResources.retiredCallFrames() without logging");
         }
     }
 
@@ -211,7 +259,11 @@ final class CallFrame {
         return cancelCause != null ? cancelNanoTime : -1;
     }
 
+    /** Returns the frame to the pool once its call has ended ({@link #endCall()}), healed or retired. */
     void release() {
+        if (!reinitialiseIfUsed()) {
+            return;
+        }
         if (IDLE_COUNT.incrementAndGet() <= MAX_IDLE) {
             IDLE.offer(this);
         } else {
@@ -231,8 +283,12 @@ final class CallFrame {
     private void free() {
         int status = nativescope_h.nsc_context_destroy(struct);
         if (status != NativeStatus.OK.code()) {
-            // Native code left hooks registered that point into this struct: freeing it would let
-            // a later cancel write freed memory. Keep the frame's memory for the life of the process.
+            // Pooled frames are hook-free (release() heals or retires), so this is native code that
+            // registered a hook after its call returned: freeing the struct would let a later cancel
+            // write freed memory.
+            retire(false, "nsc_context_destroy returned " + NativeStatus.nameOf(status)
+                    + ": a cancel hook was registered on an idle call context; deregister hooks before the native"
+                    + " function returns");
             return;
         }
         arena.close();

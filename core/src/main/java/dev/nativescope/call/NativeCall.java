@@ -6,6 +6,7 @@ import dev.nativescope.Context;
 import dev.nativescope.DeadlineExceededException;
 import dev.nativescope.internal.access.ContextAccess;
 import dev.nativescope.internal.access.SharedAccess;
+import dev.nativescope.internal.text.SafeText;
 import dev.nativescope.interop.CancellationSignal;
 import dev.nativescope.library.NativeLibrary;
 import java.lang.foreign.MemorySegment;
@@ -43,6 +44,20 @@ import java.util.concurrent.TimeUnit;
  * {@link System.Logger} {@code dev.nativescope.call.NativeCall} says how late, so the predictor that
  * ignores cancellation can be found and fixed.
  *
+ * <p><b>What a Downcall may do.</b> Nested bridged calls (a quick check before the real call) are
+ * fine: the inner call hands the interrupt hook back to the outer one when it ends. Java code in a
+ * Downcall must not use interruptible NIO channels: their {@code end()} removes the call's hook for
+ * good, so a later {@code Thread.interrupt()} is not heard. That is unsupported and detected: a
+ * {@code WARNING} (logger {@code dev.nativescope.interop.CancellationSignal}, once per process) names
+ * the fix, and the call throws a {@link CancellationException} caused by an
+ * {@link InterruptedException} instead of returning its status as a normal success. FFM's own
+ * exceptions from the downcall (a closed arena, another thread's confined arena, a heap segment)
+ * reach the caller as themselves, not as the bindings' {@code AssertionError}.
+ *
+ * <p>Entry compares the context's deadline with the clock, not only {@link Context#isDone()}: a
+ * deadline that has passed but that the timer thread has not fired yet is fired here, so the call is
+ * refused with a {@link DeadlineExceededException} and the context reports the same expiry.
+ *
  * <p>Downcalls made through the bridge must not use {@code Linker.Option.critical}: they poll and
  * may block. Thread-safe; calls on different threads are independent.
  */
@@ -54,6 +69,8 @@ public final class NativeCall {
             Long.getLong(LATE_RETURN_WARNING_PROPERTY, DEFAULT_LATE_RETURN_WARNING_MILLIS));
     /** Names a bridged call in messages. */
     private static final String WHAT = "native call";
+    /** The message of the AssertionError with which jextract's generated code wraps what invokeExact threw. */
+    private static final String GENERATED_WRAPPER_MESSAGE = "should not reach here";
     private static final ContextAccess CONTEXTS = SharedAccess.contexts();
     private static final System.Logger LOGGER = System.getLogger(NativeCall.class.getName());
 
@@ -96,7 +113,10 @@ public final class NativeCall {
         Objects.requireNonNull(context, "context");
         Objects.requireNonNull(downcall, "downcall");
         NativeLibrary.load();
-        if (context.isDone()) {
+        // The clock, not only isDone(): a deadline that has passed but that the timer thread has not
+        // fired yet is fired here, so the call is refused like any expired one and the context
+        // reports the same expiry afterwards.
+        if (CONTEXTS.expireIfDue(context)) {
             throw alreadyDone(context);
         }
         NativeValues values = NativeValues.holdFor(context);
@@ -126,29 +146,76 @@ public final class NativeCall {
 
     private static int callInFrame(Context context, CallFrame frame, Downcall downcall) {
         long generation = frame.generation();
-        // The signal covers the context (cancel, deadline) and the calling thread's interrupt; the frame's
-        // generation keeps a late stop from touching the frame's next call.
-        try (CancellationSignal signal = CancellationSignal.open(context, reason -> {
-            if (reason == CancellationSignal.Reason.INTERRUPT) {
-                frame.cancelByInterrupt(generation);
-            } else {
-                frame.cancel(generation, context.isDeadlineExceeded()
-                        ? NativeStatus.DEADLINE_EXCEEDED.code() : NativeStatus.CANCELED.code(), context.cause());
+        try {
+            // The signal covers the context (cancel, deadline) and the calling thread's interrupt; the frame's
+            // generation keeps a late stop from touching the frame's next call.
+            CancellationSignal signal = CancellationSignal.open(context, reason -> {
+                if (reason == CancellationSignal.Reason.INTERRUPT) {
+                    frame.cancelByInterrupt(generation);
+                } else {
+                    frame.cancel(generation, context.isDeadlineExceeded()
+                            ? NativeStatus.DEADLINE_EXCEEDED.code() : NativeStatus.CANCELED.code(), context.cause());
+                }
+            });
+            int status;
+            try {
+                if (signal.isStopped() || frame.isCancelled()) {
+                    // Cancelled between the isDone check and here, or interrupted before the call:
+                    // don't enter native code at all.
+                    status = nativeStatusOfCancelledFrame(frame);
+                } else {
+                    status = downcall.invoke(frame.struct);
+                }
+            } catch (Throwable failure) {
+                signal.close();
+                if (signal.missedInterrupt()) {
+                    // Typically a ClosedByInterruptException from an NIO channel in the Downcall.
+                    CancellationException interrupted = missedInterrupt("threw " + failure.getClass().getName());
+                    interrupted.addSuppressed(failure);
+                    throw interrupted;
+                }
+                throw failure;
             }
-        })) {
-            if (signal.isStopped() || frame.isCancelled()) {
-                // Cancelled between the isDone check and here, or interrupted before the call:
-                // don't enter native code at all.
-                return nativeStatusOfCancelledFrame(frame);
+            signal.close();
+            if (signal.missedInterrupt() && status >= 0) {
+                // The interrupt was not heard (the hook was not installed), so we cannot tell whether
+                // it came before the native work began: never report the call as a normal success.
+                throw missedInterrupt("returned " + NativeStatus.nameOf(status));
             }
-            return downcall.invoke(frame.struct);
+            return status;
         } catch (RuntimeException | Error e) {
-            throw e;
+            Throwable unwrapped = unwrapGenerated(e);
+            if (unwrapped instanceof RuntimeException runtime) {
+                throw runtime;
+            }
+            throw (Error) unwrapped;
         } catch (Throwable e) {
-            throw new IllegalStateException("native call failed: " + e, e);
+            throw new IllegalStateException("native call failed: " + SafeText.of(e), e);
         } finally {
             frame.endCall();
         }
+    }
+
+    /**
+     * jextract's generated functions catch every {@code Throwable} around {@code invokeExact} and
+     * throw {@code new AssertionError("should not reach here", ex)}; FFM's own checks (a closed
+     * arena: IllegalStateException; another thread's confined arena: WrongThreadException; a heap
+     * segment: IllegalArgumentException) arrive wrapped that way. Give callers the exception itself.
+     */
+    private static Throwable unwrapGenerated(Throwable thrown) { // RuntimeException or Error in, the same out
+        if (thrown instanceof AssertionError wrapper && GENERATED_WRAPPER_MESSAGE.equals(wrapper.getMessage())
+                && (wrapper.getCause() instanceof RuntimeException || wrapper.getCause() instanceof Error)) {
+            return wrapper.getCause();
+        }
+        return thrown;
+    }
+
+    private static CancellationException missedInterrupt(String outcome) {
+        CancellationException interrupted = new CancellationException(WHAT + " canceled: the thread was interrupted"
+                + " while the call's interrupt hook was not installed (Java code in the Downcall used an interruptible"
+                + " NIO channel); the native code " + outcome + ", which is discarded. Do such I/O outside the Downcall");
+        interrupted.initCause(new InterruptedException("thread interrupted during " + WHAT));
+        return interrupted;
     }
 
     /**
@@ -161,7 +228,7 @@ public final class NativeCall {
                     "a native call returned %s %.1f ms after it was cancelled (%s): the native code does not check"
                     + " its nsc_context often enough (nsc_check, nsc_checker_poll or the nsc_wait functions; see"
                     + " docs/predictor-sdk.md), and its caller waited for it",
-                    NativeStatus.nameOf(status), lateNanos / 1e6, cause));
+                    NativeStatus.nameOf(status), lateNanos / 1e6, SafeText.of(cause)));
         }
     }
 
@@ -171,7 +238,10 @@ public final class NativeCall {
 
     private static long deadlineOf(Context context) {
         OptionalLong deadline = context.deadlineNanoTime();
-        return deadline.isPresent() ? NativeLibrary.toMonotonicNanos(deadline.getAsLong()) : CallFrame.NO_DEADLINE;
+        // Relative to the clock and saturated (NativeLibrary.toMonotonicNanos): no deadline can wrap
+        // into the native clock's past.
+        return deadline.isPresent() ? NativeLibrary.toMonotonicNanos(deadline.getAsLong(), System.nanoTime())
+                : CallFrame.NO_DEADLINE;
     }
 
     private static int translate(int status, Context context, CallFrame frame) {

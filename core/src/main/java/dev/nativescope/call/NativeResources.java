@@ -17,18 +17,22 @@ import java.util.concurrent.atomic.AtomicLong;
  * reading taken while calls run is approximate. Take it when the calls have ended.
  *
  * @param javaNativeBytes bytes allocated by the Java side in native memory and not yet freed
- * @param liveCallFrames per-call native contexts alive (pooled idle ones included)
+ * @param liveCallFrames per-call native contexts alive (pooled idle ones included; retired ones not)
+ * @param retiredCallFrames call frames taken out of use for good because their struct could not be
+ *        destroyed or re-initialised (native code left cancel hooks registered on its call context); their
+ *        memory stays allocated (and in {@code javaNativeBytes}) for the life of the process
  * @param liveValueBlocks native copies of context values alive
  * @param shimLiveContexts contexts initialised by the shim and not destroyed (one per call frame)
  * @param shimLiveFds done fds the shim created and has not closed
  * @param shimLiveHooks cancel hooks registered and not deregistered
  * @param shimNativeBytes bytes the shim allocated and has not freed
  */
-public record NativeResources(long javaNativeBytes, long liveCallFrames, long liveValueBlocks,
+public record NativeResources(long javaNativeBytes, long liveCallFrames, long retiredCallFrames, long liveValueBlocks,
                               long shimLiveContexts, long shimLiveFds, long shimLiveHooks, long shimNativeBytes) {
 
     static final AtomicLong JAVA_NATIVE_BYTES = new AtomicLong();
     static final AtomicLong LIVE_CALL_FRAMES = new AtomicLong();
+    static final AtomicLong RETIRED_CALL_FRAMES = new AtomicLong();
     static final AtomicLong LIVE_VALUE_BLOCKS = new AtomicLong();
 
     /**
@@ -42,7 +46,7 @@ public record NativeResources(long javaNativeBytes, long liveCallFrames, long li
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment stats = nsc_stats.allocate(arena);
             nativescope_h.nsc_stats_get(stats);
-            return new NativeResources(JAVA_NATIVE_BYTES.get(), LIVE_CALL_FRAMES.get(), LIVE_VALUE_BLOCKS.get(),
+            return new NativeResources(JAVA_NATIVE_BYTES.get(), LIVE_CALL_FRAMES.get(), RETIRED_CALL_FRAMES.get(), LIVE_VALUE_BLOCKS.get(),
                     nsc_stats.live_contexts(stats), nsc_stats.live_fds(stats), nsc_stats.live_hooks(stats),
                     nsc_stats.native_bytes(stats));
         }

@@ -6,11 +6,13 @@ import dev.nativescope.Registration;
 import dev.nativescope.internal.access.ContextAccess;
 import dev.nativescope.internal.access.FieldHandles;
 import dev.nativescope.internal.access.SharedAccess;
+import dev.nativescope.internal.text.SafeText;
 
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.util.Objects;
 import java.util.concurrent.CancellationException;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * The cancellation protocol for one stretch of native work that Java cannot interrupt: a downcall,
@@ -42,8 +44,12 @@ import java.util.concurrent.CancellationException;
  * The calling thread's interrupt status is left as it was.
  *
  * <p>Threading: {@code open} and {@link #close()} are called by the thread doing the work, and the
- * work must run between them on that thread without other interruptible I/O (a nested
- * {@code InterruptHook} or NIO channel replaces the thread's single interrupt blocker). The action
+ * work must run between them on that thread. Nested signals and {@link InterruptHook}s are fine (an
+ * inner one hands the thread's interrupt blocker back to the outer one when it ends), but Java code
+ * between {@code open} and {@code close} must not use interruptible NIO channels: their {@code end()}
+ * clears the blocker for good, so a later interrupt is not heard. That is detected: {@code close()}
+ * finds the thread interrupted with no stop, logs a {@code WARNING} naming the fix (once per process) and records it
+ * ({@link #missedInterrupt()}), so the caller does not report the work as completed normally. The action
  * must be short and must not block: it may run under the JDK's interrupt lock or on the shared
  * deadline timer. It may also still be running, or start, while {@code close()} returns: code whose
  * stop action touches memory freed after the work (a struct, run options) must make a late action
@@ -70,6 +76,11 @@ public final class CancellationSignal implements AutoCloseable {
     }
 
     private static final ContextAccess CONTEXTS = SharedAccess.contexts();
+    private static final AtomicBoolean MISSED_REPORTED = new AtomicBoolean();
+    /** Looked up on first use only: finding the logging backend costs milliseconds at startup. */
+    private static final class Log {
+        static final System.Logger LOGGER = System.getLogger(CancellationSignal.class.getName());
+    }
     private static final VarHandle REASON = FieldHandles.of(MethodHandles.lookup(), "reason", Reason.class);
 
     private final Context context;
@@ -79,6 +90,8 @@ public final class CancellationSignal implements AutoCloseable {
     private Registration onContextDone;
     private Registration onOwnerDone;
     private InterruptHook interruptHook;
+    /** Set by {@link #close()}; read by the opening thread after it. */
+    private boolean missedInterrupt;
 
     private CancellationSignal(Context context, Context owner, StopAction action) {
         this.context = context;
@@ -111,6 +124,9 @@ public final class CancellationSignal implements AutoCloseable {
         // Registered before the hook is entered and before the caller's check: a cancel or close that
         // came before now stops at once, here, so the check after open() sees it.
         signal.onContextDone = context.onDone(() -> signal.stop(Reason.CONTEXT));
+        // The clock, not only isDone(): an expired deadline the timer has not fired yet fires now,
+        // through the action just registered, so work is never started after its deadline.
+        CONTEXTS.expireIfDue(context);
         if (owner != null) {
             signal.onOwnerDone = owner.onDone(() -> signal.stop(Reason.OWNER));
         }
@@ -156,7 +172,8 @@ public final class CancellationSignal implements AutoCloseable {
             case INTERRUPT -> interrupted(what);
             case OWNER -> {
                 Throwable cause = owner.cause();
-                yield canceled(what, cause != null && cause.getMessage() != null ? cause.getMessage() : "its owner closed", cause);
+                String message = SafeText.messageOf(cause);
+                yield canceled(what, message != null ? message : "its owner closed", cause);
             }
         };
     }
@@ -183,7 +200,8 @@ public final class CancellationSignal implements AutoCloseable {
 
     /** {@return the exception for work that stopped because of {@code cause}, a context's cause} */
     public static CancellationException canceled(String what, Throwable cause) {
-        return canceled(what, String.valueOf(cause), cause);
+        // SafeText: a cause whose toString() throws must still give the CancellationException.
+        return canceled(what, SafeText.of(cause), cause);
     }
 
     private static CancellationException canceled(String what, String detail, Throwable cause) {
@@ -196,9 +214,21 @@ public final class CancellationSignal implements AutoCloseable {
      * Ends the stretch: unregisters the interrupt hook (waiting for an interrupt's action in
      * progress) and withdraws the done actions. Later cancels and interrupts no longer reach the
      * action, except one already running (see the class documentation).
+     *
+     * <p>If the thread is interrupted and nothing stopped the work, the interrupt came while the
+     * hook was not installed (Java code in the stretch used an interruptible NIO channel, or the
+     * thread interrupted itself): that is logged and recorded, see {@link #missedInterrupt()}.
      */
     @Override
     public void close() {
+        // Read before exit(): an interrupt that comes after the stretch is not a missed one. An
+        // interrupt whose action is in flight is seen as a stop once exit() returns (the JDK runs
+        // or finishes the close in end()), so only an interrupt the hook never saw is left over.
+        // A platform-thread interrupt sets the status before it reads the blocker (under the JDK's
+        // interrupt lock): one that lands just as the work ends, between those two steps, looks the
+        // same as a missed one. Treating it as an interrupt of the work is right either way; only the
+        // WARNING would mislead, which is why it is logged once per process (and says so).
+        boolean interruptedAtEnd = Thread.currentThread().isInterrupted();
         try {
             interruptHook.exit();
         } finally {
@@ -207,5 +237,25 @@ public final class CancellationSignal implements AutoCloseable {
                 onOwnerDone.remove();
             }
         }
+        if (interruptedAtEnd && reason == null) {
+            missedInterrupt = true;
+            if (MISSED_REPORTED.compareAndSet(false, true)) {
+                Log.LOGGER.log(System.Logger.Level.WARNING, "the thread was interrupted during native work while its"
+                    + " interrupt hook was not installed, so the interrupt did not stop the work: Java code inside"
+                    + " the work (e.g. in a NativeCall.invoke Downcall) used an interruptible NIO channel or"
+                    + " interrupted its own thread. Do such I/O before NativeCall.invoke or after it, not inside"
+                    + " the Downcall. (Rarely, an interrupt that lands just as native work ends is reported too.) Logged"
+                    + " once per process");
+            }
+        }
+    }
+
+    /**
+     * {@return true when {@link #close()} found the thread interrupted although no stop was
+     * requested}: the interrupt came while the hook was not installed, so the work was not told to
+     * stop. Callers should treat the work as interrupted rather than report its result as normal.
+     */
+    public boolean missedInterrupt() {
+        return missedInterrupt;
     }
 }

@@ -13,13 +13,28 @@ import java.util.Objects;
  * interrupted when it enters closes the channel at once, so an interrupt that comes before the call
  * is not lost. The thread's interrupt status is left set either way.
  *
- * <p>A hook fires at most once: once closed (by an interrupt) it cannot be entered again, so make a
- * new one (see {@link #isOpen()}). Threading: {@link #enter()} and {@link #exit()} are called by
- * the thread making the call; the action runs in the interrupting thread and must be short and must
- * not block (the JDK holds the interrupted thread's interrupt lock while it runs).
+ * <p><b>Nesting.</b> The JDK keeps one blocker per thread, and every {@code end()} (of a hook or
+ * of any NIO channel) clears it. Hooks therefore keep a per-thread stack: {@link #exit()} of an inner
+ * hook re-enters the innermost hook still active on the thread, so a nested hook (a nested bridged
+ * call, a quick check before the real one) never leaves the outer call deaf to interrupts. An
+ * interrupt that came in the gap between the inner exit and the re-entry fires the outer hook at
+ * once, because entering checks the interrupt status. An NIO channel used between {@code enter()}
+ * and {@code exit()} cannot be repaired this way (its {@code end()} is not ours): that is
+ * unsupported, and {@link CancellationSignal} reports the interrupts it swallows.
+ *
+ * <p>A hook fires at most once: once closed (by an interrupt) it cannot fire again, so make a
+ * new one per stretch of work (see {@link #isOpen()}). Threading: {@link #enter()} and
+ * {@link #exit()} are called by the thread making the call, in LIFO order with other hooks; the
+ * action runs in the interrupting thread (or in this one, when entering finds the thread
+ * interrupted) and must be short and must not block.
  */
 public final class InterruptHook extends AbstractInterruptibleChannel {
+    /** The innermost hook entered and not yet exited, per thread: the top of a stack linked by {@link #outer}. */
+    private static final ThreadLocal<InterruptHook> ACTIVE = new ThreadLocal<>();
+
     private final Runnable onInterrupt;
+    /** The hook that was active on the entering thread when this one entered; only that thread touches it. */
+    private InterruptHook outer;
 
     /**
      * @param onInterrupt what an interrupt of the entered thread does, e.g. cancel its native call
@@ -30,17 +45,51 @@ public final class InterruptHook extends AbstractInterruptibleChannel {
 
     /** Registers the hook for the calling thread; an interrupt already pending fires it at once. */
     public void enter() {
+        outer = ACTIVE.get();
+        ACTIVE.set(this);
         begin();
     }
 
-    /** Unregisters the hook. The JDK's interrupt lock makes this wait for an action in progress. */
+    /**
+     * Unregisters the hook and hands the thread's blocker back to the hook that was active before
+     * it (re-entering that one, which fires it at once if the thread was interrupted meanwhile). When
+     * an interrupt has fired this hook, its action has completed when this returns.
+     */
     public void exit() {
         try {
             end(true);
         } catch (AsynchronousCloseException closedByInterrupt) {
             // ClosedByInterruptException: the interrupt already ran the action; the thread's
             // interrupt status stays set, which is all the caller needs.
+        } finally {
+            InterruptHook top = unlink();
+            if (top != null) {
+                // Our end() cleared the single blocker slot: give it back to the innermost hook
+                // still active. begin() checks the interrupt status after installing the blocker,
+                // so an interrupt that came between our end() and here is not lost either: it
+                // fires that hook now, in this thread.
+                top.begin();
+            }
         }
+    }
+
+    /** Removes this hook from the thread's stack; returns the innermost hook still active, or null. */
+    private InterruptHook unlink() {
+        InterruptHook top = ACTIVE.get();
+        if (top == this) {
+            top = outer;
+            ACTIVE.set(top);
+        } else {
+            // Exited out of order: drop this hook from the middle of the stack, keep the top.
+            for (InterruptHook hook = top; hook != null; hook = hook.outer) {
+                if (hook.outer == this) {
+                    hook.outer = outer;
+                    break;
+                }
+            }
+        }
+        outer = null;
+        return top;
     }
 
     @Override

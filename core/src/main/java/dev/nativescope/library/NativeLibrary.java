@@ -1,5 +1,7 @@
 package dev.nativescope.library;
 
+import dev.nativescope.internal.time.SaturatingTime;
+
 import dev.nativescope.bindings.nativescope_h;
 
 import java.nio.file.Path;
@@ -89,16 +91,22 @@ public final class NativeLibrary {
 
     /**
      * Converts a {@link System#nanoTime()} value to the library's {@code CLOCK_MONOTONIC} nanoseconds
-     * (the identity on Linux, where both are the same clock).
+     * (the identity on Linux, where both are the same clock, for values within about 146 years of
+     * now). The value is read as {@code System.nanoTime()} values are, relative to the clock now:
+     * {@code System.nanoTime() + Long.MAX_VALUE} is far in the future and converts to a far-future
+     * monotonic time, never to one in the past. Saturates; never throws for any {@code long}.
      */
     public static long toMonotonicNanos(long nanoTime) {
+        return toMonotonicNanos(nanoTime, System.nanoTime());
+    }
+
+    /**
+     * Like {@link #toMonotonicNanos(long)}, with {@code now}, a {@link System#nanoTime()} reading the
+     * caller has just taken (the call bridge reads the clock once per call).
+     */
+    public static long toMonotonicNanos(long nanoTime, long now) {
         long offset = loaded().nanoTimeToMonotonicOffset();
-        if (offset == 0) {
-            return nanoTime;
-        }
-        long converted = nanoTime + offset;
-        // Saturate: a "no deadline" far in the future must not wrap into the past.
-        return ((nanoTime ^ converted) & (offset ^ converted)) < 0 ? (offset > 0 ? Long.MAX_VALUE : Long.MIN_VALUE) : converted;
+        return SaturatingTime.toOtherClock(nanoTime, now, SaturatingTime.saturatedAdd(now, offset));
     }
 
     private static LibraryLoader.Loaded loaded() {

@@ -7,6 +7,7 @@ import dev.nativescope.library.NativeStatus;
 import dev.nativescope.interop.SegmentHold;
 import dev.nativescope.bindings.nativescope_h;
 import dev.nativescope.bindings.nsc_predict_stats;
+import dev.nativescope.internal.time.SaturatingTime;
 import dev.nativescope.tensor.DLPack;
 import dev.nativescope.tensor.DType;
 import dev.nativescope.tensor.Tensor;
@@ -59,12 +60,12 @@ public final class ReferencePredictors {
             throw new IllegalArgumentException("dense: rows, inner, cols and repeat must be positive, got rows=" + rows
                     + " inner=" + inner + " cols=" + cols + " repeat=" + repeat);
         }
-        requireFloats("x", x, Math.multiplyExact(rows, inner));
-        requireFloats("w", w, Math.multiplyExact(inner, cols));
+        requireFloats("x", x, "rows", rows, "inner", inner);
+        requireFloats("w", w, "inner", inner, "cols", cols);
         if (!MemorySegment.NULL.equals(Objects.requireNonNull(bias, "bias"))) {
-            requireFloats("bias", bias, cols);
+            requireFloats("bias", bias, "cols", cols, "one", 1);
         }
-        requireFloats("y", y, Math.multiplyExact(rows, cols));
+        requireFloats("y", y, "rows", rows, "cols", cols);
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment stats = nsc_predict_stats.allocate(arena);
             try {
@@ -163,7 +164,7 @@ public final class ReferencePredictors {
         if (fd < 0) {
             throw new IllegalArgumentException("fd must be >= 0, got " + fd);
         }
-        long timeoutNanos = timeout == null ? -1 : saturatedNanos(timeout);
+        long timeoutNanos = timeout == null ? -1 : nonNegativeNanos(timeout);
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment stats = nsc_predict_stats.allocate(arena);
             MemorySegment value = arena.allocate(ValueLayout.JAVA_LONG);
@@ -184,7 +185,7 @@ public final class ReferencePredictors {
      * @return the run's stats
      */
     public static PredictionStats spin(Context context, Duration duration, Consumer<PredictionStats> onReturn) {
-        long nanos = duration == null ? -1 : saturatedNanos(duration);
+        long nanos = duration == null ? -1 : nonNegativeNanos(duration);
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment stats = nsc_predict_stats.allocate(arena);
             try {
@@ -208,15 +209,12 @@ public final class ReferencePredictors {
         }
     }
 
-    private static long saturatedNanos(Duration duration) {
+    private static long nonNegativeNanos(Duration duration) {
         if (duration.isNegative()) {
             throw new IllegalArgumentException("duration must not be negative, got " + duration);
         }
-        try {
-            return duration.toNanos();
-        } catch (ArithmeticException tooLong) {
-            return Long.MAX_VALUE;
-        }
+        // Clamped to the horizon (about 146 years), not Long.MAX_VALUE: native code adds it to its clock.
+        return SaturatingTime.nanosOf(duration);
     }
 
     private static void requireFloat32Operand(String name, Tensor tensor, int rank) {
@@ -235,12 +233,27 @@ public final class ReferencePredictors {
         }
     }
 
-    private static void requireFloats(String name, MemorySegment segment, long floats) {
+    /**
+     * Checks Java-side what the shim would only answer with {@code NSC_ERR_INVALID} (or FFM with a
+     * less specific exception): the segment is native memory of at least {@code a * b} floats, and
+     * that size does not overflow.
+     */
+    private static void requireFloats(String name, MemorySegment segment, String aName, long a, String bName, long b) {
         Objects.requireNonNull(segment, name);
-        long needed = Math.multiplyExact(floats, FLOAT_BYTES);
+        long needed;
+        try {
+            needed = Math.multiplyExact(Math.multiplyExact(a, b), FLOAT_BYTES);
+        } catch (ArithmeticException overflow) {
+            throw new IllegalArgumentException("dense: " + name + " would need " + aName + " * " + bName + " = " + a + " * " + b
+                    + " floats, whose size in bytes overflows a long: use smaller dimensions", overflow);
+        }
         if (segment.byteSize() < needed) {
             throw new IllegalArgumentException("dense: " + name + " holds " + segment.byteSize() + " bytes but needs "
-                    + needed + " (" + floats + " floats)");
+                    + needed + " (" + aName + " * " + bName + " = " + (needed / FLOAT_BYTES) + " floats)");
+        }
+        if (!segment.isNative()) {
+            throw new IllegalArgumentException("dense: " + name + " is a heap segment; native code needs native memory"
+                    + " (allocate it from an Arena)");
         }
     }
 }

@@ -36,4 +36,11 @@ public interface ContextAccess {
      *                     code noticed the deadline before the context did
      */
     DeadlineExceededException deadlineExceeded(Context context, DeadlineExceededException contextCause);
+
+    /**
+     * {@return true when {@code context} is done after checking its deadline against the clock}: an
+     * expired deadline the timer has not fired yet is fired now, so that the context's state agrees
+     * with what native code sees. Every entry into native code calls this instead of only {@code isDone()}.
+     */
+    boolean expireIfDue(Context context);
 }
