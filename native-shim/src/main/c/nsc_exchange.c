@@ -807,20 +807,19 @@ static int read_slot(const nsc_exchange *x, uint32_t i, nsc_xchg_slot *m, uint32
         if (s1 & 1u) {
             continue;
         }
-        /* Relaxed atomic copies: a racing writer makes them stale, never undefined. */
-        m->dtype = __atomic_load_n(&s->dtype, __ATOMIC_RELAXED);
-        m->version = __atomic_load_n(&s->version, __ATOMIC_RELAXED);
-        m->ndim = __atomic_load_n(&s->ndim, __ATOMIC_RELAXED);
-        m->data_offset = __atomic_load_n(&s->data_offset, __ATOMIC_RELAXED);
-        m->byte_length = __atomic_load_n(&s->byte_length, __ATOMIC_RELAXED);
-        m->publish_ns = __atomic_load_n(&s->publish_ns, __ATOMIC_RELAXED);
+        /* Acquire loads: a racing writer makes them stale, never undefined, and none moves below the re-check. */
+        m->dtype = __atomic_load_n(&s->dtype, __ATOMIC_ACQUIRE);
+        m->version = __atomic_load_n(&s->version, __ATOMIC_ACQUIRE);
+        m->ndim = __atomic_load_n(&s->ndim, __ATOMIC_ACQUIRE);
+        m->data_offset = __atomic_load_n(&s->data_offset, __ATOMIC_ACQUIRE);
+        m->byte_length = __atomic_load_n(&s->byte_length, __ATOMIC_ACQUIRE);
+        m->publish_ns = __atomic_load_n(&s->publish_ns, __ATOMIC_ACQUIRE);
         uint32_t n = m->ndim < NSC_XCHG_MAX_NDIM ? m->ndim : NSC_XCHG_MAX_NDIM;
         for (uint32_t d = 0; d < n; d++) {
-            m->shape[d] = __atomic_load_n(&s->shape[d], __ATOMIC_RELAXED);
-            m->strides[d] = __atomic_load_n(&s->strides[d], __ATOMIC_RELAXED);
+            m->shape[d] = __atomic_load_n(&s->shape[d], __ATOMIC_ACQUIRE);
+            m->strides[d] = __atomic_load_n(&s->strides[d], __ATOMIC_ACQUIRE);
         }
-        __atomic_thread_fence(__ATOMIC_ACQUIRE);
-        if (__atomic_load_n(&s->seq, __ATOMIC_RELAXED) == s1) {
+        if (__atomic_load_n(&s->seq, __ATOMIC_ACQUIRE) == s1) {
             *seq = s1;
             return m->version == 0 ? NSC_XCHG_EMPTY : NSC_OK;
         }
@@ -854,7 +853,23 @@ NSC_API int nsc_exchange_read(nsc_exchange *x, int next, uint64_t after_version,
                 return NSC_OK;
             }
         }
-        return NSC_XCHG_EMPTY;
+        /*
+         * latest_slot and latest_version are two stores: a producer killed
+         * between them leaves them disagreeing. The newest complete slot is
+         * then found by a scan.
+         */
+        uint64_t best = 0;
+        for (uint32_t i = 0; i < x->slot_count; i++) {
+            if (read_slot(x, i, &m, &seq) != NSC_OK || m.version <= best || m.version <= after_version) {
+                continue;
+            }
+            if (nsc_exchange_validate_slot(x->base, x->length, i, &m) != NSC_OK) {
+                return NSC_XCHG_ERR_FORMAT;
+            }
+            best = m.version;
+            fill_view(x, i, &m, seq, out);
+        }
+        return best != 0 ? NSC_OK : NSC_XCHG_EMPTY;
     }
     uint64_t latest = LOAD_ACQ(&h->latest_version);
     if (latest <= after_version) {
@@ -882,7 +897,10 @@ NSC_API int nsc_exchange_still_valid(const nsc_exchange *x, const nsc_xchg_tenso
     if (x == NULL || view == NULL || view->slot >= x->slot_count) {
         return 0;
     }
+    /* The caller's plain reads of the view must not move below the re-check (TSan has no fences). */
+#if !defined(__SANITIZE_THREAD__)
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
+#endif
     return __atomic_load_n(&slot_at(x, view->slot)->seq, __ATOMIC_ACQUIRE) == view->seq;
 }
 

@@ -118,7 +118,20 @@ public final class Consumer implements AutoCloseable {
             }
             Thread.onSpinWait();
         }
-        return Received.of(ReadStatus.EMPTY);
+        // latest_slot and latest_version are two stores: a producer killed between them leaves them
+        // disagreeing. The newest complete slot is then found by a scan.
+        ExchangeDescriptor.SlotMeta best = null;
+        for (int i = 0; i < file.slotCount; i++) {
+            ExchangeDescriptor.SlotMeta meta = file.readSlot(i);
+            if (meta != null && (best == null || meta.version() > best.version())) {
+                best = meta;
+            }
+        }
+        if (best == null) {
+            return Received.of(ReadStatus.EMPTY);
+        }
+        position = best.version();
+        return view(best);
     }
 
     /**
