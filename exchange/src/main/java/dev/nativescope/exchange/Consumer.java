@@ -1,0 +1,285 @@
+package dev.nativescope.exchange;
+
+import static dev.nativescope.exchange.ExchangeDescriptor.*;
+
+import dev.nativescope.Context;
+import dev.nativescope.call.NativeCall;
+import dev.nativescope.library.NativeStatus;
+import dev.nativescope.tensor.DType;
+import dev.nativescope.tensor.Tensor;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Objects;
+import java.util.Optional;
+
+/**
+ * A consumer of an exchange: reads the {@link #latest() newest} or the {@link #next() next}
+ * version as a read-only zero-copy {@link Tensor} over the shared mapping, and {@link #awaitNext
+ * waits} for the next one without spinning.
+ *
+ * <p><b>Torn tensors.</b> Slot metadata is read under the slot's seqlock (seq before and after,
+ * equal and even) into a private copy and validated against the file's geometry before a view is
+ * formed, so a view never points outside its slot, whatever the file says. The data is not
+ * copied: see {@link Received} for how long it stays unchanged, and {@link #lease(Received)} to
+ * hold it.
+ *
+ * <p><b>Waiting.</b> {@link #awaitNext(Context, Duration)} optionally spins (reading the notify
+ * word) for {@link #spinBeforeBlocking(Duration)}, then blocks in the shim's {@code
+ * nsc_exchange_wait} through {@link NativeCall#invoke}: a {@code futex_waitv} on the header's
+ * notify word (a shared futex) and the call's context state word, with the context's deadline as
+ * its timeout, so a cancel, a deadline or an interrupt ends it at once. Every {@link
+ * #livenessInterval(Duration) liveness interval} (2 ms by default) it wakes to check that the
+ * producer lives (a pidfd poll), so a dead producer is reported within milliseconds.
+ * <b>Virtual threads:</b> the native wait pins its carrier for as long as it blocks (nothing in the
+ * JDK up to 25 frees a carrier during a downcall); bound it with a timeout or run long waits on
+ * platform threads until the bridge offloads long native calls.
+ *
+ * <p>Threading: one thread at a time (the position is not synchronised); views may be read from
+ * any thread. Closing unmaps: views then throw {@link IllegalStateException} on access.
+ */
+public final class Consumer implements AutoCloseable {
+    private final ExchangeFile file;
+    private long position;
+    private long spinNanos;
+    private long livenessNanos = 2_000_000;
+
+    Consumer(ExchangeFile file) {
+        this.file = file;
+    }
+
+    /** @return the exchange file */
+    public Path file() {
+        return file.path;
+    }
+
+    /** @return the whole mapping (views lie inside it) */
+    public MemorySegment mapping() {
+        return file.segment;
+    }
+
+    /** @return the last version this consumer read or skipped to (0 before the first) */
+    public long position() {
+        return position;
+    }
+
+    /** Moves the position: the next {@link #next()} looks for {@code version + 1}. */
+    public void seek(long version) {
+        this.position = version;
+    }
+
+    /** Spins this long (reading the notify word) before blocking in a wait; 0 (the default) blocks at once. */
+    public Consumer spinBeforeBlocking(Duration spin) {
+        this.spinNanos = spin.toNanos();
+        return this;
+    }
+
+    /** How often a blocked wait wakes to check the producer's liveness (default 2 ms). */
+    public Consumer livenessInterval(Duration interval) {
+        this.livenessNanos = Math.max(100_000, interval.toNanos());
+        return this;
+    }
+
+    /** @return the producer's state as the header names it */
+    public ProducerState producerState() {
+        return file.producerState();
+    }
+
+    /** @return the number of slots */
+    public int slotCount() {
+        return file.slotCount;
+    }
+
+    /** @return the newest published version, 0 before the first */
+    public long latestVersion() {
+        return file.latestVersion();
+    }
+
+    /**
+     * The newest tensor; moves the position to it.
+     *
+     * @return {@link ReadStatus#OK} or {@link ReadStatus#EMPTY} (nothing published yet)
+     * @throws CorruptExchangeException when the slot's metadata is invalid
+     */
+    public Received latest() {
+        for (int attempt = 0; attempt < 64; attempt++) {
+            long version = file.latestVersion();
+            int slot = file.intAcquire(LATEST_SLOT_OFFSET);
+            if (version == 0) {
+                return Received.of(ReadStatus.EMPTY);
+            }
+            if (slot < 0 || slot >= file.slotCount) {
+                throw new CorruptExchangeException(file.path, "latest slot " + slot + " is outside 0.." + (file.slotCount - 1));
+            }
+            ExchangeDescriptor.SlotMeta meta = file.readSlot(slot);
+            if (meta != null && meta.version() == version) {
+                position = version;
+                return view(meta);
+            }
+            Thread.onSpinWait();
+        }
+        // latest_slot and latest_version are two stores: a producer killed between them leaves them
+        // disagreeing. The newest complete slot is then found by a scan.
+        ExchangeDescriptor.SlotMeta best = null;
+        for (int i = 0; i < file.slotCount; i++) {
+            ExchangeDescriptor.SlotMeta meta = file.readSlot(i);
+            if (meta != null && (best == null || meta.version() > best.version())) {
+                best = meta;
+            }
+        }
+        if (best == null) {
+            return Received.of(ReadStatus.EMPTY);
+        }
+        position = best.version();
+        return view(best);
+    }
+
+    /**
+     * The version after {@link #position()}: {@link ReadStatus#OK} with it, {@link
+     * ReadStatus#EMPTY} when it is not published yet, or {@link ReadStatus#OVERRUN} when it was
+     * already overwritten (the position then moves so that the next call returns the oldest
+     * version still there).
+     *
+     * @throws CorruptExchangeException when a slot's metadata is invalid
+     */
+    public Received next() {
+        long latest = file.latestVersion();
+        if (latest <= position) {
+            return Received.of(ReadStatus.EMPTY);
+        }
+        ExchangeDescriptor.SlotMeta best = null;
+        for (int i = 0; i < file.slotCount; i++) {
+            ExchangeDescriptor.SlotMeta meta = file.readSlot(i);
+            if (meta != null && meta.version() > position && (best == null || meta.version() < best.version())) {
+                best = meta;
+                if (meta.version() == position + 1) {
+                    break;
+                }
+            }
+        }
+        if (best == null) {
+            return Received.of(ReadStatus.EMPTY);
+        }
+        if (best.version() != position + 1) {
+            long missed = best.version() - position - 1;
+            position = best.version() - 1;
+            return Received.overrun(missed);
+        }
+        Received received = view(best);
+        position = best.version();
+        return received;
+    }
+
+    /** {@link #awaitNext(Context, Duration)} under {@link Context#current()} with no own timeout. */
+    public Received awaitNext() {
+        return awaitNext(Context.current(), null);
+    }
+
+    /** {@link #awaitNext(Context, Duration)} under {@link Context#current()}. */
+    public Received awaitNext(Duration timeout) {
+        return awaitNext(Context.current(), timeout);
+    }
+
+    /**
+     * Waits for the version after {@link #position()}.
+     *
+     * @param context cancels the wait and bounds it by its deadline; an interrupt of the waiting
+     *        thread cancels it too
+     * @param timeout the wait's own bound (null: none): {@link ReadStatus#TIMEOUT} when it passes
+     * @return {@link ReadStatus#OK}, {@link ReadStatus#OVERRUN}, {@link ReadStatus#TIMEOUT},
+     *         {@link ReadStatus#PRODUCER_DEAD} or {@link ReadStatus#PRODUCER_CLOSED} (after every
+     *         tensor published before the producer went was read)
+     * @throws java.util.concurrent.CancellationException when the context was cancelled or the
+     *         thread interrupted (its interrupt status stays set)
+     * @throws dev.nativescope.DeadlineExceededException when the context's deadline passed
+     */
+    public Received awaitNext(Context context, Duration timeout) {
+        Objects.requireNonNull(context, "context");
+        long until = timeout == null ? Long.MAX_VALUE : System.nanoTime() + Math.max(0, timeout.toNanos());
+        for (;;) {
+            int seen = file.notifyWord();
+            Received received = next();
+            if (received.status() != ReadStatus.EMPTY) {
+                return received;
+            }
+            if (spinNanos > 0 && spin(seen, Math.min(until, System.nanoTime() + spinNanos))) {
+                continue;
+            }
+            long remaining = until == Long.MAX_VALUE ? -1 : until - System.nanoTime();
+            if (until != Long.MAX_VALUE && remaining <= 0) {
+                return Received.of(ReadStatus.TIMEOUT);
+            }
+            long liveness = livenessNanos;
+            int status = NativeCall.invoke(context,
+                    ctx -> ExchangeNative.await(ctx, file.header, seen, remaining, liveness));
+            if (status == NativeStatus.OK.code()) {
+                continue;
+            }
+            if (status == NativeStatus.TIMEOUT.code()) {
+                return Received.of(ReadStatus.TIMEOUT);
+            }
+            if (status == ExchangeNative.PRODUCER_DEAD || status == ExchangeNative.PRODUCER_CLOSED) {
+                Received last = next();
+                if (last.status() != ReadStatus.EMPTY) {
+                    return last;
+                }
+                return Received.of(status == ExchangeNative.PRODUCER_DEAD ? ReadStatus.PRODUCER_DEAD : ReadStatus.PRODUCER_CLOSED);
+            }
+            throw new CorruptExchangeException(file.path, "nsc_exchange_wait returned " + status
+                    + " (the header's magic or version changed under the mapping)");
+        }
+    }
+
+    /** @return true when the notify word moved before {@code untilNanos} */
+    private boolean spin(int seen, long untilNanos) {
+        int spins = 0;
+        while (file.notifyWord() == seen) {
+            Thread.onSpinWait();
+            if ((++spins & 63) == 0 && System.nanoTime() >= untilNanos) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /**
+     * Holds {@code received}'s slot against reuse until the lease is closed.
+     *
+     * @return the lease, or empty when the slot was overwritten before the lease took hold
+     * @throws IllegalStateException when every lease entry ({@value ExchangeDescriptor#LEASE_COUNT})
+     *         is taken, or {@code received} holds no tensor
+     */
+    public Optional<Lease> lease(Received received) {
+        if (!received.isOk()) {
+            throw new IllegalStateException("nothing to lease: " + received.status());
+        }
+        int entry = Leases.take(file, received.slot());
+        if (entry < 0) {
+            throw new IllegalStateException("all " + LEASE_COUNT + " lease entries of " + file.path + " are taken");
+        }
+        // seq_cst after our lease store (Leases.take): Dekker with the producer's odd seq store.
+        if (file.intVolatile(slotMetaOffset(received.slot()) + SLOT_SEQ_OFFSET) != received.seq()) {
+            Leases.release(file, entry);
+            return Optional.empty();
+        }
+        return Optional.of(new Lease(file, entry, received));
+    }
+
+    private Received view(ExchangeDescriptor.SlotMeta meta) {
+        String problem = ExchangeDescriptor.validateSlot(meta, file.slotCount, file.slotCapacity, file.dataOffset);
+        if (problem != null) {
+            throw new CorruptExchangeException(file.path, problem);
+        }
+        DType dtype = DTypes.ofWord(meta.dtypeWord());
+        long slotStart = file.slotDataStart(meta.slot());
+        MemorySegment data = file.segment.asSlice(slotStart, file.slotCapacity).asReadOnly();
+        Tensor tensor = Tensor.of(data, meta.dataOffset() - slotStart, dtype, meta.shape(), meta.strides());
+        return new Received(ReadStatus.OK, tensor, meta.version(), meta.slot(), meta.seq(), 0, meta.publishNanos(), file);
+    }
+
+    /** Unmaps the exchange in this process; views become inaccessible. */
+    @Override
+    public void close() {
+        file.close();
+    }
+}

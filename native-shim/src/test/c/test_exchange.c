@@ -1,0 +1,380 @@
+/*
+ * test_exchange.c - the shared-memory tensor exchange (nsc_exchange.h): round
+ * trips, bad files, the context wait, and producers SIGKILLed mid-write.
+ * Versions hold the pattern the Java and Python tests use: dtype and shape by
+ * version, byte k = (v * 131 + k * 7 + (k >> 8)) & 0xff.
+ */
+#define _GNU_SOURCE
+#include "nsc_test.h"
+#include "nsc_exchange.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const DLDataType PATTERN_DTYPES[] = {
+    { kDLFloat, 32, 1 }, { kDLFloat, 64, 1 }, { kDLInt, 8, 1 }, { kDLInt, 16, 1 }, { kDLInt, 32, 1 }, { kDLInt, 64, 1 },
+    { kDLUInt, 8, 1 }, { kDLUInt, 16, 1 }, { kDLUInt, 32, 1 }, { kDLUInt, 64, 1 }, { kDLFloat, 16, 1 },
+};
+#define PATTERN_DTYPE_COUNT (sizeof PATTERN_DTYPES / sizeof PATTERN_DTYPES[0])
+
+static int pattern_shape(uint64_t v, int64_t *shape)
+{
+    int rank = (int) (v % 4);
+    for (int d = 0; d < rank; d++) {
+        shape[d] = 1 + (int64_t) ((v * 7 + (uint64_t) d * 3) % 9);
+    }
+    return rank;
+}
+
+static uint8_t pattern_at(uint64_t v, uint64_t k)
+{
+    return (uint8_t) ((v * 131 + k * 7 + (k >> 8)) & 0xff);
+}
+
+static uint64_t view_bytes(const nsc_xchg_tensor *t)
+{
+    uint64_t n = t->dl.dtype.bits / 8;
+    for (int d = 0; d < t->dl.ndim; d++) {
+        n *= (uint64_t) t->shape[d];
+    }
+    return n;
+}
+
+static void publish_pattern(nsc_exchange *x, uint64_t v)
+{
+    int64_t shape[4];
+    int rank = pattern_shape(v, shape);
+    nsc_xchg_tensor t;
+    CHECK_STATUS(nsc_exchange_claim(x, PATTERN_DTYPES[v % PATTERN_DTYPE_COUNT], rank, shape, &t), NSC_OK);
+    uint8_t *data = (uint8_t *) t.dl.data + t.dl.byte_offset;
+    uint64_t n = view_bytes(&t);
+    for (uint64_t k = 0; k < n; k++) {
+        data[k] = pattern_at(v, k);
+    }
+    uint64_t got = 0;
+    CHECK_STATUS(nsc_exchange_publish(x, &t, &got), NSC_OK);
+    CHECK_EQ(got, v);
+}
+
+/* @return 1 when the view holds version v's dtype, shape and bytes. */
+static int matches_pattern(const nsc_xchg_tensor *t)
+{
+    uint64_t v = t->version;
+    int64_t shape[4];
+    int rank = pattern_shape(v, shape);
+    DLDataType want = PATTERN_DTYPES[v % PATTERN_DTYPE_COUNT];
+    if (t->dl.ndim != rank || t->dl.dtype.code != want.code || t->dl.dtype.bits != want.bits) {
+        return 0;
+    }
+    for (int d = 0; d < rank; d++) {
+        if (t->shape[d] != shape[d]) {
+            return 0;
+        }
+    }
+    const uint8_t *data = (const uint8_t *) t->dl.data + t->dl.byte_offset;
+    uint64_t n = view_bytes(t);
+    for (uint64_t k = 0; k < n; k++) {
+        if (__atomic_load_n(&data[k], __ATOMIC_RELAXED) != pattern_at(v, k)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static void temp_path(char *buf, size_t len, const char *what)
+{
+    snprintf(buf, len, "/dev/shm/nsc-ctest-%s-%d-%llu", what, (int) getpid(), (unsigned long long) t_rand());
+}
+
+TEST(exchange_round_trip_and_overrun)
+{
+    char path[128];
+    temp_path(path, sizeof path, "rt");
+    nsc_exchange *p = NULL, *c = NULL;
+    CHECK_STATUS(nsc_exchange_create(path, 3, 8192, &p), NSC_OK);
+    struct stat st;
+    CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
+    nsc_exchange *again = NULL;
+    CHECK_STATUS(nsc_exchange_create(path, 3, 8192, &again), NSC_ERR_SYSTEM);
+    CHECK_EQ(errno, EEXIST);
+    CHECK_STATUS(nsc_exchange_open(path, 1, &again), NSC_XCHG_BUSY);
+    CHECK_STATUS(nsc_exchange_open(path, 0, &c), NSC_OK);
+    nsc_xchg_tensor t;
+    CHECK_STATUS(nsc_exchange_read(c, 1, 0, &t), NSC_XCHG_EMPTY);
+    for (uint64_t v = 1; v <= 100; v++) {
+        publish_pattern(p, v);
+        CHECK_STATUS(nsc_exchange_read(c, 1, v - 1, &t), NSC_OK);
+        CHECK_EQ(t.version, v);
+        CHECK(matches_pattern(&t));
+        uint64_t len;
+        uint8_t *base = nsc_exchange_base(c, &len);
+        CHECK((uint8_t *) t.dl.data + t.dl.byte_offset >= base && (uint8_t *) t.dl.data + t.dl.byte_offset <= base + len);
+        CHECK(nsc_exchange_still_valid(c, &t));
+    }
+    for (uint64_t v = 101; v <= 110; v++) {
+        publish_pattern(p, v);
+    }
+    CHECK_STATUS(nsc_exchange_read(c, 1, 100, &t), NSC_XCHG_OVERRUN);
+    CHECK_EQ(t.version, 108);
+    CHECK_STATUS(nsc_exchange_read(c, 0, 0, &t), NSC_OK);
+    CHECK_EQ(t.version, 110);
+    CHECK_EQ(nsc_exchange_producer_state(c), 1);
+    nsc_exchange_close(p);
+    CHECK_EQ(nsc_exchange_producer_state(c), -1);
+    /* Closed: a new producer may take over and the versions go on. */
+    CHECK_STATUS(nsc_exchange_open(path, 1, &p), NSC_OK);
+    publish_pattern(p, 111);
+    CHECK_STATUS(nsc_exchange_read(c, 1, 110, &t), NSC_OK);
+    CHECK(matches_pattern(&t));
+    nsc_exchange_close(p);
+    nsc_exchange_close(c);
+    unlink(path);
+}
+
+static void write_file(const char *path, const void *bytes, size_t len, mode_t mode)
+{
+    unlink(path);
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL, mode);
+    CHECK(fd >= 0);
+    CHECK(write(fd, bytes, len) == (ssize_t) len);
+    fchmod(fd, mode);
+    close(fd);
+}
+
+TEST(exchange_bad_files_are_refused)
+{
+    char path[128];
+    temp_path(path, sizeof path, "bad");
+    nsc_exchange *p = NULL, *c = NULL;
+    CHECK_STATUS(nsc_exchange_create(path, 2, 4096, &p), NSC_OK);
+    publish_pattern(p, 1);
+    uint64_t len;
+    uint8_t *base = nsc_exchange_base(p, &len);
+    uint8_t *copy = malloc(len);
+    memcpy(copy, base, len);
+    nsc_exchange_close(p);
+
+    CHECK_STATUS(nsc_exchange_validate(copy, len), NSC_OK);
+    CHECK_STATUS(nsc_exchange_validate(copy, len - 1), NSC_XCHG_ERR_FORMAT);
+    CHECK_STATUS(nsc_exchange_validate(copy, 100), NSC_XCHG_ERR_FORMAT);
+    CHECK_STATUS(nsc_exchange_validate(NULL, len), NSC_XCHG_ERR_FORMAT);
+
+    copy[NSC_XCHG_OFF_MAGIC] ^= 1;
+    write_file(path, copy, len, 0600);
+    CHECK_STATUS(nsc_exchange_open(path, 0, &c), NSC_XCHG_ERR_FORMAT);
+    copy[NSC_XCHG_OFF_MAGIC] ^= 1;
+
+    copy[NSC_XCHG_OFF_VERSION] = 9;
+    write_file(path, copy, len, 0600);
+    CHECK_STATUS(nsc_exchange_open(path, 0, &c), NSC_XCHG_ERR_FORMAT);
+    copy[NSC_XCHG_OFF_VERSION] = NSC_XCHG_LAYOUT_VERSION;
+
+    write_file(path, copy, len - 4096, 0600); /* truncated */
+    CHECK_STATUS(nsc_exchange_open(path, 0, &c), NSC_XCHG_ERR_FORMAT);
+
+    write_file(path, copy, len, 0666); /* writable by others */
+    errno = 0;
+    CHECK_STATUS(nsc_exchange_open(path, 0, &c), NSC_ERR_SYSTEM);
+    CHECK_EQ(errno, EACCES);
+
+    /* Slot metadata: outside the slot, overflowing shapes, unknown dtype, too many dims. */
+    nsc_xchg_slot m;
+    memcpy(&m, copy + NSC_XCHG_HEADER_LENGTH + NSC_XCHG_SLOT_META_LENGTH, sizeof m);
+    CHECK_STATUS(nsc_exchange_validate_slot(copy, len, 1, &m), NSC_OK);
+    nsc_xchg_slot bad = m;
+    bad.data_offset = UINT64_MAX - 3;
+    CHECK_STATUS(nsc_exchange_validate_slot(copy, len, 1, &bad), NSC_XCHG_ERR_FORMAT);
+    bad = m;
+    bad.ndim = 3;
+    bad.shape[0] = bad.shape[1] = bad.shape[2] = (int64_t) 1 << 40;
+    bad.strides[0] = bad.strides[1] = bad.strides[2] = 1;
+    CHECK_STATUS(nsc_exchange_validate_slot(copy, len, 1, &bad), NSC_XCHG_ERR_FORMAT);
+    bad = m;
+    bad.dtype = 77;
+    CHECK_STATUS(nsc_exchange_validate_slot(copy, len, 1, &bad), NSC_XCHG_ERR_FORMAT);
+    bad = m;
+    bad.ndim = 17;
+    CHECK_STATUS(nsc_exchange_validate_slot(copy, len, 1, &bad), NSC_XCHG_ERR_FORMAT);
+    CHECK_STATUS(nsc_exchange_validate_slot(copy, len, 2, &m), NSC_XCHG_ERR_FORMAT);
+    free(copy);
+    unlink(path);
+}
+
+struct canceller {
+    nsc_context *ctx;
+    int64_t delay_ns;
+};
+
+static void *cancel_later(void *arg)
+{
+    struct canceller *c = arg;
+    t_sleep_ns(c->delay_ns);
+    nsc_context_cancel(c->ctx, NSC_CANCELED);
+    return NULL;
+}
+
+struct notifier {
+    void *header;
+    int64_t delay_ns;
+};
+
+static void *notify_later(void *arg)
+{
+    struct notifier *n = arg;
+    t_sleep_ns(n->delay_ns);
+    nsc_exchange_notify(n->header);
+    return NULL;
+}
+
+TEST(exchange_wait_ends_on_notify_cancel_deadline_timeout_and_close)
+{
+    char path[128];
+    temp_path(path, sizeof path, "wait");
+    nsc_exchange *p = NULL;
+    CHECK_STATUS(nsc_exchange_create(path, 2, 4096, &p), NSC_OK);
+    nsc_xchg_header *h = nsc_exchange_base(p, NULL);
+    uint32_t seen = __atomic_load_n(&h->notify, __ATOMIC_ACQUIRE);
+
+    CHECK_STATUS(nsc_exchange_wait(NULL, h, seen, 20 * NS_PER_MS, 0), NSC_TIMEOUT);
+    CHECK_STATUS(nsc_exchange_wait(NULL, h, seen + 1, -1, 0), NSC_OK);
+    CHECK_STATUS(nsc_exchange_wait(NULL, (char *) h + 1, seen, -1, 0), NSC_ERR_INVALID);
+
+    pthread_t thread;
+    struct notifier n = { h, 20 * NS_PER_MS };
+    t_thread_start(&thread, notify_later, &n);
+    CHECK_STATUS(nsc_exchange_wait(NULL, h, seen, 10 * NS_PER_S, 0), NSC_OK);
+    t_thread_join_within(thread, 10);
+    seen = __atomic_load_n(&h->notify, __ATOMIC_ACQUIRE);
+
+    nsc_context *ctx = t_ctx_new(NSC_NO_DEADLINE, NULL, 0);
+    struct canceller c = { ctx, 20 * NS_PER_MS };
+    t_thread_start(&thread, cancel_later, &c);
+    int64_t t0 = t_now();
+    CHECK_STATUS(nsc_exchange_wait(ctx, h, seen, 10 * NS_PER_S, 50 * NS_PER_MS), NSC_CANCELED);
+    CHECK(t_now() - t0 < 5 * NS_PER_S);
+    t_thread_join_within(thread, 10);
+    CHECK_EQ(__atomic_load_n(&ctx->sleepers, __ATOMIC_SEQ_CST), 0);
+    t_ctx_free(ctx);
+
+    ctx = t_ctx_new(t_now() + 30 * NS_PER_MS, NULL, 0);
+    CHECK_STATUS(nsc_exchange_wait(ctx, h, seen, 10 * NS_PER_S, 0), NSC_DEADLINE_EXCEEDED);
+    CHECK(t_now() >= ctx->deadline_ns);
+    t_ctx_free(ctx);
+
+    /* Closing wakes waiters with PRODUCER_CLOSED: a consumer's own mapping stays valid. */
+    nsc_exchange *cons = NULL;
+    CHECK_STATUS(nsc_exchange_open(path, 0, &cons), NSC_OK);
+    nsc_exchange_close(p);
+    CHECK_STATUS(nsc_exchange_wait(NULL, nsc_exchange_base(cons, NULL), seen, 10 * NS_PER_S, 0), NSC_OK);
+    nsc_xchg_header *hc = nsc_exchange_base(cons, NULL);
+    CHECK_STATUS(nsc_exchange_wait(NULL, hc, __atomic_load_n(&hc->notify, __ATOMIC_ACQUIRE), 10 * NS_PER_S, 0),
+                 NSC_XCHG_PRODUCER_CLOSED);
+    nsc_exchange_close(cons);
+    unlink(path);
+}
+
+/* The child of the kill test: takes the exchange over and publishes until killed. */
+static void produce_until_killed(const char *path)
+{
+    nsc_exchange *x = NULL;
+    for (int attempt = 0; nsc_exchange_open(path, 1, &x) != NSC_OK; attempt++) {
+        if (attempt > 1000) {
+            _exit(3);
+        }
+        usleep(100);
+    }
+    nsc_xchg_header *h = nsc_exchange_base(x, NULL);
+    uint64_t v = __atomic_load_n(&h->latest_version, __ATOMIC_ACQUIRE);
+    for (;;) {
+        v++;
+        int64_t shape[4];
+        int rank = pattern_shape(v, shape);
+        nsc_xchg_tensor t;
+        if (nsc_exchange_claim(x, PATTERN_DTYPES[v % PATTERN_DTYPE_COUNT], rank, shape, &t) != NSC_OK) {
+            _exit(4);
+        }
+        uint8_t *data = (uint8_t *) t.dl.data + t.dl.byte_offset;
+        uint64_t n = view_bytes(&t);
+        for (uint64_t k = 0; k < n; k++) {
+            data[k] = pattern_at(v, k);
+        }
+        nsc_exchange_publish(x, &t, NULL);
+    }
+}
+
+TEST(exchange_producers_killed_mid_write_1000_times)
+{
+#if defined(__SANITIZE_ADDRESS__)
+    const int rounds = 200; /* fork under ASan copies a large shadow: fewer rounds */
+#else
+    const int rounds = ITERS(1000);
+#endif
+    char path[128];
+    temp_path(path, sizeof path, "kill");
+    nsc_exchange *p = NULL, *c = NULL;
+    CHECK_STATUS(nsc_exchange_create(path, 4, 8192, &p), NSC_OK);
+    publish_pattern(p, 1);
+    nsc_exchange_close(p);
+    CHECK_STATUS(nsc_exchange_open(path, 0, &c), NSC_OK);
+    nsc_xchg_header *h = nsc_exchange_base(c, NULL);
+    uint64_t verified = 0, torn_caught = 0;
+    int64_t worst_detect = 0;
+    for (int round = 0; round < rounds; round++) {
+        uint32_t epoch = __atomic_load_n(&h->producer_epoch, __ATOMIC_ACQUIRE);
+        pid_t child = fork();
+        CHECK(child >= 0);
+        if (child == 0) {
+            produce_until_killed(path);
+        }
+        /* Read while it writes, until it took over and a random time passed. */
+        int64_t until = t_now() + 200000 + (int64_t) t_rand_below(1500000);
+        while (__atomic_load_n(&h->producer_epoch, __ATOMIC_ACQUIRE) == epoch || t_now() < until) {
+            nsc_xchg_tensor t;
+            if (nsc_exchange_read(c, 0, 0, &t) == NSC_OK) {
+                int ok = matches_pattern(&t);
+                if (nsc_exchange_still_valid(c, &t)) {
+                    CHECK(ok); /* a view still valid after the read must be the published tensor */
+                    verified++;
+                } else if (!ok) {
+                    torn_caught++;
+                }
+            }
+            if (t_now() > until + 5 * NS_PER_S) {
+                break;
+            }
+        }
+        kill(child, SIGKILL);
+        int64_t killed = t_now();
+        uint32_t seen = __atomic_load_n(&h->notify, __ATOMIC_ACQUIRE);
+        int st;
+        for (;;) {
+            st = nsc_exchange_wait(NULL, h, seen, 5 * NS_PER_S, 500000);
+            if (st != NSC_OK) {
+                break;
+            }
+            seen = __atomic_load_n(&h->notify, __ATOMIC_ACQUIRE);
+        }
+        CHECK_STATUS(st, NSC_XCHG_PRODUCER_DEAD);
+        int64_t detect = t_now() - killed;
+        if (detect > worst_detect) {
+            worst_detect = detect;
+        }
+        int status;
+        CHECK(waitpid(child, &status, 0) == child && WIFSIGNALED(status));
+        nsc_xchg_tensor t;
+        CHECK_STATUS(nsc_exchange_read(c, 0, 0, &t), NSC_OK);
+        CHECK(matches_pattern(&t));
+    }
+    printf("       %d kills, %llu reads verified, %llu overwritten reads caught, slowest death seen %lld us\n", rounds,
+           (unsigned long long) verified, (unsigned long long) torn_caught, (long long) (worst_detect / 1000));
+    CHECK(worst_detect < 2 * NS_PER_S);
+    nsc_exchange_close(c);
+    unlink(path);
+}
