@@ -20,6 +20,20 @@ final class CurrentBinding {
     /** The innermost binding of this thread; null when there is none. */
     private static final ThreadLocal<Context> BOUND = new ThreadLocal<>();
 
+    static {
+        // This class on a JDK 25 or newer means the jar's JDK 25 layer was not used: typically a
+        // fat jar whose manifest lost "Multi-Release: true". Forks then silently run under the
+        // background context (no deadline, no values), so say so once, with the fix.
+        if (Runtime.version().feature() >= 25) {
+            System.getLogger(Context.class.getName()).log(System.Logger.Level.WARNING,
+                    "nativescope runs on JDK " + Runtime.version().feature() + " without its JDK 25 layer, so"
+                    + " Context.current() is not seen by StructuredTaskScope forks: the jar on the class path that"
+                    + " holds dev.nativescope.Context lacks \"Multi-Release: true\" in its manifest (a shaded or"
+                    + " repackaged jar?). Keep that manifest attribute (maven-shade-plugin: a"
+                    + " ManifestResourceTransformer with <Multi-Release>true</Multi-Release>)");
+        }
+    }
+
     private CurrentBinding() {
     }
 
