@@ -5,10 +5,10 @@ import dev.nativescope.Context;
 import dev.nativescope.bindings.nativescope_h;
 import dev.nativescope.bindings.nsc_context;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import dev.nativescope.internal.access.FieldHandles;
+import dev.nativescope.internal.posix.NativeHeap;
 import dev.nativescope.interop.CancellationSignal;
 
 import java.lang.invoke.MethodHandles;
@@ -18,6 +18,7 @@ import java.util.concurrent.CancellationException;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReferenceArray;
+import java.util.concurrent.locks.LockSupport;
 
 /**
  * The native context of one cancellable call: an {@code nsc_context} that is a child of the
@@ -74,7 +75,8 @@ final class CallFrame {
         }
     }
 
-    private final Arena arena;
+    /** The malloc'd block the struct is aligned in. */
+    private final MemorySegment block;
     final MemorySegment struct;
     /** The frame's one signal, reopened per call. */
     final CancellationSignal signal;
@@ -85,21 +87,25 @@ final class CallFrame {
     private boolean interrupted;
 
     private CallFrame() {
-        Arena owned = Arena.ofShared();
+        // malloc'd, not an arena's: a segment of the global scope costs a downcall nothing to keep
+        // alive, while a shared arena's adds an acquire/release (two atomic updates) to every call
+        // (CancellableCallBenchmark.noopBareFfmSharedArena). The frame frees it itself (free/retire).
+        MemorySegment block = NativeHeap.allocate(nsc_context.sizeof() + 63);
         boolean success = false;
         try {
             // 64-byte aligned so that the struct's two halves sit on their own cache lines.
-            this.struct = owned.allocate(nsc_context.sizeof(), 64);
+            long skip = (64 - (block.address() & 63)) & 63;
+            this.struct = block.asSlice(skip, nsc_context.sizeof());
             int status = nativescope_h.nsc_context_init(struct, NO_DEADLINE, MemorySegment.NULL, 0);
             if (status != NativeStatus.OK.code()) {
                 throw NativeStatus.exception(status, "nsc_context_init");
             }
-            this.arena = owned;
+            this.block = block;
             this.signal = CancellationSignal.reusable(this::stop);
             success = true;
         } finally {
             if (!success) {
-                owned.close();
+                NativeHeap.free(block);
             }
         }
         NativeResources.JAVA_NATIVE_BYTES.addAndGet(nsc_context.sizeof());
@@ -185,7 +191,7 @@ final class CallFrame {
      */
     private void retire(boolean destroyed, String why) {
         if (destroyed) {
-            arena.close();
+            NativeHeap.free(block);
             NativeResources.JAVA_NATIVE_BYTES.addAndGet(-nsc_context.sizeof());
         }
         NativeResources.LIVE_CALL_FRAMES.decrementAndGet();
@@ -234,7 +240,10 @@ final class CallFrame {
             if (spins < 100) {
                 Thread.onSpinWait();
             } else {
-                Thread.yield();
+                // Not yield(): the canceller is typically the thread our wake-up preempted on this
+                // CPU, and a virtual thread's yield keeps its carrier on the CPU (measured: 3.6 ms,
+                // a scheduler slice, in CancelLatencyBenchmark.cancelFd, virtual). Sleeping frees it.
+                LockSupport.parkNanos(this, 10_000);
             }
             cause = context.cause();
         }
@@ -324,7 +333,7 @@ final class CallFrame {
                     + " function returns");
             return;
         }
-        arena.close();
+        NativeHeap.free(block);
         NativeResources.JAVA_NATIVE_BYTES.addAndGet(-nsc_context.sizeof());
         NativeResources.LIVE_CALL_FRAMES.decrementAndGet();
         LeakSites.freed(this);

@@ -5,6 +5,7 @@ import dev.nativescope.Context;
 import dev.nativescope.DeadlineExceededException;
 import dev.nativescope.bindings.nativescope_h;
 import dev.nativescope.reference.ReferencePredictors;
+import dev.nativescope.childjvm.ChildJvm;
 import dev.nativescope.testing.Allocations;
 
 import static org.assertj.core.api.Assertions.assertThat;
@@ -12,6 +13,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.lang.foreign.MemorySegment;
 import java.time.Duration;
+import java.util.List;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.atomic.AtomicReference;
@@ -24,14 +26,34 @@ import org.junit.jupiter.api.Test;
  * frame's next one.
  */
 class NativeCallFastPathTest {
+    /**
+     * In a child JVM: the claim is about the path as C2 compiles it for an application, and the
+     * profile of a whole test suite (hundreds of different Downcalls at one call site) can keep the
+     * escape analysis from removing what the JIT otherwise removes (seen: 64 B/call in the suite,
+     * 0 alone and in JMH).
+     */
     @Test
-    void aCallUnderALiveContextAllocatesNothingOnAPlatformThread() {
-        try (CancellableContext context = Context.background().withCancel()) {
-            assertThat(bytesPerCall(context)).as("bytes per call, live withCancel()").isLessThan(1.0);
-            assertThat(bytesPerCall(Context.background())).as("bytes per call, background()").isLessThan(1.0);
-            try (CancellableContext withDeadline = context.withTimeout(Duration.ofHours(1))) {
-                assertThat(bytesPerCall(withDeadline)).as("bytes per call, a deadline").isLessThan(1.0);
+    void aCallUnderALiveContextAllocatesNothingOnAPlatformThread() throws Exception {
+        ChildJvm.Result result = ChildJvm.run(List.of("--enable-native-access=ALL-UNNAMED"), List.of(),
+                AllocationProbe.class.getName());
+        assertThat(result.output()).as(result.output()).contains("withCancel 0 ").contains("background 0 ")
+                .contains("deadline 0 ");
+        assertThat(result.exitCode()).as(result.output()).isZero();
+    }
+
+    /** Child: prints "name bytes-per-call-rounded-down raw" for each kind of context. */
+    public static final class AllocationProbe {
+        public static void main(String[] args) {
+            try (CancellableContext context = Context.background().withCancel();
+                 CancellableContext withDeadline = context.withTimeout(Duration.ofHours(1))) {
+                print("withCancel", bytesPerCall(context));
+                print("background", bytesPerCall(Context.background()));
+                print("deadline", bytesPerCall(withDeadline));
             }
+        }
+
+        private static void print(String name, double bytesPerCall) {
+            System.out.println(name + " " + (long) bytesPerCall + " " + bytesPerCall);
         }
     }
 
