@@ -1,5 +1,10 @@
 package dev.nativescope;
 
+import dev.nativescope.internal.access.FieldHandles;
+import dev.nativescope.internal.access.StopLink;
+
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
@@ -39,6 +44,18 @@ import java.util.concurrent.ScheduledFuture;
  * case itself; so nothing is ever added to a frozen list, and nothing in a frozen list is missed. A
  * thread holds at most one of these locks at a time, so they cannot deadlock, and no user code runs
  * under a lock.
+ *
+ * <h2>Cancels land first</h2>
+ * A native call in flight under this context is stopped through the context's {@link StopLink} slot
+ * (the call bridge attaches its frame's link there for the call's extent), and every way to cancel
+ * runs that link before anything else: {@link #cancel()} and {@link #close()} before they build their
+ * default {@link CancellationException} (whose stack trace is the costly part), {@link #cancel(Throwable)}
+ * before it takes the lock, the deadline timer and the native entry check before they build the
+ * {@link DeadlineExceededException}, and a parent's cancel for each descendant right after marking it
+ * done, before any action runs. The link is run again after {@code markDone}, for a call that attached
+ * between the first run and the transition (it then sees the cause only after our second read: see
+ * {@link #cancelTree}). The default cause stays an exact {@link CancellationException} built by the
+ * cancelling call, so it shows where the cancel came from; only its cost moved behind the state word.
  */
 public final class CancellableContext extends Context implements AutoCloseable {
     /**
@@ -81,6 +98,11 @@ public final class CancellableContext extends Context implements AutoCloseable {
 
     // Pending actions: guarded by lock while live, owned by the cancelling thread once done.
     private final DoneActions actions = new DoneActions();
+
+    private static final VarHandle STOP_LINK = FieldHandles.of(MethodHandles.lookup(), "stopLink", StopLink.class);
+    /** The link of the one native call that runs first on cancel (see the class documentation), or null. */
+    @SuppressWarnings("unused") // through STOP_LINK
+    private volatile StopLink stopLink;
 
     private CancellableContext(Context parent, long deadlineNanoTime, Instant deadline) {
         super(parent, null, null, deadlineNanoTime, deadline);
@@ -175,6 +197,7 @@ public final class CancellableContext extends Context implements AutoCloseable {
         long now = System.nanoTime();
         long remaining = deadlineNanoTime - now;
         if (remaining <= 0) {
+            stopFirst(true);
             cancelTree(new DeadlineExceededException(deadlineNanoTime, now));
             return;
         }
@@ -206,12 +229,15 @@ public final class CancellableContext extends Context implements AutoCloseable {
         if (deadlineNanoTime - now > 0) {
             return false;
         }
-        DeadlineExceededException expired = new DeadlineExceededException(deadlineNanoTime, now);
         CancellableContext owner = this;
         while (owner.cancellableParent != null && owner.cancellableParent.deadline != null
                 && owner.cancellableParent.deadlineNanoTime == deadlineNanoTime) {
             owner = owner.cancellableParent;
         }
+        // The caller's own call (attached to this context) and the owner's first, then the exception.
+        stopFirst(true);
+        owner.stopFirst(true);
+        DeadlineExceededException expired = new DeadlineExceededException(deadlineNanoTime, now);
         owner.cancelTree(expired);
         if (cause == null) {
             // The owner was already done and its cascade has not reached us yet: do not wait for it.
@@ -228,6 +254,7 @@ public final class CancellableContext extends Context implements AutoCloseable {
      */
     public void cancel() {
         if (cause == null) {
+            stopFirst(false);
             cancelTree(new CancellationException("context canceled"));
         }
     }
@@ -247,6 +274,9 @@ public final class CancellableContext extends Context implements AutoCloseable {
      */
     public void cancel(Throwable cause) {
         Objects.requireNonNull(cause, "cause");
+        if (this.cause == null) {
+            stopFirst(cause instanceof DeadlineExceededException);
+        }
         cancelTree(cause);
     }
 
@@ -265,10 +295,34 @@ public final class CancellableContext extends Context implements AutoCloseable {
     @Override
     public void close() {
         if (cause == null) {
+            stopFirst(false);
             cancelTree(new CancellationException("context closed"));
         }
         awaitSettled();
         closed = true;
+    }
+
+    /** Runs the attached {@link StopLink}, if any: writes its native call's state word. */
+    private void stopFirst(boolean deadline) {
+        StopLink link = stopLink;
+        if (link != null) {
+            link.contextStopping(this, deadline);
+        }
+    }
+
+    /** @return true when {@code link} now holds the slot; false when another link does */
+    boolean attachStop(StopLink link) {
+        // A full fence: the caller reads the cause after it (see cancelTree).
+        return STOP_LINK.compareAndSet(this, (StopLink) null, link);
+    }
+
+    void detachStop(StopLink link) {
+        // Only the attacher clears its own link, and nobody replaces a non-null one, so the plain
+        // check cannot race. A release store suffices: a canceller that still reads the old link
+        // asks it, and the link ignores a context it is no longer attached to.
+        if (STOP_LINK.getOpaque(this) == link) {
+            STOP_LINK.setRelease(this, (StopLink) null);
+        }
     }
 
     /** {@return whether {@link #close()} has completed: the owner is done with this context} */
@@ -285,11 +339,16 @@ public final class CancellableContext extends Context implements AutoCloseable {
         if (!markDone(cause)) {
             return;
         }
-        if (cancellableParent != null) {
-            cancellableParent.unlinkChild(this);
-        }
+        boolean deadline = cause instanceof DeadlineExceededException;
+        // Again after markDone: a call that attached after the caller's stopFirst() read the slot
+        // saw no cause yet and entered native code. We wrote the cause (volatile) and now read the
+        // slot; it wrote the slot (CAS) and then read the cause: one of us sees the other.
+        stopFirst(deadline);
         // Our lists are frozen and ours alone since markDone(): read them without the lock.
         if (children.isEmpty()) {
+            if (cancellableParent != null) {
+                cancellableParent.unlinkChild(this);
+            }
             reportActionFailures(finishCancel(null));
             return;
         }
@@ -306,10 +365,15 @@ public final class CancellableContext extends Context implements AutoCloseable {
                 // A child already done was cancelled on its own first, with its own cause; its
                 // canceller takes care of its subtree.
                 if (child.markDone(cause)) {
+                    child.stopFirst(deadline);
                     cancelled.add(child);
                 }
                 child = next;
             }
+        }
+        // After the walk: every native call of the subtree is stopped before we take another lock.
+        if (cancellableParent != null) {
+            cancellableParent.unlinkChild(this);
         }
         List<Throwable> failures = null;
         for (CancellableContext node : cancelled) {

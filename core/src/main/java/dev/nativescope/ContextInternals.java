@@ -1,6 +1,7 @@
 package dev.nativescope;
 
 import dev.nativescope.internal.access.ContextAccess;
+import dev.nativescope.internal.access.StopLink;
 
 import java.util.List;
 import java.util.Map;
@@ -39,5 +40,34 @@ final class ContextInternals implements ContextAccess {
     @Override
     public boolean expireIfDue(Context context) {
         return context.expireIfDue();
+    }
+
+    @Override
+    public boolean attachStop(Context context, StopLink link) {
+        CancellableContext owner = context.stateOwner;
+        return owner == null || owner.attachStop(link);
+    }
+
+    @Override
+    public void detachStop(Context context, StopLink link) {
+        CancellableContext owner = context.stateOwner;
+        if (owner != null) {
+            owner.detachStop(link);
+        }
+    }
+
+    @Override
+    public Context stateOwner(Context context) {
+        return context.stateOwner;
+    }
+
+    @Override
+    public long deadlineNanoTimeOr(Context context, long none) {
+        return context.deadline == null ? none : context.deadlineNanoTime;
+    }
+
+    @Override
+    public boolean hasDeadline(Context context) {
+        return context.deadline != null;
     }
 }

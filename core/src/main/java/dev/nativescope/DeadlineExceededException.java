@@ -52,7 +52,9 @@ public class DeadlineExceededException extends CancellationException {
         super(message);
         this.deadlineNanoTime = deadlineNanoTime;
         this.detectedNanoTime = detectedNanoTime;
-        TimeoutException timeout = new TimeoutException(describe(deadlineNanoTime, detectedNanoTime));
+        // The message is formatted when first read, not here: the deadline timer and the native
+        // entry check build this exception right after stopping native calls, on the cancel path.
+        TimeoutException timeout = new LazyTimeout(deadlineNanoTime, detectedNanoTime);
         if (timeoutCause != null) {
             timeout.initCause(timeoutCause);
         }
@@ -96,6 +98,32 @@ public class DeadlineExceededException extends CancellationException {
      */
     public long detectedNanoTime() {
         return detectedNanoTime;
+    }
+
+    /**
+     * The cause: a {@link TimeoutException} whose message ({@link #describe}) is formatted on first
+     * read. Thread-safe: racing readers format the same text, and a String is safely published.
+     */
+    private static final class LazyTimeout extends TimeoutException {
+        private static final long serialVersionUID = 1L;
+        private final long deadlineNanoTime;
+        private final long detectedNanoTime;
+        private transient volatile String message;
+
+        LazyTimeout(long deadlineNanoTime, long detectedNanoTime) {
+            this.deadlineNanoTime = deadlineNanoTime;
+            this.detectedNanoTime = detectedNanoTime;
+        }
+
+        @Override
+        public String getMessage() {
+            String text = message;
+            if (text == null) {
+                text = describe(deadlineNanoTime, detectedNanoTime);
+                message = text;
+            }
+            return text;
+        }
     }
 
     private static String describe(long deadlineNanoTime, long detectedNanoTime) {

@@ -5,13 +5,19 @@ import dev.nativescope.Context;
 import dev.nativescope.bindings.nativescope_h;
 import dev.nativescope.bindings.nsc_context;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import dev.nativescope.internal.access.FieldHandles;
+import dev.nativescope.internal.posix.NativeHeap;
+import dev.nativescope.interop.CancellationSignal;
+
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.util.Set;
 import java.util.concurrent.CancellationException;
-import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReferenceArray;
 import java.util.concurrent.locks.LockSupport;
 
 /**
@@ -21,10 +27,16 @@ import java.util.concurrent.locks.LockSupport;
  * thread never cancels its siblings' calls. Frames are pooled: a call takes one, the struct is
  * re-armed, and it goes back when the call returns.
  *
- * <p>Each call has a generation number. Cancellers (the context's done action, the interrupt
- * hook) carry the generation they were registered for and do nothing once the call has ended,
- * so a late cancel never leaks into the frame's next call. The struct, its arena and its done fd
- * are owned by the frame; the arena is shared because cancellers run in other threads.
+ * <p><b>The fast path allocates nothing.</b> Each frame owns a {@linkplain CancellationSignal#reusable
+ * reusable signal}: its interrupt hook is kept while no interrupt has fired it, and it reaches the
+ * context through the context's stop slot (one compare-and-set) rather than a done action. The
+ * signal's {@code close()} waits for a stop still running and the interrupt hook's exit for an
+ * interrupt's, so no canceller touches the struct after the call that it was meant for has ended:
+ * the frame needs no generation of its own. A platform thread keeps its last frame in a per-thread
+ * cache (one exchange on its own slot per call, no shared queue); virtual threads, and a platform
+ * thread's nested calls, use a small shared array of slots indexed from the thread id, where an
+ * exchange on a slot replaces the shared queue's CAS and node allocation. Caches of threads that have
+ * ended are freed by a cleaner; {@link #trimIdle()} frees every idle frame, cached ones included.
  *
  * <p><b>Healing.</b> Only healthy frames go back into the pool: {@link #release()} re-initialises
  * a struct that was cancelled or that native code left hooks on, and a frame whose struct cannot be
@@ -33,47 +45,67 @@ import java.util.concurrent.locks.LockSupport;
  * it), never reused. The first retirement is logged once as a {@code WARNING} naming the fix; later
  * calls on any thread are unaffected.
  *
- * <p>Threading: one calling thread at a time owns a frame; {@link #cancel} may run concurrently
- * from any thread. {@link #release()} runs after {@link #endCall()}, when no canceller can touch the
- * struct any more, so the re-initialisation it does races with nothing of ours.
+ * <p>Threading: one calling thread at a time owns a frame; {@link #stop} may run concurrently
+ * from any thread while the frame's signal is open. {@link #release()} runs after the signal's
+ * {@code close()}, when no canceller can touch the struct any more, so the re-initialisation it
+ * does races with nothing of ours.
  */
 final class CallFrame {
-    private static final int MAX_IDLE = Math.max(8, 4 * Runtime.getRuntime().availableProcessors());
-    private static final ConcurrentLinkedQueue<CallFrame> IDLE = new ConcurrentLinkedQueue<>();
-    private static final AtomicInteger IDLE_COUNT = new AtomicInteger();
+    /** Shared slots: a power of two, at least 8, about four per CPU. */
+    private static final int POOL_SLOTS = Integer.highestOneBit(Math.max(8, 4 * Runtime.getRuntime().availableProcessors()) - 1) << 1;
+    private static final AtomicReferenceArray<CallFrame> POOL = new AtomicReferenceArray<>(POOL_SLOTS);
+    /** Platform threads' caches; the value is created on the thread's first release. */
+    private static final ThreadLocal<Cache> CACHE = new ThreadLocal<>();
+    /** Every live cache, for {@link #trimIdle()}. */
+    private static final Set<Cache> CACHES = ConcurrentHashMap.newKeySet();
     static final long NO_DEADLINE = nativescope_h.NSC_NO_DEADLINE();
     private static final long STATE_OFFSET = nsc_context.state$offset();
     /** Only the first retirement is logged: a predictor that leaks hooks would otherwise log per call. */
     private static final AtomicBoolean RETIREMENT_REPORTED = new AtomicBoolean();
-    /** {@link #endCall()}: busy polls before parking (a running canceller needs about a microsecond). */
-    private static final int END_CALL_SPINS = 100;
 
-    private final Arena arena;
+    /** One platform thread's idle frame. */
+    private static final class Cache {
+        private static final VarHandle IDLE = FieldHandles.of(MethodHandles.lookup(), "idle", CallFrame.class);
+        @SuppressWarnings("unused") // through IDLE
+        private volatile CallFrame idle;
+
+        /** Takes the frame, racing only with trimIdle() and the thread's cleaner (hence the exchange). */
+        CallFrame take() {
+            return (CallFrame) IDLE.getAndSet(this, (CallFrame) null);
+        }
+    }
+
+    /** The malloc'd block the struct is aligned in. */
+    private final MemorySegment block;
     final MemorySegment struct;
-    private volatile long generation;
-    private final AtomicInteger cancelsInFlight = new AtomicInteger();
-    private volatile Throwable cancelCause;
-    /** {@link System#nanoTime()} when this call was cancelled; meaningful once {@link #cancelCause} is set. */
-    private volatile long cancelNanoTime;
-    private volatile boolean interrupted;
-    /** The caller parked in {@link #endCall()} until the cancels in flight are over, or null. */
-    private volatile Thread endingCaller;
+    /** The frame's one signal, reopened per call. */
+    final CancellationSignal signal;
+    /** Set last by the canceller whose nsc_context_cancel won, after the two fields below. */
+    private volatile boolean cancelledByUs;
+    /** {@link System#nanoTime()} when this call was cancelled; meaningful once {@link #cancelledByUs}. */
+    private long cancelNanoTime;
+    private boolean interrupted;
 
     private CallFrame() {
-        Arena owned = Arena.ofShared();
+        // malloc'd, not an arena's: a segment of the global scope costs a downcall nothing to keep
+        // alive, while a shared arena's adds an acquire/release (two atomic updates) to every call
+        // (CancellableCallBenchmark.noopBareFfmSharedArena). The frame frees it itself (free/retire).
+        MemorySegment block = NativeHeap.allocate(nsc_context.sizeof() + 63);
         boolean success = false;
         try {
             // 64-byte aligned so that the struct's two halves sit on their own cache lines.
-            this.struct = owned.allocate(nsc_context.sizeof(), 64);
+            long skip = (64 - (block.address() & 63)) & 63;
+            this.struct = block.asSlice(skip, nsc_context.sizeof());
             int status = nativescope_h.nsc_context_init(struct, NO_DEADLINE, MemorySegment.NULL, 0);
             if (status != NativeStatus.OK.code()) {
                 throw NativeStatus.exception(status, "nsc_context_init");
             }
-            this.arena = owned;
+            this.block = block;
+            this.signal = CancellationSignal.reusable(this::stop);
             success = true;
         } finally {
             if (!success) {
-                owned.close();
+                NativeHeap.free(block);
             }
         }
         NativeResources.JAVA_NATIVE_BYTES.addAndGet(nsc_context.sizeof());
@@ -82,12 +114,31 @@ final class CallFrame {
     }
 
     static CallFrame acquire() {
-        CallFrame frame = IDLE.poll();
-        if (frame == null) {
-            return new CallFrame();
+        Thread self = Thread.currentThread();
+        if (!self.isVirtual()) {
+            Cache cache = CACHE.get();
+            if (cache != null) {
+                CallFrame cached = cache.take();
+                if (cached != null) {
+                    return cached;
+                }
+            }
         }
-        IDLE_COUNT.decrementAndGet();
-        return frame;
+        int start = slotOf(self);
+        for (int i = 0; i < POOL_SLOTS; i++) {
+            int slot = (start + i) & (POOL_SLOTS - 1);
+            CallFrame frame = POOL.getAcquire(slot);
+            // A frame found in a slot is idle, whoever put it there: no ABA to fear.
+            if (frame != null && POOL.compareAndSet(slot, frame, null)) {
+                return frame;
+            }
+        }
+        return new CallFrame();
+    }
+
+    private static int slotOf(Thread thread) {
+        long id = thread.threadId();
+        return (int) (id ^ (id >>> 16)) * 0x9E3779B9 >>> 8;
     }
 
     /**
@@ -95,7 +146,8 @@ final class CallFrame {
      * is live and hook-free: {@link #release()} puts only such frames back into the pool.
      */
     void arm(long deadlineMonotonicNanos, NativeValues values) {
-        cancelCause = null;
+        // Plain writes: no canceller can see this frame until the signal is reopened (a volatile write).
+        cancelledByUs = false;
         interrupted = false;
         nsc_context.deadline_ns(struct, deadlineMonotonicNanos);
         nsc_context.values(struct, values.array);
@@ -139,7 +191,7 @@ final class CallFrame {
      */
     private void retire(boolean destroyed, String why) {
         if (destroyed) {
-            arena.close();
+            NativeHeap.free(block);
             NativeResources.JAVA_NATIVE_BYTES.addAndGet(-nsc_context.sizeof());
         }
         NativeResources.LIVE_CALL_FRAMES.decrementAndGet();
@@ -152,131 +204,121 @@ final class CallFrame {
         }
     }
 
-    long generation() {
-        return generation;
-    }
-
     /** @return true when the struct was cancelled (by the context or an interrupt) */
     boolean isCancelled() {
         return struct.get(ValueLayout.JAVA_INT, STATE_OFFSET) != NativeStatus.OK.code();
     }
 
     /**
-     * Cancels the call of {@code callGeneration} with this status; a no-op once that call has ended.
-     *
-     * <p>Race with {@link #endCall()}: we increment {@code cancelsInFlight} and then read
-     * {@code generation}; endCall writes {@code generation} and then reads {@code cancelsInFlight}.
-     * All four are volatile accesses, totally ordered, so either we see the new generation (and
-     * touch nothing) or endCall sees our increment (and waits for us). Hence no canceller ever
-     * writes the struct, or its done fd, after the call that registered it has ended.
+     * The signal's stop action: the state word first, and nothing else before it: no exception is
+     * built here (the cause is read or made by the calling thread, see {@link #cancelCause}). Only
+     * the canceller whose {@code nsc_context_cancel} won records when and how; the calling thread
+     * reads that after the signal's close, which waits for us.
      */
-    void cancel(long callGeneration, int status, Throwable cause) {
-        cancel(callGeneration, status, cause, false);
-    }
-
-    private void cancel(long callGeneration, int status, Throwable cause, boolean byInterrupt) {
-        cancelsInFlight.incrementAndGet();
-        try {
-            if (generation != callGeneration) {
-                return;
-            }
-            // The state word first: it is what stops native code, so nothing else goes before it.
-            // Only the canceller whose nsc_context_cancel won records why; the caller reads it after
-            // endCall(), which waits for us, so it never sees the status without its cause.
-            if (nativescope_h.nsc_context_cancel(struct, status) == NativeStatus.OK.code()) {
-                cancelNanoTime = System.nanoTime();
-                interrupted = byInterrupt;
-                cancelCause = byInterrupt ? new InterruptedException("thread interrupted during a native call") : cause;
-            }
-        } finally {
-            // Hand-off with endCall(): it publishes endingCaller, then reads cancelsInFlight; we
-            // decrement, then read endingCaller (all volatile): either it sees zero and does not
-            // park, or we see it and unpark it. A late unpark is a spurious wake-up, which every
-            // park caller tolerates.
-            if (cancelsInFlight.decrementAndGet() == 0) {
-                Thread waiting = endingCaller;
-                if (waiting != null) {
-                    LockSupport.unpark(waiting);
-                }
-            }
+    private void stop(CancellationSignal.Reason reason) {
+        boolean byInterrupt = reason == CancellationSignal.Reason.INTERRUPT;
+        int status = !byInterrupt && signal.isDeadlineStop()
+                ? NativeStatus.DEADLINE_EXCEEDED.code() : NativeStatus.CANCELED.code();
+        if (nativescope_h.nsc_context_cancel(struct, status) == NativeStatus.OK.code()) {
+            cancelNanoTime = System.nanoTime();
+            interrupted = byInterrupt;
+            cancelledByUs = true;
         }
-    }
-
-    void cancelByInterrupt(long callGeneration) {
-        cancel(callGeneration, NativeStatus.CANCELED.code(), null, true);
     }
 
     /**
-     * Ends the current call: later cancels of it do nothing; waits for one that is running.
-     *
-     * <p>The wait must not be a pure spin. The canceller still in flight is typically inside
-     * {@code nsc_context_cancel}, right after the eventfd write that woke this thread, and the
-     * kernel likes to wake us on the canceller's CPU and let us preempt it: a spin then holds that
-     * CPU for a whole scheduler slice (about 3 ms on Linux 6.x) before the canceller can finish
-     * (measured: {@code CancelLatencyBenchmark.cancelFd} "caught" p50 3.6 ms, native return 8 us).
-     * So spin briefly, then park until the last canceller unparks us (see {@link #cancel}). Park
-     * returns at once for an interrupted thread: that thread yields instead.
+     * @return what cancelled the call: an InterruptedException, or the context's cause. A cancel
+     *         writes the state word before it builds its cause, so the cause may be moments away:
+     *         it is waited for (a stop through the context always ends with the context done)
      */
-    void endCall() {
-        generation = generation + 1;
-        for (int spins = 0; spins < END_CALL_SPINS; spins++) {
-            if (cancelsInFlight.get() == 0) {
-                return;
-            }
-            Thread.onSpinWait();
+    Throwable cancelCause(Context context) {
+        if (interrupted) {
+            return new InterruptedException("thread interrupted during a native call");
         }
-        Thread self = Thread.currentThread();
-        endingCaller = self;
-        try {
-            while (cancelsInFlight.get() != 0) {
-                if (self.isInterrupted()) {
-                    Thread.yield();
-                } else {
-                    LockSupport.park(this);
-                }
+        Throwable cause = context.cause();
+        for (int spins = 0; cause == null && cancelledByUs; spins++) {
+            if (spins < 100) {
+                Thread.onSpinWait();
+            } else {
+                // Not yield(): the canceller is typically the thread our wake-up preempted on this
+                // CPU, and a virtual thread's yield keeps its carrier on the CPU (measured: 3.6 ms,
+                // a scheduler slice, in CancelLatencyBenchmark.cancelFd, virtual). Sleeping frees it.
+                LockSupport.parkNanos(this, 10_000);
             }
-        } finally {
-            endingCaller = null;
+            cause = context.cause();
         }
-    }
-
-    /** @return what cancelled the call: the context's cause, or an InterruptedException */
-    Throwable cancelCause() {
-        Throwable cause = cancelCause;
         return cause != null ? cause : new CancellationException("canceled");
     }
 
     boolean wasInterrupted() {
-        return interrupted;
+        return cancelledByUs && interrupted;
     }
 
     /**
      * @return when one of this frame's cancellers cancelled the current call ({@link System#nanoTime()}),
      *         or -1 when none did (it was not cancelled, or native code set the state itself);
-     *         exact after {@link #endCall()}
+     *         exact after the signal's close
      */
     long cancelNanoTime() {
-        return cancelCause != null ? cancelNanoTime : -1;
+        return cancelledByUs ? cancelNanoTime : -1;
     }
 
-    /** Returns the frame to the pool once its call has ended ({@link #endCall()}), healed or retired. */
+    /** Returns the frame to the pool once its call has ended (the signal closed), healed or retired. */
     void release() {
         if (!reinitialiseIfUsed()) {
             return;
         }
-        if (IDLE_COUNT.incrementAndGet() <= MAX_IDLE) {
-            IDLE.offer(this);
-        } else {
-            IDLE_COUNT.decrementAndGet();
-            free();
+        Thread self = Thread.currentThread();
+        if (!self.isVirtual()) {
+            Cache cache = CACHE.get();
+            if (cache == null) {
+                cache = newCache(self);
+            }
+            // Only this thread fills its cache (others only empty it), so a null seen here stays
+            // null until our store; release semantics publish the frame's state to a trimmer.
+            if (Cache.IDLE.getOpaque(cache) == null) {
+                Cache.IDLE.setRelease(cache, this);
+                return;
+            }
         }
+        int start = slotOf(self);
+        for (int i = 0; i < POOL_SLOTS; i++) {
+            int slot = (start + i) & (POOL_SLOTS - 1);
+            if (POOL.getPlain(slot) == null && POOL.compareAndSet(slot, null, this)) {
+                return;
+            }
+        }
+        free();
+    }
+
+    /** Once per platform thread that makes a call: its cache, freed by a cleaner when the thread is gone. */
+    private static Cache newCache(Thread thread) {
+        Cache cache = new Cache();
+        CACHE.set(cache);
+        CACHES.add(cache);
+        // The action must not capture the thread, or the thread would never become unreachable.
+        CallCleaner.CLEANER.register(thread, () -> {
+            CACHES.remove(cache);
+            CallFrame frame = cache.take();
+            if (frame != null) {
+                frame.free();
+            }
+        });
+        return cache;
     }
 
     static void trimIdle() {
-        CallFrame frame;
-        while ((frame = IDLE.poll()) != null) {
-            IDLE_COUNT.decrementAndGet();
-            frame.free();
+        for (Cache cache : CACHES) {
+            CallFrame frame = cache.take();
+            if (frame != null) {
+                frame.free();
+            }
+        }
+        for (int slot = 0; slot < POOL_SLOTS; slot++) {
+            CallFrame frame = POOL.getAndSet(slot, null);
+            if (frame != null) {
+                frame.free();
+            }
         }
     }
 
@@ -291,7 +333,7 @@ final class CallFrame {
                     + " function returns");
             return;
         }
-        arena.close();
+        NativeHeap.free(block);
         NativeResources.JAVA_NATIVE_BYTES.addAndGet(-nsc_context.sizeof());
         NativeResources.LIVE_CALL_FRAMES.decrementAndGet();
         LeakSites.freed(this);

@@ -13,7 +13,6 @@ import java.lang.foreign.MemorySegment;
 import java.lang.ref.Reference;
 import java.util.Locale;
 import java.util.Objects;
-import java.util.OptionalLong;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.TimeUnit;
 
@@ -72,7 +71,10 @@ public final class NativeCall {
     /** The message of the AssertionError with which jextract's generated code wraps what invokeExact threw. */
     private static final String GENERATED_WRAPPER_MESSAGE = "should not reach here";
     private static final ContextAccess CONTEXTS = SharedAccess.contexts();
-    private static final System.Logger LOGGER = System.getLogger(NativeCall.class.getName());
+    /** Looked up on first use only: finding the logging backend costs milliseconds at startup. */
+    private static final class Log {
+        static final System.Logger LOGGER = System.getLogger(NativeCall.class.getName());
+    }
 
     private NativeCall() {
     }
@@ -130,7 +132,10 @@ public final class NativeCall {
             int status = callInFrame(context, frame, downcall);
             long cancelNanoTime = frame.cancelNanoTime();
             if (cancelNanoTime != -1 && status != NativeStatus.CANCELED.code() && status != NativeStatus.DEADLINE_EXCEEDED.code()) {
-                reportLateReturn(status, System.nanoTime() - cancelNanoTime, frame.cancelCause());
+                long lateNanos = System.nanoTime() - cancelNanoTime;
+                if (lateNanos > LATE_RETURN_WARNING_NANOS) {
+                    reportLateReturn(status, lateNanos, frame.cancelCause(context));
+                }
             }
             return translate(status, context, frame);
         } finally {
@@ -145,25 +150,17 @@ public final class NativeCall {
     }
 
     private static int callInFrame(Context context, CallFrame frame, Downcall downcall) {
-        long generation = frame.generation();
         try {
-            // The signal covers the context (cancel, deadline) and the calling thread's interrupt; the frame's
-            // generation keeps a late stop from touching the frame's next call.
-            CancellationSignal signal = CancellationSignal.open(context, reason -> {
-                if (reason == CancellationSignal.Reason.INTERRUPT) {
-                    frame.cancelByInterrupt(generation);
-                } else {
-                    frame.cancel(generation, context.isDeadlineExceeded()
-                            ? NativeStatus.DEADLINE_EXCEEDED.code() : NativeStatus.CANCELED.code(), context.cause());
-                }
-            });
-            int status;
+            // The frame's own signal covers the context (cancel, deadline) and the calling thread's
+            // interrupt; its close() waits for a stop in flight, so none reaches the frame's next call.
+            CancellationSignal signal = frame.signal.reopen(context);
+            int status = NativeStatus.OK.code();
+            // Cancelled between the isDone check and here, or interrupted before the call: don't
+            // enter native code at all. The stop may still be writing the state word (its reason is
+            // set first): the status is read after close(), which waits for it.
+            boolean stoppedBeforeEntry = signal.isStopped() || frame.isCancelled();
             try {
-                if (signal.isStopped() || frame.isCancelled()) {
-                    // Cancelled between the isDone check and here, or interrupted before the call:
-                    // don't enter native code at all.
-                    status = nativeStatusOfCancelledFrame(frame);
-                } else {
+                if (!stoppedBeforeEntry) {
                     status = downcall.invoke(frame.struct);
                 }
             } catch (Throwable failure) {
@@ -177,6 +174,9 @@ public final class NativeCall {
                 throw failure;
             }
             signal.close();
+            if (stoppedBeforeEntry) {
+                status = nativeStatusOfCancelledFrame(frame);
+            }
             if (signal.missedInterrupt() && status >= 0) {
                 // The interrupt was not heard (the hook was not installed), so we cannot tell whether
                 // it came before the native work began: never report the call as a normal success.
@@ -191,8 +191,6 @@ public final class NativeCall {
             throw (Error) unwrapped;
         } catch (Throwable e) {
             throw new IllegalStateException("native call failed: " + SafeText.of(e), e);
-        } finally {
-            frame.endCall();
         }
     }
 
@@ -223,8 +221,9 @@ public final class NativeCall {
      * context, or not often enough. Its result stands; say how late it came.
      */
     private static void reportLateReturn(int status, long lateNanos, Throwable cause) {
-        if (lateNanos > LATE_RETURN_WARNING_NANOS && LOGGER.isLoggable(System.Logger.Level.WARNING)) {
-            LOGGER.log(System.Logger.Level.WARNING, String.format(Locale.ROOT,
+        System.Logger logger = Log.LOGGER;
+        if (logger.isLoggable(System.Logger.Level.WARNING)) {
+            logger.log(System.Logger.Level.WARNING, String.format(Locale.ROOT,
                     "a native call returned %s %.1f ms after it was cancelled (%s): the native code does not check"
                     + " its nsc_context often enough (nsc_check, nsc_checker_poll or the nsc_wait functions; see"
                     + " docs/predictor-sdk.md), and its caller waited for it",
@@ -237,11 +236,12 @@ public final class NativeCall {
     }
 
     private static long deadlineOf(Context context) {
-        OptionalLong deadline = context.deadlineNanoTime();
         // Relative to the clock and saturated (NativeLibrary.toMonotonicNanos): no deadline can wrap
-        // into the native clock's past.
-        return deadline.isPresent() ? NativeLibrary.toMonotonicNanos(deadline.getAsLong(), System.nanoTime())
-                : CallFrame.NO_DEADLINE;
+        // into the native clock's past. Read without the OptionalLong, which C2 does not always elide.
+        if (!CONTEXTS.hasDeadline(context)) {
+            return CallFrame.NO_DEADLINE;
+        }
+        return NativeLibrary.toMonotonicNanos(CONTEXTS.deadlineNanoTimeOr(context, 0), System.nanoTime());
     }
 
     private static int translate(int status, Context context, CallFrame frame) {
@@ -249,15 +249,16 @@ public final class NativeCall {
             if (frame.wasInterrupted()) {
                 throw CancellationSignal.interrupted(WHAT);
             }
-            Throwable cause = frame.cancelCause();
+            Throwable cause = frame.cancelCause(context);
             if (cause instanceof DeadlineExceededException deadline) {
                 throw CONTEXTS.deadlineExceeded(context, deadline);
             }
             throw CancellationSignal.canceled(WHAT, cause);
         }
         if (status == NativeStatus.DEADLINE_EXCEEDED.code()) {
-            // Either the deadline timer cancelled the context, or native code read the clock first.
-            Throwable cause = context.cause();
+            // Either the deadline timer cancelled the context (then its cause may be moments away:
+            // the state word is written first), or native code read the clock first.
+            Throwable cause = frame.cancelNanoTime() != -1 ? frame.cancelCause(context) : context.cause();
             throw CONTEXTS.deadlineExceeded(context,
                     cause instanceof DeadlineExceededException deadline ? deadline : null);
         }

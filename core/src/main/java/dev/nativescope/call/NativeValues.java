@@ -32,11 +32,6 @@ import java.util.concurrent.atomic.AtomicInteger;
  */
 final class NativeValues {
     private static final ContextAccess CONTEXTS = SharedAccess.contexts();
-    private static final Cleaner CLEANER = Cleaner.create(runnable -> {
-        Thread thread = new Thread(runnable, "nativescope-values-cleaner");
-        thread.setDaemon(true);
-        return thread;
-    });
     private static final int RETIRED = 1;
     private static final int ONE_HOLD = 2;
 
@@ -130,7 +125,7 @@ final class NativeValues {
                 // droppedValueContextsAfterNativeCall: 217 B of heap each). A cancellable context's
                 // action lives on the context itself (so the registration references it) and goes
                 // away with it.
-                CLEANER.register(context, context instanceof CancellableContext
+                CallCleaner.CLEANER.register(context, context instanceof CancellableContext
                         ? fresh::retire
                         : () -> {
                             fresh.retire();

@@ -6,6 +6,7 @@ import dev.nativescope.Registration;
 import dev.nativescope.internal.access.ContextAccess;
 import dev.nativescope.internal.access.FieldHandles;
 import dev.nativescope.internal.access.SharedAccess;
+import dev.nativescope.internal.access.StopLink;
 import dev.nativescope.internal.text.SafeText;
 
 import java.lang.invoke.MethodHandles;
@@ -13,6 +14,7 @@ import java.lang.invoke.VarHandle;
 import java.util.Objects;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.locks.LockSupport;
 
 /**
  * The cancellation protocol for one stretch of native work that Java cannot interrupt: a downcall,
@@ -53,7 +55,17 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * must be short and must not block: it may run under the JDK's interrupt lock or on the shared
  * deadline timer. It may also still be running, or start, while {@code close()} returns: code whose
  * stop action touches memory freed after the work (a struct, run options) must make a late action
- * harmless, as {@code RunTermination} and the call bridge's frames do.
+ * harmless, as {@code RunTermination} does.
+ *
+ * <p><b>Reusable signals.</b> A caller that does many short stretches on one thread (the call
+ * bridge: one signal per call frame) makes the signal once with {@link #reusable(StopAction)} and
+ * {@link #reopen(Context) reopens} it per stretch. Then nothing is allocated per stretch: the
+ * interrupt hook is kept while no interrupt has fired it, and the context is reached through its
+ * one stop slot (one compare-and-set, see {@code StopLink}) rather than a done action; a second
+ * signal open under the same context at the same time falls back to a done action. Its
+ * {@link #close()} waits for a context stop that is still running, so a late stop never reaches the
+ * next stretch and the action never runs after {@code close()} returns (interrupt stops are over
+ * when the hook's exit returns: the JDK finishes them under the channel's close lock).
  */
 public final class CancellationSignal implements AutoCloseable {
     /** What stopped the work. */
@@ -83,20 +95,120 @@ public final class CancellationSignal implements AutoCloseable {
     }
     private static final VarHandle REASON = FieldHandles.of(MethodHandles.lookup(), "reason", Reason.class);
 
-    private final Context context;
+    private static final VarHandle ATTACHED = FieldHandles.of(MethodHandles.lookup(), "attachedOwner", Context.class);
+    private static final VarHandle STOPS_IN_FLIGHT = FieldHandles.of(MethodHandles.lookup(), "stopsInFlight", int.class);
+    /** {@link #close()} of a reusable signal: busy polls before parking (a running stop needs about a microsecond). */
+    private static final int CLOSE_SPINS = 100;
+
+    private Context context;
     private final Context owner;
     private final StopAction action;
     private volatile Reason reason;
+    /** Whether the stop came from a deadline; written before {@link #reason}, by the stopping thread. */
+    private volatile boolean deadlineStop;
+    /** Reusable only: the link in the context's stop slot, made once. */
+    private final Link link;
+    /** Reusable only: the state owner the link is attached to for this stretch, or null between stretches. */
+    @SuppressWarnings("unused") // through ATTACHED
+    private volatile Context attachedOwner;
+    /** Reusable only: context stops running through {@link #link} right now. */
+    @SuppressWarnings("unused") // through STOPS_IN_FLIGHT
+    private volatile int stopsInFlight;
+    /** Reusable only: the thread parked in {@link #close()} until the stops in flight are over, or null. */
+    private volatile Thread closing;
+
     private Registration onContextDone;
     private Registration onOwnerDone;
     private InterruptHook interruptHook;
     /** Set by {@link #close()}; read by the opening thread after it. */
     private boolean missedInterrupt;
 
-    private CancellationSignal(Context context, Context owner, StopAction action) {
+    private CancellationSignal(Context context, Context owner, StopAction action, boolean reusable) {
         this.context = context;
         this.owner = owner;
         this.action = action;
+        this.link = reusable ? new Link() : null;
+    }
+
+    /**
+     * Makes a closed signal for {@link #reopen(Context)}: see "Reusable signals" in the class
+     * documentation. Only the thread that reopens it may use it (one stretch at a time); there is no
+     * owner variant.
+     *
+     * @param action what stops the native side; it must itself ignore a stop meant for an earlier
+     *               stretch only if it keeps state across stretches beyond what {@code close()} waits for
+     * @return the closed signal
+     */
+    public static CancellationSignal reusable(StopAction action) {
+        Objects.requireNonNull(action, "action");
+        return new CancellationSignal(null, null, action, true);
+    }
+
+    /**
+     * Opens a {@linkplain #reusable(StopAction) reusable} signal for a stretch under {@code context},
+     * like {@link #open(Context, StopAction)} without allocating.
+     *
+     * @return this signal, open; close it when the native work has returned
+     * @throws IllegalStateException if this signal is not reusable, or is open
+     */
+    public CancellationSignal reopen(Context context) {
+        Objects.requireNonNull(context, "context");
+        if (link == null || this.context != null) {
+            throw new IllegalStateException(link == null ? "not a reusable signal" : "already open");
+        }
+        this.context = context;
+        missedInterrupt = false;
+        deadlineStop = false;
+        // No stop of the previous stretch is in flight (close() waited), so this reset races with nothing.
+        REASON.setRelease(this, (Reason) null);
+        Context stateOwner = CONTEXTS.stateOwner(context);
+        // Published by the slot's CAS below, before any canceller can find the link.
+        ATTACHED.setRelease(this, stateOwner);
+        if (!CONTEXTS.attachStop(context, link)) {
+            // Another call under the same context holds the slot: a done action (it allocates).
+            // It runs after the context is marked done, so its cause says whether it was a deadline.
+            Link ours = link;
+            onContextDone = context.onDone(() -> ours.contextStopping(stateOwner, stateOwner.isDeadlineExceeded()));
+        }
+        // The clock, not only isDone(): an expired deadline fires here, through the link just attached.
+        if (CONTEXTS.expireIfDue(context)) {
+            // Done before or while we attached: a canceller that read the slot before our CAS
+            // stopped nothing, so stop now (idempotent with one that did).
+            stop(Reason.CONTEXT, context.isDeadlineExceeded());
+        }
+        InterruptHook hook = interruptHook;
+        if (hook == null || !hook.isOpen()) {
+            // Only after an interrupt fired (closed) the previous one: a hook fires once.
+            hook = new InterruptHook(() -> stop(Reason.INTERRUPT, false));
+            interruptHook = hook;
+        }
+        hook.enter();
+        return this;
+    }
+
+    /** The reusable signal's entry in the context's stop slot. */
+    private final class Link extends StopLink {
+        @Override
+        public void contextStopping(Context cancelled, boolean deadline) {
+            STOPS_IN_FLIGHT.getAndAdd(CancellationSignal.this, 1);
+            try {
+                // Dekker with close(): we incremented, then read attachedOwner; close() clears
+                // attachedOwner, then reads stopsInFlight (all volatile): either we see null (or
+                // another stretch's context) and do nothing, or close() sees us and waits. A stale
+                // link reattached to the same context for a new stretch is stopped rightly: that
+                // context is done.
+                if (cancelled != null && ATTACHED.getVolatile(CancellationSignal.this) == cancelled) {
+                    stop(Reason.CONTEXT, deadline);
+                }
+            } finally {
+                if ((int) STOPS_IN_FLIGHT.getAndAdd(CancellationSignal.this, -1) == 1) {
+                    Thread waiting = closing;
+                    if (waiting != null) {
+                        LockSupport.unpark(waiting);
+                    }
+                }
+            }
+        }
     }
 
     /**
@@ -120,24 +232,25 @@ public final class CancellationSignal implements AutoCloseable {
     public static CancellationSignal open(Context context, Context owner, StopAction action) {
         Objects.requireNonNull(context, "context");
         Objects.requireNonNull(action, "action");
-        CancellationSignal signal = new CancellationSignal(context, owner, action);
+        CancellationSignal signal = new CancellationSignal(context, owner, action, false);
         // Registered before the hook is entered and before the caller's check: a cancel or close that
         // came before now stops at once, here, so the check after open() sees it.
-        signal.onContextDone = context.onDone(() -> signal.stop(Reason.CONTEXT));
+        signal.onContextDone = context.onDone(() -> signal.stop(Reason.CONTEXT, context.isDeadlineExceeded()));
         // The clock, not only isDone(): an expired deadline the timer has not fired yet fires now,
         // through the action just registered, so work is never started after its deadline.
         CONTEXTS.expireIfDue(context);
         if (owner != null) {
-            signal.onOwnerDone = owner.onDone(() -> signal.stop(Reason.OWNER));
+            signal.onOwnerDone = owner.onDone(() -> signal.stop(Reason.OWNER, false));
         }
-        InterruptHook hook = new InterruptHook(() -> signal.stop(Reason.INTERRUPT));
+        InterruptHook hook = new InterruptHook(() -> signal.stop(Reason.INTERRUPT, false));
         hook.enter();
         signal.interruptHook = hook;
         return signal;
     }
 
-    private void stop(Reason why) {
-        if (REASON.compareAndSet(this, (Reason) null, why)) {
+    private void stop(Reason why, boolean deadline) {
+        if (reason == null && REASON.compareAndSet(this, (Reason) null, why)) {
+            deadlineStop = deadline;
             action.stop(why);
         }
     }
@@ -145,6 +258,16 @@ public final class CancellationSignal implements AutoCloseable {
     /** {@return true once a stop was requested, for whatever reason} */
     public boolean isStopped() {
         return reason != null;
+    }
+
+    /**
+     * {@return true when the work was told to stop because a deadline passed}: known from the moment
+     * of the stop, before the context's {@linkplain Context#cause() cause} may be visible (a cancel
+     * stops native work first and builds its cause after); meaningful once {@link #isStopped()},
+     * and exact in the stop action itself
+     */
+    public boolean isDeadlineStop() {
+        return deadlineStop;
     }
 
     /** {@return why the work was told to stop, or null if it was not} */
@@ -164,6 +287,9 @@ public final class CancellationSignal implements AutoCloseable {
      */
     public RuntimeException stoppedException(String what) {
         Reason why = reason;
+        if (context == null) {
+            throw new IllegalStateException("a reusable signal translates its stop only while open");
+        }
         if (why == null) {
             throw new IllegalStateException(what + " was not stopped");
         }
@@ -229,12 +355,16 @@ public final class CancellationSignal implements AutoCloseable {
         // same as a missed one. Treating it as an interrupt of the work is right either way; only the
         // WARNING would mislead, which is why it is logged once per process (and says so).
         boolean interruptedAtEnd = Thread.currentThread().isInterrupted();
-        try {
-            interruptHook.exit();
-        } finally {
-            onContextDone.remove();
-            if (onOwnerDone != null) {
-                onOwnerDone.remove();
+        if (link != null) {
+            closeReusable();
+        } else {
+            try {
+                interruptHook.exit();
+            } finally {
+                onContextDone.remove();
+                if (onOwnerDone != null) {
+                    onOwnerDone.remove();
+                }
             }
         }
         if (interruptedAtEnd && reason == null) {
@@ -247,6 +377,57 @@ public final class CancellationSignal implements AutoCloseable {
                     + " the Downcall. (Rarely, an interrupt that lands just as native work ends is reported too.) Logged"
                     + " once per process");
             }
+        }
+    }
+
+    private void closeReusable() {
+        Context closed = context;
+        if (closed == null) {
+            throw new IllegalStateException("not open");
+        }
+        try {
+            interruptHook.exit();
+        } finally {
+            // See Link.contextStopping for the hand-off.
+            ATTACHED.setVolatile(this, (Context) null);
+            Registration fallback = onContextDone;
+            if (fallback != null) {
+                onContextDone = null;
+                fallback.remove(); // a running one goes through the link: awaited below
+            } else {
+                CONTEXTS.detachStop(closed, link);
+            }
+            awaitStops();
+            context = null;
+        }
+    }
+
+    /**
+     * Waits for context stops in flight. Not a pure spin: the stopping thread is typically inside
+     * {@code nsc_context_cancel} right after the write that woke us, and the kernel likes to wake
+     * us on its CPU; a spin would then hold that CPU for a scheduler slice. So spin briefly, then
+     * park until the last stop unparks us. Park returns at once for an interrupted thread: yield then.
+     */
+    private void awaitStops() {
+        for (int spins = 0; spins < CLOSE_SPINS; spins++) {
+            if ((int) STOPS_IN_FLIGHT.getVolatile(this) == 0) {
+                return;
+            }
+            Thread.onSpinWait();
+        }
+        Thread self = Thread.currentThread();
+        // Published before the re-read: a stop decrements, then reads closing (both volatile).
+        closing = self;
+        try {
+            while ((int) STOPS_IN_FLIGHT.getVolatile(this) != 0) {
+                if (self.isInterrupted()) {
+                    Thread.yield();
+                } else {
+                    LockSupport.park(this);
+                }
+            }
+        } finally {
+            closing = null;
         }
     }
 

@@ -24,7 +24,7 @@ import java.util.Set;
 @SuppressWarnings("exports")
 public final class CoreLeakProbe implements LeakProbe {
     /** Started once, on first use, and kept for the life of the process. */
-    private static final Set<String> SINGLETON_THREADS = Set.of(ContextProbe.TIMER_THREAD_NAME, "nativescope-values-cleaner");
+    private static final Set<String> SINGLETON_THREADS = Set.of(ContextProbe.TIMER_THREAD_NAME, "nativescope-call-cleaner");
     private static final int MAX_FRAMES = 24;
 
     /** Called by the {@link java.util.ServiceLoader}. */

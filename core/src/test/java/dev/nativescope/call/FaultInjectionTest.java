@@ -179,8 +179,9 @@ class FaultInjectionTest {
             try (EventFd neverSignalled = EventFd.create()) {
                 warmUp(dir, npy, neverSignalled);
                 Files.delete(dir.resolve("warmup.bin"));
-                long fdsBefore = ProcSelf.openDescriptorCount();
+                // Settled first: trimming the idle frames closes their done fds, which must not count as freed by the run.
                 NativeResources before = settledResources();
+                long fdsBefore = ProcSelf.openDescriptorCount();
 
                 List<FileChannel> filler = new ArrayList<>();
                 try {
@@ -206,8 +207,9 @@ class FaultInjectionTest {
                     System.out.println("outcome leftover.files " + files.map(Path::getFileName).map(Path::toString)
                             .filter(name -> !name.equals("input.npy")).sorted().toList());
                 }
-                System.out.println("outcome leftover.fds " + (ProcSelf.openDescriptorCount() - fdsBefore));
+                // Settled first: an idle frame keeps the done fd of a wait that ended by its own timeout.
                 NativeResources after = settledResources();
+                System.out.println("outcome leftover.fds " + (ProcSelf.openDescriptorCount() - fdsBefore));
                 System.out.println("outcome leftover.native " + (after.equals(before) ? "same" : before + " -> " + after));
             }
         }

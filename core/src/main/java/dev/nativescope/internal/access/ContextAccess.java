@@ -43,4 +43,33 @@ public interface ContextAccess {
      * with what native code sees. Every entry into native code calls this instead of only {@code isDone()}.
      */
     boolean expireIfDue(Context context);
+
+    /**
+     * Attaches {@code link} to the slot of {@code context}'s state owner, so that a cancel of the
+     * context runs it first ({@link StopLink}). The caller must check {@code isDone()} after
+     * attaching: a cancel that read the slot before the attach stops nothing, but its cause is then
+     * already visible (the slot is written and the cause read, both volatile, in the opposite order
+     * to the canceller).
+     *
+     * @return true when attached, or when the context can never be done (nothing to attach to);
+     *         false when the slot holds another link (another call under the same context): the
+     *         caller registers an {@code onDone} action instead
+     */
+    boolean attachStop(Context context, StopLink link);
+
+    /** Detaches a link that {@link #attachStop} attached; only its attacher calls this. */
+    void detachStop(Context context, StopLink link);
+
+    /** {@return the cancellable context whose state {@code context} shows, or null when it can never be done} */
+    Context stateOwner(Context context);
+
+    /**
+     * {@return the effective deadline in the {@link System#nanoTime()} base, or {@code none} when
+     * there is none}: {@link Context#deadlineNanoTime()} without its {@code OptionalLong}, for the
+     * bridge's allocation-free path
+     */
+    long deadlineNanoTimeOr(Context context, long none);
+
+    /** {@return whether {@code context} has an effective deadline; see {@link #deadlineNanoTimeOr}} */
+    boolean hasDeadline(Context context);
 }
