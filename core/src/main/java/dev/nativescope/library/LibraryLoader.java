@@ -106,10 +106,18 @@ public final class LibraryLoader {
     }
 
     private static Path extractInto(URL url, Path dir) {
-        Path target = dir.resolve(LIBRARY_FILE);
+        return extractInto(url, dir, LIBRARY_FILE);
+    }
+
+    /**
+     * Copies {@code url} to {@code dir/fileName} through a temporary file and an atomic rename, so that a
+     * concurrent JVM extracting into the same directory never maps a half-written file.
+     */
+    static Path extractInto(URL url, Path dir, String fileName) {
+        Path target = dir.resolve(fileName);
         try {
             Files.createDirectories(dir);
-            Path partial = Files.createTempFile(dir, LIBRARY_FILE, ".part");
+            Path partial = Files.createTempFile(dir, fileName, ".part");
             boolean moved = false;
             try (InputStream in = url.openStream()) {
                 Files.copy(in, partial, StandardCopyOption.REPLACE_EXISTING);
@@ -220,7 +228,7 @@ public final class LibraryLoader {
                 + ". The JVM said: " + cause.getMessage(), cause);
     }
 
-    private static void deleteQuietly(Path path) {
+    static void deleteQuietly(Path path) {
         if (path == null) {
             return;
         }
