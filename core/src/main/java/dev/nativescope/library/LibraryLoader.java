@@ -216,15 +216,22 @@ public final class LibraryLoader {
         }
     }
 
-    /** The translation of the JDK's refusal into a message that names the module to enable. */
-    public static NativeLibraryException nativeAccessDenied(IllegalCallerException cause) {
+    /**
+     * The translation of the JDK's refusal into a message that names the flag to add: {@code ALL-UNNAMED} on the
+     * class path; on the module path nativescope's modules, and the caller's own module, which needs native access
+     * too when it calls its own jextract bindings or {@code System.load}.
+     */
+    public static NativeLibraryException nativeAccessDenied(Throwable cause) {
         Module core = LibraryLoader.class.getModule();
         String modules = core.isNamed()
                 ? core.getName() + ",dev.nativescope.bindings"
                 : "ALL-UNNAMED";
         return new NativeLibraryException("nativescope needs native access (restricted FFM methods) and this JVM"
                 + " denies it: run java with --enable-native-access=" + modules
-                + (core.isNamed() ? "" : " (or add 'Enable-Native-Access: ALL-UNNAMED' to the main jar's manifest)")
+                + (core.isNamed()
+                ? " (add your own module too when it calls its jextract bindings or loads a library, e.g."
+                        + " --enable-native-access=" + modules + ",com.example.app; dev.nativescope.onnxruntime needs none)"
+                : " (or add 'Enable-Native-Access: ALL-UNNAMED' to the main jar's manifest)")
                 + ". The JVM said: " + cause.getMessage(), cause);
     }
 
