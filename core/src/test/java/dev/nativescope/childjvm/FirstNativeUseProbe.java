@@ -56,7 +56,14 @@ public final class FirstNativeUseProbe {
         switch (what) {
             case "Npy" -> Npy.create(dir.resolve("a.npy"), DType.FLOAT32, new long[] {4}, false, arena);
             case "MappedFile" -> MappedFile.create(dir.resolve("a.bin"), 64, IfExists.FAIL, arena);
-            case "SafeTensors" -> SafeTensors.map(dir.resolve("missing.safetensors"), arena);
+            case "SafeTensors" -> {
+                // an 8-byte little-endian header length, the JSON header (padded to 8 bytes), one float32
+                byte[] header = "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}    "
+                        .getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+                java.nio.ByteBuffer file = java.nio.ByteBuffer.allocate(8 + header.length + 4)
+                        .order(java.nio.ByteOrder.LITTLE_ENDIAN).putLong(header.length).put(header).putFloat(1f);
+                SafeTensors.map(Files.write(dir.resolve("a.safetensors"), file.array()), arena).tensor("a");
+            }
             case "DLPack" -> DLPack.export(Tensor.of(arena.allocate(16), DType.FLOAT32, 4), arena);
             case "NativeCall" -> NativeCall.invoke(Context.background(), ctx -> 0);
             case "ReferencePredictors" -> ReferencePredictors.noop(Context.background());
