@@ -106,10 +106,18 @@ public final class LibraryLoader {
     }
 
     private static Path extractInto(URL url, Path dir) {
-        Path target = dir.resolve(LIBRARY_FILE);
+        return extractInto(url, dir, LIBRARY_FILE);
+    }
+
+    /**
+     * Copies {@code url} to {@code dir/fileName} through a temporary file and an atomic rename, so that a
+     * concurrent JVM extracting into the same directory never maps a half-written file.
+     */
+    static Path extractInto(URL url, Path dir, String fileName) {
+        Path target = dir.resolve(fileName);
         try {
             Files.createDirectories(dir);
-            Path partial = Files.createTempFile(dir, LIBRARY_FILE, ".part");
+            Path partial = Files.createTempFile(dir, fileName, ".part");
             boolean moved = false;
             try (InputStream in = url.openStream()) {
                 Files.copy(in, partial, StandardCopyOption.REPLACE_EXISTING);
@@ -208,19 +216,26 @@ public final class LibraryLoader {
         }
     }
 
-    /** The translation of the JDK's refusal into a message that names the module to enable. */
-    public static NativeLibraryException nativeAccessDenied(IllegalCallerException cause) {
+    /**
+     * The translation of the JDK's refusal into a message that names the flag to add: {@code ALL-UNNAMED} on the
+     * class path; on the module path nativescope's modules, and the caller's own module, which needs native access
+     * too when it calls its own jextract bindings or {@code System.load}.
+     */
+    public static NativeLibraryException nativeAccessDenied(Throwable cause) {
         Module core = LibraryLoader.class.getModule();
         String modules = core.isNamed()
                 ? core.getName() + ",dev.nativescope.bindings"
                 : "ALL-UNNAMED";
         return new NativeLibraryException("nativescope needs native access (restricted FFM methods) and this JVM"
                 + " denies it: run java with --enable-native-access=" + modules
-                + (core.isNamed() ? "" : " (or add 'Enable-Native-Access: ALL-UNNAMED' to the main jar's manifest)")
+                + (core.isNamed()
+                ? " (add your own module too when it calls its jextract bindings or loads a library, e.g."
+                        + " --enable-native-access=" + modules + ",com.example.app; dev.nativescope.onnxruntime needs none)"
+                : " (or add 'Enable-Native-Access: ALL-UNNAMED' to the main jar's manifest)")
                 + ". The JVM said: " + cause.getMessage(), cause);
     }
 
-    private static void deleteQuietly(Path path) {
+    static void deleteQuietly(Path path) {
         if (path == null) {
             return;
         }

@@ -67,6 +67,13 @@ public final class NativeLibrary {
                 throw LibraryLoader.nativeAccessDenied(denied);
             }
             throw e;
+        } catch (NoClassDefFoundError e) {
+            // The header class failed to initialise before (touched directly, ahead of this loader).
+            Module bindings = nativescope_h.class.getModule();
+            if (!bindings.isNativeAccessEnabled()) {
+                throw LibraryLoader.nativeAccessDenied(e);
+            }
+            throw e;
         }
     }
 

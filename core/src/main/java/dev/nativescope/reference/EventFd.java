@@ -1,5 +1,6 @@
 package dev.nativescope.reference;
 
+import dev.nativescope.library.NativeLibrary;
 import dev.nativescope.internal.posix.Libc;
 import java.io.UncheckedIOException;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -24,6 +25,7 @@ public final class EventFd implements AutoCloseable {
      * @throws UncheckedIOException when the process is out of file descriptors
      */
     public static EventFd create() {
+        NativeLibrary.load(); // a denied native access is its message, not an ExceptionInInitializerError
         return new EventFd(Libc.eventfd());
     }
 

@@ -4,6 +4,7 @@ import dev.nativescope.bindings.DLDataType;
 import dev.nativescope.bindings.DLDevice;
 import dev.nativescope.bindings.DLTensor;
 import dev.nativescope.bindings.nativescope_h;
+import dev.nativescope.library.NativeLibrary;
 import dev.nativescope.internal.shape.Shapes;
 
 import java.lang.foreign.Arena;
@@ -44,10 +45,16 @@ import java.util.Objects;
  * with {@code --enable-native-access=dev.nativescope.core} (or {@code ALL-UNNAMED}).
  */
 public final class DLPack {
-    /** The largest {@code ndim} accepted: {@code NSC_DL_MAX_NDIM} of nativescope.h, also enforced by native code. */
-    public static final int MAX_NDIM = nativescope_h.NSC_DL_MAX_NDIM();
+    /**
+     * The largest {@code ndim} accepted: {@code NSC_DL_MAX_NDIM} of nativescope.h, also enforced by native code
+     * (a literal, so that initialising this class touches no binding; {@code NativeAccessEverywhereTest} checks it against the header).
+     */
+    public static final int MAX_NDIM = 64;
 
-    private static final Map<Integer, String> DEVICE_NAMES = deviceNames();
+    /** In a holder: the bindings are touched only after {@link NativeLibrary#load()} checked native access. */
+    private static final class DeviceNames {
+        static final Map<Integer, String> NAMES = deviceNames();
+    }
 
     private DLPack() {
     }
@@ -65,6 +72,7 @@ public final class DLPack {
     public static MemorySegment export(Tensor tensor, Arena arena) {
         Objects.requireNonNull(tensor, "tensor");
         Objects.requireNonNull(arena, "arena");
+        NativeLibrary.load(); // a denied native access is its message, not an ExceptionInInitializerError
         MemorySegment segment = tensor.segment();
         if (!segment.isNative()) {
             throw new IllegalArgumentException("DLPack export needs native memory, but " + tensor.dtype().displayName()
@@ -114,6 +122,7 @@ public final class DLPack {
      *         NULL data with elements
      */
     public static Tensor importTensor(MemorySegment dlTensor, Arena arena) {
+        NativeLibrary.load(); // a denied native access is its message, not an ExceptionInInitializerError
         Objects.requireNonNull(dlTensor, "dlTensor");
         Objects.requireNonNull(arena, "arena");
         MemorySegment descriptor = descriptorOf(dlTensor);
@@ -238,7 +247,7 @@ public final class DLPack {
 
     /** @return {@code kDLCUDA (2)}, or {@code of unknown type 99} */
     static String deviceName(int deviceType) {
-        String name = DEVICE_NAMES.get(deviceType);
+        String name = DeviceNames.NAMES.get(deviceType);
         return name != null ? name + " (" + deviceType + ")" : "of unknown type " + deviceType;
     }
 

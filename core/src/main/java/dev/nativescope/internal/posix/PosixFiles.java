@@ -1,5 +1,7 @@
 package dev.nativescope.internal.posix;
 
+import dev.nativescope.library.NativeLibrary;
+
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemoryLayout;
@@ -177,6 +179,9 @@ public final class PosixFiles {
      *         FileSystemException, each naming the file and the reason
      */
     public static OpenFile open(Path path, int flags, int mode) throws IOException {
+        // Every tensor file (Npy, SafeTensors, MappedFile) is opened here first: a denied native access is then
+        // the loader's message naming the flag, not an ExceptionInInitializerError from Libc.
+        NativeLibrary.load();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = Libc.callState(arena);
             int fd = Libc.open(state, arena.allocateFrom(path.toString()), flags | O_CLOEXEC, mode);

@@ -8,7 +8,7 @@ import java.util.Objects;
  * A tensor file ({@code .npy}, safetensors, ...) is malformed, truncated, hostile or uses a feature
  * this library does not support. The message is {@code "<file>: <problem>"}; the problem says what
  * was wrong and, where it helps, what to do (for example "big-endian data is not supported;
- * convert it with numpy: a.astype('<f4')").
+ * convert it with numpy: {@code a.astype('<f4')}").
  *
  * <p>Readers throw it for everything they read from the file; programming errors (a negative
  * shape passed by the caller, a null argument) stay {@code IllegalArgumentException} and

@@ -3,21 +3,17 @@ package dev.nativescope.examples.userpredictor;
 import dev.nativescope.Context;
 import dev.nativescope.call.NativeCall;
 import dev.nativescope.library.NativeLibrary;
+import dev.nativescope.library.UserLibrary;
 import dev.nativescope.examples.userpredictor.bindings.user_predictor_h;
 import dev.nativescope.tensor.DLPack;
 import dev.nativescope.tensor.DType;
 import dev.nativescope.tensor.Tensor;
 
-import java.io.IOException;
-import java.io.InputStream;
-import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.ref.Reference;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.Objects;
@@ -30,8 +26,8 @@ import java.util.function.LongConsumer;
  * stops it in native code.
  *
  * <p>Loading order is what makes the library link: {@code libuser_predictor.so} needs
- * {@code libnativescope.so} (DT_NEEDED, no rpath), which {@link NativeLibrary#load()} has already
- * put into the process; the dynamic loader matches the dependency to that copy by its soname. See
+ * {@code libnativescope.so} (DT_NEEDED, no rpath), which {@link UserLibrary} puts into the process first
+ * ({@link NativeLibrary#load()}); the dynamic loader matches the dependency to that copy by its soname. See
  * {@code docs/predictor-sdk.md}.
  *
  * <p>Thread-safe: the library is loaded once; each call uses only its own arguments.
@@ -59,32 +55,12 @@ public final class UserPredictor {
     }
 
     private static Path loadLibrary() {
-        NativeLibrary.load(); // first: libuser_predictor.so's DT_NEEDED libnativescope.so resolves to it
+        // UserLibrary loads libnativescope.so first: libuser_predictor.so's DT_NEEDED libnativescope.so resolves to it.
         String configured = System.getProperty(LIBRARY_PATH_PROPERTY);
         if (configured != null) {
-            Path path = Path.of(configured).toAbsolutePath();
-            System.load(path.toString());
-            return path;
+            return UserLibrary.load(Path.of(configured));
         }
-        try (InputStream in = UserPredictor.class.getClassLoader().getResourceAsStream(RESOURCE)) {
-            if (in == null) {
-                throw new IllegalStateException(RESOURCE + " is not on the class path: build the examples module"
-                        + " (mvn -pl examples -am package) or set -D" + LIBRARY_PATH_PROPERTY + "=FILE");
-            }
-            Path dir = Files.createTempDirectory("user-predictor");
-            Path file = dir.resolve("libuser_predictor.so");
-            try {
-                Files.copy(in, file, StandardCopyOption.REPLACE_EXISTING);
-                System.load(file.toString());
-            } finally {
-                // Mapped once loaded: the file is not needed any more.
-                Files.deleteIfExists(file);
-                Files.deleteIfExists(dir);
-            }
-            return file;
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot extract " + RESOURCE, e);
-        }
+        return UserLibrary.load(UserPredictor.class, RESOURCE);
     }
 
     /**
