@@ -50,7 +50,9 @@ public final class ReferencePredictors {
      * @param repeat how many times to recompute y (to make the run long), at least 1
      * @param onReturn receives the run's stats (may be null)
      * @return the run's stats
-     * @throws IllegalArgumentException when a dimension is not positive or a segment is too small
+     * @throws IllegalArgumentException when a dimension is not positive, a segment is too small, or
+     *         {@code y} is read-only
+     * @throws WrongThreadException when a segment belongs to a confined arena of another thread
      */
     public static PredictionStats dense(Context context, MemorySegment x, MemorySegment w, MemorySegment bias,
                                         MemorySegment y, long rows, long inner, long cols, long repeat,
@@ -65,16 +67,22 @@ public final class ReferencePredictors {
             requireFloats("bias", bias, cols);
         }
         requireFloats("y", y, Math.multiplyExact(rows, cols));
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment stats = nsc_predict_stats.allocate(arena);
-            try {
-                NativeCall.invoke(context, ctx -> nativescope_h.nsc_predict_dense(ctx, x, w, bias, y,
-                        rows, inner, cols, repeat, stats));
-            } finally {
-                report(stats, onReturn);
+        // FFM passes a read-only segment to a downcall like any other: native code would write it.
+        WritableMemory.require("dense: y", y);
+        // FFM holds the segments of the downcall itself; the hold adds the owner check (a clear
+        // WrongThreadException for another thread's confined arena) before anything runs.
+        return SegmentHold.call(List.of(x, w, bias, y), () -> {
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment stats = nsc_predict_stats.allocate(arena);
+                try {
+                    NativeCall.invoke(context, ctx -> nativescope_h.nsc_predict_dense(ctx, x, w, bias, y,
+                            rows, inner, cols, repeat, stats));
+                } finally {
+                    report(stats, onReturn);
+                }
+                return PredictionStats.read(stats);
             }
-            return PredictionStats.read(stats);
-        }
+        });
     }
 
     /**
