@@ -47,7 +47,14 @@ public final class HoldFamilyChild {
             for (Kind kind : Kind.values()) {
                 for (Access access : Access.values()) {
                     for (Consumer consumer : Consumer.values()) {
-                        String outcome = runOne(kind, access, consumer, file, random);
+                        String outcome;
+                        try {
+                            outcome = runOne(kind, access, consumer, file, random);
+                        } catch (Throwable e) {
+                            java.io.StringWriter trace = new java.io.StringWriter();
+                            e.printStackTrace(new java.io.PrintWriter(trace));
+                            outcome = "harness failed (interrupted " + Thread.interrupted() + "): " + trace;
+                        }
                         if (outcome.equals("ran")) {
                             ran++;
                         } else if (outcome.startsWith("refused")) {
