@@ -1,6 +1,8 @@
 /*
  * nsc_hold.c - nsc_hold_segments: a downcall that only blocks, so that the
- * Java side can keep memory segments' arenas open (see nsc_hold.h).
+ * Java side can keep memory segments' arenas open (see nsc_hold.h), and
+ * nsc_hold_run, the same guarantee without a thread: a downcall that calls
+ * back into Java (see nsc_internal.h).
  */
 #include "nsc_internal.h"
 #include "nsc_hold.h"
@@ -39,5 +41,22 @@ NSC_API int nsc_hold_segments(uint32_t *entered, int release_fd, const void *s0,
         if (n < 0 && errno != EINTR) {
             return NSC_ERR_SYSTEM;
         }
+    }
+}
+
+NSC_API void nsc_hold_run(void (*run)(void), const void *s0, const void *s1, const void *s2, const void *s3,
+                          const void *s4, const void *s5, const void *s6, const void *s7)
+{
+    /* The segments are deliberately unused: holding them is the FFM runtime's job. */
+    (void) s0;
+    (void) s1;
+    (void) s2;
+    (void) s3;
+    (void) s4;
+    (void) s5;
+    (void) s6;
+    (void) s7;
+    if (run != NULL) {
+        run();
     }
 }

@@ -126,4 +126,20 @@ struct nsc__dl_f32 {
  */
 NSC__HIDDEN int nsc__dl_f32_view(const DLTensor *t, int ndim, struct nsc__dl_f32 *out);
 
+/*
+ * nsc_hold_run - an exported entry point for nativescope's own Java side
+ * (dev.nativescope.interop.SegmentHold), bound by hand there and deliberately
+ * not part of any public header or of the jextract bindings: not ABI.
+ *
+ * Calls run() once, on the calling thread, and returns. s0..s7 are never
+ * touched: they exist for the Java FFM runtime, which keeps the arena of
+ * every MemorySegment argument of a downcall open (a shared arena's close()
+ * throws meanwhile; a confined one's owner is checked before the call) for
+ * as long as the downcall is in flight. run is a Java upcall that does the
+ * guarded work (or calls nsc_hold_run again for more segments) and never
+ * lets an exception out. Unused slots are NULL.
+ */
+NSC_API void nsc_hold_run(void (*run)(void), const void *s0, const void *s1, const void *s2, const void *s3,
+                          const void *s4, const void *s5, const void *s6, const void *s7);
+
 #endif /* NSC_INTERNAL_H */

@@ -4,6 +4,7 @@
  * interrupting poll), returns NSC_OK once it is, and never drains the fd.
  */
 #include "nsc_test.h"
+#include "nsc_internal.h" /* nsc_hold_run: exported, but for the Java side only */
 
 #include <poll.h>
 #include <signal.h>
@@ -112,4 +113,21 @@ TEST(hold_segments_many_holders_on_one_fd)
         CHECK_STATUS(hs[i].status, NSC_OK);
     }
     close(fd);
+}
+
+static int hold_run_calls;
+
+static void count_run(void)
+{
+    hold_run_calls++;
+}
+
+TEST(hold_run_calls_back_once_and_tolerates_null)
+{
+    char bytes[8] = { 0 };
+    hold_run_calls = 0;
+    nsc_hold_run(count_run, bytes, NULL, NULL, NULL, NULL, NULL, NULL, bytes + 7);
+    CHECK(hold_run_calls == 1);
+    nsc_hold_run(NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+    CHECK(hold_run_calls == 1);
 }

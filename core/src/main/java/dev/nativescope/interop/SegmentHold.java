@@ -1,276 +1,234 @@
 package dev.nativescope.interop;
 
-import dev.nativescope.library.NativeStatus;
 import dev.nativescope.library.NativeLibrary;
-import dev.nativescope.bindings.nativescope_h;
-import dev.nativescope.internal.posix.Libc;
 
 import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
-import java.lang.invoke.VarHandle;
-import java.util.ArrayList;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.MethodType;
+import java.lang.ref.Reference;
 import java.util.Collection;
-import java.util.LinkedHashMap;
-import java.util.List;
-import java.util.Map;
 import java.util.Objects;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.SynchronousQueue;
-import java.util.concurrent.ThreadPoolExecutor;
-import java.util.concurrent.Future;
-import java.util.concurrent.ThreadFactory;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
-import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.locks.LockSupport;
 
 /**
- * Keeps the arenas of native memory segments open while it is held, so that native code that
- * reaches the memory behind FFM's back (through JNI, like ONNX Runtime's Java API, or through a
- * raw address) never sees it freed.
+ * Runs work that hands memory segments to native code behind FFM's back (through JNI, like ONNX
+ * Runtime's Java API, or as raw addresses inside descriptors, like DLPack) while their memory is
+ * guaranteed to stay valid: {@link #call} holds the segments for the duration of the work.
  *
- * <p><b>How.</b> FFM's one public guarantee about this: while a downcall that received a segment
- * as an argument is in flight, that segment's arena cannot be closed ({@code Arena.close()} on a
- * shared arena throws {@link IllegalStateException}). A hold therefore passes the segments (at
- * most eight per call, several calls for more; one segment per arena suffices) to the shim's
- * {@code nsc_hold_segments}, which only blocks, on daemon platform threads of a small cached pool
- * ({@code nativescope-segment-hold-N}); {@link #hold} returns once every such call has started, and
- * {@link #close()} makes them return.
+ * <p><b>What a hold guarantees, per arena kind.</b>
+ * <ul>
+ *   <li>shared: the arena cannot be closed while held; {@code Arena.close()} throws
+ *       {@link IllegalStateException} from any thread (exactly as for a segment passed to a
+ *       downcall);</li>
+ *   <li>confined: the work is refused with {@link WrongThreadException} before it starts unless the
+ *       calling thread is the arena's owner (only the owner can close it, and it is busy running
+ *       the work);</li>
+ *   <li>automatic: the segments stay reachable, so their memory is not freed;</li>
+ *   <li>global: nothing to do.</li>
+ * </ul>
+ * A segment whose arena is already closed is refused with {@link IllegalStateException}; heap
+ * segments are skipped (the GC keeps them alive while referenced, and no native code may get their
+ * address anyway).
  *
- * <p><b>Which segments.</b> Heap segments are skipped (the GC keeps them alive while referenced,
- * and FFM cannot pass them to a downcall). Segments confined to a thread are skipped too: only
- * their owner thread can close their arena, and while that thread is the one doing the guarded
- * work it cannot. Global and automatic segments are held like any other (harmlessly).
+ * <p><b>How.</b> FFM acquires the arena of every {@code MemorySegment} argument of a downcall for
+ * the downcall's duration (checking the owner thread of a confined one, keeping an automatic one
+ * reachable). {@link #call} passes the segments (one per arena, eight per downcall) to the shim's
+ * {@code nsc_hold_run}, which calls back into Java (an upcall) on the same thread; the upcall runs
+ * the work, or, for more than eight arenas, the next {@code nsc_hold_run} with the next eight. No
+ * thread handoff, no file descriptor, no arena per call: a downcall and an upcall, well under a
+ * microsecond (see BENCHMARKS.md). The upcall catches every {@link Throwable} the work throws (an
+ * exception escaping an upcall would end the JVM) and {@link #call} rethrows it once the downcalls
+ * have returned.
  *
- * <p>Thread-safe; {@link #close()} is idempotent and may be called from any thread. Each live
- * hold occupies one pooled thread per eight arenas: hold for the duration of a native call, not
- * indefinitely.
+ * <p><b>Threading.</b> Stateless and thread-safe: any number of threads may hold at once, also the
+ * same segments; holds nest (the work may call {@link #call} again). The per-thread state of a
+ * call in progress lives in a {@link ThreadLocal} that is restored before {@link #call} returns.
+ * The work runs on the calling thread; on a virtual thread it pins the carrier for its duration
+ * (native frames are on the stack), as any downcall does.
  */
-public final class SegmentHold implements AutoCloseable {
-    /** Segment arguments of nsc_hold_segments. */
+public final class SegmentHold {
+    /** Segment parameters of nsc_hold_run. */
     static final int SLOTS = 8;
-    /** How long {@link #hold} waits for the holder calls to start before giving up. */
-    private static final long ENTER_TIMEOUT_NANOS = TimeUnit.SECONDS.toNanos(60);
-    private static final long CLOSE_TIMEOUT_SECONDS = 60;
-    private static final VarHandle INT = ValueLayout.JAVA_INT.varHandle();
-    private static final AtomicLong LIVE = new AtomicLong();
-    private static final AtomicInteger THREAD_NUMBERS = new AtomicInteger();
-    /**
-     * Holder threads are made on demand and end after {@value #IDLE_SECONDS} s without work: a
-     * thread costs tens of microseconds to start, against the milliseconds of the runs that need a
-     * hold, and an idle process keeps none. They are platform threads (a blocked downcall would pin
-     * a virtual thread's carrier anyway), daemon so that a forgotten hold never keeps the JVM alive.
-     */
-    private static final long IDLE_SECONDS = 1;
-    private static final ExecutorService HOLDERS = new ThreadPoolExecutor(0, Integer.MAX_VALUE,
-            IDLE_SECONDS, TimeUnit.SECONDS, new SynchronousQueue<>(), holderThreads());
 
-    private static final SegmentHold EMPTY = new SegmentHold(-1, null, List.of());
-
-    /** The eventfd the holder calls wait on; -1 for {@link #EMPTY}. */
-    private final int release;
-    private final Arena flagArena;
-    private final List<Future<Integer>> holders;
-    private final AtomicBoolean closed = new AtomicBoolean();
-
-    private SegmentHold(int release, Arena flagArena, List<Future<Integer>> holders) {
-        this.release = release;
-        this.flagArena = flagArena;
-        this.holders = holders;
+    /** The work run under a hold; may throw one checked exception type. */
+    @FunctionalInterface
+    public interface Work<T, X extends Exception> {
+        T run() throws X;
     }
 
-    private static ThreadFactory holderThreads() {
-        return runnable -> {
-            Thread thread = Thread.ofPlatform()
-                    .name("nativescope-segment-hold-" + THREAD_NUMBERS.incrementAndGet())
-                    .daemon(true)
-                    .unstarted(runnable);
-            return thread;
-        };
+    /** The call in progress on this thread (innermost), read by the upcall. */
+    private static final ThreadLocal<Frame> CURRENT = new ThreadLocal<>();
+
+    private SegmentHold() {
     }
 
     /**
-     * Holds the arenas of {@code segments} open until {@link #close()}.
+     * Runs {@code work} while the native segments among {@code segments} are held (see the class
+     * comment).
      *
-     * @param segments the segments whose memory native code is about to use; nulls are not allowed
-     * @return the hold, already in force when this returns; close it once native code is done
-     * @throws IllegalStateException when the arena of a segment was already closed ("the tensor's
-     *         memory was already freed"), or the holder calls could not start
+     * @param segments the segments native code will use during {@code work}; nulls are not allowed
+     * @param work the work; runs on the calling thread, at most once
+     * @return what {@code work} returned
+     * @throws WrongThreadException when a segment is confined to another thread (work not run)
+     * @throws IllegalStateException when a segment's arena is already closed (work not run)
+     * @throws X whatever {@code work} throws, rethrown unchanged
      */
-    public static SegmentHold hold(Collection<MemorySegment> segments) {
+    public static <T, X extends Exception> T call(Collection<MemorySegment> segments, Work<T, X> work) throws X {
+        Objects.requireNonNull(work, "work");
+        MemorySegment[] held = distinctNativeArenas(segments);
+        if (held.length == 0) {
+            return work.run();
+        }
+        Frame frame = new Frame(held, work);
+        Frame outer = CURRENT.get();
+        CURRENT.set(frame);
+        try {
+            frame.enter(0);
+        } finally {
+            CURRENT.set(outer);
+            Reference.reachabilityFence(held);
+        }
+        return frame.<T, X>outcome();
+    }
+
+    /**
+     * One native segment per arena, checked: alive, and accessible by this thread. FFM checks the
+     * same again when it acquires them for the downcall (the race-free check); these give messages
+     * that say what to do.
+     */
+    private static MemorySegment[] distinctNativeArenas(Collection<MemorySegment> segments) {
         Objects.requireNonNull(segments, "segments");
-        // One segment per arena: holding any segment of an arena keeps the whole arena open.
-        Map<MemorySegment.Scope, MemorySegment> byScope = new LinkedHashMap<>();
+        MemorySegment[] held = new MemorySegment[segments.size()];
+        int count = 0;
+        Thread self = Thread.currentThread();
+        next:
         for (MemorySegment segment : segments) {
             Objects.requireNonNull(segment, "segment");
-            if (segment.isNative()) {
-                byScope.putIfAbsent(segment.scope(), segment);
+            if (!segment.isNative()) {
+                continue;
             }
+            MemorySegment.Scope scope = segment.scope();
+            for (int i = 0; i < count; i++) {
+                if (held[i].scope().equals(scope)) {
+                    continue next;
+                }
+            }
+            if (!scope.isAlive()) {
+                throw new IllegalStateException("the tensor's memory was already freed (its arena is closed); keep the"
+                        + " arena open until native code is done with it");
+            }
+            if (!segment.isAccessibleBy(self)) {
+                throw new WrongThreadException("a tensor's memory belongs to a confined arena of another thread; only"
+                        + " the owner thread of a confined arena may hand it to native code (run the call on the"
+                        + " owner thread, or allocate from Arena.ofShared())");
+            }
+            held[count++] = segment;
         }
-        if (byScope.isEmpty()) {
-            return EMPTY;
-        }
-        NativeLibrary.load();
-        List<MemorySegment> toHold = new ArrayList<>(byScope.values());
-        int calls = (toHold.size() + SLOTS - 1) / SLOTS;
+        return count == held.length ? held : java.util.Arrays.copyOf(held, count);
+    }
 
-        int release = Libc.eventfd();
-        // Shared: written by native code on the holder threads, read here and freed by close().
-        Arena flagArena = Arena.ofShared();
-        MemorySegment flags = flagArena.allocate(ValueLayout.JAVA_INT, calls);
-        List<Future<Integer>> holders = new ArrayList<>(calls);
-        SegmentHold hold = new SegmentHold(release, flagArena, holders);
-        LIVE.incrementAndGet();
-        try {
-            for (int call = 0; call < calls; call++) {
-                List<MemorySegment> chunk = toHold.subList(call * SLOTS, Math.min(toHold.size(), (call + 1) * SLOTS));
-                MemorySegment entered = flags.asSlice((long) call * Integer.BYTES, Integer.BYTES);
-                holders.add(HOLDERS.submit(() -> holdCall(entered, release, chunk)));
+    /** The state of one {@link #call}: its segments, its work, and the outcome the upcall records. */
+    private static final class Frame {
+        private final MemorySegment[] held;
+        private final Work<?, ?> work;
+        /** Index of the first segment the next nsc_hold_run passes. */
+        private int next;
+        private Object result;
+        private Throwable failure;
+        private boolean ran; // success flag: the work ran to its end (or threw)
+
+        Frame(MemorySegment[] held, Work<?, ?> work) {
+            this.held = held;
+            this.work = work;
+        }
+
+        /** Downcall with segments [from, from + 8): the upcall continues with the rest or runs the work. */
+        void enter(int from) {
+            next = from + SLOTS;
+            MemorySegment[] s = new MemorySegment[SLOTS];
+            for (int i = 0; i < SLOTS; i++) {
+                s[i] = from + i < held.length ? held[from + i] : MemorySegment.NULL;
             }
-            awaitEntered(flags, holders);
-            return hold;
-        } catch (RuntimeException | Error e) {
             try {
-                hold.close();
-            } catch (RuntimeException suppressed) {
-                e.addSuppressed(suppressed);
+                Native.HOLD_RUN.invokeExact(Native.UPCALL, s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]);
+            } catch (RuntimeException | Error e) {
+                // FFM refused a segment before the call (closed meanwhile, WrongThreadException):
+                // the work has not run.
+                throw e;
+            } catch (Throwable e) {
+                throw new IllegalStateException("nsc_hold_run failed", e);
             }
-            throw e;
         }
-    }
 
-    /** Runs on a holder thread: blocks in nsc_hold_segments until the release fd is signalled. */
-    private static int holdCall(MemorySegment entered, int fd, List<MemorySegment> chunk) {
-        MemorySegment[] s = new MemorySegment[SLOTS];
-        Thread self = Thread.currentThread();
-        for (int i = 0; i < SLOTS; i++) {
-            MemorySegment segment = i < chunk.size() ? chunk.get(i) : MemorySegment.NULL;
-            // A confined segment of another thread would fail the call (WrongThreadException); its
-            // arena can only be closed by its owner, so it needs no hold.
-            s[i] = segment.isAccessibleBy(self) ? segment : MemorySegment.NULL;
-        }
-        try {
-            return nativescope_h.nsc_hold_segments(entered, fd, s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]);
-        } catch (AssertionError e) {
-            // The jextract wrapper turns whatever the downcall throws into an AssertionError; a
-            // closed arena is an IllegalStateException from the FFM runtime: pass that one on.
-            if (e.getCause() instanceof IllegalStateException closedArena) {
-                throw closedArena;
-            }
-            throw e;
-        }
-    }
-
-    /** Waits until every holder call has set its flag; fails if one ended without holding. */
-    private static void awaitEntered(MemorySegment flags, List<Future<Integer>> holders) {
-        long start = System.nanoTime();
-        boolean interrupted = false;
-        try {
-            for (int call = 0; call < holders.size(); call++) {
-                Future<Integer> holder = holders.get(call);
-                long offset = (long) call * Integer.BYTES;
-                long parkNanos = 10_000;
-                int spins = 0;
-                // Acquire pairs with the release store of nsc_hold_segments.
-                while ((int) INT.getAcquire(flags, offset) == 0) {
-                    if (holder.isDone()) {
-                        throw notHeld(holder);
-                    }
-                    if (System.nanoTime() - start > ENTER_TIMEOUT_NANOS) {
-                        throw new IllegalStateException("the segment holder threads did not start within "
-                                + TimeUnit.NANOSECONDS.toSeconds(ENTER_TIMEOUT_NANOS) + " s");
-                    }
-                    // A short spin for the common case (a pooled thread picks the call up at once),
-                    // then parking with a growing period so a slow start costs no CPU.
-                    if (spins < 200) {
-                        spins++;
-                        Thread.onSpinWait();
-                    } else {
-                        LockSupport.parkNanos(parkNanos);
-                        parkNanos = Math.min(parkNanos * 2, 1_000_000);
-                        if (Thread.interrupted()) {
-                            // The hold is short and must not be half taken: finish, restore the flag.
-                            interrupted = true;
-                        }
-                    }
-                }
-            }
-        } finally {
-            if (interrupted) {
-                Thread.currentThread().interrupt();
-            }
-        }
-    }
-
-    /** The exception for a holder call that ended before setting its flag. */
-    private static RuntimeException notHeld(Future<Integer> holder) {
-        try {
-            int status = holder.get();
-            return new IllegalStateException("nsc_hold_segments returned " + NativeStatus.nameOf(status) + " without holding");
-        } catch (ExecutionException e) {
-            if (e.getCause() instanceof IllegalStateException closedArena) {
-                return new IllegalStateException("the tensor's memory was already freed", closedArena);
-            }
-            return new IllegalStateException("nsc_hold_segments failed", e.getCause());
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            return new IllegalStateException("interrupted while checking a segment holder", e);
-        }
-    }
-
-    /** @return the holds taken and not yet closed, for leak checks */
-    public static long liveHolds() {
-        return LIVE.get();
-    }
-
-    /**
-     * Releases the hold: the holder calls return (after which the arenas may be closed again), the
-     * release fd and the flags are freed. Waits for the holder calls, so that when this returns
-     * the arenas can be closed. Idempotent.
-     */
-    @Override
-    public void close() {
-        if (release < 0 || !closed.compareAndSet(false, true)) {
-            return;
-        }
-        try {
-            Libc.signalEventfd(release, 1);
-        } catch (RuntimeException e) {
-            // The calls were not told to return and still use the fd and the flags: leaking both
-            // (and the hold) is the only safe outcome.
-            throw e;
-        }
-        boolean interrupted = false;
-        try {
-            for (Future<Integer> holder : holders) {
-                while (true) {
-                    try {
-                        holder.get(CLOSE_TIMEOUT_SECONDS, TimeUnit.SECONDS);
-                        break;
-                    } catch (InterruptedException e) {
-                        // Must not return while a call still holds (or still uses the fd and flag).
-                        interrupted = true;
-                    } catch (ExecutionException e) {
-                        break; // it failed to hold; hold() reports that, nothing to release here
-                    } catch (TimeoutException e) {
-                        // The calls return once the fd is readable, which it now is: never free the
-                        // fd or the flags under a call that could still use them, so keep waiting.
-                    }
-                }
-            }
-        } finally {
+        /** Runs inside the upcall: never throws. */
+        void upcall() {
             try {
-                Libc.close(release);
-                flagArena.close();
-            } finally {
-                LIVE.decrementAndGet();
-                if (interrupted) {
-                    Thread.currentThread().interrupt();
+                if (next < held.length) {
+                    enter(next);
+                } else {
+                    ran = true;
+                    result = work.run();
                 }
+            } catch (Throwable e) {
+                if (failure == null) {
+                    failure = e;
+                }
+            }
+        }
+
+        @SuppressWarnings("unchecked")
+        <T, X extends Exception> T outcome() throws X {
+            if (failure instanceof RuntimeException e) {
+                throw e;
+            }
+            if (failure instanceof Error e) {
+                throw e;
+            }
+            if (failure != null) {
+                throw (X) failure; // only the work's X can get here: everything else is unchecked
+            }
+            if (!ran) {
+                throw new IllegalStateException("nsc_hold_run returned without calling back; is libnativescope"
+                        + " the version of this nativescope-core?");
+            }
+            return (T) result;
+        }
+    }
+
+    /** Target of the upcall stub: runs the innermost call of this thread. Never throws. */
+    private static void upcallTarget() {
+        Frame frame = CURRENT.get();
+        if (frame != null) {
+            frame.upcall();
+        }
+    }
+
+    /** The downcall and the upcall stub, linked once (the stub lives forever, in the global arena). */
+    private static final class Native {
+        static final MethodHandle HOLD_RUN;
+        static final MemorySegment UPCALL;
+
+        static {
+            NativeLibrary.load();
+            Linker linker = Linker.nativeLinker();
+            MemorySegment symbol = SymbolLookup.loaderLookup().find("nsc_hold_run")
+                    .orElseThrow(() -> new IllegalStateException("libnativescope has no nsc_hold_run; it is older than"
+                            + " this nativescope-core: use the native-shim of the same version"));
+            FunctionDescriptor eightSegments = FunctionDescriptor.ofVoid(ValueLayout.ADDRESS,
+                    ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.ADDRESS,
+                    ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.ADDRESS);
+            HOLD_RUN = linker.downcallHandle(symbol, eightSegments);
+            try {
+                MethodHandle target = MethodHandles.lookup().findStatic(SegmentHold.class, "upcallTarget",
+                        MethodType.methodType(void.class));
+                UPCALL = linker.upcallStub(target, FunctionDescriptor.ofVoid(), Arena.global());
+            } catch (ReflectiveOperationException e) {
+                throw new ExceptionInInitializerError(e);
             }
         }
     }

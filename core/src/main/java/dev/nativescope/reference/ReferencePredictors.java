@@ -5,6 +5,7 @@ import dev.nativescope.call.NativeCall;
 import dev.nativescope.library.NativeStatusException;
 import dev.nativescope.library.NativeStatus;
 import dev.nativescope.interop.SegmentHold;
+import dev.nativescope.interop.WritableMemory;
 import dev.nativescope.bindings.nativescope_h;
 import dev.nativescope.bindings.nsc_predict_stats;
 import dev.nativescope.internal.time.SaturatingTime;
@@ -15,7 +16,6 @@ import dev.nativescope.tensor.Tensor;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.lang.ref.Reference;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -51,7 +51,9 @@ public final class ReferencePredictors {
      * @param repeat how many times to recompute y (to make the run long), at least 1
      * @param onReturn receives the run's stats (may be null)
      * @return the run's stats
-     * @throws IllegalArgumentException when a dimension is not positive or a segment is too small
+     * @throws IllegalArgumentException when a dimension is not positive, a segment is too small, or
+     *         {@code y} is read-only
+     * @throws WrongThreadException when a segment belongs to a confined arena of another thread
      */
     public static PredictionStats dense(Context context, MemorySegment x, MemorySegment w, MemorySegment bias,
                                         MemorySegment y, long rows, long inner, long cols, long repeat,
@@ -66,6 +68,11 @@ public final class ReferencePredictors {
             requireFloats("bias", bias, "cols", cols, "one", 1);
         }
         requireFloats("y", y, "rows", rows, "cols", cols);
+        // FFM passes a read-only segment to a downcall like any other: native code would write it.
+        WritableMemory.require("dense: y", y);
+        // No SegmentHold: the segments are the downcall's own arguments, so FFM holds their arenas for the
+        // call and refuses another thread's confined arena (WrongThreadException) before native code runs;
+        // a hold's upcall would also keep a virtual thread's native frames on its carrier.
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment stats = nsc_predict_stats.allocate(arena);
             try {
@@ -87,7 +94,9 @@ public final class ReferencePredictors {
      * <p>The descriptors carry raw addresses, which FFM does not track, so the tensors' segments are
      * held with a {@link SegmentHold} for the call: closing one of their shared arenas meanwhile
      * throws {@code IllegalStateException}, as it does for the segments {@link #dense} passes
-     * directly. The tensors are also kept reachable, which covers automatic arenas.
+     * directly; a tensor of another thread's confined arena is refused with
+     * {@code WrongThreadException}; automatic arenas stay reachable. A read-only {@code y} is
+     * refused before native code runs.
      *
      * @param context cancels the run and bounds it with its deadline
      * @param x {@code [rows, inner]}
@@ -100,7 +109,9 @@ public final class ReferencePredictors {
      * @return the run's stats
      * @throws IllegalArgumentException when a tensor is not float32, has the wrong rank, a shape that
      *         does not chain, a zero dimension, heap memory, or an element base address that is not
-     *         4-byte aligned (native code reads floats with aligned loads)
+     *         4-byte aligned (native code reads floats with aligned loads), or when {@code y} is read-only (a {@code READ_ONLY} mapping or {@code asReadOnly()})
+     * @throws WrongThreadException when a tensor belongs to a confined arena of another thread
+     * @throws IllegalStateException when a tensor's arena is already closed
      * @throws NativeStatusException ({@code NSC_ERR_INVALID}) when y overlaps itself or an input
      */
     public static PredictionStats denseDLPack(Context context, Tensor x, Tensor w, Tensor bias, Tensor y, long repeat,
@@ -127,31 +138,30 @@ public final class ReferencePredictors {
                     + (bias == null ? "none" : Arrays.toString(bias.shape())) + ", y " + Arrays.toString(y.shape())
                     + "; expected x [rows, inner], w [inner, cols], bias [cols], y [rows, cols], all positive");
         }
+        // Refused before native code runs: it writes y through a raw address, past FFM's checks.
+        WritableMemory.require("denseDLPack: y", y.segment());
         List<MemorySegment> operands = new ArrayList<>(List.of(x.segment(), w.segment(), y.segment()));
         if (bias != null) {
             operands.add(bias.segment());
         }
         // Only raw addresses inside the descriptors reach native code, so no FFM check stops the
-        // tensors' arenas from closing under it: the hold does (closing them throws meanwhile).
-        try (SegmentHold held = SegmentHold.hold(operands); Arena arena = Arena.ofConfined()) {
-            MemorySegment dx = DLPack.export(x, arena);
-            MemorySegment dw = DLPack.export(w, arena);
-            MemorySegment db = bias == null ? MemorySegment.NULL : DLPack.export(bias, arena);
-            MemorySegment dy = DLPack.export(y, arena);
-            MemorySegment stats = nsc_predict_stats.allocate(arena);
-            try {
-                NativeCall.invoke(context, ctx -> nativescope_h.nsc_predict_dense_dl(ctx, dx, dw, db, dy, repeat, stats));
-            } finally {
-                report(stats, onReturn);
+        // tensors' arenas from closing under it: the hold does (closing a shared one throws
+        // meanwhile, a confined one of another thread is refused, an automatic one stays reachable).
+        return SegmentHold.call(operands, () -> {
+            try (Arena arena = Arena.ofConfined()) {
+                MemorySegment dx = DLPack.export(x, arena);
+                MemorySegment dw = DLPack.export(w, arena);
+                MemorySegment db = bias == null ? MemorySegment.NULL : DLPack.export(bias, arena);
+                MemorySegment dy = DLPack.exportForWriting(y, arena);
+                MemorySegment stats = nsc_predict_stats.allocate(arena);
+                try {
+                    NativeCall.invoke(context, ctx -> nativescope_h.nsc_predict_dense_dl(ctx, dx, dw, db, dy, repeat, stats));
+                } finally {
+                    report(stats, onReturn);
+                }
+                return PredictionStats.read(stats);
             }
-            return PredictionStats.read(stats);
-        } finally {
-            // An automatic arena's memory must not be collected under native code either.
-            Reference.reachabilityFence(x);
-            Reference.reachabilityFence(w);
-            Reference.reachabilityFence(bias);
-            Reference.reachabilityFence(y);
-        }
+        });
     }
 
     /**

@@ -27,7 +27,10 @@ import java.util.Objects;
  * that ignore {@code byte_offset} still read the right elements, and the descriptor names no byte
  * before the tensor's first element. The shape and strides arrays live in the same arena as the
  * descriptor. The descriptor does not keep the tensor's memory alive: keep the tensor (its
- * segment) reachable and its arena open for as long as native code uses the descriptor.
+ * segment) reachable and its arena open for as long as native code uses the descriptor (hand the
+ * descriptor to native code inside {@code dev.nativescope.interop.SegmentHold.call}, which does
+ * both). A descriptor native code writes through comes from {@link #exportForWriting}, which
+ * refuses read-only memory.
  *
  * <p><b>Import</b> reads a {@code DLTensor} that native code handed over and returns a view of its
  * memory: {@code MemorySegment.ofAddress(...)} over exactly the bytes its indices reach,
@@ -106,6 +109,26 @@ public final class DLPack {
         DLTensor.strides(descriptor, stridesArray);
         DLTensor.byte_offset(descriptor, 0L);
         return descriptor;
+    }
+
+    /**
+     * Like {@link #export}, for a descriptor native code will write through: refuses a read-only
+     * tensor first. DLPack 0.6's {@code DLTensor} (the version nativescope builds against) has no
+     * field that says read-only ({@code DLPACK_FLAG_BITMASK_READ_ONLY} arrived with 1.0's
+     * {@code DLManagedTensorVersioned}), so a consumer cannot be told through the descriptor: the
+     * check is made here, before any native code sees the address.
+     *
+     * @throws IllegalArgumentException when the tensor's segment is read-only (a {@code READ_ONLY}
+     *         mapping or {@code asReadOnly()}), or on the heap
+     */
+    public static MemorySegment exportForWriting(Tensor tensor, Arena arena) {
+        Objects.requireNonNull(tensor, "tensor");
+        if (tensor.segment().isReadOnly()) {
+            throw new IllegalArgumentException("DLPack export for writing: " + tensor.dtype().displayName()
+                    + " tensor of shape " + Arrays.toString(tensor.shape()) + " is read-only memory (a READ_ONLY"
+                    + " mapping or asReadOnly()); pass a writable tensor, or export(...) it for reading only");
+        }
+        return export(tensor, arena);
     }
 
     /**

@@ -9,6 +9,7 @@ import dev.nativescope.Context;
 import dev.nativescope.DeadlineExceededException;
 import dev.nativescope.interop.CancellationSignal;
 import dev.nativescope.interop.SegmentHold;
+import dev.nativescope.interop.WritableMemory;
 import dev.nativescope.tensor.Tensor;
 
 import java.lang.foreign.MemorySegment;
@@ -39,13 +40,15 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * {@code Arena}, a mapped file, a {@code .npy}). ORT reads inputs in place (a direct, native-order
  * {@code ByteBuffer} view of the segment is not copied by its Java API) and writes outputs in place
  * (they are passed as pinned outputs: ORT writes into the given memory instead of allocating).
- * ORT reaches that memory through JNI, which FFM does not see, so each run takes a
- * {@link SegmentHold} on the tensors' segments before handing them over and releases it only
- * after ORT has returned and its tensor objects are closed: the memory stays valid until
- * {@code run} returns, whatever the caller does meanwhile. Closing a tensor's shared arena from
- * another thread during a run throws {@link IllegalStateException} (the arena stays open; close it
- * again after the run); a tensor whose arena was already closed fails the run with an
- * {@link IllegalStateException} before ORT sees it.
+ * ORT reaches that memory through JNI, which FFM does not see, so each run holds the tensors'
+ * segments ({@link SegmentHold#call}) from before ORT gets a view of them until ORT has returned
+ * and its tensor objects are closed: the memory stays valid until {@code run} returns, whatever
+ * the caller does meanwhile. Closing a tensor's shared arena from another thread during a run
+ * throws {@link IllegalStateException} (the arena stays open; close it again after the run); a
+ * tensor whose arena was already closed fails the run with an {@link IllegalStateException}, a
+ * tensor of another thread's confined arena with a {@link WrongThreadException}, and a read-only
+ * output (a {@code READ_ONLY} mapping, {@code asReadOnly()}) with an
+ * {@link IllegalArgumentException} naming it, all before ORT sees them.
  *
  * <p><b>Threading.</b> {@code run} may be called from several threads at once (ORT sessions are
  * thread-safe for runs). {@link #close()} may be called from any thread at any time: it
@@ -137,7 +140,9 @@ public final class OrtPredictor implements AutoCloseable {
      *         predictor closed during the run
      * @throws IllegalStateException when the predictor was closed before the run, or a tensor's
      *         arena was already closed
-     * @throws IllegalArgumentException when a tensor is not contiguous, not native, or of a dtype ORT lacks
+     * @throws IllegalArgumentException when a tensor is not contiguous, not native, or of a dtype ORT lacks, or an
+     *         output is read-only
+     * @throws WrongThreadException when a tensor belongs to a confined arena of another thread
      * @throws OrtException when ONNX Runtime fails for another reason (names, shapes, types)
      */
     public void run(Context context, Map<String, Tensor> inputs, Map<String, Tensor> outputs) throws OrtException {
@@ -169,12 +174,16 @@ public final class OrtPredictor implements AutoCloseable {
         for (Tensor tensor : inputs.values()) {
             segments.add(Objects.requireNonNull(tensor, "input tensor").segment());
         }
-        for (Tensor tensor : outputs.values()) {
-            segments.add(Objects.requireNonNull(tensor, "output tensor").segment());
+        for (Map.Entry<String, Tensor> output : outputs.entrySet()) {
+            MemorySegment segment = Objects.requireNonNull(output.getValue(), "output tensor").segment();
+            // ORT writes outputs through JNI, past FFM's checks: a READ_ONLY mapping would crash the JVM.
+            WritableMemory.require("output '" + output.getKey() + "'", segment);
+            segments.add(segment);
         }
-        try (SegmentHold held = SegmentHold.hold(segments)) {
+        SegmentHold.call(segments, () -> {
             runHeld(context, inputs, outputs);
-        }
+            return null;
+        });
     }
 
     private void runHeld(Context context, Map<String, Tensor> inputs, Map<String, Tensor> outputs) throws OrtException {

@@ -3,7 +3,6 @@ package dev.nativescope.onnxruntime;
 import dev.nativescope.CancellableContext;
 import dev.nativescope.Context;
 import dev.nativescope.DeadlineExceededException;
-import dev.nativescope.interop.SegmentHold;
 import dev.nativescope.reference.ReferencePredictors;
 import dev.nativescope.tensor.Tensor;
 import org.junit.jupiter.api.AfterAll;
@@ -213,7 +212,6 @@ class OrtCancellationTest {
         // The run has returned: nothing holds the arena any more.
         outputArena.close();
         assertThat(out.segment().scope().isAlive()).isFalse();
-        assertThat(SegmentHold.liveHolds()).isZero();
     }
 
     @Test
@@ -223,8 +221,7 @@ class OrtCancellationTest {
         freed.close();
         assertThatThrownBy(() -> chain.run(Context.background(), Map.of("x", x), Map.of("y", out)))
                 .isInstanceOf(IllegalStateException.class)
-                .hasMessage("the tensor's memory was already freed");
-        assertThat(SegmentHold.liveHolds()).isZero();
+                .hasMessageStartingWith("the tensor's memory was already freed");
     }
 
     /** A run in its own thread and how it ended. */

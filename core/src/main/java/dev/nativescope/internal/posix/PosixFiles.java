@@ -13,6 +13,7 @@ import java.nio.channels.FileChannel;
 import java.nio.file.AccessDeniedException;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.FileSystemException;
+import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.OpenOption;
 import java.nio.file.Path;
@@ -36,6 +37,8 @@ public final class PosixFiles {
     public static final int O_EXCL = 0200;
     public static final int O_NOFOLLOW = 0400000;
     public static final int O_CLOEXEC = 02000000;
+    /** Opens a name without opening the file: no blocking on a FIFO, no side effect of a device's open. */
+    private static final int O_PATH = 010000000;
 
     private static final int AT_EMPTY_PATH = 0x1000;
     private static final int STATX_TYPE = 0x1;
@@ -45,6 +48,11 @@ public final class PosixFiles {
     private static final int S_IFMT = 0170000;
     private static final int S_IFREG = 0100000;
     private static final int S_IFDIR = 0040000;
+    private static final int S_IFIFO = 0010000;
+    private static final int S_IFCHR = 0020000;
+    private static final int S_IFBLK = 0060000;
+    private static final int S_IFSOCK = 0140000;
+    private static final int S_IFLNK = 0120000;
 
     private static final int ENOENT = 2;
     private static final int EACCES = 13;
@@ -84,6 +92,11 @@ public final class PosixFiles {
 
         public boolean isDirectory() {
             return (mode & S_IFMT) == S_IFDIR;
+        }
+
+        /** @return "a directory", "a FIFO (named pipe)", "a character device", ... */
+        public String typeName() {
+            return PosixFiles.typeName(mode);
         }
 
         /**
@@ -182,14 +195,110 @@ public final class PosixFiles {
         // Every tensor file (Npy, SafeTensors, MappedFile) is opened here first: a denied native access is then
         // the loader's message naming the flag, not an ExceptionInInitializerError from Libc.
         NativeLibrary.load();
+        return open(path, path, flags, mode);
+    }
+
+    /** Opens {@code opened}, naming {@code named} in errors and in the result. */
+    private static OpenFile open(Path opened, Path named, int flags, int mode) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = Libc.callState(arena);
-            int fd = Libc.open(state, arena.allocateFrom(path.toString()), flags | O_CLOEXEC, mode);
+            int fd = Libc.open(state, arena.allocateFrom(opened.toString()), flags | O_CLOEXEC, mode);
             if (fd < 0) {
-                throw failure(path, "cannot open", Libc.errno(state));
+                throw failure(named, "cannot open", Libc.errno(state));
             }
-            return new OpenFile(path, fd);
+            return new OpenFile(named, fd);
         }
+    }
+
+    /**
+     * Opens {@code path} with {@code flags} only if it is a regular file, without ever blocking or
+     * touching anything else: the name is first opened with {@code O_PATH} (which opens no FIFO,
+     * device or socket, so it cannot block or have side effects), its type is read from that
+     * descriptor, and only a regular file is then reopened through {@code /proc/self/fd}, which
+     * reaches the same inode whatever the name points to by then (no check-then-use race).
+     *
+     * @throws FileSystemException naming the file and what it is ("is a FIFO (named pipe)", "is a
+     *         symbolic link to a character device (/dev/null)", ...); NoSuchFileException also for
+     *         a dangling symbolic link, saying so
+     */
+    public static OpenFile openRegularFile(Path path, int flags) throws IOException {
+        OpenFile name;
+        try {
+            name = open(path, O_PATH, 0);
+        } catch (NoSuchFileException missing) {
+            if (Files.isSymbolicLink(path)) {
+                NoSuchFileException dangling = new NoSuchFileException(path.toString(), null,
+                        "is a symbolic link to " + linkTarget(path) + ", which does not exist");
+                dangling.initCause(missing);
+                throw dangling;
+            }
+            throw missing;
+        }
+        try (name) {
+            FileStatus status = name.status();
+            if (!status.isRegularFile()) {
+                String what = Files.isSymbolicLink(path)
+                        ? "is a symbolic link to " + status.typeName() + " (" + linkTarget(path) + ")"
+                        : "is " + status.typeName();
+                throw new FileSystemException(path.toString(), null, what + "; expected a regular file");
+            }
+            return open(Path.of("/proc/self/fd/" + name.fd), path, flags, 0);
+        }
+    }
+
+    /**
+     * Checks without opening anything that {@code path}, if it exists, is a regular file or a
+     * symbolic link to one: a replace swaps the name for a new regular file, and swapping out a
+     * FIFO, device, socket or directory (or a link to one) is almost certainly a wrong path.
+     *
+     * @throws FileSystemException naming the file and what it is otherwise
+     */
+    public static void requireReplaceable(Path path) throws IOException {
+        int mode;
+        try {
+            mode = (Integer) Files.getAttribute(path, "unix:mode", java.nio.file.LinkOption.NOFOLLOW_LINKS);
+        } catch (NoSuchFileException absent) {
+            return;
+        }
+        String what;
+        if ((mode & S_IFMT) == S_IFLNK) {
+            try {
+                int target = (Integer) Files.getAttribute(path, "unix:mode");
+                if ((target & S_IFMT) == S_IFREG) {
+                    return;
+                }
+                what = "is a symbolic link to " + typeName(target) + " (" + linkTarget(path) + ")";
+            } catch (NoSuchFileException dangling) {
+                what = "is a symbolic link to " + linkTarget(path) + ", which does not exist";
+            }
+        } else if ((mode & S_IFMT) == S_IFREG) {
+            return;
+        } else {
+            what = "is " + typeName(mode);
+        }
+        throw new FileSystemException(path.toString(), null, what
+                + "; only a regular file can be replaced (remove it first if that is really meant)");
+    }
+
+    private static String linkTarget(Path path) {
+        try {
+            return Files.readSymbolicLink(path).toString();
+        } catch (IOException e) {
+            return "an unreadable target";
+        }
+    }
+
+    static String typeName(int mode) {
+        return switch (mode & S_IFMT) {
+            case S_IFREG -> "a regular file";
+            case S_IFDIR -> "a directory";
+            case S_IFIFO -> "a FIFO (named pipe)";
+            case S_IFCHR -> "a character device";
+            case S_IFBLK -> "a block device";
+            case S_IFSOCK -> "a socket";
+            case S_IFLNK -> "a symbolic link";
+            default -> String.format("a file of unknown type (mode %06o)", mode);
+        };
     }
 
     /** @return the effective user id of this process */

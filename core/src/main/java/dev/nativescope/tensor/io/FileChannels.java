@@ -88,6 +88,8 @@ final class FileChannels implements MappedFileAccess {
                                              List<Option> options) throws IOException {
         PosixFiles.OpenFile opened;
         if (ifExists == IfExists.REPLACE) {
+            // A FIFO, device, socket or directory under the name is refused, not replaced.
+            PosixFiles.requireReplaceable(file);
             // Our own temporary name, created exclusively: follow no link planted since.
             opened = PosixFiles.open(building, PosixFiles.O_RDWR | PosixFiles.O_NOFOLLOW, 0);
         } else {
@@ -148,8 +150,12 @@ final class FileChannels implements MappedFileAccess {
     static PosixFiles.OpenFile openChecked(Path file, Mode mode, List<Option> options) throws IOException {
         PosixFiles.OpenFile opened;
         try {
-            opened = PosixFiles.open(file, mode == Mode.READ_ONLY ? PosixFiles.O_RDONLY : PosixFiles.O_RDWR, 0);
+            // Never opens a FIFO, device or socket (which could block or act on open): refused by type first.
+            opened = PosixFiles.openRegularFile(file, mode == Mode.READ_ONLY ? PosixFiles.O_RDONLY : PosixFiles.O_RDWR);
         } catch (NoSuchFileException missing) {
+            if (Files.isSymbolicLink(file)) {
+                throw missing; // a dangling link: its message says so
+            }
             NoSuchFileException named = new NoSuchFileException(file.toString(), null,
                     "no such file; check the path (relative paths resolve against " + Path.of("").toAbsolutePath() + ")");
             named.initCause(missing);

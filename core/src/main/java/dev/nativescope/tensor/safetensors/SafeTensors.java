@@ -1,5 +1,6 @@
 package dev.nativescope.tensor.safetensors;
 
+import dev.nativescope.internal.access.SharedAccess;
 import dev.nativescope.tensor.DType;
 import dev.nativescope.tensor.Tensor;
 import dev.nativescope.tensor.TensorSpec;
@@ -17,8 +18,8 @@ import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.SequencedMap;
@@ -87,7 +88,8 @@ public final class SafeTensors {
     public static SafeTensorsFile map(Path file, Arena arena) throws IOException {
         Objects.requireNonNull(file, "file");
         Objects.requireNonNull(arena, "arena");
-        try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ)) {
+        // Opened as MappedFile opens files: a FIFO, device, socket or directory is refused by type, never opened.
+        return SharedAccess.mappedFiles().withChannel(file, MappedFile.Mode.READ_ONLY, List.of(), channel -> {
             long fileSize = channel.size();
             if (fileSize < Long.BYTES) {
                 throw new TensorFormatException(file, "the file has " + fileSize + " bytes, fewer than the 8-byte "
@@ -102,7 +104,7 @@ public final class SafeTensors {
             MemorySegment mapping = channel.map(FileChannel.MapMode.READ_ONLY, 0, fileSize, arena);
             checkMappedHeader(file, mapping, lengthField, header);
             return new SafeTensorsFile(file, mapping, dataStart, parsed.entries(), parsed.metadata());
-        }
+        });
     }
 
     private static void checkHeaderLength(Path file, long headerLength, long fileSize) throws TensorFormatException {
