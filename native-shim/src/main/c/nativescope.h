@@ -327,8 +327,10 @@ NSC_API int nsc_done_fd(nsc_context *ctx);
  * the default 50 us slack late, whether or not the owner cancels.
  * revents (may be NULL) receives fd's poll revents.
  * @return NSC_OK when fd is ready, NSC_CANCELED, NSC_DEADLINE_EXCEEDED,
- *         NSC_TIMEOUT, NSC_ERR_SYSTEM, NSC_ERR_INVALID (NULL ctx, fd < 0, or fd
- *         not open: POLLNVAL, errno EBADF), NSC_ERR_ABI (ctx destroyed).
+ *         NSC_TIMEOUT, NSC_ERR_SYSTEM, NSC_ERR_INVALID (NULL ctx, fd < 0, fd
+ *         not open: POLLNVAL, or fd is ctx's own done fd, which is what a
+ *         just-closed fd's number becomes when the wait creates the done fd;
+ *         errno EBADF), NSC_ERR_ABI (ctx destroyed).
  */
 NSC_API int nsc_wait_fd(nsc_context *ctx, int fd, short events, int64_t timeout_ns, short *revents);
 

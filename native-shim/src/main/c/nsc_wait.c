@@ -151,6 +151,16 @@ NSC_API int nsc_wait_fd(nsc_context *ctx, int fd, short events, int64_t timeout_
     if (done_fd < 0) {
         return done_fd;
     }
+    /*
+     * The context's own done fd as the fd to wait for: a caller that closed its
+     * fd just before the call sees the number reused by the done fd that
+     * nsc_done_fd has just created (the lowest free number), and would wait
+     * for the context instead of failing. Refused like a closed fd.
+     */
+    if (fd == done_fd) {
+        errno = EBADF;
+        return NSC_ERR_INVALID;
+    }
 
     struct pollfd pfd[2] = {
         { .fd = fd, .events = events, .revents = 0 },

@@ -689,3 +689,21 @@ TEST(waits_end_at_the_deadline_by_their_own_timer)
     }
     close(fd);
 }
+
+TEST(wait_fd_refuses_a_closed_fd_reused_as_the_done_fd)
+{
+    /*
+     * Before: the caller's just-closed fd number came back as the lazily
+     * created done fd, and the wait silently waited for the context (its
+     * whole timeout) instead of reporting the closed fd.
+     */
+    int fd = new_eventfd();
+    close(fd);
+    nsc_context *ctx = t_ctx_new(NSC_NO_DEADLINE, NULL, 0);
+    const int64_t start = t_now();
+    CHECK_STATUS(nsc_wait_fd(ctx, fd, POLLIN, 2 * NS_PER_S, NULL), NSC_ERR_INVALID);
+    CHECK(t_now() - start < NS_PER_S);
+    /* The same number is the done fd now (lowest free fd), or the poll saw POLLNVAL: both refused. */
+    CHECK_STATUS(nsc_wait_fd(ctx, nsc_done_fd(ctx), POLLIN, 0, NULL), NSC_ERR_INVALID);
+    t_ctx_free(ctx);
+}
