@@ -10,10 +10,29 @@
  *         every 1024 iterations), so that it takes as long as
  *         nsc_predict_spin(ctx, duration_ns, NULL) and only the call mechanism
  *         differs.
+ *
+ * And the plain C floors of CancelLatencyBenchmark (issue 12: each goal is a
+ * ratio to a floor measured in the same JMH run):
+ *   eventfdWake: one waiter pthread blocked in poll(2) on an eventfd; the
+ *         calling thread lets settle_ns pass, reads the clock, writes the
+ *         eventfd and blocks in read(2) on a reply eventfd until the waiter
+ *         reports; returns waiter's clock after poll returned - clock before
+ *         the write. The same hand-off as a cancel of an fd-blocked call, with
+ *         no Java and no nativescope in it.
+ *   ppollLate: one ppoll(2) on a never-signalled eventfd with a timeout_ns
+ *         timespec (slack_ns > 0: with that timer slack, prctl
+ *         PR_SET_TIMERSLACK, restored after); returns how late it returned:
+ *         clock after - (clock just before + timeout_ns).
  */
+#define _GNU_SOURCE
 #include <jni.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <time.h>
+#include <unistd.h>
 
 #define CLOCK_INTERVAL 64
 
@@ -53,4 +72,107 @@ JNIEXPORT jlong JNICALL Java_dev_nativescope_benchmarks_JniNoop_spin(JNIEnv *env
         __builtin_ia32_pause();
         spins++;
     }
+}
+
+/* ---------------------------------------------------------------------------
+ * Floors
+ * ------------------------------------------------------------------------- */
+
+static int wake_fd = -1;
+static int reply_fd = -1;
+static int idle_fd = -1;
+static int64_t woke_at;
+static pthread_once_t floors_once = PTHREAD_ONCE_INIT;
+static int floors_ok;
+
+static void *wake_waiter(void *arg)
+{
+    (void) arg;
+    for (;;) {
+        struct pollfd p = { .fd = wake_fd, .events = POLLIN, .revents = 0 };
+        if (poll(&p, 1, -1) < 0) {
+            continue;
+        }
+        const int64_t t = now_ns();
+        uint64_t v;
+        if (read(wake_fd, &v, sizeof v) != (ssize_t) sizeof v) {
+            continue;
+        }
+        __atomic_store_n(&woke_at, t, __ATOMIC_RELEASE);
+        const uint64_t one = 1;
+        while (write(reply_fd, &one, sizeof one) < 0) {
+        }
+    }
+    return NULL;
+}
+
+static void floors_init(void)
+{
+    wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    reply_fd = eventfd(0, EFD_CLOEXEC);
+    idle_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wake_fd < 0 || reply_fd < 0 || idle_fd < 0) {
+        return;
+    }
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    /* Lives until the JVM exits: one per process, blocked in poll between samples. */
+    floors_ok = pthread_create(&t, &attr, wake_waiter, NULL) == 0;
+    pthread_attr_destroy(&attr);
+}
+
+static void sleep_ns(int64_t ns)
+{
+    struct timespec ts = { .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+/* @return the wake latency in ns, or -1 when the floor could not be set up */
+JNIEXPORT jlong JNICALL Java_dev_nativescope_benchmarks_JniNoop_eventfdWake(JNIEnv *env, jclass clazz, jlong settle_ns)
+{
+    (void) env;
+    (void) clazz;
+    pthread_once(&floors_once, floors_init);
+    if (!floors_ok) {
+        return -1;
+    }
+    sleep_ns(settle_ns);
+    const int64_t start = now_ns();
+    const uint64_t one = 1;
+    if (write(wake_fd, &one, sizeof one) != (ssize_t) sizeof one) {
+        return -1;
+    }
+    uint64_t v;
+    while (read(reply_fd, &v, sizeof v) != (ssize_t) sizeof v) {
+    }
+    return (jlong) (__atomic_load_n(&woke_at, __ATOMIC_ACQUIRE) - start);
+}
+
+/* @return how late ppoll returned after timeout_ns, in ns, or -1 on error */
+JNIEXPORT jlong JNICALL Java_dev_nativescope_benchmarks_JniNoop_ppollLate(JNIEnv *env, jclass clazz, jlong timeout_ns,
+                                                                          jlong slack_ns)
+{
+    (void) env;
+    (void) clazz;
+    pthread_once(&floors_once, floors_init);
+    if (idle_fd < 0) {
+        return -1;
+    }
+    int old_slack = 0;
+    if (slack_ns > 0) {
+        old_slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+        prctl(PR_SET_TIMERSLACK, (unsigned long) slack_ns, 0, 0, 0);
+    }
+    struct pollfd p = { .fd = idle_fd, .events = POLLIN, .revents = 0 };
+    const int64_t start = now_ns();
+    const struct timespec ts = { .tv_sec = timeout_ns / 1000000000, .tv_nsec = timeout_ns % 1000000000 };
+    int n = ppoll(&p, 1, &ts, NULL);
+    const int64_t end = now_ns();
+    if (old_slack > 0) {
+        prctl(PR_SET_TIMERSLACK, (unsigned long) old_slack, 0, 0, 0);
+    }
+    return n < 0 ? -1 : (jlong) (end - (start + timeout_ns));
 }

@@ -31,6 +31,19 @@
  * name any of them. Functions that take a context and can fail also return
  * NSC_ERR_ABI when it was not initialised by this library version, or was
  * already destroyed.
+ *
+ * Misuse the library detects (a status, never a leak, a double close or a
+ * crash): nsc_context_init over a live context (NSC_ERR_BUSY; destroy it
+ * first), and any function of this header except nsc_check and
+ * nsc_checker_poll (inline single loads, unchecked for speed) on a destroyed
+ * context, a double nsc_context_destroy included (NSC_ERR_ABI). It does so by
+ * abi_version: init sets it, destroy clears it. The limit: memory that was
+ * never initialised may hold anything, NSC_ABI_VERSION included, so these
+ * promises hold for a struct that was zeroed before its first init (calloc,
+ * memset, `= {0}`) or destroyed since; garbage that happens to read
+ * NSC_ABI_VERSION looks live (init then refuses it with NSC_ERR_BUSY, and the
+ * other functions would use it). The struct must also still be mapped: use
+ * after free() is not detected.
  */
 #ifndef NATIVESCOPE_H
 #define NATIVESCOPE_H
@@ -99,7 +112,7 @@ extern "C" {
     X(NSC_ERR_SYSTEM, -2, "a system call failed (see errno)")                                       \
     X(NSC_ERR_NOMEM, -3, "out of memory")                                                           \
     X(NSC_ERR_ABI, -4, "the context was initialised by another ABI version, or not at all")         \
-    /* nsc_context_destroy */                                                                       \
+    /* nsc_context_destroy (hooks left); nsc_context_init (ctx is live: destroy it first) */        \
     X(NSC_ERR_BUSY, -5, "cancel hooks are still registered")
 
 #define NSC__STATUS_ENUMERATOR(name, value, description) name = value,
@@ -197,8 +210,12 @@ NSC_API const char *nsc_status_name(int status);
 /**
  * Initialises a context: live, no done fd, no hooks.
  * values (an array of value_count entries) must stay valid and unchanged until
- * nsc_context_destroy; value_count may be 0 with values NULL.
- * @return NSC_OK, or NSC_ERR_INVALID when ctx is NULL or values is NULL with value_count > 0.
+ * nsc_context_destroy; value_count may be 0 with values NULL. Zero the struct
+ * before its first init (see "Misuse" above); a destroyed struct may be
+ * initialised again.
+ * @return NSC_OK, NSC_ERR_INVALID when ctx is NULL or values is NULL with
+ *         value_count > 0, NSC_ERR_BUSY when ctx is live (initialised and not
+ *         destroyed; nothing is changed, nothing leaks).
  */
 NSC_API int nsc_context_init(nsc_context *ctx, int64_t deadline_ns, const nsc_kv *values, uint64_t value_count);
 
@@ -208,7 +225,8 @@ NSC_API int nsc_context_init(nsc_context *ctx, int64_t deadline_ns, const nsc_kv
  * readable, wakes sleepers and runs every registered hook in this thread.
  * Only the first call has an effect.
  * @return NSC_OK when this call made the context done, NSC_ALREADY_DONE when it
- *         was already done, NSC_ERR_INVALID for a NULL ctx or another status.
+ *         was already done, NSC_ERR_INVALID for a NULL ctx or another status,
+ *         NSC_ERR_ABI when ctx was destroyed (or not initialised by this library).
  */
 NSC_API int nsc_context_cancel(nsc_context *ctx, int status);
 
@@ -219,7 +237,8 @@ NSC_API int nsc_context_cancel(nsc_context *ctx, int status);
  * @return NSC_OK, NSC_ERR_BUSY while a hook registration has not been
  *         deregistered, even one whose hook already ran (nothing is
  *         released then), NSC_ERR_INVALID for NULL, NSC_ERR_ABI when ctx was not
- *         initialised by this library.
+ *         initialised by this library or was already destroyed (a second
+ *         destroy closes nothing and counts nothing).
  */
 NSC_API int nsc_context_destroy(nsc_context *ctx);
 
@@ -239,7 +258,10 @@ static inline int nsc_check(const nsc_context *ctx)
 /**
  * The full check: the state word, then the clock against deadline_ns. Updates
  * the heartbeat. Costs one clock read (a vDSO call, tens of nanoseconds).
- * @return NSC_OK while live and before the deadline, else the status.
+ * @return NSC_OK while live and before the deadline, else NSC_CANCELED or
+ *         NSC_DEADLINE_EXCEEDED; NSC_ERR_INVALID for NULL, NSC_ERR_ABI when ctx
+ *         was destroyed or not initialised by this library (the heartbeat is
+ *         then not written).
  */
 NSC_API int nsc_check_clock(nsc_context *ctx);
 
@@ -275,7 +297,8 @@ static inline int nsc_checker_poll(nsc_checker *checker)
 /**
  * ggml/llama.cpp abort callback: pass nsc_abort_callback as `abort_callback`
  * and the nsc_context pointer as `abort_callback_data`.
- * @return true once the context is done or its deadline has passed.
+ * @return true once the context is done or its deadline has passed, and for
+ *         a destroyed context (stop rather than run unchecked); false for NULL.
  */
 NSC_API bool nsc_abort_callback(void *ctx);
 
@@ -287,7 +310,8 @@ NSC_API bool nsc_abort_callback(void *ctx);
  * The context's done fd, created on first use (an eventfd that becomes and
  * stays readable once the context is done; never read it, never close it).
  * Creation is ordered against nsc_context_cancel so that no wake-up is lost.
- * @return the fd (>= 0), or NSC_ERR_SYSTEM / NSC_ERR_INVALID.
+ * @return the fd (>= 0), or NSC_ERR_SYSTEM, NSC_ERR_INVALID (NULL),
+ *         NSC_ERR_ABI (destroyed: no fd is created).
  */
 NSC_API int nsc_done_fd(nsc_context *ctx);
 
@@ -295,17 +319,29 @@ NSC_API int nsc_done_fd(nsc_context *ctx);
  * Blocks until fd has one of `events` (poll(2) events), or the context is
  * done, or its deadline passes, or timeout_ns elapses (negative: no timeout),
  * with one ppoll on fd and the done fd. Never returns NSC_DEADLINE_EXCEEDED
- * before the deadline. revents (may be NULL) receives fd's poll revents.
+ * before the deadline, and ends at it by its own timer: the ppoll timeout is
+ * the nanoseconds left until min(deadline_ns, now + timeout_ns), taken from a
+ * fresh CLOCK_MONOTONIC read, and a timed wait runs with a 1 ns timer slack
+ * (prctl PR_SET_TIMERSLACK; the thread's own slack is restored before
+ * returning), so it wakes microseconds after the deadline rather than up to
+ * the default 50 us slack late, whether or not the owner cancels.
+ * revents (may be NULL) receives fd's poll revents.
  * @return NSC_OK when fd is ready, NSC_CANCELED, NSC_DEADLINE_EXCEEDED,
- *         NSC_TIMEOUT, or NSC_ERR_SYSTEM / NSC_ERR_INVALID.
+ *         NSC_TIMEOUT, NSC_ERR_SYSTEM, NSC_ERR_INVALID (NULL ctx, fd < 0, fd
+ *         not open: POLLNVAL, or fd is ctx's own done fd, which is what a
+ *         just-closed fd's number becomes when the wait creates the done fd;
+ *         errno EBADF), NSC_ERR_ABI (ctx destroyed).
  */
 NSC_API int nsc_wait_fd(nsc_context *ctx, int fd, short events, int64_t timeout_ns, short *revents);
 
 /**
  * Sleeps duration_ns unless the context is done or its deadline comes first.
- * Needs no fd: it waits on the state word as a futex.
+ * Needs no fd: it waits on the state word as a futex, with a nanosecond
+ * timeout up to min(deadline_ns, now + duration_ns) and a 1 ns timer slack
+ * like nsc_wait_fd's, so it ends at the deadline by itself.
  * @return NSC_OK after the full duration, NSC_CANCELED, NSC_DEADLINE_EXCEEDED,
- *         or NSC_ERR_SYSTEM / NSC_ERR_INVALID.
+ *         NSC_ERR_SYSTEM, NSC_ERR_INVALID (NULL ctx, negative duration),
+ *         NSC_ERR_ABI (ctx destroyed).
  */
 NSC_API int nsc_sleep(nsc_context *ctx, int64_t duration_ns);
 
@@ -317,7 +353,7 @@ NSC_API int nsc_sleep(nsc_context *ctx, int64_t duration_ns);
  * Looks up the value of a key (key_len bytes, no NUL needed). The value
  * stays valid as long as the context.
  * @return NSC_OK with *value and *value_len set (either may be NULL),
- *         NSC_NOT_FOUND, or NSC_ERR_INVALID.
+ *         NSC_NOT_FOUND, NSC_ERR_INVALID, or NSC_ERR_ABI (ctx destroyed).
  */
 NSC_API int nsc_value(const nsc_context *ctx, const char *key, size_t key_len,
                       const char **value, size_t *value_len);
@@ -333,7 +369,7 @@ typedef void (*nsc_cancel_fn)(void *arg, int status);
  * nsc_context_cancel(ctx, NSC_DEADLINE_EXCEEDED) does.
  * @return NSC_OK when registered (*hook set), NSC_CANCELED or
  *         NSC_DEADLINE_EXCEEDED when fn already ran here, NSC_ERR_INVALID,
- *         NSC_ERR_NOMEM.
+ *         NSC_ERR_NOMEM, NSC_ERR_ABI (ctx destroyed).
  */
 NSC_API int nsc_hook_register(nsc_context *ctx, nsc_cancel_fn fn, void *arg, nsc_hook_t **hook);
 

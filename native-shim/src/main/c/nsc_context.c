@@ -13,6 +13,18 @@
  *   - Native code only ever loads state (acquire in nsc_check, so a done
  *     status makes the canceller's earlier writes visible); it never writes it,
  *     not even when it notices the deadline on the clock.
+ *
+ * Misuse detection, also in one place: abi_version is the struct's "live"
+ * mark. nsc_context_init sets it last-but-not-least (plain store, before the
+ * struct is shared) and refuses a struct that already carries it (a live
+ * context: re-initialising would leak its done fd and its hook nodes and
+ * break the live-context count); nsc_context_destroy clears it, so every
+ * later call that takes the context (a second destroy, a cancel, a check, a
+ * wait, a hook registration, a value look-up) answers NSC_ERR_ABI instead of
+ * touching a closed fd or freed hook nodes. The limit: memory that was never
+ * initialised may hold anything, including NSC_ABI_VERSION in its first four
+ * bytes, so the checks are only a promise for structs that were zeroed
+ * before their first init or destroyed since (nativescope.h says so).
  */
 #include "nsc_internal.h"
 
@@ -22,6 +34,10 @@ NSC_API int nsc_context_init(nsc_context *ctx, int64_t deadline_ns, const nsc_kv
 {
     if (ctx == NULL || (values == NULL && value_count > 0)) {
         return NSC_ERR_INVALID;
+    }
+    /* A live context (initialised, not destroyed): destroy it first. */
+    if (ctx->abi_version == NSC_ABI_VERSION) {
+        return NSC_ERR_BUSY;
     }
     /*
      * Plain stores are enough: the struct is not shared yet. Whoever hands the
@@ -126,6 +142,10 @@ NSC_API int nsc_check_clock(nsc_context *ctx)
     if (ctx == NULL) {
         return NSC_ERR_INVALID;
     }
+    /* Before the heartbeat store: a destroyed struct is not written. Same cache line as state. */
+    if (ctx->abi_version != NSC_ABI_VERSION) {
+        return NSC_ERR_ABI;
+    }
     uint32_t state = __atomic_load_n(&ctx->state, __ATOMIC_ACQUIRE);
     int64_t now = nsc__now();
 
@@ -153,7 +173,7 @@ NSC_API int nsc_check_clock(nsc_context *ctx)
 
 NSC_API bool nsc_abort_callback(void *ctx)
 {
-    /* NULL must mean "never abort", not "error, so abort". */
+    /* NULL must mean "never abort", not "error, so abort". A destroyed context (NSC_ERR_ABI) aborts. */
     if (ctx == NULL) {
         return false;
     }

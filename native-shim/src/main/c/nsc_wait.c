@@ -13,6 +13,20 @@
  * it, never merely because a timer fired, so a caller can rely on "returned
  * DEADLINE_EXCEEDED" implying "the deadline has passed" (the Java side turns
  * it into a timeout exception and may compare against System.nanoTime()).
+ *
+ * Ending at the deadline by themselves: both waits give the kernel the time
+ * left until min(deadline, own timeout) in nanoseconds (ppoll's timespec, the
+ * futex's relative timespec; never poll's milliseconds, which would round),
+ * computed from a clock read taken just before the system call, and recomputed
+ * after every early wake-up. The kernel still lets a timer of a normal-policy
+ * thread fire up to its timer slack late (50 us by default, prctl
+ * PR_SET_TIMERSLACK), which is the whole lateness of a plain C ppoll here, and
+ * which also let the Java side's deadline timer (itself a timed park with the
+ * same slack) cancel the context first in most calls. So a timed wait runs
+ * with a 1 ns slack and restores the thread's own slack before returning (two
+ * prctl calls, well under a microsecond, only when the wait has a finite
+ * wake-up time): the wait then wakes within microseconds of its deadline, by
+ * its own timer, and reports NSC_DEADLINE_EXCEEDED itself.
  */
 /* ppoll(2) is a GNU extension; must precede every system header. */
 #define _GNU_SOURCE
@@ -20,6 +34,37 @@
 
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
+
+/* The timer slack of a timed wait, in ns (0 would mean "reset to the default" to prctl). */
+#define WAIT_TIMER_SLACK_NS 1UL
+
+/*
+ * Sets the calling thread's timer slack to WAIT_TIMER_SLACK_NS for a timed
+ * wait. @return the slack to restore with slack_restore, or 0 when nothing was
+ * changed (the slack could not be read, or already is that tight).
+ */
+static unsigned long slack_tighten(void)
+{
+    const int old = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+    if (old <= 0 || (unsigned long) old == WAIT_TIMER_SLACK_NS) {
+        return 0;
+    }
+    if (prctl(PR_SET_TIMERSLACK, WAIT_TIMER_SLACK_NS, 0, 0, 0) != 0) {
+        return 0;
+    }
+    return (unsigned long) old;
+}
+
+static void slack_restore(unsigned long old)
+{
+    if (old != 0) {
+        /* Cannot fail for a value PR_GET_TIMERSLACK returned; errno is left as the wait set it. */
+        const int saved_errno = errno;
+        (void) prctl(PR_SET_TIMERSLACK, old, 0, 0, 0);
+        errno = saved_errno;
+    }
+}
 
 /*
  * The entry checks of nsc_wait_fd and nsc_sleep: the arguments (args_valid:
@@ -106,17 +151,30 @@ NSC_API int nsc_wait_fd(nsc_context *ctx, int fd, short events, int64_t timeout_
     if (done_fd < 0) {
         return done_fd;
     }
+    /*
+     * The context's own done fd as the fd to wait for: a caller that closed its
+     * fd just before the call sees the number reused by the done fd that
+     * nsc_done_fd has just created (the lowest free number), and would wait
+     * for the context instead of failing. Refused like a closed fd.
+     */
+    if (fd == done_fd) {
+        errno = EBADF;
+        return NSC_ERR_INVALID;
+    }
 
     struct pollfd pfd[2] = {
         { .fd = fd, .events = events, .revents = 0 },
         { .fd = done_fd, .events = POLLIN, .revents = 0 },
     };
+    /* INT64_MAX stands for both "no deadline" and "no timeout". */
+    const int64_t wake_at = until < deadline ? until : deadline;
+    const unsigned long slack = wake_at != INT64_MAX ? slack_tighten() : 0;
     for (;;) {
-        /* INT64_MAX stands for both "no deadline" and "no timeout". */
-        const int64_t wake_at = until < deadline ? until : deadline;
         struct timespec ts;
         const struct timespec *tsp = NULL;
         if (wake_at != INT64_MAX) {
+            /* A fresh clock read: the done fd's creation or an early wake-up may have taken a while. */
+            now = nsc__now();
             ts = nsc__ns_to_timespec(wake_at > now ? wake_at - now : 0);
             tsp = &ts;
         }
@@ -124,7 +182,8 @@ NSC_API int nsc_wait_fd(nsc_context *ctx, int fd, short events, int64_t timeout_
         pfd[1].revents = 0;
         int n = ppoll(pfd, 2, tsp, NULL);
         if (n < 0 && errno != EINTR) {
-            return NSC_ERR_SYSTEM;
+            status = NSC_ERR_SYSTEM;
+            break;
         }
         if (revents != NULL) {
             *revents = pfd[0].revents;
@@ -137,25 +196,32 @@ NSC_API int nsc_wait_fd(nsc_context *ctx, int fd, short events, int64_t timeout_
          */
         status = (int) __atomic_load_n(&ctx->state, __ATOMIC_ACQUIRE);
         if (status != NSC_OK) {
-            return status;
+            break;
         }
         now = nsc__now();
         if (deadline != NSC_NO_DEADLINE && now >= deadline) {
-            return NSC_DEADLINE_EXCEEDED;
+            status = NSC_DEADLINE_EXCEEDED;
+            break;
         }
         if (n > 0 && pfd[0].revents != 0) {
             if (pfd[0].revents & POLLNVAL) {
                 /* fd is not open: a caller bug, not a readiness. */
+                status = NSC_ERR_INVALID;
+                slack_restore(slack);
                 errno = EBADF;
-                return NSC_ERR_INVALID;
+                return status;
             }
-            return NSC_OK;
+            status = NSC_OK;
+            break;
         }
         if (now >= until) {
-            return NSC_TIMEOUT;
+            status = NSC_TIMEOUT;
+            break;
         }
         /* EINTR, or a wake-up that by our clock came early: recompute and wait again. */
     }
+    slack_restore(slack);
+    return status;
 }
 
 NSC_API int nsc_sleep(nsc_context *ctx, int64_t duration_ns)
@@ -180,6 +246,8 @@ NSC_API int nsc_sleep(nsc_context *ctx, int64_t duration_ns)
      * finds state != 0 in FUTEX_WAIT's compare, which fails with EAGAIN.
      */
     __atomic_add_fetch(&ctx->sleepers, 1, __ATOMIC_SEQ_CST);
+    /* until is finite (duration_ns >= 0), so the futex wait is always timed. */
+    const unsigned long slack = slack_tighten();
     for (;;) {
         status = (int) __atomic_load_n(&ctx->state, __ATOMIC_SEQ_CST);
         if (status != NSC_OK) {
@@ -204,6 +272,7 @@ NSC_API int nsc_sleep(nsc_context *ctx, int64_t duration_ns)
         }
         /* Woken, interrupted, timed out or the word changed: the loop head decides which. */
     }
+    slack_restore(slack);
     /* Order does not matter here: a canceller that still counts us only pays a needless wake. */
     __atomic_sub_fetch(&ctx->sleepers, 1, __ATOMIC_SEQ_CST);
     return result;

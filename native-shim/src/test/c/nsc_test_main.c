@@ -157,6 +157,8 @@ nsc_context *t_ctx_new(int64_t deadline_ns, const nsc_kv *values, uint64_t value
     if (ctx == NULL) {
         nsc_test_abort(__FILE__, __LINE__, "out of memory");
     }
+    /* Zeroed before the first init, as nativescope.h asks: garbage could read as a live context. */
+    memset(ctx, 0, sizeof *ctx);
     CHECK_STATUS(nsc_context_init(ctx, deadline_ns, values, value_count), NSC_OK);
     return ctx;
 }

@@ -5,6 +5,10 @@
  */
 #include "nsc_test.h"
 
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +48,7 @@ TEST(init_sets_every_field)
     nsc_kv kv = { "k", "v", 1, 1 };
     nsc_context *ctx = aligned_alloc(64, sizeof *ctx);
     CHECK(ctx != NULL);
+    memset(ctx, 0, sizeof *ctx);
     /* Garbage first, so the test sees that init writes every field. */
     memset(ctx, 0xab, sizeof *ctx);
     CHECK_STATUS(nsc_context_init(ctx, 12345, &kv, 1), NSC_OK);
@@ -150,6 +155,8 @@ TEST(concurrent_cancels_have_one_winner)
     pthread_barrier_t barrier;
     pthread_barrier_init(&barrier, NULL, 3);
     nsc_context *ctx = aligned_alloc(64, sizeof *ctx);
+    CHECK(ctx != NULL);
+    memset(ctx, 0, sizeof *ctx);
     struct cancel_race r[2] = {
         { ctx, &barrier, NSC_CANCELED, 0, iterations },
         { ctx, &barrier, NSC_DEADLINE_EXCEEDED, 0, iterations },
@@ -339,4 +346,117 @@ TEST(values_first_match_wins)
     expect_value(ctx, "user", 4, NULL);
     expect_value(ctx, "", 0, NULL);
     t_ctx_free(ctx);
+}
+
+/* ---------------------------------------------------------------------------
+ * Misuse: a status, not a leak or a crash (the promises of nativescope.h's
+ * "Misuse" paragraph, for structs zeroed before their first init).
+ * ------------------------------------------------------------------------- */
+
+static void noop_hook(void *arg, int status)
+{
+    (void) arg;
+    (void) status;
+}
+
+/* Every checked function refuses ctx with NSC_ERR_ABI and writes nothing into it. */
+static void check_refused_as_not_live(nsc_context *ctx)
+{
+    nsc_context before;
+    memcpy(&before, ctx, sizeof before);
+    int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    CHECK(fd >= 0);
+    CHECK_STATUS(nsc_check_clock(ctx), NSC_ERR_ABI);
+    CHECK_STATUS(nsc_context_cancel(ctx, NSC_CANCELED), NSC_ERR_ABI);
+    CHECK_STATUS(nsc_context_destroy(ctx), NSC_ERR_ABI);
+    CHECK_STATUS(nsc_done_fd(ctx), NSC_ERR_ABI);
+    CHECK_STATUS(nsc_wait_fd(ctx, fd, POLLIN, 0, NULL), NSC_ERR_ABI);
+    CHECK_STATUS(nsc_sleep(ctx, 0), NSC_ERR_ABI);
+    CHECK_STATUS(nsc_value(ctx, "k", 1, NULL, NULL), NSC_ERR_ABI);
+    nsc_hook_t *hook = NULL;
+    CHECK_STATUS(nsc_hook_register(ctx, noop_hook, NULL, &hook), NSC_ERR_ABI);
+    CHECK(nsc_abort_callback(ctx));
+    uint64_t value = 0;
+    CHECK_STATUS(nsc_predict_wait(ctx, fd, 0, &value, NULL), NSC_ERR_ABI);
+    CHECK_STATUS(nsc_predict_spin(ctx, 0, NULL), NSC_ERR_ABI);
+    /* Nothing written: no heartbeat, no state, no fd. */
+    CHECK(memcmp(&before, ctx, sizeof before) == 0);
+    close(fd);
+}
+
+TEST(misuse_init_over_live_context_is_refused_without_leak)
+{
+    nsc_stats s0;
+    nsc_stats_get(&s0);
+    nsc_kv kv = { "k", "v", 1, 1 };
+    nsc_context *ctx = t_ctx_new(12345, &kv, 1);
+    int done_fd = nsc_done_fd(ctx);
+    CHECK(done_fd >= 0);
+    nsc_hook_t *hook = NULL;
+    CHECK_STATUS(nsc_hook_register(ctx, noop_hook, NULL, &hook), NSC_OK);
+
+    /* Before this check, init memset the struct: the fd, the hook node and a live count leaked. */
+    CHECK_STATUS(nsc_context_init(ctx, NSC_NO_DEADLINE, NULL, 0), NSC_ERR_BUSY);
+    CHECK_EQ(ctx->deadline_ns, 12345);
+    CHECK_EQ(ctx->done_fd, done_fd);
+    CHECK_EQ(ctx->hook_count, 1);
+    CHECK_EQ(ctx->value_count, 1);
+    nsc_stats s1;
+    nsc_stats_get(&s1);
+    CHECK_EQ(s1.live_contexts, s0.live_contexts + 1);
+    CHECK_EQ(s1.live_fds, s0.live_fds + 1);
+    /* Cancelled is still live for init: only destroy ends it. */
+    CHECK_STATUS(nsc_context_cancel(ctx, NSC_CANCELED), NSC_OK);
+    CHECK_STATUS(nsc_context_init(ctx, NSC_NO_DEADLINE, NULL, 0), NSC_ERR_BUSY);
+    CHECK_STATUS(nsc_check(ctx), NSC_CANCELED);
+
+    CHECK_STATUS(nsc_hook_deregister(hook), NSC_ALREADY_DONE);
+    CHECK_STATUS(nsc_context_destroy(ctx), NSC_OK);
+    /* Destroyed: may be initialised again. */
+    CHECK_STATUS(nsc_context_init(ctx, NSC_NO_DEADLINE, NULL, 0), NSC_OK);
+    CHECK_STATUS(nsc_check_clock(ctx), NSC_OK);
+    t_ctx_free(ctx);
+    nsc_stats s2;
+    nsc_stats_get(&s2);
+    CHECK_EQ(s2.live_contexts, s0.live_contexts);
+    CHECK_EQ(s2.live_fds, s0.live_fds);
+    CHECK_EQ(s2.live_hooks, s0.live_hooks);
+}
+
+TEST(misuse_destroyed_context_gives_abi_status_everywhere)
+{
+    nsc_stats s0;
+    nsc_stats_get(&s0);
+    nsc_context *ctx = t_ctx_new(t_now() + 3600 * NS_PER_S, NULL, 0);
+    CHECK(nsc_done_fd(ctx) >= 0);
+    CHECK_STATUS(nsc_context_destroy(ctx), NSC_OK);
+    /* Before, nsc_check_clock answered NSC_OK for a destroyed context and wrote its heartbeat. */
+    check_refused_as_not_live(ctx);
+    nsc_stats s1;
+    nsc_stats_get(&s1);
+    CHECK_EQ(s1.live_contexts, s0.live_contexts);
+    CHECK_EQ(s1.live_fds, s0.live_fds);
+    free(ctx);
+
+    /* A cancelled, then destroyed one: the same. */
+    ctx = t_ctx_new(NSC_NO_DEADLINE, NULL, 0);
+    CHECK_STATUS(nsc_context_cancel(ctx, NSC_DEADLINE_EXCEEDED), NSC_OK);
+    CHECK_STATUS(nsc_context_destroy(ctx), NSC_OK);
+    check_refused_as_not_live(ctx);
+    free(ctx);
+}
+
+TEST(misuse_never_initialised_zeroed_context_gives_abi_status)
+{
+    nsc_context *ctx = aligned_alloc(64, sizeof *ctx);
+    CHECK(ctx != NULL);
+    memset(ctx, 0, sizeof *ctx);
+    check_refused_as_not_live(ctx);
+    /* Garbage other than NSC_ABI_VERSION in abi_version: refused too, and init accepts it. */
+    memset(ctx, 0x5a, sizeof *ctx);
+    check_refused_as_not_live(ctx);
+    CHECK_STATUS(nsc_context_init(ctx, NSC_NO_DEADLINE, NULL, 0), NSC_OK);
+    CHECK_STATUS(nsc_context_destroy(ctx), NSC_OK);
+    CHECK_STATUS(nsc_context_destroy(ctx), NSC_ERR_ABI);
+    free(ctx);
 }

@@ -2,6 +2,7 @@ package dev.nativescope.benchmarks;
 
 import dev.nativescope.CancellableContext;
 import dev.nativescope.Context;
+import dev.nativescope.DeadlineExceededException;
 import dev.nativescope.reference.EventFd;
 import dev.nativescope.library.NativeLibrary;
 import dev.nativescope.reference.PredictionStats;
@@ -11,6 +12,7 @@ import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
+import java.time.Duration;
 import java.util.Locale;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.TimeUnit;
@@ -64,6 +66,19 @@ import org.openjdk.jmh.runner.IterationType;
  * <p>Goals: direct cancel of a spinning predictor p50 &lt;= 1 us and p99 &lt;= 10 us; cancel or
  * interrupt of an fd-blocked predictor p50 &lt;= 10 us and p99 &lt;= 50 us.
  *
+ * <p>{@code deadlineFd}: the fd-blocked predictor under a {@value #DEADLINE_MILLIS} ms
+ * {@code withTimeout} context that nobody cancels; {@code native} is then the lateness,
+ * {@link PredictionStats#endNanoTime()} minus the deadline, and the trial also counts who was
+ * first: the native wait's own timer ({@code native-first}: the context's
+ * {@link DeadlineExceededException#detectedNanoTime()} comes after the native return, so the Java
+ * timer had not even read its clock when the wait ended: surely ended by the wait itself) or the
+ * Java timer thread ({@code timer-first}: it read its clock past the deadline before the native
+ * return; an upper bound of the calls it ended, since both timers expire at the same instant and
+ * the timer thread's clock read comes before the woken wait's return even when the wait's own
+ * timer woke it). Goal (issue 12): lateness within 1.2x of the plain C
+ * {@code ppoll} with the same timeout, {@link Floors#ppollDefaultSlack}, measured in the same run;
+ * the fd-blocked cancel and interrupt within 1.5x of {@link Floors#eventfdWake}.
+ *
  * <p>{@code canceller=park} (default) lets the benchmark thread sleep while it waits, as a thread
  * that cancels and then joins would; {@code canceller=spin} keeps it busy on its CPU instead (an
  * investigation knob: a busy CPU is never idle when the wake-up comes).
@@ -76,6 +91,8 @@ import org.openjdk.jmh.runner.IterationType;
 @Fork(value = 1, jvmArgsAppend = "--enable-native-access=ALL-UNNAMED")
 public class CancelLatencyBenchmark {
     static final long SETTLE_MICROS = 200;
+    static final long DEADLINE_MILLIS = 2;
+    private static final Duration DEADLINE = Duration.ofMillis(DEADLINE_MILLIS);
     private static final long SETTLE_NANOS = TimeUnit.MICROSECONDS.toNanos(SETTLE_MICROS);
     private static final MethodHandle SCHED_GETCPU;
 
@@ -111,6 +128,10 @@ public class CancelLatencyBenchmark {
     private long notInNative;
     /** Samples where native code returned anything but NSC_CANCELED, or no exception was caught. */
     private long unexpected;
+    /** deadlineFd: the native wait returned before the Java timer detected the deadline. */
+    private long nativeFirst;
+    /** deadlineFd: the Java timer detected the deadline (and stopped the call) before the native return. */
+    private long timerFirst;
 
     private static Histogram histogram() {
         return new Histogram(TimeUnit.SECONDS.toNanos(10), 3);
@@ -153,9 +174,21 @@ public class CancelLatencyBenchmark {
         print(label, "native-other-cpu", nativeOtherCpu);
         System.out.printf(Locale.ROOT, "LATENCY %s worker-migrated-during-call=%d cancelled-before-native=%d unexpected=%d%n",
                 label, migrated, notInNative, unexpected);
+        if (nativeFirst + timerFirst > 0) {
+            System.out.printf(Locale.ROOT, "LATENCY %s deadline-ended-by native-first=%d timer-first=%d load=%s%n",
+                    label, nativeFirst, timerFirst, loadAverage());
+        }
     }
 
-    private static void print(String label, String what, Histogram histogram) {
+    static String loadAverage() {
+        try {
+            return java.nio.file.Files.readString(java.nio.file.Path.of("/proc/loadavg")).trim().replace(' ', '/');
+        } catch (java.io.IOException e) {
+            return "unknown";
+        }
+    }
+
+    static void print(String label, String what, Histogram histogram) {
         System.out.printf(Locale.ROOT,
                 "LATENCY %s %-16s n=%6d p50=%8.2f p90=%8.2f p99=%8.2f p99.9=%8.2f max=%9.2f mean=%8.2f us%n",
                 label, what, histogram.getTotalCount(), us(histogram.getValueAtPercentile(50)),
@@ -189,6 +222,40 @@ public class CancelLatencyBenchmark {
     @Benchmark
     public void interruptSpin() {
         sample(false, true);
+    }
+
+    /**
+     * (f) An fd-blocked predictor under a {@value #DEADLINE_MILLIS} ms deadline that nobody cancels:
+     * {@code native} is the lateness (native return - deadline).
+     */
+    @Benchmark
+    public void deadlineFd() {
+        try (CancellableContext context = Context.background().withTimeout(DEADLINE)) {
+            long deadline = context.deadlineNanoTime().orElseThrow();
+            long seq = workerTask.start(context, true);
+            workerTask.awaitDone(seq);
+            if (!measuring) {
+                return;
+            }
+            if (workerTask.nativeEnd == 0) {
+                notInNative++;
+                return;
+            }
+            if (workerTask.status != 2 /* NSC_DEADLINE_EXCEEDED */ || workerTask.caughtAt == 0
+                    || !(context.cause() instanceof DeadlineExceededException expired)) {
+                unexpected++;
+                return;
+            }
+            long late = Math.max(0, workerTask.nativeEnd - deadline);
+            nativeReturn.recordValue(late);
+            caught.recordValue(Math.max(0, workerTask.caughtAt - deadline));
+            (workerTask.cpuAfter == cpu() ? nativeSameCpu : nativeOtherCpu).recordValue(late);
+            if (expired.detectedNanoTime() - workerTask.nativeEnd >= 0) {
+                nativeFirst++;
+            } else {
+                timerFirst++;
+            }
+        }
     }
 
     private void sample(boolean fd, boolean interrupt) {
@@ -251,6 +318,77 @@ public class CancelLatencyBenchmark {
             return (int) SCHED_GETCPU.invokeExact();
         } catch (Throwable e) {
             throw new IllegalStateException("sched_getcpu", e);
+        }
+    }
+
+    /**
+     * The plain C floors the goals are ratios to, measured by the same {@code ./run bench
+     * CancelLatency} run (through JNI, {@link JniNoop}; no Java thread and no nativescope in the
+     * measured path): {@code eventfdWake} (a C waiter thread blocked in {@code poll} on an eventfd,
+     * woken by this thread's {@code write} after the same {@value #SETTLE_MICROS} us settle; the
+     * floor of {@code cancelFd} / {@code interruptFd}), {@code ppollDefaultSlack} (one {@code ppoll}
+     * with a {@value #DEADLINE_MILLIS} ms timespec and the thread's default 50 us timer slack: the
+     * floor of {@code deadlineFd}'s lateness) and {@code ppollTightSlack} (the same with the 1 ns
+     * slack the shim's timed waits use: what the shim's own timer can reach). Printed as
+     * {@code LATENCY CancelLatencyBenchmark.Floors...} lines.
+     */
+    @State(Scope.Benchmark)
+    @BenchmarkMode(Mode.AverageTime)
+    @OutputTimeUnit(TimeUnit.MICROSECONDS)
+    public static class Floors {
+        private final Histogram wake = histogram();
+        private final Histogram ppollDefault = histogram();
+        private final Histogram ppollTight = histogram();
+        private boolean measuring;
+        private long errors;
+
+        @Setup(Level.Trial)
+        public void load() {
+            JniNoop.ensureLoaded();
+        }
+
+        @Setup(Level.Iteration)
+        public void iteration(IterationParams params) {
+            measuring = params.getType() == IterationType.MEASUREMENT;
+        }
+
+        @TearDown(Level.Trial)
+        public void tearDown() {
+            System.out.println();
+            String label = "CancelLatencyBenchmark.Floors load=" + loadAverage();
+            // JMH gives each benchmark method its own state: print only what this one measured.
+            for (var entry : java.util.Map.of("eventfd-wake", wake, "ppoll-default-slack-late", ppollDefault,
+                    "ppoll-1ns-slack-late", ppollTight).entrySet()) {
+                if (entry.getValue().getTotalCount() > 0) {
+                    print(label, entry.getKey(), entry.getValue());
+                }
+            }
+            if (errors > 0) {
+                System.out.printf(Locale.ROOT, "LATENCY %s errors=%d%n", label, errors);
+            }
+        }
+
+        private void record(Histogram histogram, long nanos) {
+            if (nanos < 0) {
+                errors++;
+            } else if (measuring) {
+                histogram.recordValue(nanos);
+            }
+        }
+
+        @Benchmark
+        public void eventfdWake() {
+            record(wake, JniNoop.eventfdWake(SETTLE_NANOS));
+        }
+
+        @Benchmark
+        public void ppollDefaultSlack() {
+            record(ppollDefault, JniNoop.ppollLate(TimeUnit.MILLISECONDS.toNanos(DEADLINE_MILLIS), 0));
+        }
+
+        @Benchmark
+        public void ppollTightSlack() {
+            record(ppollTight, JniNoop.ppollLate(TimeUnit.MILLISECONDS.toNanos(DEADLINE_MILLIS), 1));
         }
     }
 

@@ -35,6 +35,23 @@ final class JniNoop {
      */
     static native long spin(long durationNanos);
 
+    /**
+     * The plain C eventfd wake floor: a C waiter thread blocked in {@code poll} on an eventfd; this
+     * thread sleeps {@code settleNanos}, writes the eventfd and blocks until the waiter reports.
+     *
+     * @return ns from just before the write to the waiter's clock read after {@code poll} returned, -1 on error
+     */
+    static native long eventfdWake(long settleNanos);
+
+    /**
+     * The plain C {@code ppoll} floor: one {@code ppoll} on a never-signalled eventfd with a
+     * {@code timeoutNanos} timespec, with the thread's timer slack ({@code slackNanos <= 0}) or
+     * {@code slackNanos} (set and restored around the call).
+     *
+     * @return ns by which it returned after the timeout, -1 on error
+     */
+    static native long ppollLate(long timeoutNanos, long slackNanos);
+
     /** Makes sure the library is loaded (class initialisation does it). */
     static void ensureLoaded() {
     }

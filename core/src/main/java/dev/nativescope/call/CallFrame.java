@@ -96,6 +96,9 @@ final class CallFrame {
             // 64-byte aligned so that the struct's two halves sit on their own cache lines.
             long skip = (64 - (block.address() & 63)) & 63;
             this.struct = block.asSlice(skip, nsc_context.sizeof());
+            // malloc'd memory may hold anything, NSC_ABI_VERSION included, which init refuses as a
+            // live context (NSC_ERR_BUSY): zeroed first, as nativescope.h asks.
+            struct.fill((byte) 0);
             int status = nativescope_h.nsc_context_init(struct, NO_DEADLINE, MemorySegment.NULL, 0);
             if (status != NativeStatus.OK.code()) {
                 throw NativeStatus.exception(status, "nsc_context_init");

@@ -8,6 +8,8 @@ import dev.nativescope.interop.SegmentHold;
 import dev.nativescope.interop.WritableMemory;
 import dev.nativescope.bindings.nativescope_h;
 import dev.nativescope.bindings.nsc_predict_stats;
+import dev.nativescope.internal.posix.Libc;
+import dev.nativescope.internal.shape.Shapes;
 import dev.nativescope.internal.time.SaturatingTime;
 import dev.nativescope.tensor.DLPack;
 import dev.nativescope.tensor.DType;
@@ -140,6 +142,7 @@ public final class ReferencePredictors {
         }
         // Refused before native code runs: it writes y through a raw address, past FFM's checks.
         WritableMemory.require("denseDLPack: y", y.segment());
+        requireSeparateOutput(x, w, bias, y);
         List<MemorySegment> operands = new ArrayList<>(List.of(x.segment(), w.segment(), y.segment()));
         if (bias != null) {
             operands.add(bias.segment());
@@ -173,6 +176,11 @@ public final class ReferencePredictors {
     public static OptionalLong awaitFd(Context context, int fd, Duration timeout, Consumer<PredictionStats> onReturn) {
         if (fd < 0) {
             throw new IllegalArgumentException("fd must be >= 0, got " + fd);
+        }
+        // Named here rather than left to native code's POLLNVAL, which only says NSC_ERR_INVALID.
+        if (!Libc.isOpenFd(fd)) {
+            throw new IllegalArgumentException("awaitFd: fd " + fd + " is not an open file descriptor"
+                    + " (fcntl(F_GETFD) failed with EBADF): closed already, or never opened");
         }
         long timeoutNanos = timeout == null ? -1 : nonNegativeNanos(timeout);
         try (Arena arena = Arena.ofConfined()) {
@@ -225,6 +233,74 @@ public final class ReferencePredictors {
         }
         // Clamped to the horizon (about 146 years), not Long.MAX_VALUE: native code adds it to its clock.
         return SaturatingTime.nanosOf(duration);
+    }
+
+    /**
+     * The checks {@code nsc_predict_dense_dl} makes on y (distinct elements, bytes shared with no
+     * input), made first so that the message names the tensors rather than saying
+     * {@code NSC_ERR_INVALID}. Same rules as the C side: byte extents [lowest, highest + 4) overlap.
+     */
+    private static void requireSeparateOutput(Tensor x, Tensor w, Tensor bias, Tensor y) {
+        // Heap segments have no address to compare; DLPack.export refuses them with its own message.
+        if (!x.segment().isNative() || !w.segment().isNative() || !y.segment().isNative()
+                || (bias != null && !bias.segment().isNative())) {
+            return;
+        }
+        long[] shape = y.shape();
+        long[] strides = y.strides();
+        if (!distinctElements(shape, strides)) {
+            throw new IllegalArgumentException("denseDLPack: y " + Arrays.toString(shape) + " with strides "
+                    + Arrays.toString(strides) + " (elements) has elements that share bytes (a zero or overlapping"
+                    + " stride); y is written, so each of its elements must have bytes of its own");
+        }
+        Shapes.Extent yBytes = extent(y);
+        requireApart("x", x, y, yBytes);
+        requireApart("w", w, y, yBytes);
+        if (bias != null) {
+            requireApart("bias", bias, y, yBytes);
+        }
+    }
+
+    private static void requireApart(String name, Tensor input, Tensor y, Shapes.Extent yBytes) {
+        Shapes.Extent bytes = extent(input);
+        if (yBytes.start() < bytes.end() && bytes.start() < yBytes.end()) {
+            throw new IllegalArgumentException("denseDLPack: y " + Arrays.toString(y.shape()) + " (bytes 0x"
+                    + Long.toHexString(yBytes.start()) + "-0x" + Long.toHexString(yBytes.end()) + ") overlaps " + name
+                    + " " + Arrays.toString(input.shape()) + " (bytes 0x" + Long.toHexString(bytes.start()) + "-0x"
+                    + Long.toHexString(bytes.end()) + "); y is written while " + name
+                    + " is read, so they must not share bytes: give y memory of its own");
+        }
+    }
+
+    /** The absolute byte range the tensor's indices reach (it has at least one element here). */
+    private static Shapes.Extent extent(Tensor t) {
+        return Shapes.extent(t.segment().address() + t.byteOffset(), t.shape(), t.strides(), Float.BYTES);
+    }
+
+    /** Whether no two indices of a rank-2 view reach the same element (nsc_predictors.c's dl_distinct_elements). */
+    private static boolean distinctElements(long[] shape, long[] strides) {
+        long na = shape[0];
+        long nb = shape[1];
+        long a = Math.abs(strides[0]);
+        long b = Math.abs(strides[1]);
+        if (na <= 1 || nb <= 1) {
+            return (na <= 1 || a != 0) && (nb <= 1 || b != 0);
+        }
+        if (a == 0 || b == 0) {
+            return false;
+        }
+        // (i, j) and (i + di, j - dj) meet when di * a == dj * b; the smallest step is di = b / g, dj = a / g.
+        long g = gcd(a, b);
+        return b / g >= na || a / g >= nb;
+    }
+
+    private static long gcd(long a, long b) {
+        while (b != 0) {
+            long t = a % b;
+            a = b;
+            b = t;
+        }
+        return a;
     }
 
     private static void requireFloat32Operand(String name, Tensor tensor, int rank) {

@@ -29,7 +29,7 @@ class NativeAccessEverywhereTest {
     private static final String MODULE_PATH_FLAG = "--enable-native-access=dev.nativescope.core,dev.nativescope.bindings";
 
     @ParameterizedTest
-    @ValueSource(strings = {"Npy", "MappedFile", "DLPack", "NativeCall", "ReferencePredictors", "EventFd", "NativeLibrary"})
+    @ValueSource(strings = {"Npy", "SafeTensors", "MappedFile", "DLPack", "NativeCall", "ReferencePredictors", "EventFd", "NativeLibrary"})
     void deniedOnTheClassPathNamesAllUnnamed(String firstUse) throws Exception {
         ChildJvm.Result result = ChildJvm.run(List.of(denyNativeAccessFlag()), List.of(),
                 FirstNativeUseProbe.class.getName(), firstUse);
@@ -40,7 +40,7 @@ class NativeAccessEverywhereTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"Npy", "MappedFile", "DLPack", "NativeCall", "ReferencePredictors", "EventFd", "NativeLibrary"})
+    @ValueSource(strings = {"Npy", "SafeTensors", "MappedFile", "DLPack", "NativeCall", "ReferencePredictors", "EventFd", "NativeLibrary"})
     void deniedOnTheModulePathNamesTheModules(String firstUse) throws Exception {
         ChildJvm.Result result = onModulePath(List.of(denyNativeAccessFlag()), firstUse);
         assertThat(result.output())
@@ -50,7 +50,7 @@ class NativeAccessEverywhereTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"Npy", "MappedFile", "DLPack", "NativeCall", "EventFd"})
+    @ValueSource(strings = {"Npy", "SafeTensors", "MappedFile", "DLPack", "NativeCall", "EventFd"})
     void theFirstUseLoadsTheLibraryBeforeAnyBindingInitialises(String firstUse) throws Exception {
         ChildJvm.Result classPath = ChildJvm.run(List.of(CLASS_PATH_FLAG), List.of(),
                 FirstNativeUseProbe.class.getName(), firstUse, "then-bind");
@@ -67,14 +67,6 @@ class NativeAccessEverywhereTest {
         assertThat(load.output())
                 .contains("PROBE-FAILED " + NativeLibraryException.class.getName())
                 .contains("run java with " + CLASS_PATH_FLAG);
-    }
-
-    /** Mapping a safetensors file makes no restricted call (FileChannel.map and segment views): it needs no flag. */
-    @Test
-    void safeTensorsMapNeedsNoNativeAccess() throws Exception {
-        ChildJvm.Result result = ChildJvm.run(List.of(denyNativeAccessFlag()), List.of(),
-                FirstNativeUseProbe.class.getName(), "SafeTensors");
-        assertThat(result.output()).contains("PROBE-OK");
     }
 
     @Test

@@ -174,19 +174,35 @@ class DenseDLPackTest {
     }
 
     @Test
-    void anOverlappingOutputIsRefusedByNativeCode() {
+    void anOverlappingOutputIsRefusedBeforeNativeCodeWithAMessageNamingTheTensors() {
+        // Before: both were NativeStatusException "NSC_ERR_INVALID: invalid argument" from native code.
         try (Arena arena = Arena.ofConfined()) {
             Tensor x = filled(arena, 1, 4, 3);
             Tensor w = filled(arena, 1, 3, 5);
             Tensor broadcastY = Tensor.of(arena.allocate(4 * 5), 0, DType.FLOAT32, new long[] {4, 5}, new long[] {0, 1});
             Tensor yOverX = Tensor.of(x.segment(), 0, DType.FLOAT32, new long[] {2, 5}, new long[] {5, 1});
             assertThatThrownBy(() -> ReferencePredictors.denseDLPack(Context.background(), x, w, null, broadcastY, 1, null))
-                    .isInstanceOf(NativeStatusException.class)
-                    .satisfies(e -> assertThat(((NativeStatusException) e).statusName()).isEqualTo("NSC_ERR_INVALID"));
+                    .isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("y [4, 5] with strides [0, 1]").hasMessageContaining("share bytes");
             Tensor x2 = x.slice(0, 0, 2);
             assertThatThrownBy(() -> ReferencePredictors.denseDLPack(Context.background(), x2, w, null, yOverX, 1, null))
-                    .isInstanceOf(NativeStatusException.class);
+                    .isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("y [2, 5]").hasMessageContaining("overlaps x [2, 3]");
+            Tensor yOverW = Tensor.of(w.segment(), 0, DType.FLOAT32, new long[] {1, 5}, new long[] {5, 1});
+            Tensor x1 = x.slice(0, 0, 1);
+            assertThatThrownBy(() -> ReferencePredictors.denseDLPack(Context.background(), x1, w, null, yOverW, 1, null))
+                    .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("overlaps w [3, 5]");
+            Tensor bias = filled(arena, 0, 5);
+            Tensor yOverBias = Tensor.of(bias.segment(), 0, DType.FLOAT32, new long[] {1, 5}, new long[] {5, 1});
+            assertThatThrownBy(() -> ReferencePredictors.denseDLPack(Context.background(), x1, w, bias, yOverBias, 1, null))
+                    .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("overlaps bias [5]");
             assertThat(x.toFloatArray()).as("x untouched").containsOnly(1f);
+            assertThat(w.toFloatArray()).as("w untouched").containsOnly(1f);
+            // Adjacent but not overlapping is fine: y right after x in the same segment.
+            MemorySegment both = arena.allocate(4 * (2 * 3 + 2 * 5), 16);
+            Tensor xa = Tensor.of(both, 0, DType.FLOAT32, new long[] {2, 3}, new long[] {3, 1});
+            Tensor ya = Tensor.of(both, 4 * 6, DType.FLOAT32, new long[] {2, 5}, new long[] {5, 1});
+            ReferencePredictors.denseDLPack(Context.background(), xa, w, null, ya, 1, null);
         }
     }
 

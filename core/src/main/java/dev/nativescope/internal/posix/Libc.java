@@ -46,6 +46,10 @@ public final class Libc {
     /** Returns the error number instead of setting errno. */
     private static final MethodHandle POSIX_FALLOCATE = find("posix_fallocate", FunctionDescriptor.of(
             ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG));
+    /** Called with one (ignored) variadic int: F_GETFD takes no third argument. */
+    private static final MethodHandle FCNTL = find("fcntl", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+            ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT), Linker.Option.firstVariadicArg(2));
+    private static final int F_GETFD = 1;
     private static final MethodHandle CLOSE = find("close", FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
     private static final MethodHandle GETEUID = find("geteuid", FunctionDescriptor.of(ValueLayout.JAVA_INT));
     private static final MethodHandle EVENTFD = find("eventfd",
@@ -120,6 +124,21 @@ public final class Libc {
             return (int) POSIX_FALLOCATE.invokeExact(fd, offset, length);
         } catch (Throwable e) {
             throw failed("posix_fallocate", e);
+        }
+    }
+
+    /**
+     * {@return whether {@code fd} is an open descriptor of this process}: {@code fcntl(fd, F_GETFD)},
+     * which fails only with {@code EBADF}. A check, not a guarantee: another thread may close it next.
+     */
+    public static boolean isOpenFd(int fd) {
+        if (fd < 0) {
+            return false;
+        }
+        try {
+            return (int) FCNTL.invokeExact(fd, F_GETFD, 0) != -1;
+        } catch (Throwable e) {
+            throw failed("fcntl", e);
         }
     }
 
