@@ -9,6 +9,8 @@
  *                                            once the producer closed
  *   exchange_tool produce FILE COUNT BATCH   creates FILE (BATCH + 1 slots), prints "ready", publishes
  *                                            1..COUNT, reading one byte of stdin after every BATCH
+ *   exchange_tool loop FILE                  takes FILE over as its producer (the old one must be dead or
+ *                                            closed), prints "ready EPOCH", publishes until killed
  *
  * Exit status 0 on success; a failed check prints what failed and exits 1.
  */
@@ -176,10 +178,42 @@ static int produce(const char *path, uint64_t count, uint64_t batch)
     return 0;
 }
 
+static int loop(const char *path)
+{
+    nsc_exchange *x = NULL;
+    int st = nsc_exchange_open(path, 1, &x);
+    if (st != NSC_OK) {
+        FAIL("take over %s: %s", path, nsc_exchange_status_name(st));
+    }
+    nsc_xchg_header *h = nsc_exchange_base(x, NULL);
+    uint64_t v = __atomic_load_n(&h->latest_version, __ATOMIC_ACQUIRE);
+    printf("ready %u\n", __atomic_load_n(&h->producer_epoch, __ATOMIC_ACQUIRE));
+    fflush(stdout);
+    for (;;) {
+        v++;
+        int64_t shape[4];
+        int rank = shape_of(v, shape);
+        nsc_xchg_tensor t;
+        st = nsc_exchange_claim(x, DTYPES[v % DTYPE_COUNT], rank, shape, &t);
+        if (st != NSC_OK) {
+            FAIL("claim %llu: %s", (unsigned long long) v, nsc_exchange_status_name(st));
+        }
+        uint8_t *data = (uint8_t *) t.dl.data + t.dl.byte_offset;
+        uint64_t n = bytes_of(&t);
+        for (uint64_t k = 0; k < n; k++) {
+            data[k] = at(v, k);
+        }
+        nsc_exchange_publish(x, &t, NULL);
+    }
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "loop") == 0) {
+        return loop(argv[2]);
+    }
     if (argc != 5) {
-        fprintf(stderr, "usage: %s consume|produce FILE COUNT BATCH\n", argv[0]);
+        fprintf(stderr, "usage: %s consume|produce FILE COUNT BATCH | loop FILE\n", argv[0]);
         return 2;
     }
     uint64_t count = strtoull(argv[3], NULL, 10), batch = strtoull(argv[4], NULL, 10);
