@@ -63,7 +63,7 @@ import java.lang.invoke.VarHandle;
  */
 public final class ExchangeDescriptor {
     /** "NSCXCHG\0" as a little-endian u64. */
-    public static final long MAGIC = 0x0047484358435343L;
+    public static final long MAGIC = 0x004748435843534EL;
     /** The layout version this code reads and writes. */
     public static final int LAYOUT_VERSION = 1;
     public static final int HEADER_LENGTH = 1024;

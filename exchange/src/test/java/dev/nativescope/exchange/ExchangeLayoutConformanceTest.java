@@ -4,6 +4,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import java.io.IOException;
 import java.lang.reflect.Field;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.lang.reflect.Modifier;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -143,6 +145,9 @@ class ExchangeLayoutConformanceTest {
             }
         }
         assertThat(problems).as("ExchangeDescriptor vs %s", header()).isEmpty();
+        // The magic is the ASCII the diagrams name, read as a little-endian u64.
+        byte[] magic = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(ExchangeDescriptor.MAGIC).array();
+        assertThat(new String(magic, StandardCharsets.US_ASCII)).isEqualTo("NSCXCHG\0");
         assertThat(c.get("NSC_XCHG_PRODUCER_DEAD")).isEqualTo((long) ExchangeNative.PRODUCER_DEAD);
         assertThat(c.get("NSC_XCHG_PRODUCER_CLOSED")).isEqualTo((long) ExchangeNative.PRODUCER_CLOSED);
     }
