@@ -98,7 +98,8 @@ public final class ExchangeLatency {
         System.out.printf("# load average at the end: %s%n", loadAverage());
     }
 
-    record Options(int messages, int warmup, long intervalMicros, int rounds, double handoffScale, boolean aeron) {
+    record Options(int messages, int warmup, long intervalMicros, int rounds, double handoffScale, boolean aeron,
+                   long spinMicros) {
         static Options parse(String[] args) {
             int messages = 20_000;
             int warmup = 5_000;
@@ -106,6 +107,7 @@ public final class ExchangeLatency {
             int rounds = 20;
             double scale = 1;
             boolean aeron = true;
+            long spin = 150;
             for (String a : args) {
                 String[] kv = a.split("=", 2);
                 switch (kv[0]) {
@@ -115,17 +117,18 @@ public final class ExchangeLatency {
                     case "rounds" -> rounds = Integer.parseInt(kv[1]);
                     case "handoffScale" -> scale = Double.parseDouble(kv[1]);
                     case "aeron" -> aeron = Boolean.parseBoolean(kv[1]);
+                    case "spin" -> spin = Long.parseLong(kv[1]);
                     default -> throw new IllegalArgumentException("unknown option " + a
-                            + " (messages, warmup, interval [us], rounds, handoffScale, aeron)");
+                            + " (messages, warmup, interval [us], rounds, handoffScale, aeron, spin [us])");
                 }
             }
-            return new Options(messages, warmup, interval, rounds, scale, aeron);
+            return new Options(messages, warmup, interval, rounds, scale, aeron, spin);
         }
 
         @Override
         public String toString() {
             return "messages=" + messages + " warmup=" + warmup + " interval=" + intervalMicros + "us rounds=" + rounds
-                    + " handoffScale=" + handoffScale + " aeron=" + aeron;
+                    + " handoffScale=" + handoffScale + " aeron=" + aeron + " spin=" + spinMicros + "us";
         }
     }
 
@@ -144,8 +147,8 @@ public final class ExchangeLatency {
             }
             System.out.println(Stats.fromFloorLine("C futex word, " + (mode.equals("spin") ? "spinning" : "FUTEX_WAIT"), line));
         }
-        for (boolean spin : new boolean[] {true, false}) {
-            System.out.println(exchangeWake(o, spin));
+        for (String mode : List.of("spin", "block", "spin-then-block")) {
+            System.out.println(exchangeWake(o, mode));
         }
         if (o.aeron()) {
             for (boolean spin : new boolean[] {true, false}) {
@@ -154,7 +157,9 @@ public final class ExchangeLatency {
         }
     }
 
-    static Stats exchangeWake(Options o, boolean spin) throws Exception {
+    /** @param mode spin: {@code next()} in a loop; block: {@code awaitNext}; spin-then-block: with {@code spinBeforeBlocking} */
+    static Stats exchangeWake(Options o, String mode) throws Exception {
+        boolean spin = mode.equals("spin");
         Path file = TensorExchange.defaultPath("nsc-bench-wake-" + ProcessHandle.current().pid());
         TensorExchange.delete(file);
         Process child = childJvm("child-exchange-wake", file.toString(), Integer.toString(o.messages() + o.warmup()),
@@ -165,6 +170,9 @@ public final class ExchangeLatency {
             long[] latencies = new long[o.messages()];
             int n = 0;
             try (Consumer consumer = TensorExchange.openConsumer(file)) {
+                if (mode.equals("spin-then-block")) {
+                    consumer.spinBeforeBlocking(Duration.ofNanos(o.spinMicros() * 1000));
+                }
                 child.getOutputStream().write('\n');
                 child.getOutputStream().flush();
                 long last = 0;
@@ -195,7 +203,11 @@ public final class ExchangeLatency {
                 }
             }
             finish(child);
-            return Stats.of("nativescope exchange, " + (spin ? "spinning (next())" : "blocked (awaitNext)"),
+            return Stats.of("nativescope exchange, " + switch (mode) {
+                        case "spin" -> "spinning (next())";
+                        case "block" -> "blocked (awaitNext)";
+                        default -> "awaitNext, spinBeforeBlocking " + o.spinMicros() + " us";
+                    },
                     Arrays.copyOf(latencies, n));
         } finally {
             child.destroyForcibly().waitFor();
