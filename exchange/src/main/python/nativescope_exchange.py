@@ -41,7 +41,7 @@ import time
 
 import numpy as np
 
-MAGIC = 0x0047484358435343
+MAGIC = 0x004748435843534E
 LAYOUT_VERSION = 1
 HEADER_LENGTH = 1024
 SLOT_META_LENGTH = 320
@@ -57,6 +57,7 @@ OFF_PRODUCER_PID, OFF_PRODUCER_EPOCH, OFF_PRODUCER_START = 64, 68, 72
 OFF_HEARTBEAT_NS, OFF_CLOSED = 80, 88
 OFF_NOTIFY, OFF_LATEST_VERSION, OFF_LATEST_SLOT = 128, 136, 144
 OFF_LEASES, LEASE_LENGTH = 192, 16
+LEASE_OFF_PID, LEASE_OFF_SLOT, LEASE_OFF_START = 0, 4, 8
 SLOT_SEQ, SLOT_DTYPE, SLOT_VERSION, SLOT_NDIM, SLOT_FLAGS = 0, 4, 8, 16, 20
 SLOT_DATA_OFFSET, SLOT_BYTE_LENGTH, SLOT_PUBLISH_NS = 24, 32, 40
 SLOT_SHAPE, SLOT_STRIDES = 64, 192
@@ -181,7 +182,7 @@ class Exchange:
         struct.pack_into("<QIIIIQQQII", mm, 0, MAGIC, 0, HEADER_LENGTH, slots, SLOT_META_LENGTH, capacity,
                          data_offset, length, MAX_NDIM, LEASE_COUNT)
         for i in range(LEASE_COUNT):
-            struct.pack_into("<I", mm, OFF_LEASES + i * LEASE_LENGTH + 4, 0xFFFFFFFF)
+            struct.pack_into("<I", mm, OFF_LEASES + i * LEASE_LENGTH + LEASE_OFF_SLOT, 0xFFFFFFFF)
         x = cls(path, fd, mm, True)
         x._set_u64(OFF_PRODUCER_START, _SELF_START)
         x._set_u32(OFF_PRODUCER_EPOCH, 1)
@@ -299,11 +300,11 @@ class Exchange:
     def _leased(self, slot):
         for i in range(LEASE_COUNT):
             e = OFF_LEASES + i * LEASE_LENGTH
-            pid = self._u32(e)
-            if pid and self._u32(e + 4) == slot:
-                if process_alive(pid, self._u64(e + 8)):
+            pid = self._u32(e + LEASE_OFF_PID)
+            if pid and self._u32(e + LEASE_OFF_SLOT) == slot:
+                if process_alive(pid, self._u64(e + LEASE_OFF_START)):
                     return True
-                self._set_u32(e, 0)
+                self._set_u32(e + LEASE_OFF_PID, 0)
         return False
 
     def claim(self, dtype, shape):

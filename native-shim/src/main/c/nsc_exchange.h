@@ -85,7 +85,7 @@
 extern "C" {
 #endif
 
-#define NSC_XCHG_MAGIC 0x0047484358435343ULL /* "NSCXCHG\0" read as a little-endian u64 */
+#define NSC_XCHG_MAGIC 0x004748435843534EULL /* "NSCXCHG\0" read as a little-endian u64 */
 #define NSC_XCHG_LAYOUT_VERSION 1u
 #define NSC_XCHG_HEADER_LENGTH 1024u
 #define NSC_XCHG_SLOT_META_LENGTH 320u

@@ -43,28 +43,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (nsc_exchange_validate_slot(image, length, i, &m) != NSC_OK) {
             continue;
         }
-        uint64_t lo = first + i * capacity, hi = lo + capacity;
         uint32_t elem = ((m.dtype >> 8) & 0xff) / 8;
-        /* Touch the first and the last element of every dimension's extreme. */
-        int64_t min_off = 0, max_off = 0, count = 1;
+        /* The element count first: an empty tensor is accepted whatever its strides (nothing is
+         * addressed), so its extents must not be computed (they may not fit 64 bits). */
+        int64_t count = 1;
         for (uint32_t d = 0; d < m.ndim; d++) {
-            count *= m.shape[d];
-            if (m.shape[d] > 0) {
-                int64_t reach = (m.shape[d] - 1) * m.strides[d] * (int64_t) elem;
-                if (reach < 0) {
-                    min_off += reach;
-                } else {
-                    max_off += reach;
-                }
-            }
+            count *= m.shape[d]; /* <= 2^62 at every step: the validation checked it */
         }
         if (count == 0) {
+            if (m.data_offset < first + i * capacity || m.data_offset > first + i * capacity + capacity) {
+                abort(); /* accepted an empty tensor whose offset lies outside its slot */
+            }
             continue;
         }
-        uint64_t begin = m.data_offset + (uint64_t) min_off, end = m.data_offset + (uint64_t) max_off + elem;
-        if (begin < lo || end > hi) {
+        /* Touch the first and the last byte the indices can address (exact, in 128 bits). */
+        __int128 min_off = 0, max_off = 0;
+        for (uint32_t d = 0; d < m.ndim; d++) {
+            __int128 reach = (__int128) (m.shape[d] - 1) * m.strides[d] * elem;
+            if (reach < 0) {
+                min_off += reach;
+            } else {
+                max_off += reach;
+            }
+        }
+        uint64_t lo = first + i * capacity, hi = lo + capacity;
+        __int128 begin128 = (__int128) m.data_offset + min_off, end128 = (__int128) m.data_offset + max_off + elem;
+        if (begin128 < (__int128) lo || end128 > (__int128) hi) {
             abort(); /* accepted metadata that reaches outside its slot */
         }
+        uint64_t begin = (uint64_t) begin128, end = (uint64_t) end128;
         sink ^= image[begin];
         sink ^= image[end - 1];
     }

@@ -63,7 +63,7 @@ import java.lang.invoke.VarHandle;
  */
 public final class ExchangeDescriptor {
     /** "NSCXCHG\0" as a little-endian u64. */
-    public static final long MAGIC = 0x0047484358435343L;
+    public static final long MAGIC = 0x004748435843534EL;
     /** The layout version this code reads and writes. */
     public static final int LAYOUT_VERSION = 1;
     public static final int HEADER_LENGTH = 1024;
@@ -107,6 +107,23 @@ public final class ExchangeDescriptor {
     public static final int SLOT_PUBLISH_NS_OFFSET = 40;
     public static final int SLOT_SHAPE_OFFSET = 64;
     public static final int SLOT_STRIDES_OFFSET = 192;
+
+    /*
+     * The shim's exchange outcomes (nsc_exchange.h: NSC_XCHG_PRODUCER_DEAD ...), kept out of enum
+     * nsc_status's range. nsc_exchange_wait returns the first two to Java; the rest are C API results.
+     */
+    /** The producer process is gone (or its pid now names another process). */
+    public static final int STATUS_PRODUCER_DEAD = 101;
+    /** The producer closed the exchange. */
+    public static final int STATUS_PRODUCER_CLOSED = 102;
+    /** The consumer was lapped. */
+    public static final int STATUS_OVERRUN = 103;
+    /** Nothing (new) published yet. */
+    public static final int STATUS_EMPTY = 104;
+    /** A live producer holds the exchange, or every slot is leased. */
+    public static final int STATUS_BUSY = 105;
+    /** Not an exchange file, an unknown version, bad sizes or metadata. */
+    public static final int STATUS_ERR_FORMAT = -101;
 
     static final VarHandle INT = ValueLayout.JAVA_INT.varHandle();
     static final VarHandle LONG = ValueLayout.JAVA_LONG.varHandle();

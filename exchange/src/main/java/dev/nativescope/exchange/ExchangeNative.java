@@ -15,8 +15,8 @@ import java.lang.invoke.MethodHandle;
  */
 final class ExchangeNative {
     /** Outcomes of nsc_exchange.h (kept out of enum nsc_status's range). */
-    static final int PRODUCER_DEAD = 101;
-    static final int PRODUCER_CLOSED = 102;
+    static final int PRODUCER_DEAD = ExchangeDescriptor.STATUS_PRODUCER_DEAD;
+    static final int PRODUCER_CLOSED = ExchangeDescriptor.STATUS_PRODUCER_CLOSED;
 
     private static final MethodHandle WAIT;
     private static final MethodHandle NOTIFY;

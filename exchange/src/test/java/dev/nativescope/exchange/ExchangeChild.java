@@ -10,6 +10,8 @@ import java.nio.file.Path;
  *     every BATCH tensors waits for one byte on stdin (the consumer's ack), so that nothing is overrun.</li>
  * <li>{@code loop FILE}: creates FILE or takes it over, prints "ready", then publishes as fast as it can
  *     until it is killed.</li>
+ * <li>{@code lease FILE}: opens FILE as a consumer, leases the newest tensor, prints "leased SLOT VERSION" and
+ *     sleeps until it is killed.</li>
  * </ul>
  */
 public final class ExchangeChild {
@@ -41,6 +43,14 @@ public final class ExchangeChild {
                 for (;;) {
                     TensorExchangeTest.publish(producer, ++v);
                 }
+            }
+            case "lease" -> {
+                Consumer consumer = TensorExchange.openConsumer(file);
+                Received r = consumer.latest();
+                Lease lease = consumer.lease(r).orElseThrow();
+                System.out.println("leased " + lease.received().slot() + " " + lease.received().version());
+                System.out.flush();
+                Thread.sleep(Long.MAX_VALUE);
             }
             default -> throw new IllegalArgumentException(args[0]);
         }
