@@ -187,6 +187,41 @@ class OffloadedCallTest {
         }
     }
 
+    @ParameterizedTest
+    @EnumSource(Caller.class)
+    void theDeadlineStopsABlockedCall(Caller caller) throws Exception {
+        try (EventFd never = EventFd.create();
+             CancellableContext context = Context.background().withValue(TRACE_ID, "t").withTimeout(Duration.ofMillis(100))) {
+            AtomicReference<Throwable> seen = new AtomicReference<>();
+            Thread thread = caller.start(() -> context.run(() -> seen.set(catchThrowable(
+                    () -> ReferencePredictors.awaitFd(Context.current(), never.fd(), null, null)))));
+            assertThat(thread.join(Duration.ofSeconds(PROMPT_SECONDS))).isTrue();
+            assertThat(seen.get()).isInstanceOf(DeadlineExceededException.class);
+        }
+    }
+
+    /** Interrupts at random moments of the handoff: every call ends cancelled, none is left in native code. */
+    @Test
+    void interruptsRaceTheHandoffWithoutLosingOne() throws Exception {
+        SplittableRandom random = new SplittableRandom(41);
+        try (EventFd never = EventFd.create()) {
+            for (int i = 0; i < 2000; i++) {
+                AtomicReference<Throwable> seen = new AtomicReference<>();
+                Thread caller = Thread.ofVirtual().start(() -> seen.set(catchThrowable(
+                        () -> ReferencePredictors.awaitFd(Context.background(), never.fd(), null, null))));
+                LockSupport.parkNanos(random.nextLong(200_000));
+                caller.interrupt();
+                assertThat(caller.join(Duration.ofSeconds(PROMPT_SECONDS))).as("call %d ended", i).isTrue();
+                assertThat(seen.get()).as("call %d", i).isInstanceOf(CancellationException.class);
+            }
+        }
+        long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(PROMPT_SECONDS);
+        while (NativeThreads.busyThreads() != 0 && System.nanoTime() < until) {
+            Thread.sleep(1);
+        }
+        assertThat(NativeThreads.busyThreads()).as("native threads left in native code").isZero();
+    }
+
     @Test
     void aConfinedSegmentIsRefusedOnANativeThreadWithAMessageThatSaysWhatToDo() {
         try (Arena confined = Arena.ofConfined()) {
