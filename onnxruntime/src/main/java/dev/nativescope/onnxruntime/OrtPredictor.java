@@ -7,6 +7,8 @@ import ai.onnxruntime.OrtSession;
 import dev.nativescope.CancellableContext;
 import dev.nativescope.Context;
 import dev.nativescope.DeadlineExceededException;
+import dev.nativescope.call.CallMode;
+import dev.nativescope.call.NativeThreads;
 import dev.nativescope.interop.CancellationSignal;
 import dev.nativescope.interop.SegmentHold;
 import dev.nativescope.tensor.Tensor;
@@ -214,7 +216,16 @@ public final class OrtPredictor implements AutoCloseable {
                 try {
                     // Pinned outputs only (ORT wants the requested names and the pinned ones disjoint): ORT
                     // writes into our tensors, and the result holds no values of its own.
-                    session.run(inputs, Set.of(), outputs, termination.optionsForRun()).close();
+                    OrtSession.RunOptions runOptions = termination.optionsForRun();
+                    // ORT's run is a JNI call: it pins a virtual thread's carrier as a downcall does, so from
+                    // a virtual thread it runs on a native thread while this thread parks (CallMode.AUTO; the
+                    // signal stays open here, so cancels, deadlines and interrupts reach it as inline).
+                    NativeThreads.call(context, CallMode.AUTO, null, signal::isStopped, () -> {
+                        throw signal.stoppedException(WHAT);
+                    }, () -> {
+                        session.run(inputs, Set.of(), outputs, runOptions).close();
+                        return null;
+                    });
                     return;
                 } catch (OrtException e) {
                     if (!signal.isStopped()) {
