@@ -79,8 +79,17 @@ final class Handoff<T> {
             failure = thrown;
         } finally {
             Thread.interrupted();
-            // Volatile write after the result: the caller reads DONE, then the result. The unpark of a
-            // caller that already left (it cannot: it waits for DONE) would be a spurious wake-up.
+        }
+    }
+
+    /**
+     * Hands the outcome back: called by the native thread after {@link #runHere()}, once it has
+     * made itself available for the next handoff (so the caller's next call finds it idle). Volatile
+     * write after the result: the caller reads DONE, then the result. Only a handoff that ran is
+     * completed; an abandoned one has no waiting caller.
+     */
+    void complete() {
+        if (state.get() == RUNNING) {
             state.set(DONE);
             LockSupport.unpark(caller);
         }

@@ -94,20 +94,36 @@ final class NativeThreadPool {
         }
     }
 
-    /** Called by {@code worker} after a handoff: the next one, or null when the worker is to end. */
-    Handoff<?> nextFor(NativeThread worker) {
+    /**
+     * Called by {@code worker} after a handoff: a queued handoff to run next, or null after putting
+     * the worker on the idle list (then it waits in {@link #awaitNextFor}). On a closed pool with an
+     * empty queue it returns null without going idle and the worker's wait returns null at once.
+     */
+    Handoff<?> takeQueuedOrIdle(NativeThread worker) {
         lock.lock();
         try {
             Handoff<?> queued = pollLive();
-            if (queued != null) {
+            if (queued != null || closed) {
                 return queued;
             }
-            if (closed) {
-                return null;
-            }
             idle.addFirst(worker);
+            return null;
         } finally {
             lock.unlock();
+        }
+    }
+
+    /** Called by an idle {@code worker}: its next handoff, or null when it is to end (timed out, closed). */
+    Handoff<?> awaitNextFor(NativeThread worker) {
+        boolean idleNow;
+        lock.lock();
+        try {
+            idleNow = idle.contains(worker) || worker.next != null;
+        } finally {
+            lock.unlock();
+        }
+        if (!idleNow) {
+            return null; // closed: takeQueuedOrIdle did not make it idle
         }
         Handoff<?> handoff = worker.awaitNext(System.nanoTime() + keepAliveNanos, keepAliveNanos < 0);
         if (handoff != null) {

@@ -227,6 +227,11 @@ public final class NativeThreads {
                 Thread caller = handoff.caller;
                 wake = context.onDone(() -> LockSupport.unpark(caller));
             }
+            // A short call is back within microseconds: poll a little before parking (saves a wake-up).
+            for (int spins = queued ? Integer.MAX_VALUE : 0; spins < NativeThread.SPINS_BEFORE_PARK / 4
+                    && handoff.state() != Handoff.DONE; spins++) {
+                Thread.onSpinWait();
+            }
             while (true) {
                 int state = handoff.state();
                 if (state == Handoff.DONE) {
