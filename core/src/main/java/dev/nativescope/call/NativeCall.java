@@ -114,6 +114,14 @@ public final class NativeCall {
     public static int invoke(Context context, Downcall downcall) {
         Objects.requireNonNull(context, "context");
         Objects.requireNonNull(downcall, "downcall");
+        if (CallMode.FORCED != null) { // -Dnativescope.callMode (tests): a constant, folded away when unset
+            downcall = OffloadedDowncall.wrap(context, CallMode.FORCED, null, downcall);
+        }
+        return invokeInMode(context, downcall);
+    }
+
+    /** {@link #invoke(Context, Downcall)} once the mode is applied (the downcall offloaded or not). */
+    private static int invokeInMode(Context context, Downcall downcall) {
         NativeLibrary.load();
         // The clock, not only isDone(): a deadline that has passed but that the timer thread has not
         // fired yet is fired here, so the call is refused like any expired one and the context
@@ -147,6 +155,58 @@ public final class NativeCall {
             // the context reachable until the native code can no longer read the block.
             Reference.reachabilityFence(context);
         }
+    }
+
+    // ---- Offloaded calls (issue 14): entries that move the native part to a native thread. ----
+    // They wrap the downcall (OffloadedDowncall) and go through the inline path above unchanged.
+
+    /**
+     * Runs a long call under {@link Context#current()}.
+     *
+     * @see #invokeLong(Context, Downcall)
+     */
+    public static int invokeLong(Downcall downcall) {
+        return invokeLong(Context.current(), downcall);
+    }
+
+    /**
+     * Runs {@code downcall}, a call that may take long (more than about 20 microseconds), under
+     * {@code context}: in {@link CallMode#AUTO}, so from a virtual thread it runs on a native thread
+     * while the virtual thread parks (its carrier stays free for other virtual threads), and from a
+     * platform thread inline. Same semantics, results and exceptions as
+     * {@link #invoke(Context, Downcall)}; see {@link NativeThreads} for what differs on a native
+     * thread (confined arenas, thread locals) and for the pool's bounds.
+     *
+     * @throws java.util.concurrent.RejectedExecutionException when every native thread is busy and
+     *         the queue is full (the message names the properties to raise)
+     */
+    public static int invokeLong(Context context, Downcall downcall) {
+        return invoke(context, CallMode.AUTO, downcall);
+    }
+
+    /**
+     * Runs {@code downcall} under {@code context} in {@code mode}.
+     *
+     * @see #invokeLong(Context, Downcall)
+     */
+    public static int invoke(Context context, CallMode mode, Downcall downcall) {
+        Objects.requireNonNull(context, "context");
+        Objects.requireNonNull(mode, "mode");
+        Objects.requireNonNull(downcall, "downcall");
+        return invokeInMode(context, OffloadedDowncall.wrap(context, mode.resolved(), null, downcall));
+    }
+
+    /**
+     * Runs {@code downcall} under {@code context} on {@code affinity}'s native thread, from any
+     * thread: every call of one session runs on the same thread.
+     *
+     * @see #invokeLong(Context, Downcall)
+     */
+    public static int invoke(Context context, Affinity affinity, Downcall downcall) {
+        Objects.requireNonNull(context, "context");
+        Objects.requireNonNull(affinity, "affinity");
+        Objects.requireNonNull(downcall, "downcall");
+        return invokeInMode(context, OffloadedDowncall.wrap(context, CallMode.OFFLOAD, affinity, downcall));
     }
 
     private static int callInFrame(Context context, CallFrame frame, Downcall downcall) {

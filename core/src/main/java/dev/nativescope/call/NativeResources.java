@@ -52,8 +52,12 @@ public record NativeResources(long javaNativeBytes, long liveCallFrames, long re
         }
     }
 
-    /** Frees the idle call frames kept for reuse, so that a snapshot shows only what is in use. */
+    /**
+     * Frees the idle call frames kept for reuse and ends the idle native threads
+     * ({@link NativeThreads#trimIdle()}), so that a snapshot shows only what is in use.
+     */
     public static void trimIdle() {
         CallFrame.trimIdle();
+        NativeThreads.trimIdle();
     }
 }

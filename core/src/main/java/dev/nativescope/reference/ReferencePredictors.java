@@ -1,7 +1,9 @@
 package dev.nativescope.reference;
 
 import dev.nativescope.Context;
+import dev.nativescope.call.CallMode;
 import dev.nativescope.call.NativeCall;
+import dev.nativescope.call.NativeThreads;
 import dev.nativescope.library.NativeStatusException;
 import dev.nativescope.library.NativeStatus;
 import dev.nativescope.interop.SegmentHold;
@@ -37,6 +39,12 @@ import java.util.function.Consumer;
  * as native code has returned, whether it completed or was cancelled, before the status is
  * translated into an exception (not at all when the context was done before the call, since native
  * code then never runs). Thread-safe: every call is independent.
+ *
+ * <p>The long predictors ({@code spin}, {@code awaitFd}, {@code dense} over more than about 2^16
+ * multiply-adds) run in {@link CallMode#AUTO}: from a virtual thread they are offloaded to a native
+ * thread, so they never pin a carrier; short ones and platform-thread callers run inline. A dense
+ * call whose segments are confined to the caller ({@code Arena.ofConfined()}) runs inline (a native
+ * thread could not pass them): use shared or automatic arenas on virtual threads.
  */
 public final class ReferencePredictors {
     private static final long FLOAT_BYTES = Float.BYTES;
@@ -75,10 +83,11 @@ public final class ReferencePredictors {
         // No SegmentHold: the segments are the downcall's own arguments, so FFM holds their arenas for the
         // call and refuses another thread's confined arena (WrongThreadException) before native code runs;
         // a hold's upcall would also keep a virtual thread's native frames on its carrier.
-        try (Arena arena = Arena.ofConfined()) {
+        CallMode mode = NativeThreads.modeFor(denseMode(rows, inner, cols, repeat), x, w, bias, y);
+        try (Arena arena = NativeThreads.arenaForCall(mode)) {
             MemorySegment stats = nsc_predict_stats.allocate(arena);
             try {
-                NativeCall.invoke(context, ctx -> nativescope_h.nsc_predict_dense(ctx, x, w, bias, y,
+                NativeCall.invoke(context, mode, ctx -> nativescope_h.nsc_predict_dense(ctx, x, w, bias, y,
                         rows, inner, cols, repeat, stats));
             } finally {
                 report(stats, onReturn);
@@ -148,23 +157,26 @@ public final class ReferencePredictors {
             operands.add(bias.segment());
         }
         // Only raw addresses inside the descriptors reach native code, so no FFM check stops the
-        // tensors' arenas from closing under it: the hold does (closing a shared one throws
-        // meanwhile, a confined one of another thread is refused, an automatic one stays reachable).
-        return SegmentHold.call(operands, () -> {
-            try (Arena arena = Arena.ofConfined()) {
-                MemorySegment dx = DLPack.export(x, arena);
-                MemorySegment dw = DLPack.export(w, arena);
-                MemorySegment db = bias == null ? MemorySegment.NULL : DLPack.export(bias, arena);
-                MemorySegment dy = DLPack.exportForWriting(y, arena);
-                MemorySegment stats = nsc_predict_stats.allocate(arena);
-                try {
-                    NativeCall.invoke(context, ctx -> nativescope_h.nsc_predict_dense_dl(ctx, dx, dw, db, dy, repeat, stats));
-                } finally {
-                    report(stats, onReturn);
-                }
-                return PredictionStats.read(stats);
+        // tensors' arenas from closing under it: the hold does (closing a shared one throws meanwhile, a
+        // confined one of another thread is refused, an automatic one stays reachable). It is taken inside
+        // the bridged call, on the thread that makes the downcall: an offloaded call holds them from its
+        // native thread while the virtual-thread caller parks unpinned (its carrier is free); a confined
+        // operand keeps the call inline (modeFor), on its owner.
+        CallMode mode = NativeThreads.modeFor(denseMode(rows, inner, cols, repeat), operands.toArray(MemorySegment[]::new));
+        try (Arena arena = NativeThreads.arenaForCall(mode)) {
+            MemorySegment dx = DLPack.export(x, arena);
+            MemorySegment dw = DLPack.export(w, arena);
+            MemorySegment db = bias == null ? MemorySegment.NULL : DLPack.export(bias, arena);
+            MemorySegment dy = DLPack.exportForWriting(y, arena);
+            MemorySegment stats = nsc_predict_stats.allocate(arena);
+            try {
+                NativeCall.invoke(context, mode, ctx -> SegmentHold.call(operands,
+                        () -> nativescope_h.nsc_predict_dense_dl(ctx, dx, dw, db, dy, repeat, stats)));
+            } finally {
+                report(stats, onReturn);
             }
-        });
+            return PredictionStats.read(stats);
+        }
     }
 
     /**
@@ -183,12 +195,12 @@ public final class ReferencePredictors {
                     + " (fcntl(F_GETFD) failed with EBADF): closed already, or never opened");
         }
         long timeoutNanos = timeout == null ? -1 : nonNegativeNanos(timeout);
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = NativeThreads.arenaForCall(CallMode.AUTO)) {
             MemorySegment stats = nsc_predict_stats.allocate(arena);
             MemorySegment value = arena.allocate(ValueLayout.JAVA_LONG);
             int status;
             try {
-                status = NativeCall.invoke(context, ctx -> nativescope_h.nsc_predict_wait(ctx, fd, timeoutNanos, value, stats));
+                status = NativeCall.invokeLong(context, ctx -> nativescope_h.nsc_predict_wait(ctx, fd, timeoutNanos, value, stats));
             } finally {
                 report(stats, onReturn);
             }
@@ -203,11 +215,21 @@ public final class ReferencePredictors {
      * @return the run's stats
      */
     public static PredictionStats spin(Context context, Duration duration, Consumer<PredictionStats> onReturn) {
+        return spin(context, CallMode.AUTO, duration, onReturn);
+    }
+
+    /**
+     * Busy-loops for {@code duration} in {@code mode}: {@link CallMode#INLINE} shows what a long call
+     * on a virtual thread does without offloading (it pins its carrier).
+     *
+     * @return the run's stats
+     */
+    public static PredictionStats spin(Context context, CallMode mode, Duration duration, Consumer<PredictionStats> onReturn) {
         long nanos = duration == null ? -1 : nonNegativeNanos(duration);
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = NativeThreads.arenaForCall(mode)) {
             MemorySegment stats = nsc_predict_stats.allocate(arena);
             try {
-                NativeCall.invoke(context, ctx -> nativescope_h.nsc_predict_spin(ctx, nanos, stats));
+                NativeCall.invoke(context, mode, ctx -> nativescope_h.nsc_predict_spin(ctx, nanos, stats));
             } finally {
                 report(stats, onReturn);
             }
@@ -218,6 +240,18 @@ public final class ReferencePredictors {
     /** Calls {@code nsc_noop_ctx} through the bridge: the cheapest cancellable call. */
     public static void noop(Context context) {
         NativeCall.invoke(context, nativescope_h::nsc_noop_ctx);
+    }
+
+    /**
+     * Multiply-adds above which a dense call is long (offloaded from virtual threads): about 20 us of
+     * native work, where the handoff (a few microseconds) is small beside what a pinned carrier costs.
+     */
+    private static final long LONG_DENSE_MACS = 1L << 16;
+
+    private static CallMode denseMode(long rows, long inner, long cols, long repeat) {
+        // In double: the sizes were checked, their product may still overflow a long.
+        double macs = (double) rows * inner * cols * repeat;
+        return macs > LONG_DENSE_MACS ? CallMode.AUTO : CallMode.INLINE;
     }
 
     private static void report(MemorySegment stats, Consumer<PredictionStats> onReturn) {

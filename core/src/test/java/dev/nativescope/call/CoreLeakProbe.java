@@ -44,6 +44,9 @@ public final class CoreLeakProbe implements LeakProbe {
         counters.put("shimNativeBytes", resources.shimNativeBytes());
         // Contexts with a deadline that were neither closed nor done: each keeps a timer task queued
         // (and, through it, itself and its parents reachable) until the deadline passes.
+        // Offloaded calls still running or waiting for a native thread after the class: a lost handoff.
+        counters.put("busyNativeThreads", (long) NativeThreads.busyThreads());
+        counters.put("queuedOffloadedCalls", (long) NativeThreads.queuedCalls());
         counters.put("pendingDeadlines", (long) ContextProbe.queuedDeadlineCount());
         return counters;
     }

@@ -179,7 +179,9 @@ class FaultInjectionTest {
             try (EventFd neverSignalled = EventFd.create()) {
                 warmUp(dir, npy, neverSignalled);
                 Files.delete(dir.resolve("warmup.bin"));
-                // Settled first: trimming the idle frames closes their done fds, which must not count as freed by the run.
+                // Counted with the frame pool trimmed, at both ends: whether an idle frame keeps its done fd
+                // depends on a race that is not a leak (native code seeing the 20 ms deadline on its clock
+                // keeps the frame's fd; the timer's cancel first makes the frame re-initialise without one).
                 NativeResources before = settledResources();
                 long fdsBefore = ProcSelf.openDescriptorCount();
 

@@ -30,6 +30,15 @@ import java.util.concurrent.atomic.AtomicLong;
  * predictor blocked on an fd that is never signalled; it prints what each subtask did, what
  * cancelled it, how long after the trigger its native code returned, and the trace id that native
  * code read from its context.
+ *
+ * <p>The scopes use their default thread factory: virtual threads. The predictors' native calls are
+ * offloaded to native threads ({@code CallMode.AUTO}, the reference predictors' mode), so they never
+ * pin a carrier and the failing sibling and the scopes' owners run while they compute. The
+ * scope-timeout rows take milliseconds from the timeout to native return (the JDK's timer must get a
+ * CPU from the spinning predictors, then interrupt each subtask); the context-deadline rows take
+ * microseconds, because native code reads the deadline itself: to make a scope's timeout stop native
+ * code that fast, carry it in the context, {@code Context.current().withTimeout(d)} around the scope
+ * (see README, "Structured concurrency").
  */
 public final class Demo {
     static final ContextKey<String> TRACE_ID = ContextKey.ofString("trace-id");
@@ -72,7 +81,8 @@ public final class Demo {
         System.out.println();
         System.out.println("nativescope demo: JDK " + Runtime.version() + ", " + Runtime.getRuntime().availableProcessors()
                 + " CPUs, dense " + SIZE + "x" + SIZE + "x" + SIZE + " x " + REPEAT + " passes per predictor"
-                + " (seconds of work each), subtasks on platform threads");
+                + " (seconds of work each), subtasks on the scopes' default virtual threads, native calls offloaded"
+                + " to native threads (CallMode.AUTO)");
         System.out.println(format(rows));
     }
 
@@ -135,7 +145,7 @@ public final class Demo {
             // milliseconds on a cold JVM; a trigger taken afterwards would be later than the expiry.
             trigger.setOnce(System.nanoTime() + timeout.toNanos());
             try (EventFd neverSignalled = EventFd.create();
-                 var scope = StructuredTaskScope.open(Joiner.<Boolean>awaitAll(), cf -> platformThreads(cf).withTimeout(timeout))) {
+                 var scope = StructuredTaskScope.open(Joiner.<Boolean>awaitAll(), cf -> cf.withTimeout(timeout))) {
                                 for (int i = 0; i < 3; i++) {
                     String name = "dense-" + i;
                     scope.fork(() -> rows.add(dense(scenario, name, arena, inputs, trigger, "scope timed out")));
@@ -160,7 +170,7 @@ public final class Demo {
         Context request = Context.background().withValue(TRACE_ID, "req-sibling-2");
         request.call(() -> {
             try (EventFd neverSignalled = EventFd.create();
-                 var scope = StructuredTaskScope.open(Joiner.<Object>awaitAllSuccessfulOrThrow(), Demo::platformThreads)) {
+                 var scope = StructuredTaskScope.open(Joiner.<Object>awaitAllSuccessfulOrThrow())) {
                                 for (int i = 0; i < 2; i++) {
                     String name = "dense-" + i;
                     scope.fork(() -> rows.add(dense(scenario, name, arena, inputs, trigger, "sibling failed")));
@@ -191,7 +201,7 @@ public final class Demo {
             trigger.setOnce(request.deadlineNanoTime().orElseThrow());
             request.call(() -> {
                 try (EventFd neverSignalled = EventFd.create();
-                     var scope = StructuredTaskScope.open(Joiner.<Boolean>awaitAll(), Demo::platformThreads)) {
+                     var scope = StructuredTaskScope.open(Joiner.<Boolean>awaitAll())) {
                                         for (int i = 0; i < 2; i++) {
                         String name = "dense-" + i;
                         scope.fork(() -> rows.add(dense(scenario, name, arena, inputs, trigger, "deadline")));
@@ -203,15 +213,6 @@ public final class Demo {
             });
         }
         return sorted(rows);
-    }
-
-    /**
-     * A virtual thread inside a downcall pins its carrier: with more compute-bound native subtasks
-     * than cores, the others (and the failing sibling) would not even start until one returned.
-     * Long native calls belong on platform threads.
-     */
-    static StructuredTaskScope.Configuration platformThreads(StructuredTaskScope.Configuration configuration) {
-        return configuration.withThreadFactory(Thread.ofPlatform().name("predictor-", 0).factory());
     }
 
     private static Row dense(String scenario, String name, Arena arena, Inputs inputs, Trigger trigger, String stopper) {

@@ -7,6 +7,8 @@ import ai.onnxruntime.OrtSession;
 import dev.nativescope.CancellableContext;
 import dev.nativescope.Context;
 import dev.nativescope.DeadlineExceededException;
+import dev.nativescope.call.CallMode;
+import dev.nativescope.call.NativeThreads;
 import dev.nativescope.interop.CancellationSignal;
 import dev.nativescope.interop.SegmentHold;
 import dev.nativescope.interop.WritableMemory;
@@ -168,8 +170,8 @@ public final class OrtPredictor implements AutoCloseable {
     }
 
     private void runOpen(Context context, Map<String, Tensor> inputs, Map<String, Tensor> outputs) throws OrtException {
-        // Held before ORT gets any view of the memory and released only after its objects are
-        // closed: ORT (through JNI) never touches the memory once its arena could be freed.
+        // ORT touches the tensors' memory only inside its run: the segments are held around that, on the
+        // thread that makes the JNI call (see runTerminable).
         List<MemorySegment> segments = new ArrayList<>(inputs.size() + outputs.size());
         for (Tensor tensor : inputs.values()) {
             segments.add(Objects.requireNonNull(tensor, "input tensor").segment());
@@ -180,13 +182,11 @@ public final class OrtPredictor implements AutoCloseable {
             WritableMemory.require("output '" + output.getKey() + "'", segment);
             segments.add(segment);
         }
-        SegmentHold.call(segments, () -> {
-            runHeld(context, inputs, outputs);
-            return null;
-        });
+        runWithViews(context, inputs, outputs, segments);
     }
 
-    private void runHeld(Context context, Map<String, Tensor> inputs, Map<String, Tensor> outputs) throws OrtException {
+    private void runWithViews(Context context, Map<String, Tensor> inputs, Map<String, Tensor> outputs,
+                              List<MemorySegment> segments) throws OrtException {
         Map<String, OnnxTensor> ortInputs = new LinkedHashMap<>();
         Map<String, OnnxTensor> ortOutputs = new LinkedHashMap<>();
         OrtSession.RunOptions options = null;
@@ -200,7 +200,7 @@ public final class OrtPredictor implements AutoCloseable {
             options = OrtObjects.runOptions();
             RunTermination termination = new RunTermination(options);
             try {
-                runTerminable(context, termination, ortInputs, ortOutputs);
+                runTerminable(context, termination, ortInputs, ortOutputs, segments);
             } finally {
                 options = termination.finish();
             }
@@ -214,7 +214,7 @@ public final class OrtPredictor implements AutoCloseable {
     }
 
     private void runTerminable(Context context, RunTermination termination, Map<String, OnnxTensor> inputs,
-                               Map<String, OnnxTensor> outputs) throws OrtException {
+                               Map<String, OnnxTensor> outputs, List<MemorySegment> segments) throws OrtException {
         // The context (cancel, deadline), an interrupt of this thread (ORT's run is a JNI call that does
         // not notice interrupts) and close() all flip the run's terminate flag; ORT checks it between
         // nodes and before the first.
@@ -223,7 +223,20 @@ public final class OrtPredictor implements AutoCloseable {
                 try {
                     // Pinned outputs only (ORT wants the requested names and the pinned ones disjoint): ORT
                     // writes into our tensors, and the result holds no values of its own.
-                    session.run(inputs, Set.of(), outputs, termination.optionsForRun()).close();
+                    OrtSession.RunOptions runOptions = termination.optionsForRun();
+                    // ORT's run is a JNI call: it pins a virtual thread's carrier as a downcall does, so from
+                    // a virtual thread it runs on a native thread while this thread parks (CallMode.AUTO; the
+                    // signal stays open here, so cancels, deadlines and interrupts reach it as inline). A
+                    // confined tensor keeps it inline, on its owner (modeFor). The segments are held on the
+                    // thread that runs ORT, from before ORT reads them until it has returned: a shared arena
+                    // cannot close meanwhile, another thread's confined arena is refused before ORT runs.
+                    CallMode mode = NativeThreads.modeFor(CallMode.AUTO, segments.toArray(MemorySegment[]::new));
+                    NativeThreads.call(context, mode, null, signal::isStopped, () -> {
+                        throw signal.stoppedException(WHAT);
+                    }, () -> SegmentHold.call(segments, () -> {
+                        session.run(inputs, Set.of(), outputs, runOptions).close();
+                        return null;
+                    }));
                     return;
                 } catch (OrtException e) {
                     if (!signal.isStopped()) {

@@ -167,6 +167,9 @@ class OrtCancellationTest {
             }
         });
         Thread.sleep(200);
+        // ORT's run is a JNI call that would pin a virtual thread's carrier: it runs on a native thread.
+        assertThat(dev.nativescope.call.NativeThreads.busyThreads()).as("native threads running the run")
+                .isEqualTo(virtual ? 1 : 0);
         long interrupted = System.nanoTime();
         outcome.thread.interrupt();
         Throwable thrown = outcome.await(promptly.plus(UNCANCELLED_RUN));
