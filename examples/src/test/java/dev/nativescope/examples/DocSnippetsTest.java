@@ -36,6 +36,7 @@ class DocSnippetsTest {
             import java.time.*;
             import java.util.*;
             import java.util.concurrent.*;
+            import java.util.concurrent.StructuredTaskScope.Joiner;
             import dev.nativescope.*;
             import dev.nativescope.call.*;
             import dev.nativescope.interop.*;
@@ -79,7 +80,9 @@ class DocSnippetsTest {
         // javac as a process (this module's tests run patched into a named module that does not read java.compiler).
         Path work = Files.createTempDirectory("doc-snippets");
         List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "javac").toString(),
-                "--release", "22", "-proc:none", "-nowarn", "-d", work.resolve("classes").toString(),
+                // The docs show StructuredTaskScope, a preview API of this module's JDK (25).
+                "--release", Integer.toString(Runtime.version().feature()), "--enable-preview",
+                "-proc:none", "-nowarn", "-d", work.resolve("classes").toString(),
                 "-classpath", System.getProperty("java.class.path")));
         for (Snippet snippet : snippets) {
             command.add(Files.writeString(work.resolve(snippet.className() + ".java"), snippet.source()).toString());
