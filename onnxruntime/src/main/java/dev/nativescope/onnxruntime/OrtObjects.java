@@ -14,8 +14,8 @@ import java.nio.ByteOrder;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * Creates and closes the per-run ONNX Runtime objects ({@link OnnxTensor} views of our tensors and
- * {@link OrtSession.RunOptions}) and counts them, so that tests can prove that no run, cancelled
+ * Creates and closes the per-run ONNX Runtime objects ({@link OnnxTensor} views of our tensors,
+ * {@link OrtSession.RunOptions} and the output values of {@link OrtResult}s until they are closed) and counts them, so that tests can prove that no run, cancelled
  * or not, leaves one open; also counts the predictors (sessions) open. Thread-safe: the counters
  * are atomic and shared by all predictors. {@link OrtResources} shows them outside the package.
  */
@@ -62,6 +62,16 @@ final class OrtObjects {
     static void close(OrtSession.RunOptions options) {
         options.close();
         CLOSED.incrementAndGet();
+    }
+
+    /** Counts the {@code count} output values ORT allocated for an {@link OrtResult}. */
+    static void createdAllocated(int count) {
+        CREATED.addAndGet(count);
+    }
+
+    /** Counts the output values of an {@link OrtResult} released. */
+    static void closedAllocated(int count) {
+        CLOSED.addAndGet(count);
     }
 
     static void close(OnnxTensor tensor) {

@@ -1,5 +1,6 @@
 package dev.nativescope.onnxruntime;
 
+import ai.onnxruntime.NodeInfo;
 import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
@@ -18,6 +19,7 @@ import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
@@ -67,6 +69,8 @@ public final class OrtPredictor implements AutoCloseable {
     /** Runs hold the read lock, close takes the write lock: the session is never closed under a run. */
     private final ReentrantReadWriteLock runs = new ReentrantReadWriteLock();
     private boolean closed; // guarded by the write lock
+    /** The session's output metadata, read once by the first {@link #runAllocating} (a benign race). */
+    private volatile Map<String, NodeInfo> outputInfo;
 
     private OrtPredictor(OrtEnvironment environment, OrtSession session) {
         this.environment = environment;
@@ -238,6 +242,137 @@ public final class OrtPredictor implements AutoCloseable {
                         return null;
                     }));
                     return;
+                } catch (OrtException e) {
+                    if (!signal.isStopped()) {
+                        throw e;
+                    }
+                    RuntimeException stopped = signal.stoppedException(WHAT);
+                    stopped.addSuppressed(e);
+                    throw stopped;
+                }
+            }
+            throw signal.stoppedException(WHAT);
+        }
+    }
+
+    /**
+     * Runs the model under {@link Context#current()}, with outputs ONNX Runtime allocates.
+     *
+     * @see #runAllocating(Context, Map, Set)
+     */
+    public OrtResult runAllocating(Map<String, Tensor> inputs, Set<String> outputNames) throws OrtException {
+        return runAllocating(Context.current(), inputs, outputNames);
+    }
+
+    /**
+     * Runs the model under {@code context}, reading {@code inputs} in place, and lets ONNX Runtime
+     * allocate the outputs named in {@code outputNames}: for outputs whose shape is known only
+     * after the run (a {@code NonZero}, a {@code Slice} or {@code Reshape} driven by an input, a
+     * dynamic batch). The returned result's tensors view ORT's output memory without a copy and stay
+     * valid until the result is closed (see {@link OrtResult}); close it.
+     *
+     * <p>Cancellation, deadlines, interrupts, {@link #close()} and the checks on the inputs behave
+     * as in {@link #run(Context, Map, Map)}; a stopped run allocates nothing the caller must close.
+     * Output types are checked against the model before the run: every element type ORT's Java API
+     * can hand over has a {@link dev.nativescope.tensor.DType} (float, double, int8, int16, int32,
+     * int64, uint8, uint16, uint32, uint64 (which that API reports as signed), bool, float16,
+     * bfloat16); a string, complex or float8 output, or one that is not a tensor, is refused with an
+     * {@link IllegalArgumentException} naming it and its type.
+     *
+     * @param context stops the run when cancelled or expired
+     * @param inputs the model inputs by name: contiguous tensors over native memory
+     * @param outputNames the outputs to compute (at least one), in the order the result lists them
+     * @return the outputs; the caller closes it
+     * @throws DeadlineExceededException when the context's deadline stopped the run (or had passed)
+     * @throws CancellationException when the context was cancelled, the thread interrupted or the
+     *         predictor closed during the run
+     * @throws IllegalStateException when the predictor was closed before the run, or an input's
+     *         arena was already closed
+     * @throws IllegalArgumentException when an input is not contiguous, not native, or of a dtype
+     *         ORT lacks, or an output is unknown or of a type a {@code Tensor} cannot view
+     * @throws WrongThreadException when an input belongs to a confined arena of another thread
+     * @throws UnsupportedOperationException when ORT's Java API gives no zero-copy access to its
+     *         output memory (a version other than the one this module is built against)
+     * @throws OrtException when ONNX Runtime fails for another reason (shapes, types)
+     */
+    public OrtResult runAllocating(Context context, Map<String, Tensor> inputs, Set<String> outputNames)
+            throws OrtException {
+        Objects.requireNonNull(context, "context");
+        Objects.requireNonNull(inputs, "inputs");
+        Objects.requireNonNull(outputNames, "outputNames");
+        if (outputNames.isEmpty()) {
+            throw new IllegalArgumentException("no outputs requested: name at least one output");
+        }
+        Set<String> names = new LinkedHashSet<>(outputNames.size() * 2);
+        for (String name : outputNames) {
+            names.add(Objects.requireNonNull(name, "output name"));
+        }
+        OrtOutputViews.check();
+        ReentrantReadWriteLock.ReadLock readLock = runs.readLock();
+        readLock.lock();
+        try {
+            if (lifetime.isDone()) {
+                throw new IllegalStateException("the OrtPredictor is closed");
+            }
+            if (context.isDone()) {
+                throw CancellationSignal.contextStopped(context, WHAT);
+            }
+            OrtOutputViews.checkOutputs(outputInfo(), names);
+            List<MemorySegment> segments = new ArrayList<>(inputs.size());
+            for (Tensor tensor : inputs.values()) {
+                segments.add(Objects.requireNonNull(tensor, "input tensor").segment());
+            }
+            return SegmentHold.call(segments, () -> runAllocatingHeld(context, inputs, names));
+        } finally {
+            readLock.unlock();
+        }
+    }
+
+    private Map<String, NodeInfo> outputInfo() throws OrtException {
+        Map<String, NodeInfo> info = outputInfo;
+        if (info == null) {
+            info = session.getOutputInfo();
+            outputInfo = info;
+        }
+        return info;
+    }
+
+    private OrtResult runAllocatingHeld(Context context, Map<String, Tensor> inputs, Set<String> names)
+            throws OrtException {
+        Map<String, OnnxTensor> ortInputs = new LinkedHashMap<>();
+        OrtSession.RunOptions options = null;
+        OrtSession.Result values;
+        try {
+            for (Map.Entry<String, Tensor> input : inputs.entrySet()) {
+                ortInputs.put(input.getKey(), OrtObjects.view(environment, "input", input.getKey(), input.getValue()));
+            }
+            options = OrtObjects.runOptions();
+            RunTermination termination = new RunTermination(options);
+            try {
+                values = runTerminableAllocating(context, termination, ortInputs, names);
+            } finally {
+                options = termination.finish();
+            }
+        } finally {
+            if (options != null) {
+                OrtObjects.close(options);
+            }
+            ortInputs.values().forEach(OrtObjects::close);
+        }
+        // ORT's values do not depend on the inputs or the run options: the result outlives both.
+        return new OrtResult(values, names);
+    }
+
+    /** As {@link #runTerminable}, with outputs ORT allocates; the values returned are counted as created. */
+    private OrtSession.Result runTerminableAllocating(Context context, RunTermination termination,
+                                                      Map<String, OnnxTensor> inputs, Set<String> names)
+            throws OrtException {
+        try (CancellationSignal signal = CancellationSignal.open(context, lifetime, reason -> termination.terminate())) {
+            if (!signal.isStopped()) {
+                try {
+                    OrtSession.Result values = session.run(inputs, names, termination.optionsForRun());
+                    OrtObjects.createdAllocated(values.size());
+                    return values;
                 } catch (OrtException e) {
                     if (!signal.isStopped()) {
                         throw e;

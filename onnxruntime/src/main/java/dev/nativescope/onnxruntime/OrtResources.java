@@ -2,12 +2,13 @@ package dev.nativescope.onnxruntime;
 
 /**
  * What this module holds in ONNX Runtime, for leak checks and long-running monitors (the soak run
- * samples it once a second): the per-run ORT objects ({@code RunOptions} and the tensor views of
- * inputs and outputs) and the predictors, each of which owns a session.
+ * samples it once a second): the per-run ORT objects ({@code RunOptions}, the tensor views of
+ * inputs and outputs, and the output values ORT allocated for an {@link OrtResult} not yet closed) and the predictors, each of which owns a session.
  *
  * <p>Thread-safe; the counters are read one after the other, not as one snapshot, so a reading
  * taken while runs are in flight is approximate. When no run is in flight, {@code openRunObjects}
- * is exactly zero: every run closes what it created, whether it completed, failed or was stopped.
+ * is exactly zero once every {@link OrtResult} is closed: every run closes what it created, whether it
+ * completed, failed or was stopped.
  *
  * @param openRunObjects per-run ORT objects created and not yet closed, in all predictors
  * @param createdRunObjects per-run ORT objects created since the JVM started

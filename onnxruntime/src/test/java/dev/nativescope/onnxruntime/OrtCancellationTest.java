@@ -227,6 +227,61 @@ class OrtCancellationTest {
                 .hasMessageStartingWith("the tensor's memory was already freed");
     }
 
+    /**
+     * {@link OrtPredictor#runAllocating} stops as {@code run} does: a deadline, a cancel, an interrupt and
+     * a close end it promptly with the same exceptions, and nothing it allocated is left open.
+     */
+    @Test
+    void runAllocatingStopsLikeRun() throws Exception {
+        java.util.Set<String> ys = java.util.Set.of("y");
+        long created = OrtObjects.created();
+        try (CancellableContext ctx = Context.background().withTimeout(Duration.ofMillis(200))) {
+            assertThatThrownBy(() -> chain.runAllocating(ctx, Map.of("x", x), ys)).isInstanceOf(DeadlineExceededException.class);
+            assertThat(Duration.ofNanos(System.nanoTime() - ctx.deadlineNanoTime().getAsLong())).isLessThan(promptly);
+        }
+        try (CancellableContext ctx = Context.background().withTimeout(Duration.ZERO)) {
+            long before = OrtObjects.created();
+            assertThatThrownBy(() -> chain.runAllocating(ctx, Map.of("x", x), ys)).isInstanceOf(DeadlineExceededException.class);
+            assertThat(OrtObjects.created()).as("an expired context makes no ORT object").isEqualTo(before);
+        }
+        IllegalStateException why = new IllegalStateException("gone");
+        try (CancellableContext ctx = Context.background().withCancel()) {
+            Outcome outcome = Outcome.start(Thread.ofPlatform(), () -> chain.runAllocating(ctx, Map.of("x", x), ys).close());
+            Thread.sleep(200);
+            ctx.cancel(why);
+            assertThat(outcome.await(promptly.plus(UNCANCELLED_RUN))).isInstanceOf(CancellationException.class).hasCause(why);
+        }
+        AtomicReference<Boolean> stillInterrupted = new AtomicReference<>();
+        Outcome interrupted = Outcome.start(Thread.ofVirtual(), () -> {
+            try {
+                chain.runAllocating(Context.background(), Map.of("x", x), ys).close();
+            } finally {
+                stillInterrupted.set(Thread.currentThread().isInterrupted());
+            }
+        });
+        Thread.sleep(200);
+        interrupted.thread.interrupt();
+        assertThat(interrupted.await(promptly.plus(UNCANCELLED_RUN))).isInstanceOf(CancellationException.class)
+                .hasCauseInstanceOf(InterruptedException.class);
+        assertThat(stillInterrupted.get()).isTrue();
+        OrtPredictor second = OrtModels.open(longChain.model());
+        Outcome closing = Outcome.start(Thread.ofPlatform(), () -> second.runAllocating(Context.background(), Map.of("x", x), ys).close());
+        Thread.sleep(300);
+        second.close();
+        assertThat(closing.await(promptly)).isInstanceOf(CancellationException.class).hasMessageContaining("closed");
+        assertThatThrownBy(() -> second.runAllocating(Context.background(), Map.of("x", x), ys))
+                .isInstanceOf(IllegalStateException.class).hasMessageContaining("closed");
+        assertThat(OrtObjects.open()).isZero();
+        assertThat(OrtObjects.created()).as("the stopped runs made ORT objects").isGreaterThan(created);
+        // And an uncancelled allocating run of one row returns y = x.
+        float[] row = OrtModels.randomFloats(new Random(9), SIZE);
+        try (Arena small = Arena.ofConfined();
+             OrtResult result = chain.runAllocating(Context.background(), Map.of("x", OrtModels.tensor(small, row, 1, SIZE)), ys)) {
+            assertThat(result.get("y").shape()).containsExactly(1, SIZE);
+            assertThat(result.get("y").toFloatArray()).containsExactly(row);
+        }
+    }
+
     /** A run in its own thread and how it ended. */
     static final class Outcome {
         final Thread thread;

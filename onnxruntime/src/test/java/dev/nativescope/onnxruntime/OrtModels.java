@@ -50,6 +50,26 @@ public final class OrtModels {
         return model;
     }
 
+    /** Writes one of the models without parameters of make_models.py: ints, types, nonzero, slice. */
+    public static Path model(Path dir, String kind) throws IOException, InterruptedException {
+        Path model = dir.resolve(kind + ".onnx");
+        generate(kind, model.toString());
+        return model;
+    }
+
+    /** Writes the single-operator models of make_models.py's OPS into {@code dir}; returns them by operator. */
+    public static Map<String, Path> ops(Path dir) throws IOException, InterruptedException {
+        generate("ops", dir.toString());
+        Map<String, Path> models = new java.util.TreeMap<>();
+        try (var files = Files.list(dir)) {
+            files.filter(file -> file.getFileName().toString().startsWith("op-")).forEach(file -> {
+                String name = file.getFileName().toString();
+                models.put(name.substring(3, name.length() - ".onnx".length()), file);
+            });
+        }
+        return models;
+    }
+
     private static void generate(String... args) throws IOException, InterruptedException {
         Path script = Files.createTempFile("make_models", ".py");
         try {

@@ -60,6 +60,8 @@ class OrtModulePathTest {
         float[] want = ReferenceMlp.expected(x);
         float[] got = parse(actual.substring("PROBE-OUTPUT ".length()));
         OrtPredictorTest.assertOutput(got, want);
+        String allocated = output.lines().filter(line -> line.startsWith("PROBE-ALLOCATED ")).findFirst().orElseThrow();
+        assertThat(allocated.substring("PROBE-ALLOCATED ".length())).isEqualTo(actual.substring("PROBE-OUTPUT ".length()));
     }
 
     private static float[] parse(String list) {

@@ -14,7 +14,8 @@ import java.util.Map;
 /**
  * Run by {@code OrtModulePathTest} in a child JVM whose module path holds nativescope's modules
  * and ONNX Runtime's jar (its own package, since the module owns {@code dev.nativescope.onnxruntime}):
- * prints the modules the classes were loaded from and the MLP's output for x = 0.5 everywhere.
+ * prints the modules the classes were loaded from and the MLP's output for x = 0.5 everywhere, from
+ * {@code run} and from {@code runAllocating}.
  */
 public final class OrtModulePathProbe {
     private OrtModulePathProbe() {
@@ -31,6 +32,11 @@ public final class OrtModulePathProbe {
             Tensor y = Tensor.of(arena.allocate(ValueLayout.JAVA_FLOAT, 4 * 3), DType.FLOAT32, 4, 3);
             predictor.run(Context.background(), Map.of("x", Tensor.of(xs, DType.FLOAT32, 4, 8)), Map.of("y", y));
             System.out.println("PROBE-OUTPUT " + Arrays.toString(y.toFloatArray()));
+            // runAllocating reaches ORT's private OnnxTensor.getBuffer(): ORT's automatic module opens its packages.
+            try (var result = predictor.runAllocating(Context.background(), Map.of("x", Tensor.of(xs, DType.FLOAT32, 4, 8)),
+                    java.util.Set.of("y"))) {
+                System.out.println("PROBE-ALLOCATED " + Arrays.toString(result.get("y").toFloatArray()));
+            }
         }
     }
 }

@@ -1,0 +1,36 @@
+package dev.nativescope.onnxruntime;
+
+import dev.nativescope.childjvm.ChildJvm;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Path;
+import java.util.List;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * The ONNX Runtime leg of issue 13's randomized family, in a child JVM (a crash fails the test, not
+ * the suite): arena kind (global, auto, confined owner, confined other thread, shared) x access
+ * (read-only mapping, asReadOnly, writable) x consumer ({@code run} with the access on the output,
+ * on the input, {@code runAllocating}), with concurrent close attempts. See {@link OrtHoldFamilyChild};
+ * core's HoldFamilyTest covers the bridge and DLPack.
+ */
+class OrtHoldFamilyTest {
+    @TempDir
+    Path dir;
+
+    @Test
+    void everyCombinationRunsCorrectlyOrIsRefusedBeforeOrtRuns() throws Exception {
+        long seed = System.nanoTime();
+        // 16 identity MatMuls of 32 x 32: a run long enough (tens of us) for closes to land during it.
+        Path model = OrtModels.chain(dir, 16, OrtHoldFamilyChild.N);
+        ChildJvm.Result result = ChildJvm.run(List.of("--enable-native-access=ALL-UNNAMED"), List.of(),
+                OrtHoldFamilyChild.class.getName(), dir.toString(), model.toString(), "12", Long.toString(seed));
+        assertThat(result.exitCode()).as("seed %d, exit code (a crash is 134); output:%n%s", seed, result.output())
+                .isZero();
+        assertThat(result.output()).as("seed %d", seed).doesNotContain("FAILURE").contains("done: ");
+        System.out.println(result.output().lines().filter(line -> line.startsWith("done: ")).findFirst().orElseThrow());
+    }
+}
