@@ -1,5 +1,6 @@
 package dev.nativescope.call;
 
+import dev.nativescope.call.NativeThreadPool.NativeThread;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
 

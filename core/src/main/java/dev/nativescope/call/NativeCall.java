@@ -1,5 +1,6 @@
 package dev.nativescope.call;
 
+import dev.nativescope.call.NativeThreads.OffloadedDowncall;
 import dev.nativescope.library.NativeStatus;
 import dev.nativescope.library.NativeStatusException;
 import dev.nativescope.Context;

@@ -1,13 +1,17 @@
 package dev.nativescope.call;
 
+import dev.nativescope.Context;
+
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.LockSupport;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.BooleanSupplier;
 
 /**
  * A bounded pool of {@link NativeThread}s with a bounded queue: the shared pool of
@@ -235,6 +239,171 @@ final class NativeThreadPool {
             return queue.size();
         } finally {
             lock.unlock();
+        }
+    }
+
+    /**
+     * A native thread: a platform daemon thread of a {@link NativeThreadPool} (the shared pool, or an
+     * {@link Affinity}'s pool of one) that runs offloaded handoffs one after another.
+     *
+     * <p>Threading: the pool hands a worker its next handoff through the volatile {@link #next} slot
+     * and then unparks it; the worker reads the slot before every park, so a handoff given just before
+     * the park is not missed (the unpark leaves a permit).
+     */
+    static final class NativeThread extends Thread {
+        /**
+         * Given to an idle worker to make it exit. It holds no caller: a terminated virtual thread still
+         * references its task, which would keep whatever the task captured (a context) alive for good.
+         */
+        static final Handoff<Object> EXIT = new Handoff<>(null, () -> null, () -> true, null);
+
+        /** Busy polls of the slot before parking (about 10 us); none on a single CPU, where spinning only delays the caller. */
+        static final int SPINS_BEFORE_PARK = Runtime.getRuntime().availableProcessors() > 1 ? 2_000 : 0;
+
+        final NativeThreadPool pool;
+        volatile Handoff<?> next;
+
+        NativeThread(NativeThreadPool pool, String name, Handoff<?> first) {
+            super(null, null, name, 0, false);
+            this.pool = pool;
+            this.next = first;
+            setDaemon(true);
+        }
+
+        @Override
+        public void run() {
+            Handoff<?> handoff = next;
+            next = null;
+            try {
+                while (handoff != null && handoff != EXIT) {
+                    handoff.runHere();
+                    // Queued work, or this thread on the idle list, before the caller learns it is done:
+                    // its next call then finds an idle thread instead of racing this one for the pool's lock.
+                    Handoff<?> queued = pool.takeQueuedOrIdle(this);
+                    handoff.complete();
+                    // Not kept while idle: the handoff holds the call's context (and its native values).
+                    handoff = queued != null ? queued : pool.awaitNextFor(this);
+                }
+            } finally {
+                pool.exited(this);
+            }
+        }
+
+        /** Waits for the next handoff until {@code deadlineNanoTime}; null on timeout. */
+        Handoff<?> awaitNext(long deadlineNanoTime, boolean forever) {
+            Handoff<?> handoff;
+            // A caller that makes calls back to back hands the next one within microseconds: spin a
+            // little before parking, which saves the wake-up (the floor of a handoff, several us).
+            for (int spins = 0; spins < SPINS_BEFORE_PARK; spins++) {
+                if ((handoff = next) != null) {
+                    next = null;
+                    return handoff;
+                }
+                Thread.onSpinWait();
+            }
+            while ((handoff = next) == null) {
+                if (forever) {
+                    LockSupport.park(this);
+                } else {
+                    long left = deadlineNanoTime - System.nanoTime();
+                    if (left <= 0) {
+                        return null;
+                    }
+                    LockSupport.parkNanos(this, left);
+                }
+            }
+            next = null;
+            return handoff;
+        }
+    }
+
+    /**
+     * One offloaded piece of work: handed from the parked caller to a native thread and back.
+     *
+     * <p>States: {@code QUEUED} (submitted, no native thread has taken it), then either
+     * {@code RUNNING} (a native thread won the CAS and runs it) and {@code DONE}, or {@code ABANDONED}
+     * (the caller won the CAS: the wait for a native thread was cancelled, the work never runs). The
+     * one CAS out of {@code QUEUED} decides between the native thread and the caller, so the work runs
+     * at most once and a caller that abandoned it never waits for it.
+     *
+     * <p>Threading: the caller writes the fields before submitting (the pool's lock or the worker's
+     * volatile slot publishes them); the native thread writes {@link #result} and {@link #failure}
+     * before the volatile {@code DONE}, which the caller reads before them.
+     */
+    static final class Handoff<T> {
+        static final int QUEUED = 0;
+        static final int RUNNING = 1;
+        static final int DONE = 2;
+        static final int ABANDONED = 3;
+
+        private final AtomicInteger state = new AtomicInteger(QUEUED);
+        final Thread caller;
+        private final NativeThreads.Work<? extends T, ?> work;
+        /** True once the work must not start (its context or signal is stopped); checked before running it. */
+        private final BooleanSupplier stopped;
+        /** Bound as {@link Context#current()} on the native thread while the work runs, or null. */
+        private final Context binding;
+        T result;
+        Throwable failure;
+        /** Set by the native thread when it found the work stopped before it started. */
+        boolean notStarted;
+
+        Handoff(NativeThreads.Work<? extends T, ?> work, BooleanSupplier stopped, Context binding) {
+            this(Thread.currentThread(), work, stopped, binding);
+        }
+
+        /** @param caller the thread to unpark when done; null for the exit marker, which must hold no thread */
+        Handoff(Thread caller, NativeThreads.Work<? extends T, ?> work, BooleanSupplier stopped, Context binding) {
+            this.caller = caller;
+            this.work = work;
+            this.stopped = stopped;
+            this.binding = binding;
+        }
+
+        int state() {
+            return state.get();
+        }
+
+        /** The caller gives up a queued handoff; false when a native thread took it first. */
+        boolean abandon() {
+            return state.compareAndSet(QUEUED, ABANDONED);
+        }
+
+        /** Runs the work on the current (native) thread, unless the caller abandoned it. */
+        void runHere() {
+            if (!state.compareAndSet(QUEUED, RUNNING)) {
+                return;
+            }
+            try {
+                // Nobody interrupts native threads, but a Downcall could interrupt its own thread: never
+                // carry that into the next call.
+                Thread.interrupted();
+                if (stopped.getAsBoolean()) {
+                    // Stopped while it waited for this thread: like inline, native code is not entered.
+                    notStarted = true;
+                } else if (binding != null) {
+                    result = binding.call(work::run);
+                } else {
+                    result = work.run();
+                }
+            } catch (Throwable thrown) {
+                failure = thrown;
+            } finally {
+                Thread.interrupted();
+            }
+        }
+
+        /**
+         * Hands the outcome back: called by the native thread after {@link #runHere()}, once it has
+         * made itself available for the next handoff (so the caller's next call finds it idle). Volatile
+         * write after the result: the caller reads DONE, then the result. Only a handoff that ran is
+         * completed; an abandoned one has no waiting caller.
+         */
+        void complete() {
+            if (state.get() == RUNNING) {
+                state.set(DONE);
+                LockSupport.unpark(caller);
+            }
         }
     }
 }

@@ -28,7 +28,7 @@ import java.util.Optional;
  * version is the one the bindings were generated for, and {@code System.nanoTime()} can be
  * converted to the library's {@code CLOCK_MONOTONIC}.
  */
-public final class LibraryLoader {
+final class LibraryLoader {
     /** System property: load this file instead of the library bundled in the native-shim jar. */
     public static final String LIBRARY_PATH_PROPERTY = "nativescope.library.path";
     /** System property: extract the bundled library into this directory and keep it there. */
