@@ -5,6 +5,7 @@ import dev.nativescope.library.NativeStatusException;
 import dev.nativescope.Context;
 import dev.nativescope.DeadlineExceededException;
 import dev.nativescope.internal.access.ContextAccess;
+import dev.nativescope.internal.access.DiagnosticsHooks;
 import dev.nativescope.internal.access.SharedAccess;
 import dev.nativescope.internal.text.SafeText;
 import dev.nativescope.interop.CancellationSignal;
@@ -71,6 +72,17 @@ public final class NativeCall {
     /** The message of the AssertionError with which jextract's generated code wraps what invokeExact threw. */
     private static final String GENERATED_WRAPPER_MESSAGE = "should not reach here";
     private static final ContextAccess CONTEXTS = SharedAccess.contexts();
+    /** JFR events and the in-flight registry's switch ({@code dev.nativescope.diagnostics}). */
+    private static final DiagnosticsHooks DIAGNOSTICS = SharedAccess.diagnostics();
+    /** Whether calls are tracked for dumps: {@code -Dnativescope.diagnostics=false} turns it off. */
+    static final boolean DIAGNOSTICS_ON = DIAGNOSTICS.registryEnabled();
+    /** No outcome yet: the call threw before it returned a status. */
+    private static final int NO_STATUS = Integer.MIN_VALUE;
+
+    static {
+        SharedAccess.setCalls(CallFrame::inFlight);
+        DIAGNOSTICS.bridgeLoaded();
+    }
     /** Looked up on first use only: finding the logging backend costs milliseconds at startup. */
     private static final class Log {
         static final System.Logger LOGGER = System.getLogger(NativeCall.class.getName());
@@ -96,11 +108,12 @@ public final class NativeCall {
      * @see #invoke(Context, Downcall)
      */
     public static int invoke(Downcall downcall) {
-        return invoke(Context.current(), downcall);
+        return invoke(Context.current(), null, downcall);
     }
 
     /**
-     * Runs {@code downcall} under {@code context}.
+     * Runs {@code downcall} under {@code context}, without a label: diagnostics name the call by
+     * the class of {@code downcall}.
      *
      * @param context the context whose cancellation, deadline and values the native code sees
      * @param downcall the native call
@@ -110,8 +123,29 @@ public final class NativeCall {
      * @throws CancellationException when the context was cancelled or the thread interrupted
      * @throws NativeStatusException when the native code returned an error status
      * @throws IllegalStateException when the context was closed by its owner
+     * @see #invoke(Context, String, Downcall)
      */
     public static int invoke(Context context, Downcall downcall) {
+        return invoke(context, null, downcall);
+    }
+
+    /**
+     * Runs {@code downcall} under {@code context}; {@code label} names the call in diagnostics (the
+     * in-flight dump of {@code dev.nativescope.diagnostics.Diagnostics}, {@code nativescope inspect},
+     * JFR events): typically the native function or predictor, e.g. {@code "dense"}. Pass a constant:
+     * the label is stored per call, not copied.
+     *
+     * @param context the context whose cancellation, deadline and values the native code sees
+     * @param label the name of the call in diagnostics, or null to use the class of {@code downcall}
+     * @param downcall the native call
+     * @return the status when it is not a cancellation or an error: {@code NSC_OK},
+     *         {@code NSC_TIMEOUT}, {@code NSC_NOT_FOUND}, ...
+     * @throws DeadlineExceededException when the context's deadline stopped the call (or had passed)
+     * @throws CancellationException when the context was cancelled or the thread interrupted
+     * @throws NativeStatusException when the native code returned an error status
+     * @throws IllegalStateException when the context was closed by its owner
+     */
+    public static int invoke(Context context, String label, Downcall downcall) {
         Objects.requireNonNull(context, "context");
         Objects.requireNonNull(downcall, "downcall");
         NativeLibrary.load();
@@ -126,19 +160,27 @@ public final class NativeCall {
             throw alreadyDone(context);
         }
         CallFrame frame = null;
+        Object event = DIAGNOSTICS.callStarted();
+        int status = NO_STATUS;
         try {
             frame = CallFrame.acquire();
             frame.arm(deadlineOf(context), values);
-            int status = callInFrame(context, frame, downcall);
+            if (DIAGNOSTICS_ON) {
+                frame.track(context, label, downcall.getClass(), System.nanoTime());
+            }
+            status = callInFrame(context, frame, downcall);
             long cancelNanoTime = frame.cancelNanoTime();
-            if (cancelNanoTime != -1 && status != NativeStatus.CANCELED.code() && status != NativeStatus.DEADLINE_EXCEEDED.code()) {
-                long lateNanos = System.nanoTime() - cancelNanoTime;
-                if (lateNanos > LATE_RETURN_WARNING_NANOS) {
-                    reportLateReturn(status, lateNanos, frame.cancelCause(context));
-                }
+            if (cancelNanoTime != -1) {
+                afterCancel(context, label, downcall, frame, status, System.nanoTime() - cancelNanoTime);
+            } else if (status == NativeStatus.DEADLINE_EXCEEDED.code()) {
+                deadlineNoticedByNativeCode(context, label, downcall);
             }
             return translate(status, context, frame);
         } finally {
+            if (event != null) {
+                DIAGNOSTICS.callEnded(event, context, label, downcall.getClass(),
+                        status == NO_STATUS ? "EXCEPTION" : NativeStatus.nameOf(status));
+            }
             if (frame != null) {
                 frame.release();
             }
@@ -147,6 +189,32 @@ public final class NativeCall {
             // the context reachable until the native code can no longer read the block.
             Reference.reachabilityFence(context);
         }
+    }
+
+    /** A canceller reached the call: report how long native code took to return, and how late a deadline was. */
+    private static void afterCancel(Context context, String label, Downcall downcall, CallFrame frame, int status,
+            long latencyNanos) {
+        String outcome = NativeStatus.nameOf(status);
+        DIAGNOSTICS.cancelObserved(context, label, downcall.getClass(), latencyNanos, outcome, frame.wasInterrupted());
+        if (status != NativeStatus.CANCELED.code() && status != NativeStatus.DEADLINE_EXCEEDED.code()) {
+            if (latencyNanos > LATE_RETURN_WARNING_NANOS) {
+                reportLateReturn(status, latencyNanos, frame.cancelCause(context));
+                DIAGNOSTICS.lateReturn(context, label, downcall.getClass(), latencyNanos, outcome);
+            }
+        } else if (CONTEXTS.hasDeadline(context) && context.isDeadlineExceeded()) {
+            deadlineNoticedByNativeCode(context, label, downcall);
+        }
+    }
+
+    private static void deadlineNoticedByNativeCode(Context context, String label, Downcall downcall) {
+        long lateness = CONTEXTS.hasDeadline(context)
+                ? System.nanoTime() - CONTEXTS.deadlineNanoTimeOr(context, 0) : -1;
+        DIAGNOSTICS.deadlineExceeded(context, label, downcall.getClass(), lateness);
+    }
+
+    /** From {@link CallFrame}'s stop action, in the cancelling thread, once the state word is written. */
+    static void cancelRequested(CallFrame frame, String reason) {
+        DIAGNOSTICS.cancelRequested(frame.trackedContext(), frame.trackedLabel(), frame.trackedDowncall(), reason);
     }
 
     private static int callInFrame(Context context, CallFrame frame, Downcall downcall) {

@@ -69,7 +69,7 @@ public final class ReferencePredictors {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment stats = nsc_predict_stats.allocate(arena);
             try {
-                NativeCall.invoke(context, ctx -> nativescope_h.nsc_predict_dense(ctx, x, w, bias, y,
+                NativeCall.invoke(context, "nsc_predict_dense", ctx -> nativescope_h.nsc_predict_dense(ctx, x, w, bias, y,
                         rows, inner, cols, repeat, stats));
             } finally {
                 report(stats, onReturn);
@@ -140,7 +140,7 @@ public final class ReferencePredictors {
             MemorySegment dy = DLPack.export(y, arena);
             MemorySegment stats = nsc_predict_stats.allocate(arena);
             try {
-                NativeCall.invoke(context, ctx -> nativescope_h.nsc_predict_dense_dl(ctx, dx, dw, db, dy, repeat, stats));
+                NativeCall.invoke(context, "nsc_predict_dense_dl", ctx -> nativescope_h.nsc_predict_dense_dl(ctx, dx, dw, db, dy, repeat, stats));
             } finally {
                 report(stats, onReturn);
             }
@@ -170,7 +170,7 @@ public final class ReferencePredictors {
             MemorySegment value = arena.allocate(ValueLayout.JAVA_LONG);
             int status;
             try {
-                status = NativeCall.invoke(context, ctx -> nativescope_h.nsc_predict_wait(ctx, fd, timeoutNanos, value, stats));
+                status = NativeCall.invoke(context, "nsc_predict_wait", ctx -> nativescope_h.nsc_predict_wait(ctx, fd, timeoutNanos, value, stats));
             } finally {
                 report(stats, onReturn);
             }
@@ -189,7 +189,7 @@ public final class ReferencePredictors {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment stats = nsc_predict_stats.allocate(arena);
             try {
-                NativeCall.invoke(context, ctx -> nativescope_h.nsc_predict_spin(ctx, nanos, stats));
+                NativeCall.invoke(context, "nsc_predict_spin", ctx -> nativescope_h.nsc_predict_spin(ctx, nanos, stats));
             } finally {
                 report(stats, onReturn);
             }
@@ -199,7 +199,7 @@ public final class ReferencePredictors {
 
     /** Calls {@code nsc_noop_ctx} through the bridge: the cheapest cancellable call. */
     public static void noop(Context context) {
-        NativeCall.invoke(context, nativescope_h::nsc_noop_ctx);
+        NativeCall.invoke(context, "nsc_noop_ctx", nativescope_h::nsc_noop_ctx);
     }
 
     private static void report(MemorySegment stats, Consumer<PredictionStats> onReturn) {
