@@ -201,7 +201,8 @@ public final class NativeCall {
                 reportLateReturn(status, latencyNanos, frame.cancelCause(context));
                 DIAGNOSTICS.lateReturn(context, label, downcall.getClass(), latencyNanos, outcome);
             }
-        } else if (CONTEXTS.hasDeadline(context) && context.isDeadlineExceeded()) {
+        } else if (status == NativeStatus.DEADLINE_EXCEEDED.code()) {
+            // The deadline's stop writes DEADLINE_EXCEEDED into the state word (before the context's cause exists).
             deadlineNoticedByNativeCode(context, label, downcall);
         }
     }

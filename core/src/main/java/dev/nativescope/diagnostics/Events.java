@@ -91,7 +91,7 @@ final class Events {
         @Label("Since Cancel") @Timespan(Timespan.NANOSECONDS) long sinceCancel;
         @Label("Cause") String cause;
         @Label("Checks") long checks;
-        @Label("Heartbeat Age") @Description("Since the last clock check, or -1 when none in this call")
+        @Label("Heartbeat Age") @Description("Since the last clock check; N/A when none in this call")
         @Timespan(Timespan.NANOSECONDS) long heartbeatAge;
         @Label("State") String state;
     }

@@ -74,7 +74,7 @@ final class Hooks implements DiagnosticsHooks {
             event.sinceCancel = now - s.cancelNanoTime();
             event.cause = s.interrupted() ? "interrupt" : causeName(s.context().cause());
             event.checks = s.checks();
-            event.heartbeatAge = s.heartbeatNanoTime() == 0 ? -1 : now - s.heartbeatNanoTime();
+            event.heartbeatAge = s.heartbeatNanoTime() == 0 ? Long.MIN_VALUE : now - s.heartbeatNanoTime();
             event.state = "NOT_CHECKING";
             event.commit();
         }
