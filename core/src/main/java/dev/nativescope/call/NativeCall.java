@@ -76,6 +76,8 @@ public final class NativeCall {
     private static final DiagnosticsHooks DIAGNOSTICS = SharedAccess.diagnostics();
     /** Whether calls are tracked for dumps: {@code -Dnativescope.diagnostics=false} turns it off. */
     static final boolean DIAGNOSTICS_ON = DIAGNOSTICS.registryEnabled();
+    /** Whether every tracked call reads the clock for its start time, not only those with a deadline (which read it anyway). */
+    private static final boolean START_TIMES = DIAGNOSTICS_ON && DIAGNOSTICS.startTimesEnabled();
     /** No outcome yet: the call threw before it returned a status. */
     private static final int NO_STATUS = Integer.MIN_VALUE;
 
@@ -164,9 +166,13 @@ public final class NativeCall {
         int status = NO_STATUS;
         try {
             frame = CallFrame.acquire();
-            frame.arm(deadlineOf(context), values);
+            // One clock read for the deadline and the registry's start time; none without a deadline
+            // (a clock read is a third of the bridge's overhead) unless start times are asked for.
+            boolean hasDeadline = CONTEXTS.hasDeadline(context);
+            long now = hasDeadline || START_TIMES ? System.nanoTime() : 0;
+            frame.arm(hasDeadline ? deadlineOf(context, now) : CallFrame.NO_DEADLINE, values);
             if (DIAGNOSTICS_ON) {
-                frame.track(context, label, downcall.getClass(), System.nanoTime());
+                frame.track(context, label, downcall.getClass(), now);
             }
             status = callInFrame(context, frame, downcall);
             long cancelNanoTime = frame.cancelNanoTime();
@@ -304,13 +310,10 @@ public final class NativeCall {
         return dev.nativescope.bindings.nsc_context.state(frame.struct);
     }
 
-    private static long deadlineOf(Context context) {
+    private static long deadlineOf(Context context, long now) {
         // Relative to the clock and saturated (NativeLibrary.toMonotonicNanos): no deadline can wrap
         // into the native clock's past. Read without the OptionalLong, which C2 does not always elide.
-        if (!CONTEXTS.hasDeadline(context)) {
-            return CallFrame.NO_DEADLINE;
-        }
-        return NativeLibrary.toMonotonicNanos(CONTEXTS.deadlineNanoTimeOr(context, 0), System.nanoTime());
+        return NativeLibrary.toMonotonicNanos(CONTEXTS.deadlineNanoTimeOr(context, 0), now);
     }
 
     private static int translate(int status, Context context, CallFrame frame) {

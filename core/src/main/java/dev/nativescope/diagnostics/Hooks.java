@@ -33,6 +33,11 @@ final class Hooks implements DiagnosticsHooks {
     }
 
     @Override
+    public boolean startTimesEnabled() {
+        return Diagnostics.START_TIMES;
+    }
+
+    @Override
     public void bridgeLoaded() {
         if (SET_UP.compareAndSet(false, true)) {
             Thread.ofPlatform().daemon().name(SETUP_THREAD_NAME).start(Hooks::setUp);

@@ -15,7 +15,8 @@ import java.util.Map;
  * @param contexts the call's context chain, the call's own context first, up to the root
  * @param values the visible values by key name: the value's text when values are shown
  *               ({@value Diagnostics#SHOW_VALUES_PROPERTY}{@code =true}), else {@code null}
- * @param runningFor how long the call has been running
+ * @param runningFor how long the call has been running, or null when its start time was not
+ *                   recorded (no deadline, and {@value Diagnostics#START_TIMES_PROPERTY} not set)
  * @param timeLeft the time left to the deadline (negative once passed), or null without deadline
  * @param cancelRequested whether a cancel (of the context, by a deadline or by an interrupt) reached the call
  * @param sinceCancel how long ago the cancel reached the call, or null

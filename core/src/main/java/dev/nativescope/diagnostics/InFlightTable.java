@@ -29,7 +29,8 @@ final class InFlightTable {
                 out.append(", offloaded to ").append(call.nativeThread());
             }
             out.append('\n');
-            out.append("   running   ").append(time(call.runningFor()));
+            out.append("   running   ").append(call.runningFor() != null ? time(call.runningFor())
+                    : "? (start times: calls with a deadline, or all with -D" + Diagnostics.START_TIMES_PROPERTY + "=true)");
             out.append(call.timeLeft() == null ? ", no deadline"
                     : call.timeLeft().isNegative() ? ", deadline passed " + time(call.timeLeft().negated()) + " ago"
                     : ", deadline in " + time(call.timeLeft()));

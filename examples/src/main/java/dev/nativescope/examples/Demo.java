@@ -63,6 +63,7 @@ public final class Demo {
         if (args.length > 0 && args[0].equals("--stuck")) {
             // Before the first call: the dump shows the values of the demo's own contexts.
             System.setProperty(Diagnostics.SHOW_VALUES_PROPERTY, "true");
+            System.setProperty(Diagnostics.START_TIMES_PROPERTY, "true");
             StuckDemo.run(args);
             return;
         }

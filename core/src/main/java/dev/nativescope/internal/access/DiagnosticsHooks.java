@@ -13,6 +13,9 @@ public interface DiagnosticsHooks {
     /** {@return whether the in-flight registry is on (system property {@code nativescope.diagnostics})} */
     boolean registryEnabled();
 
+    /** {@return whether every tracked call records its start time (system property {@code nativescope.diagnostics.startTimes})} */
+    boolean startTimesEnabled();
+
     /** {@return a started native-call event when JFR records it, else null (the fast path)} */
     Object callStarted();
 
