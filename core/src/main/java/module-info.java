@@ -8,10 +8,14 @@
 module dev.nativescope.core {
     requires dev.nativescope.bindings;
     requires dev.nativescope.nativeshim;
+    // Diagnostics: JFR events and the platform MBean, loaded on the call bridge's first use.
+    requires jdk.jfr;
+    requires java.management;
 
     exports dev.nativescope;
     exports dev.nativescope.library;
     exports dev.nativescope.call;
+    exports dev.nativescope.diagnostics;
     exports dev.nativescope.interop;
     exports dev.nativescope.tensor;
     exports dev.nativescope.tensor.io;

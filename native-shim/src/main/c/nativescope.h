@@ -168,8 +168,10 @@ typedef struct nsc_context {
     uint64_t value_count;
     uint64_t reserved0[2];
     /* --- line 1: written by native code while it runs, and by hook registration --- */
-    uint64_t heartbeat_count;  /* atomic (relaxed): checks made, approximately */
-    int64_t heartbeat_ns;      /* atomic (relaxed): CLOCK_MONOTONIC ns of the last clock check */
+    uint64_t heartbeat_count;  /* atomic (relaxed): checks made (nsc_check, nsc_check_clock and
+                                  what calls them), approximately: racing checkers may lose counts */
+    int64_t heartbeat_ns;      /* atomic (relaxed): CLOCK_MONOTONIC ns of the last clock check
+                                  (nsc_check_clock), 0 before the first one */
     uint32_t hooks_lock;       /* internal: lock word of the hook list */
     uint32_t hook_count;       /* internal: hook registrations not yet freed */
     nsc_hook_t *hooks;         /* internal: registered cancel hooks */
@@ -247,17 +249,27 @@ NSC_API int nsc_context_destroy(nsc_context *ctx);
  * ------------------------------------------------------------------------- */
 
 /**
- * The cheap check: one acquire load of the state word, no clock read.
+ * The cheap check: one acquire load of the state word, no clock read. Also
+ * counts the check in heartbeat_count (a relaxed load and store on the
+ * struct's second cache line, not a locked instruction: two threads polling
+ * one context may lose a count), so that a diagnostics dump can tell whether
+ * native code has looked at its context since a cancel. ctx is const for the
+ * caller: the heartbeat is the one field native code may write (the struct
+ * itself is never const, it lives in the owner's writable memory).
  * @return NSC_OK while live, else NSC_CANCELED or NSC_DEADLINE_EXCEEDED.
  */
 static inline int nsc_check(const nsc_context *ctx)
 {
+    uint64_t *count = (uint64_t *) &ctx->heartbeat_count;
+    __atomic_store_n(count, __atomic_load_n(count, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
     return (int) __atomic_load_n(&ctx->state, __ATOMIC_ACQUIRE);
 }
 
 /**
- * The full check: the state word, then the clock against deadline_ns. Updates
- * the heartbeat. Costs one clock read (a vDSO call, tens of nanoseconds).
+ * The full check: the state word, then the clock against deadline_ns. Counts
+ * the check in heartbeat_count and stores the clock in heartbeat_ns (relaxed;
+ * only this path writes the timestamp). Costs one clock read (a vDSO call,
+ * tens of nanoseconds).
  * @return NSC_OK while live and before the deadline, else NSC_CANCELED or
  *         NSC_DEADLINE_EXCEEDED; NSC_ERR_INVALID for NULL, NSC_ERR_ABI when ctx
  *         was destroyed or not initialised by this library (the heartbeat is
@@ -283,15 +295,12 @@ static inline int nsc_checker_poll(nsc_checker *checker)
     if (checker->ctx == NULL) {
         return NSC_OK;
     }
-    int status = nsc_check(checker->ctx);
-    if (status != NSC_OK) {
-        return status;
-    }
     if (--checker->countdown == 0) {
         checker->countdown = checker->interval;
+        /* Loads the state word first, like nsc_check, and counts the check once. */
         return nsc_check_clock(checker->ctx);
     }
-    return NSC_OK;
+    return nsc_check(checker->ctx);
 }
 
 /**

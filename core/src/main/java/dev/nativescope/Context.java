@@ -6,6 +6,7 @@ import dev.nativescope.internal.time.SaturatingTime;
 
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
+import java.util.concurrent.atomic.AtomicLong;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -96,6 +97,9 @@ public sealed class Context permits CancellableContext {
     private static final Context BACKGROUND = new Context(null, null, null, 0L, null);
 
     private static final VarHandle NATIVE_VALUES = FieldHandles.of(MethodHandles.lookup(), "nativeValues", Object.class);
+    private static final VarHandle ID = FieldHandles.of(MethodHandles.lookup(), "id", long.class);
+    /** The source of {@link #id()}s: drawn on first use, so creating a context costs nothing for it. */
+    private static final AtomicLong IDS = new AtomicLong();
 
     static {
         SharedAccess.setContexts(new ContextInternals());
@@ -124,6 +128,9 @@ public sealed class Context permits CancellableContext {
      * typed {@code Object} so that this package does not depend on the bridge); built on first native use.
      */
     private volatile Object nativeValues;
+    /** A number naming this context in diagnostics (dumps, JFR events); 0 until first asked for. */
+    @SuppressWarnings("unused") // through ID
+    private volatile long id;
 
     Context(Context parent, ContextKey<?> key, Object value, long deadlineNanoTime, Instant deadline) {
         this.parent = parent;
@@ -469,6 +476,24 @@ public sealed class Context permits CancellableContext {
             description.append(", values ").append(keys.stream().map(ContextKey::name).toList());
         }
         return description.append(']').toString();
+    }
+
+    /**
+     * {@return a number, unique in this JVM, that names this context in diagnostics}: drawn from a
+     * counter on first use, then stable. Thread-safe (a racing first use agrees by compare-and-set).
+     */
+    long id() {
+        long current = (long) ID.getAcquire(this);
+        if (current != 0) {
+            return current;
+        }
+        long fresh = IDS.incrementAndGet();
+        return ID.compareAndSet(this, 0L, fresh) ? fresh : (long) ID.getAcquire(this);
+    }
+
+    /** {@return the key this context binds, or null when it binds none} */
+    ContextKey<?> boundKey() {
+        return key;
     }
 
     /** Converts a deadline in the {@link System#nanoTime()} base to the wall clock, as of now. */

@@ -70,4 +70,19 @@ final class ContextInternals implements ContextAccess {
     public boolean hasDeadline(Context context) {
         return context.deadline != null;
     }
+
+    @Override
+    public Context parent(Context context) {
+        return context.parent;
+    }
+
+    @Override
+    public long id(Context context) {
+        return context.id();
+    }
+
+    @Override
+    public ContextKey<?> boundKey(Context context) {
+        return context.boundKey();
+    }
 }

@@ -7,18 +7,23 @@ import dev.nativescope.bindings.nsc_context;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import dev.nativescope.internal.access.CallSnapshot;
 import dev.nativescope.internal.access.FieldHandles;
+import dev.nativescope.library.NativeLibrary;
 import dev.nativescope.internal.posix.NativeHeap;
 import dev.nativescope.interop.CancellationSignal;
 
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReferenceArray;
 import java.util.concurrent.locks.LockSupport;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
  * The native context of one cancellable call: an {@code nsc_context} that is a child of the
@@ -63,6 +68,20 @@ final class CallFrame {
     /** Only the first retirement is logged: a predictor that leaks hooks would otherwise log per call. */
     private static final AtomicBoolean RETIREMENT_REPORTED = new AtomicBoolean();
 
+    // --- The in-flight registry: every live frame is its own entry, a dump walks them. ---
+    /** Every live frame; changed only when a frame is created or freed, never per call. */
+    private static final Set<CallFrame> ALL = ConcurrentHashMap.newKeySet();
+    /**
+     * Frees of struct memory take the read lock (they run concurrently), a dump the write lock while
+     * it reads heartbeats, so no dump reads a struct that is being freed. Not on the per-call path.
+     */
+    private static final ReentrantReadWriteLock FREEING = new ReentrantReadWriteLock();
+    private static final VarHandle SEQ = FieldHandles.of(MethodHandles.lookup(), "callSeq", long.class);
+    private static final VarHandle NATIVE_THREAD = FieldHandles.of(MethodHandles.lookup(), "nativeThread", Object.class);
+    private static final VarHandle NATIVE_LONG = ValueLayout.JAVA_LONG.varHandle();
+    private static final long HEARTBEAT_COUNT_OFFSET = nsc_context.heartbeat_count$offset();
+    private static final long HEARTBEAT_NS_OFFSET = nsc_context.heartbeat_ns$offset();
+
     /** One platform thread's idle frame. */
     private static final class Cache {
         private static final VarHandle IDLE = FieldHandles.of(MethodHandles.lookup(), "idle", CallFrame.class);
@@ -85,6 +104,28 @@ final class CallFrame {
     /** {@link System#nanoTime()} when this call was cancelled; meaningful once {@link #cancelledByUs}. */
     private long cancelNanoTime;
     private boolean interrupted;
+
+    /**
+     * Odd while a tracked call is in flight: the calling thread writes the fields below with plain
+     * stores, then this one with a release store; a dump reads it (acquire), the fields, and it again,
+     * and drops what changed meanwhile (a seqlock: the per-call cost is a few plain stores).
+     */
+    @SuppressWarnings("unused") // through SEQ
+    private volatile long callSeq;
+    private Thread callThread;
+    private Context callContext;
+    private String callLabel;
+    private Class<?> callDowncall;
+    private long callStartNanoTime;
+    /**
+     * The native thread running this call when it was offloaded from a virtual thread, or null:
+     * for the offload engine to set ({@link #offloadedTo}) once it hands the call over; read by dumps.
+     */
+    @SuppressWarnings("unused") // through NATIVE_THREAD
+    private volatile Object nativeThread;
+    /** The cancelling thread and the native check count at the cancel; meaningful once {@link #cancelledByUs}. */
+    private String cancelledBy;
+    private long checksAtCancel;
 
     private CallFrame() {
         // malloc'd, not an arena's: a segment of the global scope costs a downcall nothing to keep
@@ -114,6 +155,103 @@ final class CallFrame {
         NativeResources.JAVA_NATIVE_BYTES.addAndGet(nsc_context.sizeof());
         NativeResources.LIVE_CALL_FRAMES.incrementAndGet();
         LeakSites.created(this, "call frame (nsc_context and its done fd)");
+        ALL.add(this);
+    }
+
+    /**
+     * Makes this call visible to dumps (the registry is on). After {@link #arm}, before the signal
+     * opens. Resets the heartbeat: plain stores, native code is not running on the struct yet.
+     */
+    void track(Context context, String label, Class<?> downcallClass, long startNanoTime) {
+        callThread = Thread.currentThread();
+        callContext = context;
+        callLabel = label;
+        callDowncall = downcallClass;
+        callStartNanoTime = startNanoTime;
+        struct.set(ValueLayout.JAVA_LONG, HEARTBEAT_COUNT_OFFSET, 0L);
+        struct.set(ValueLayout.JAVA_LONG, HEARTBEAT_NS_OFFSET, 0L);
+        SEQ.setRelease(this, (long) SEQ.get(this) + 1);
+    }
+
+    /** Ends what {@link #track} began; the call's references are dropped so the pool keeps nothing alive. */
+    void untrack() {
+        long seq = (long) SEQ.get(this);
+        if ((seq & 1) == 0) {
+            return;
+        }
+        SEQ.setRelease(this, seq + 1);
+        // A dump that reads the cleared fields below must also see the new sequence number.
+        VarHandle.storeStoreFence();
+        callThread = null;
+        callContext = null;
+        NATIVE_THREAD.setOpaque(this, (Object) null);
+    }
+
+    /**
+     * For the offload engine: the native thread that runs this frame's call (any object whose
+     * {@code toString()} names it), or null when the call came back. Visible to dumps at once.
+     */
+    void offloadedTo(Object nativeThread) {
+        NATIVE_THREAD.setRelease(this, nativeThread);
+    }
+
+    /** {@return a snapshot of every tracked call in flight} */
+    static List<CallSnapshot> inFlight() {
+        List<CallSnapshot> calls = new ArrayList<>();
+        long now = System.nanoTime();
+        long monotonicMinusNanoTime = NativeLibrary.toMonotonicNanos(now, now) - now;
+        FREEING.writeLock().lock();
+        try {
+            for (CallFrame frame : ALL) {
+                CallSnapshot snapshot = frame.snapshot(monotonicMinusNanoTime);
+                if (snapshot != null) {
+                    calls.add(snapshot);
+                }
+            }
+        } finally {
+            FREEING.writeLock().unlock();
+        }
+        return calls;
+    }
+
+    /** Reads this frame under the seqlock; null when it is idle or its call changed meanwhile. */
+    private CallSnapshot snapshot(long monotonicMinusNanoTime) {
+        long seq = (long) SEQ.getAcquire(this);
+        if ((seq & 1) == 0) {
+            return null;
+        }
+        Thread thread = callThread;
+        Context context = callContext;
+        String label = callLabel;
+        Class<?> downcall = callDowncall;
+        long start = callStartNanoTime;
+        Object offloaded = NATIVE_THREAD.getAcquire(this);
+        boolean cancelled = cancelledByUs;
+        long cancelAt = cancelled ? cancelNanoTime : -1;
+        String by = cancelled ? cancelledBy : null;
+        boolean byInterrupt = cancelled && interrupted;
+        long atCancel = cancelled ? checksAtCancel : 0;
+        long checks = (long) NATIVE_LONG.getOpaque(struct, HEARTBEAT_COUNT_OFFSET);
+        long heartbeat = (long) NATIVE_LONG.getOpaque(struct, HEARTBEAT_NS_OFFSET);
+        VarHandle.loadLoadFence();
+        if ((long) SEQ.getOpaque(this) != seq || thread == null || context == null) {
+            return null;
+        }
+        return new CallSnapshot(thread, offloaded, label, downcall, context, start, cancelAt, by, byInterrupt,
+                checks, atCancel, heartbeat == 0 ? 0 : heartbeat - monotonicMinusNanoTime);
+    }
+
+    /** For cancel events: what this frame's call is (null fields when the registry is off). */
+    Context trackedContext() {
+        return callContext;
+    }
+
+    String trackedLabel() {
+        return callLabel;
+    }
+
+    Class<?> trackedDowncall() {
+        return callDowncall;
     }
 
     static CallFrame acquire() {
@@ -193,8 +331,9 @@ final class CallFrame {
      *                  hooks may still point into it and the memory is kept for the life of the process
      */
     private void retire(boolean destroyed, String why) {
+        ALL.remove(this);
         if (destroyed) {
-            NativeHeap.free(block);
+            freeBlock();
             NativeResources.JAVA_NATIVE_BYTES.addAndGet(-nsc_context.sizeof());
         }
         NativeResources.LIVE_CALL_FRAMES.decrementAndGet();
@@ -225,7 +364,14 @@ final class CallFrame {
         if (nativescope_h.nsc_context_cancel(struct, status) == NativeStatus.OK.code()) {
             cancelNanoTime = System.nanoTime();
             interrupted = byInterrupt;
+            if (NativeCall.DIAGNOSTICS_ON) {
+                // After the state word: the native side already sees the cancel; this is for dumps.
+                checksAtCancel = (long) NATIVE_LONG.getOpaque(struct, HEARTBEAT_COUNT_OFFSET);
+                cancelledBy = Thread.currentThread().toString();
+            }
             cancelledByUs = true;
+            NativeCall.cancelRequested(this, byInterrupt ? "interrupt"
+                    : status == NativeStatus.DEADLINE_EXCEEDED.code() ? "deadline" : "cancel");
         }
     }
 
@@ -268,6 +414,7 @@ final class CallFrame {
 
     /** Returns the frame to the pool once its call has ended (the signal closed), healed or retired. */
     void release() {
+        untrack();
         if (!reinitialiseIfUsed()) {
             return;
         }
@@ -336,9 +483,20 @@ final class CallFrame {
                     + " function returns");
             return;
         }
-        NativeHeap.free(block);
+        ALL.remove(this);
+        freeBlock();
         NativeResources.JAVA_NATIVE_BYTES.addAndGet(-nsc_context.sizeof());
         NativeResources.LIVE_CALL_FRAMES.decrementAndGet();
         LeakSites.freed(this);
+    }
+
+    /** Frees the struct's memory; never while a dump reads it (see {@link #FREEING}). */
+    private void freeBlock() {
+        FREEING.readLock().lock();
+        try {
+            NativeHeap.free(block);
+        } finally {
+            FREEING.readLock().unlock();
+        }
     }
 }

@@ -6,6 +6,7 @@ import dev.nativescope.library.NativeStatusException;
 import dev.nativescope.Context;
 import dev.nativescope.DeadlineExceededException;
 import dev.nativescope.internal.access.ContextAccess;
+import dev.nativescope.internal.access.DiagnosticsHooks;
 import dev.nativescope.internal.access.SharedAccess;
 import dev.nativescope.internal.text.SafeText;
 import dev.nativescope.interop.CancellationSignal;
@@ -72,6 +73,19 @@ public final class NativeCall {
     /** The message of the AssertionError with which jextract's generated code wraps what invokeExact threw. */
     private static final String GENERATED_WRAPPER_MESSAGE = "should not reach here";
     private static final ContextAccess CONTEXTS = SharedAccess.contexts();
+    /** JFR events and the in-flight registry's switch ({@code dev.nativescope.diagnostics}). */
+    private static final DiagnosticsHooks DIAGNOSTICS = SharedAccess.diagnostics();
+    /** Whether calls are tracked for dumps: {@code -Dnativescope.diagnostics=false} turns it off. */
+    static final boolean DIAGNOSTICS_ON = DIAGNOSTICS.registryEnabled();
+    /** Whether every tracked call reads the clock for its start time, not only those with a deadline (which read it anyway). */
+    private static final boolean START_TIMES = DIAGNOSTICS_ON && DIAGNOSTICS.startTimesEnabled();
+    /** No outcome yet: the call threw before it returned a status. */
+    private static final int NO_STATUS = Integer.MIN_VALUE;
+
+    static {
+        SharedAccess.setCalls(CallFrame::inFlight);
+        DIAGNOSTICS.bridgeLoaded();
+    }
     /** Looked up on first use only: finding the logging backend costs milliseconds at startup. */
     private static final class Log {
         static final System.Logger LOGGER = System.getLogger(NativeCall.class.getName());
@@ -97,11 +111,12 @@ public final class NativeCall {
      * @see #invoke(Context, Downcall)
      */
     public static int invoke(Downcall downcall) {
-        return invoke(Context.current(), downcall);
+        return invoke(Context.current(), null, downcall);
     }
 
     /**
-     * Runs {@code downcall} under {@code context}.
+     * Runs {@code downcall} under {@code context}, without a label: diagnostics name the call by
+     * the class of {@code downcall}.
      *
      * @param context the context whose cancellation, deadline and values the native code sees
      * @param downcall the native call
@@ -111,18 +126,39 @@ public final class NativeCall {
      * @throws CancellationException when the context was cancelled or the thread interrupted
      * @throws NativeStatusException when the native code returned an error status
      * @throws IllegalStateException when the context was closed by its owner
+     * @see #invoke(Context, String, Downcall)
      */
     public static int invoke(Context context, Downcall downcall) {
+        return invoke(context, null, downcall);
+    }
+
+    /**
+     * Runs {@code downcall} under {@code context}; {@code label} names the call in diagnostics (the
+     * in-flight dump of {@code dev.nativescope.diagnostics.Diagnostics}, {@code nativescope inspect},
+     * JFR events): typically the native function or predictor, e.g. {@code "dense"}. Pass a constant:
+     * the label is stored per call, not copied.
+     *
+     * @param context the context whose cancellation, deadline and values the native code sees
+     * @param label the name of the call in diagnostics, or null to use the class of {@code downcall}
+     * @param downcall the native call
+     * @return the status when it is not a cancellation or an error: {@code NSC_OK},
+     *         {@code NSC_TIMEOUT}, {@code NSC_NOT_FOUND}, ...
+     * @throws DeadlineExceededException when the context's deadline stopped the call (or had passed)
+     * @throws CancellationException when the context was cancelled or the thread interrupted
+     * @throws NativeStatusException when the native code returned an error status
+     * @throws IllegalStateException when the context was closed by its owner
+     */
+    public static int invoke(Context context, String label, Downcall downcall) {
         Objects.requireNonNull(context, "context");
         Objects.requireNonNull(downcall, "downcall");
         if (CallMode.FORCED != null) { // -Dnativescope.callMode (tests): a constant, folded away when unset
             downcall = OffloadedDowncall.wrap(context, CallMode.FORCED, null, downcall);
         }
-        return invokeInMode(context, downcall);
+        return invokeInMode(context, label, downcall);
     }
 
     /** {@link #invoke(Context, Downcall)} once the mode is applied (the downcall offloaded or not). */
-    private static int invokeInMode(Context context, Downcall downcall) {
+    private static int invokeInMode(Context context, String label, Downcall downcall) {
         NativeLibrary.load();
         // The clock, not only isDone(): a deadline that has passed but that the timer thread has not
         // fired yet is fired here, so the call is refused like any expired one and the context
@@ -135,19 +171,31 @@ public final class NativeCall {
             throw alreadyDone(context);
         }
         CallFrame frame = null;
+        Object event = DIAGNOSTICS.callStarted();
+        int status = NO_STATUS;
         try {
             frame = CallFrame.acquire();
-            frame.arm(deadlineOf(context), values);
-            int status = callInFrame(context, frame, downcall);
+            // One clock read for the deadline and the registry's start time; none without a deadline
+            // (a clock read is a third of the bridge's overhead) unless start times are asked for.
+            boolean hasDeadline = CONTEXTS.hasDeadline(context);
+            long now = hasDeadline || START_TIMES ? System.nanoTime() : 0;
+            frame.arm(hasDeadline ? deadlineOf(context, now) : CallFrame.NO_DEADLINE, values);
+            if (DIAGNOSTICS_ON) {
+                frame.track(context, label, downcall.getClass(), now);
+            }
+            status = callInFrame(context, frame, downcall);
             long cancelNanoTime = frame.cancelNanoTime();
-            if (cancelNanoTime != -1 && status != NativeStatus.CANCELED.code() && status != NativeStatus.DEADLINE_EXCEEDED.code()) {
-                long lateNanos = System.nanoTime() - cancelNanoTime;
-                if (lateNanos > LATE_RETURN_WARNING_NANOS) {
-                    reportLateReturn(status, lateNanos, frame.cancelCause(context));
-                }
+            if (cancelNanoTime != -1) {
+                afterCancel(context, label, downcall, frame, status, System.nanoTime() - cancelNanoTime);
+            } else if (status == NativeStatus.DEADLINE_EXCEEDED.code()) {
+                deadlineNoticedByNativeCode(context, label, downcall);
             }
             return translate(status, context, frame);
         } finally {
+            if (event != null) {
+                DIAGNOSTICS.callEnded(event, context, label, downcall.getClass(),
+                        status == NO_STATUS ? "EXCEPTION" : NativeStatus.nameOf(status));
+            }
             if (frame != null) {
                 frame.release();
             }
@@ -191,10 +239,20 @@ public final class NativeCall {
      * @see #invokeLong(Context, Downcall)
      */
     public static int invoke(Context context, CallMode mode, Downcall downcall) {
+        return invoke(context, null, mode, downcall);
+    }
+
+    /**
+     * Runs {@code downcall} under {@code context} in {@code mode}; {@code label} names the call in
+     * diagnostics, as for {@link #invoke(Context, String, Downcall)}.
+     *
+     * @see #invokeLong(Context, Downcall)
+     */
+    public static int invoke(Context context, String label, CallMode mode, Downcall downcall) {
         Objects.requireNonNull(context, "context");
         Objects.requireNonNull(mode, "mode");
         Objects.requireNonNull(downcall, "downcall");
-        return invokeInMode(context, OffloadedDowncall.wrap(context, mode.resolved(), null, downcall));
+        return invokeInMode(context, label, OffloadedDowncall.wrap(context, mode.resolved(), null, downcall));
     }
 
     /**
@@ -207,7 +265,34 @@ public final class NativeCall {
         Objects.requireNonNull(context, "context");
         Objects.requireNonNull(affinity, "affinity");
         Objects.requireNonNull(downcall, "downcall");
-        return invokeInMode(context, OffloadedDowncall.wrap(context, CallMode.OFFLOAD, affinity, downcall));
+        return invokeInMode(context, null, OffloadedDowncall.wrap(context, CallMode.OFFLOAD, affinity, downcall));
+    }
+
+    /** A canceller reached the call: report how long native code took to return, and how late a deadline was. */
+    private static void afterCancel(Context context, String label, Downcall downcall, CallFrame frame, int status,
+            long latencyNanos) {
+        String outcome = NativeStatus.nameOf(status);
+        DIAGNOSTICS.cancelObserved(context, label, downcall.getClass(), latencyNanos, outcome, frame.wasInterrupted());
+        if (status != NativeStatus.CANCELED.code() && status != NativeStatus.DEADLINE_EXCEEDED.code()) {
+            if (latencyNanos > LATE_RETURN_WARNING_NANOS) {
+                reportLateReturn(status, latencyNanos, frame.cancelCause(context));
+                DIAGNOSTICS.lateReturn(context, label, downcall.getClass(), latencyNanos, outcome);
+            }
+        } else if (status == NativeStatus.DEADLINE_EXCEEDED.code()) {
+            // The deadline's stop writes DEADLINE_EXCEEDED into the state word (before the context's cause exists).
+            deadlineNoticedByNativeCode(context, label, downcall);
+        }
+    }
+
+    private static void deadlineNoticedByNativeCode(Context context, String label, Downcall downcall) {
+        long lateness = CONTEXTS.hasDeadline(context)
+                ? System.nanoTime() - CONTEXTS.deadlineNanoTimeOr(context, 0) : -1;
+        DIAGNOSTICS.deadlineExceeded(context, label, downcall.getClass(), lateness);
+    }
+
+    /** From {@link CallFrame}'s stop action, in the cancelling thread, once the state word is written. */
+    static void cancelRequested(CallFrame frame, String reason) {
+        DIAGNOSTICS.cancelRequested(frame.trackedContext(), frame.trackedLabel(), frame.trackedDowncall(), reason);
     }
 
     private static int callInFrame(Context context, CallFrame frame, Downcall downcall) {
@@ -296,13 +381,10 @@ public final class NativeCall {
         return dev.nativescope.bindings.nsc_context.state(frame.struct);
     }
 
-    private static long deadlineOf(Context context) {
+    private static long deadlineOf(Context context, long now) {
         // Relative to the clock and saturated (NativeLibrary.toMonotonicNanos): no deadline can wrap
         // into the native clock's past. Read without the OptionalLong, which C2 does not always elide.
-        if (!CONTEXTS.hasDeadline(context)) {
-            return CallFrame.NO_DEADLINE;
-        }
-        return NativeLibrary.toMonotonicNanos(CONTEXTS.deadlineNanoTimeOr(context, 0), System.nanoTime());
+        return NativeLibrary.toMonotonicNanos(CONTEXTS.deadlineNanoTimeOr(context, 0), now);
     }
 
     private static int translate(int status, Context context, CallFrame frame) {

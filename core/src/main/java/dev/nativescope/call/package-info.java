@@ -9,6 +9,9 @@
  * the pooled call frames, the native copies of context values, the pool and its handoffs.
  *
  * <p>Uses {@code dev.nativescope}, {@code library}, {@code interop} (the cancellation protocol), the
- * bindings and {@code internal.access} / {@code internal.posix}; never the tensor packages.
+ * bindings and {@code internal.access} / {@code internal.posix}; never the tensor packages. Each call
+ * frame is its own entry in the in-flight registry that {@code dev.nativescope.diagnostics} dumps
+ * (through {@code internal.access.CallAccess}); the bridge fires that package's JFR events through
+ * {@code internal.access.DiagnosticsHooks}, never by naming its types.
  */
 package dev.nativescope.call;

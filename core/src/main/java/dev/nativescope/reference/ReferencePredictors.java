@@ -87,7 +87,7 @@ public final class ReferencePredictors {
         try (Arena arena = NativeThreads.arenaForCall(mode)) {
             MemorySegment stats = nsc_predict_stats.allocate(arena);
             try {
-                NativeCall.invoke(context, mode, ctx -> nativescope_h.nsc_predict_dense(ctx, x, w, bias, y,
+                NativeCall.invoke(context, "nsc_predict_dense", mode, ctx -> nativescope_h.nsc_predict_dense(ctx, x, w, bias, y,
                         rows, inner, cols, repeat, stats));
             } finally {
                 report(stats, onReturn);
@@ -170,7 +170,7 @@ public final class ReferencePredictors {
             MemorySegment dy = DLPack.exportForWriting(y, arena);
             MemorySegment stats = nsc_predict_stats.allocate(arena);
             try {
-                NativeCall.invoke(context, mode, ctx -> SegmentHold.call(operands,
+                NativeCall.invoke(context, "nsc_predict_dense_dl", mode, ctx -> SegmentHold.call(operands,
                         () -> nativescope_h.nsc_predict_dense_dl(ctx, dx, dw, db, dy, repeat, stats)));
             } finally {
                 report(stats, onReturn);
@@ -200,7 +200,7 @@ public final class ReferencePredictors {
             MemorySegment value = arena.allocate(ValueLayout.JAVA_LONG);
             int status;
             try {
-                status = NativeCall.invokeLong(context, ctx -> nativescope_h.nsc_predict_wait(ctx, fd, timeoutNanos, value, stats));
+                status = NativeCall.invoke(context, "nsc_predict_wait", CallMode.AUTO, ctx -> nativescope_h.nsc_predict_wait(ctx, fd, timeoutNanos, value, stats));
             } finally {
                 report(stats, onReturn);
             }
@@ -229,7 +229,7 @@ public final class ReferencePredictors {
         try (Arena arena = NativeThreads.arenaForCall(mode)) {
             MemorySegment stats = nsc_predict_stats.allocate(arena);
             try {
-                NativeCall.invoke(context, mode, ctx -> nativescope_h.nsc_predict_spin(ctx, nanos, stats));
+                NativeCall.invoke(context, "nsc_predict_spin", mode, ctx -> nativescope_h.nsc_predict_spin(ctx, nanos, stats));
             } finally {
                 report(stats, onReturn);
             }
@@ -239,7 +239,7 @@ public final class ReferencePredictors {
 
     /** Calls {@code nsc_noop_ctx} through the bridge: the cheapest cancellable call. */
     public static void noop(Context context) {
-        NativeCall.invoke(context, nativescope_h::nsc_noop_ctx);
+        NativeCall.invoke(context, "nsc_noop_ctx", nativescope_h::nsc_noop_ctx);
     }
 
     /**

@@ -4,6 +4,7 @@ import dev.nativescope.CancellableContext;
 import dev.nativescope.Context;
 import dev.nativescope.ContextKey;
 import dev.nativescope.DeadlineExceededException;
+import dev.nativescope.diagnostics.Diagnostics;
 import dev.nativescope.reference.EventFd;
 import dev.nativescope.library.NativeLibrary;
 import dev.nativescope.reference.PredictionStats;
@@ -29,7 +30,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * predictors (dense layers that would run for about 30 s) sharing one input buffer, and one
  * predictor blocked on an fd that is never signalled; it prints what each subtask did, what
  * cancelled it, how long after the trigger its native code returned, and the trace id that native
- * code read from its context.
+ * code read from its context. {@code ./run demo --stuck} runs {@link StuckDemo} instead.
  *
  * <p>The scopes use their default thread factory: virtual threads. The predictors' native calls are
  * offloaded to native threads ({@code CallMode.AUTO}, the reference predictors' mode), so they never
@@ -68,6 +69,13 @@ public final class Demo {
     }
 
     public static void main(String[] args) throws Exception {
+        if (args.length > 0 && args[0].equals("--stuck")) {
+            // Before the first call: the dump shows the values of the demo's own contexts.
+            System.setProperty(Diagnostics.SHOW_VALUES_PROPERTY, "true");
+            System.setProperty(Diagnostics.START_TIMES_PROPERTY, "true");
+            StuckDemo.run(args);
+            return;
+        }
         NativeLibrary.load();
         Duration timeout = Duration.ofMillis(args.length > 0 ? Long.parseLong(args[0]) : 300);
         List<Row> rows = new ArrayList<>();

@@ -72,4 +72,13 @@ public interface ContextAccess {
 
     /** {@return whether {@code context} has an effective deadline; see {@link #deadlineNanoTimeOr}} */
     boolean hasDeadline(Context context);
+
+    /** {@return the context {@code context} was derived from, or null for background} */
+    Context parent(Context context);
+
+    /** {@return the diagnostics id of {@code context}: unique in the JVM, drawn on first use} */
+    long id(Context context);
+
+    /** {@return the key {@code context} binds, or null when it binds none (background, cancellable contexts)} */
+    ContextKey<?> boundKey(Context context);
 }

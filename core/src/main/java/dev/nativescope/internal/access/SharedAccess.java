@@ -1,6 +1,8 @@
 package dev.nativescope.internal.access;
 
 import dev.nativescope.Context;
+import dev.nativescope.call.NativeCall;
+import dev.nativescope.diagnostics.Diagnostics;
 import dev.nativescope.tensor.io.MappedFile;
 
 import java.lang.invoke.MethodHandles;
@@ -21,6 +23,8 @@ import java.util.function.Supplier;
 public final class SharedAccess {
     private static volatile ContextAccess contexts;
     private static volatile MappedFileAccess mappedFiles;
+    private static volatile CallAccess calls;
+    private static volatile DiagnosticsHooks diagnostics;
 
     private SharedAccess() {
     }
@@ -45,6 +49,28 @@ public final class SharedAccess {
     public static MappedFileAccess mappedFiles() {
         MappedFileAccess access = mappedFiles;
         return access != null ? access : registeredBy(MappedFile.class, () -> mappedFiles);
+    }
+
+    /** Registers the call bridge's in-flight view; called once, by {@code NativeCall}'s class initialiser. */
+    public static void setCalls(CallAccess access) {
+        calls = access;
+    }
+
+    /** {@return the call bridge's in-flight view, for diagnostics} */
+    public static CallAccess calls() {
+        CallAccess access = calls;
+        return access != null ? access : registeredBy(NativeCall.class, () -> calls);
+    }
+
+    /** Registers the diagnostics hooks; called once, by {@code Diagnostics}' class initialiser. */
+    public static void setDiagnostics(DiagnosticsHooks hooks) {
+        diagnostics = hooks;
+    }
+
+    /** {@return the diagnostics hooks, for the call bridge} */
+    public static DiagnosticsHooks diagnostics() {
+        DiagnosticsHooks hooks = diagnostics;
+        return hooks != null ? hooks : registeredBy(Diagnostics.class, () -> diagnostics);
     }
 
     /** The slow path: initialises {@code owner}, whose class initialiser registers, then reads {@code field}. */

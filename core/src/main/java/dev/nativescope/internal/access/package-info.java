@@ -6,7 +6,7 @@
  * a class initialiser; {@link dev.nativescope.internal.access.FieldHandles} makes the
  * {@code VarHandle} of a class's own field.
  *
- * <p>Uses the types its interfaces name ({@code dev.nativescope}, {@code tensor.io}); those packages'
+ * <p>Uses the types its interfaces name ({@code dev.nativescope}, {@code tensor.io}, and, to initialise their owners, {@code call} and {@code diagnostics}); those packages'
  * registration is the only edge back into it.
  */
 package dev.nativescope.internal.access;

@@ -1,0 +1,226 @@
+package dev.nativescope.diagnostics;
+
+import dev.nativescope.Context;
+import dev.nativescope.ContextKey;
+import dev.nativescope.internal.access.CallSnapshot;
+import dev.nativescope.internal.access.ContextAccess;
+import dev.nativescope.internal.access.SharedAccess;
+import dev.nativescope.internal.text.SafeText;
+
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
+
+/**
+ * What the cancellable calls in flight are doing: the answer to "why didn't my cancel land?".
+ * Every call through {@code NativeCall.invoke} is visible here while it runs (its call frame is its
+ * registry entry, so tracking costs a few plain stores per call), with its thread, label, context
+ * chain, deadline, values, whether and when it was cancelled, by whom and why, and the heartbeat its
+ * native code leaves in the context struct ({@code nsc_check}, {@code nsc_checker_poll}).
+ *
+ * <p>Three ways to read it: {@link #inFlight()} (records), {@link #dump()} (a table), and the
+ * platform MBean {@value #OBJECT_NAME} (operation {@code dumpInFlight}), registered on the call
+ * bridge's first use, which {@code nativescope inspect <pid>} calls from outside the JVM.
+ *
+ * <p>System properties: {@value #ENABLED_PROPERTY}{@code =false} turns the registry off (calls are
+ * not tracked; JFR events stay under JFR's control), {@value #SHOW_VALUES_PROPERTY}{@code =true}
+ * shows context values in dumps (by default only their key names: values may be sensitive),
+ * {@value #STUCK_MILLIS_PROPERTY} (default {@value #DEFAULT_STUCK_MILLIS}) is how long a cancelled
+ * call may go without checking its context before a dump flags it and the JFR event
+ * {@code dev.nativescope.CancelStuck} reports it. A call's start time (hence how long it has been
+ * running) is known for calls under a deadline, whose entry reads the clock anyway; for every call
+ * with {@value #START_TIMES_PROPERTY}{@code =true}, which adds a clock read (about 20 ns) per call.
+ *
+ * <p>Thread-safe: any thread may dump while calls start and end; a dump is a snapshot, calls that
+ * end meanwhile may be left out.
+ */
+public final class Diagnostics {
+    /** System property: {@code false} turns the in-flight registry off. */
+    public static final String ENABLED_PROPERTY = "nativescope.diagnostics";
+    /** System property: {@code true} shows context values, not only their names, in dumps. */
+    public static final String SHOW_VALUES_PROPERTY = "nativescope.diagnostics.values";
+    /** System property: milliseconds after a cancel from which a call that has not checked its context is stuck. */
+    public static final String STUCK_MILLIS_PROPERTY = "nativescope.diagnostics.stuckMillis";
+    static final long DEFAULT_STUCK_MILLIS = 100;
+    /** System property: {@code true} records the start time of every call, not only of those with a deadline. */
+    public static final String START_TIMES_PROPERTY = "nativescope.diagnostics.startTimes";
+    /** The object name of the platform MBean. */
+    public static final String OBJECT_NAME = "dev.nativescope:type=Diagnostics";
+
+    static final boolean ENABLED = !"false".equalsIgnoreCase(System.getProperty(ENABLED_PROPERTY));
+    static final boolean SHOW_VALUES = Boolean.getBoolean(SHOW_VALUES_PROPERTY);
+    static final boolean START_TIMES = Boolean.getBoolean(START_TIMES_PROPERTY);
+    static final long STUCK_NANOS = TimeUnit.MILLISECONDS.toNanos(Long.getLong(STUCK_MILLIS_PROPERTY, DEFAULT_STUCK_MILLIS));
+    /** How long a dump watches the CPU time of a stuck call's thread to tell blocked from computing. */
+    private static final long CPU_SAMPLE_NANOS = TimeUnit.MILLISECONDS.toNanos(20);
+    private static final ContextAccess CONTEXTS = SharedAccess.contexts();
+
+    static {
+        SharedAccess.setDiagnostics(new Hooks());
+    }
+
+    private Diagnostics() {
+    }
+
+    /** {@return whether calls are tracked (see {@value #ENABLED_PROPERTY})} */
+    public static boolean isEnabled() {
+        return ENABLED;
+    }
+
+    /**
+     * {@return the cancellable calls in flight now}: stuck ones first (cancelled, and native code has
+     * not checked since), then other cancelled ones, then the rest, each group longest-running first.
+     * Empty when the registry is off or no call has been made. When a call looks stuck, this samples
+     * its thread's CPU time for about 20 ms to tell a blocked thread from a computing one.
+     */
+    public static List<InFlightCall> inFlight() {
+        if (!ENABLED) {
+            return List.of();
+        }
+        List<CallSnapshot> snapshots = SharedAccess.calls().inFlight();
+        long now = System.nanoTime();
+        Map<CallSnapshot, Boolean> blocked = sampleCpu(snapshots, now);
+        List<InFlightCall> calls = new ArrayList<>(snapshots.size());
+        for (CallSnapshot snapshot : snapshots) {
+            calls.add(toCall(snapshot, now, blocked.get(snapshot)));
+        }
+        calls.sort(Comparator.comparingInt(Diagnostics::rank)
+                .thenComparing(InFlightCall::runningFor, Comparator.nullsLast(Comparator.reverseOrder())));
+        return Collections.unmodifiableList(calls);
+    }
+
+    /** {@return {@link #inFlight()} as a table, with a header line and a legend of what is flagged} */
+    public static String dump() {
+        return InFlightTable.format(inFlight());
+    }
+
+    private static int rank(InFlightCall call) {
+        return call.stuck() ? 0 : call.cancelRequested() ? 1 : 2;
+    }
+
+    private static boolean looksStuck(CallSnapshot s, long now) {
+        return s.cancelNanoTime() != -1 && now - s.cancelNanoTime() >= STUCK_NANOS && s.checks() == s.checksAtCancel();
+    }
+
+    /** For each call that looks stuck on a platform thread: true when its thread used no CPU while watched. */
+    private static Map<CallSnapshot, Boolean> sampleCpu(List<CallSnapshot> snapshots, long now) {
+        Map<CallSnapshot, Long> before = new HashMap<>();
+        ThreadMXBean threads = null;
+        for (CallSnapshot s : snapshots) {
+            if (looksStuck(s, now) && !s.thread().isVirtual() && s.nativeThread() == null) {
+                if (threads == null) {
+                    threads = ManagementFactory.getThreadMXBean();
+                    if (!threads.isThreadCpuTimeSupported() || !threads.isThreadCpuTimeEnabled()) {
+                        return Map.of();
+                    }
+                }
+                long cpu = threads.getThreadCpuTime(s.thread().threadId());
+                if (cpu >= 0) {
+                    before.put(s, cpu);
+                }
+            }
+        }
+        if (before.isEmpty()) {
+            return Map.of();
+        }
+        LockSupport.parkNanos(CPU_SAMPLE_NANOS);
+        Map<CallSnapshot, Boolean> blocked = new HashMap<>();
+        for (Map.Entry<CallSnapshot, Long> entry : before.entrySet()) {
+            long cpu = threads.getThreadCpuTime(entry.getKey().thread().threadId());
+            if (cpu >= 0) {
+                // Less than a tenth of the window on the CPU: not computing.
+                blocked.put(entry.getKey(), cpu - entry.getValue() < CPU_SAMPLE_NANOS / 10);
+            }
+        }
+        return blocked;
+    }
+
+    private static InFlightCall toCall(CallSnapshot s, long now, Boolean blocked) {
+        Context context = s.context();
+        boolean cancelled = s.cancelNanoTime() != -1;
+        InFlightCall.State state;
+        if (!cancelled) {
+            state = InFlightCall.State.RUNNING;
+        } else if (!looksStuck(s, now)) {
+            state = InFlightCall.State.CANCEL_PENDING;
+        } else {
+            state = Boolean.TRUE.equals(blocked) ? InFlightCall.State.BLOCKED_OUTSIDE_CONTEXT_WAIT
+                    : InFlightCall.State.NOT_CHECKING;
+        }
+        String cause = null;
+        if (cancelled) {
+            cause = s.interrupted() ? "interrupt of the calling thread" : SafeText.of(context.cause());
+        }
+        long heartbeat = s.heartbeatNanoTime();
+        return new InFlightCall(labelOf(s.label(), s.downcallClass()), SafeText.of(s.thread()), s.thread().isVirtual(),
+                s.nativeThread() == null ? null : SafeText.of(s.nativeThread()), chainOf(context, now), valuesOf(context),
+                s.startNanoTime() == 0 ? null : Duration.ofNanos(Math.max(0, now - s.startNanoTime())),
+                timeLeft(context, now), cancelled, cancelled ? Duration.ofNanos(Math.max(0, now - s.cancelNanoTime())) : null,
+                cause, s.cancelledBy(), s.checks(), cancelled ? Math.max(0, s.checks() - s.checksAtCancel()) : 0,
+                heartbeat == 0 ? null : Duration.ofNanos(Math.max(0, now - heartbeat)), state);
+    }
+
+    /** The label, or the Downcall's class without the lambda suffix the JDK gives hidden classes. */
+    static String labelOf(String label, Class<?> downcallClass) {
+        if (label != null) {
+            return label;
+        }
+        if (downcallClass == null) {
+            return "?";
+        }
+        String name = downcallClass.getName();
+        int lambda = name.indexOf("$$Lambda");
+        return lambda > 0 ? name.substring(0, lambda) + " (lambda)" : name;
+    }
+
+    private static Duration timeLeft(Context context, long now) {
+        return CONTEXTS.hasDeadline(context) ? Duration.ofNanos(CONTEXTS.deadlineNanoTimeOr(context, 0) - now) : null;
+    }
+
+    private static List<InFlightCall.ContextInfo> chainOf(Context context, long now) {
+        List<InFlightCall.ContextInfo> chain = new ArrayList<>();
+        for (Context c = context; c != null; c = CONTEXTS.parent(c)) {
+            ContextKey<?> key = CONTEXTS.boundKey(c);
+            String kind = CONTEXTS.parent(c) == null ? "background" : key != null ? "value" : "cancellable";
+            Throwable cause = c.cause();
+            chain.add(new InFlightCall.ContextInfo(CONTEXTS.id(c), kind, key == null ? null : key.name(), c.isDone(),
+                    cause == null ? null : SafeText.of(cause), timeLeft(c, now)));
+        }
+        return List.copyOf(chain);
+    }
+
+    private static Map<String, String> valuesOf(Context context) {
+        Map<String, String> values = new LinkedHashMap<>();
+        for (Map.Entry<ContextKey<?>, Object> entry : CONTEXTS.visibleValues(context)) {
+            values.put(entry.getKey().name(), SHOW_VALUES ? SafeText.of(entry.getValue()) : null);
+        }
+        return Collections.unmodifiableMap(values);
+    }
+
+    /** For JFR events: the context's id, or 0 for none. */
+    static long idOf(Context context) {
+        return context == null ? 0 : CONTEXTS.id(context);
+    }
+
+    /** For JFR events: the trace id the context carries ({@code trace-id}), or null. */
+    static String traceIdOf(Context context) {
+        if (context == null) {
+            return null;
+        }
+        for (Map.Entry<ContextKey<?>, Object> entry : CONTEXTS.visibleValues(context)) {
+            if ("trace-id".equals(entry.getKey().name())) {
+                return SafeText.of(entry.getValue());
+            }
+        }
+        return null;
+    }
+}

@@ -1,0 +1,175 @@
+package dev.nativescope.diagnostics;
+
+import dev.nativescope.Context;
+import dev.nativescope.internal.access.CallSnapshot;
+import dev.nativescope.internal.access.DiagnosticsHooks;
+import dev.nativescope.internal.access.SharedAccess;
+import dev.nativescope.internal.text.SafeText;
+
+import java.lang.management.ManagementFactory;
+import java.util.concurrent.atomic.AtomicBoolean;
+import javax.management.InstanceAlreadyExistsException;
+import javax.management.ObjectName;
+import jdk.jfr.FlightRecorder;
+
+/**
+ * The call bridge's diagnostics hooks: JFR events, each behind its class's enabled check (a static
+ * probe instance: {@code isEnabled()} reads the event class's state, not the instance's), and the
+ * lazy set-up of the MBean and the periodic event. Stateless apart from the once-only set-up; thread-safe.
+ */
+final class Hooks implements DiagnosticsHooks {
+    private static final Events.NativeCall NATIVE_CALL = new Events.NativeCall();
+    private static final Events.CancelRequested CANCEL_REQUESTED = new Events.CancelRequested();
+    private static final Events.CancelObserved CANCEL_OBSERVED = new Events.CancelObserved();
+    private static final Events.DeadlineExceeded DEADLINE_EXCEEDED = new Events.DeadlineExceeded();
+    private static final Events.LateReturn LATE_RETURN = new Events.LateReturn();
+    private static final AtomicBoolean SET_UP = new AtomicBoolean();
+    /** Lazily, off the caller's thread: the platform MBean server costs tens of milliseconds to start. */
+    static final String SETUP_THREAD_NAME = "nativescope-diagnostics-setup";
+
+    @Override
+    public boolean registryEnabled() {
+        return Diagnostics.ENABLED;
+    }
+
+    @Override
+    public boolean startTimesEnabled() {
+        return Diagnostics.START_TIMES;
+    }
+
+    @Override
+    public void bridgeLoaded() {
+        if (SET_UP.compareAndSet(false, true)) {
+            Thread.ofPlatform().daemon().name(SETUP_THREAD_NAME).start(Hooks::setUp);
+        }
+    }
+
+    /** Registers the MBean and the periodic stuck-cancel event; failures leave the rest working. */
+    static void setUp() {
+        try {
+            ManagementFactory.getPlatformMBeanServer().registerMBean(new DiagnosticsBean(), new ObjectName(Diagnostics.OBJECT_NAME));
+        } catch (InstanceAlreadyExistsException alreadyRegistered) {
+            // Another copy of the library (another class loader) registered first: it answers.
+        } catch (Exception | LinkageError e) {
+            System.getLogger(Diagnostics.class.getName()).log(System.Logger.Level.WARNING,
+                    "could not register the MBean " + Diagnostics.OBJECT_NAME + " (nativescope inspect will not see"
+                    + " this JVM): " + SafeText.of(e));
+        }
+        try {
+            FlightRecorder.addPeriodicEvent(Events.CancelStuck.class, Hooks::emitStuck);
+        } catch (RuntimeException | LinkageError e) {
+            System.getLogger(Diagnostics.class.getName()).log(System.Logger.Level.WARNING,
+                    "could not register the JFR event dev.nativescope.CancelStuck: " + SafeText.of(e));
+        }
+    }
+
+    private static void emitStuck() {
+        if (!Diagnostics.ENABLED) {
+            return;
+        }
+        long now = System.nanoTime();
+        for (CallSnapshot s : SharedAccess.calls().inFlight()) {
+            if (s.cancelNanoTime() == -1 || now - s.cancelNanoTime() < Diagnostics.STUCK_NANOS || s.checks() != s.checksAtCancel()) {
+                continue;
+            }
+            Events.CancelStuck event = new Events.CancelStuck();
+            event.label = Diagnostics.labelOf(s.label(), s.downcallClass());
+            event.callThread = SafeText.of(s.thread());
+            event.contextId = Diagnostics.idOf(s.context());
+            event.sinceCancel = now - s.cancelNanoTime();
+            event.cause = s.interrupted() ? "interrupt" : causeName(s.context().cause());
+            event.checks = s.checks();
+            event.heartbeatAge = s.heartbeatNanoTime() == 0 ? Long.MIN_VALUE : now - s.heartbeatNanoTime();
+            event.state = "NOT_CHECKING";
+            event.commit();
+        }
+    }
+
+    private static String causeName(Throwable cause) {
+        return cause == null ? null : cause.getClass().getName();
+    }
+
+    @Override
+    public Object callStarted() {
+        if (!NATIVE_CALL.isEnabled()) {
+            return null;
+        }
+        Events.NativeCall event = new Events.NativeCall();
+        event.begin();
+        return event;
+    }
+
+    @Override
+    public void callEnded(Object started, Context context, String label, Class<?> downcallClass, String outcome) {
+        Events.NativeCall event = (Events.NativeCall) started;
+        event.end();
+        if (event.shouldCommit()) {
+            event.label = Diagnostics.labelOf(label, downcallClass);
+            event.outcome = outcome;
+            event.contextId = Diagnostics.idOf(context);
+            event.traceId = Diagnostics.traceIdOf(context);
+            event.commit();
+        }
+    }
+
+    @Override
+    public void cancelRequested(Context context, String label, Class<?> downcallClass, String reason) {
+        if (!CANCEL_REQUESTED.isEnabled()) {
+            return;
+        }
+        Events.CancelRequested event = new Events.CancelRequested();
+        if (event.shouldCommit()) {
+            event.label = context == null ? null : Diagnostics.labelOf(label, downcallClass);
+            event.contextId = Diagnostics.idOf(context);
+            Throwable cause = context == null ? null : context.cause();
+            event.cause = cause == null ? reason : reason + ": " + causeName(cause);
+            event.canceller = SafeText.of(Thread.currentThread());
+            event.commit();
+        }
+    }
+
+    @Override
+    public void cancelObserved(Context context, String label, Class<?> downcallClass, long latencyNanos, String outcome,
+            boolean interrupted) {
+        if (!CANCEL_OBSERVED.isEnabled()) {
+            return;
+        }
+        Events.CancelObserved event = new Events.CancelObserved();
+        if (event.shouldCommit()) {
+            event.label = Diagnostics.labelOf(label, downcallClass);
+            event.contextId = Diagnostics.idOf(context);
+            event.latency = Math.max(0, latencyNanos);
+            event.outcome = outcome;
+            event.commit();
+        }
+    }
+
+    @Override
+    public void deadlineExceeded(Context context, String label, Class<?> downcallClass, long latenessNanos) {
+        if (!DEADLINE_EXCEEDED.isEnabled()) {
+            return;
+        }
+        Events.DeadlineExceeded event = new Events.DeadlineExceeded();
+        if (event.shouldCommit()) {
+            event.label = Diagnostics.labelOf(label, downcallClass);
+            event.contextId = Diagnostics.idOf(context);
+            event.lateness = latenessNanos;
+            event.commit();
+        }
+    }
+
+    @Override
+    public void lateReturn(Context context, String label, Class<?> downcallClass, long lateNanos, String outcome) {
+        if (!LATE_RETURN.isEnabled()) {
+            return;
+        }
+        Events.LateReturn event = new Events.LateReturn();
+        if (event.shouldCommit()) {
+            event.label = Diagnostics.labelOf(label, downcallClass);
+            event.contextId = Diagnostics.idOf(context);
+            event.lateBy = lateNanos;
+            event.outcome = outcome;
+            event.commit();
+        }
+    }
+}
