@@ -111,7 +111,7 @@ public final class NativeCall {
      * @see #invoke(Context, Downcall)
      */
     public static int invoke(Downcall downcall) {
-        return invoke(Context.current(), null, downcall);
+        return invoke(Context.current(), (String) null, downcall);
     }
 
     /**
@@ -129,7 +129,7 @@ public final class NativeCall {
      * @see #invoke(Context, String, Downcall)
      */
     public static int invoke(Context context, Downcall downcall) {
-        return invoke(context, null, downcall);
+        return invoke(context, (String) null, downcall);
     }
 
     /**
