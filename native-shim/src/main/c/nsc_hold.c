@@ -10,11 +10,10 @@
 #include <errno.h>
 #include <poll.h>
 
-NSC_API int nsc_hold_segments(uint32_t *entered, int release_fd, const void *s0, const void *s1,
-                              const void *s2, const void *s3, const void *s4, const void *s5,
-                              const void *s6, const void *s7)
+/* The segments are deliberately unused: holding them is the FFM runtime's job, for the duration of the call. */
+static void unused_segments(const void *s0, const void *s1, const void *s2, const void *s3, const void *s4,
+                            const void *s5, const void *s6, const void *s7)
 {
-    /* The segments are deliberately unused: holding them is the FFM runtime's job. */
     (void) s0;
     (void) s1;
     (void) s2;
@@ -23,6 +22,13 @@ NSC_API int nsc_hold_segments(uint32_t *entered, int release_fd, const void *s0,
     (void) s5;
     (void) s6;
     (void) s7;
+}
+
+NSC_API int nsc_hold_segments(uint32_t *entered, int release_fd, const void *s0, const void *s1,
+                              const void *s2, const void *s3, const void *s4, const void *s5,
+                              const void *s6, const void *s7)
+{
+    unused_segments(s0, s1, s2, s3, s4, s5, s6, s7);
     if (entered == NULL || release_fd < 0) {
         return NSC_ERR_INVALID;
     }
@@ -47,15 +53,7 @@ NSC_API int nsc_hold_segments(uint32_t *entered, int release_fd, const void *s0,
 NSC_API void nsc_hold_run(void (*run)(void), const void *s0, const void *s1, const void *s2, const void *s3,
                           const void *s4, const void *s5, const void *s6, const void *s7)
 {
-    /* The segments are deliberately unused: holding them is the FFM runtime's job. */
-    (void) s0;
-    (void) s1;
-    (void) s2;
-    (void) s3;
-    (void) s4;
-    (void) s5;
-    (void) s6;
-    (void) s7;
+    unused_segments(s0, s1, s2, s3, s4, s5, s6, s7);
     if (run != NULL) {
         run();
     }

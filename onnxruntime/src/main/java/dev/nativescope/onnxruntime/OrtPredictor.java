@@ -158,6 +158,42 @@ public final class OrtPredictor implements AutoCloseable {
         if (outputs.isEmpty()) {
             throw new IllegalArgumentException("no outputs requested: name at least one output and its tensor");
         }
+        whileOpen(context, () -> {
+            runOpen(context, inputs, outputs);
+            return null;
+        });
+    }
+
+    /** A run given its terminate switch. */
+    @FunctionalInterface
+    private interface TerminableRun<T> {
+        T run(RunTermination termination) throws OrtException;
+    }
+
+    /**
+     * Runs {@code run} with fresh RunOptions and their terminate switch, then closes the options once
+     * the switch is finished (no terminate can reach them after that).
+     */
+    private static <T> T withTermination(TerminableRun<T> run) throws OrtException {
+        RunTermination termination = new RunTermination(OrtObjects.runOptions());
+        try {
+            return run.run(termination);
+        } finally {
+            OrtObjects.close(termination.finish());
+        }
+    }
+
+    /** Work run while the predictor is open. */
+    @FunctionalInterface
+    private interface OpenWork<T> {
+        T run() throws OrtException;
+    }
+
+    /**
+     * Runs {@code work} under the read lock that close() waits for, refusing a closed predictor and a
+     * context already done before anything reaches ORT.
+     */
+    private <T> T whileOpen(Context context, OpenWork<T> work) throws OrtException {
         ReentrantReadWriteLock.ReadLock readLock = runs.readLock();
         readLock.lock();
         try {
@@ -167,7 +203,7 @@ public final class OrtPredictor implements AutoCloseable {
             if (context.isDone()) {
                 throw CancellationSignal.contextStopped(context, WHAT);
             }
-            runOpen(context, inputs, outputs);
+            return work.run();
         } finally {
             readLock.unlock();
         }
@@ -193,7 +229,6 @@ public final class OrtPredictor implements AutoCloseable {
                               List<MemorySegment> segments) throws OrtException {
         Map<String, OnnxTensor> ortInputs = new LinkedHashMap<>();
         Map<String, OnnxTensor> ortOutputs = new LinkedHashMap<>();
-        OrtSession.RunOptions options = null;
         try {
             for (Map.Entry<String, Tensor> input : inputs.entrySet()) {
                 ortInputs.put(input.getKey(), OrtObjects.view(environment, "input", input.getKey(), input.getValue()));
@@ -201,17 +236,11 @@ public final class OrtPredictor implements AutoCloseable {
             for (Map.Entry<String, Tensor> output : outputs.entrySet()) {
                 ortOutputs.put(output.getKey(), OrtObjects.view(environment, "output", output.getKey(), output.getValue()));
             }
-            options = OrtObjects.runOptions();
-            RunTermination termination = new RunTermination(options);
-            try {
+            withTermination(termination -> {
                 runTerminable(context, termination, ortInputs, ortOutputs, segments);
-            } finally {
-                options = termination.finish();
-            }
+                return null;
+            });
         } finally {
-            if (options != null) {
-                OrtObjects.close(options);
-            }
             ortInputs.values().forEach(OrtObjects::close);
             ortOutputs.values().forEach(OrtObjects::close);
         }
@@ -243,12 +272,7 @@ public final class OrtPredictor implements AutoCloseable {
                     }));
                     return;
                 } catch (OrtException e) {
-                    if (!signal.isStopped()) {
-                        throw e;
-                    }
-                    RuntimeException stopped = signal.stoppedException(WHAT);
-                    stopped.addSuppressed(e);
-                    throw stopped;
+                    throw stoppedOrRethrow(signal, e);
                 }
             }
             throw signal.stoppedException(WHAT);
@@ -308,24 +332,14 @@ public final class OrtPredictor implements AutoCloseable {
             names.add(Objects.requireNonNull(name, "output name"));
         }
         OrtOutputViews.check();
-        ReentrantReadWriteLock.ReadLock readLock = runs.readLock();
-        readLock.lock();
-        try {
-            if (lifetime.isDone()) {
-                throw new IllegalStateException("the OrtPredictor is closed");
-            }
-            if (context.isDone()) {
-                throw CancellationSignal.contextStopped(context, WHAT);
-            }
+        return whileOpen(context, () -> {
             OrtOutputViews.checkOutputs(outputInfo(), names);
             List<MemorySegment> segments = new ArrayList<>(inputs.size());
             for (Tensor tensor : inputs.values()) {
                 segments.add(Objects.requireNonNull(tensor, "input tensor").segment());
             }
             return SegmentHold.call(segments, () -> runAllocatingHeld(context, inputs, names));
-        } finally {
-            readLock.unlock();
-        }
+        });
     }
 
     private Map<String, NodeInfo> outputInfo() throws OrtException {
@@ -340,23 +354,13 @@ public final class OrtPredictor implements AutoCloseable {
     private OrtResult runAllocatingHeld(Context context, Map<String, Tensor> inputs, Set<String> names)
             throws OrtException {
         Map<String, OnnxTensor> ortInputs = new LinkedHashMap<>();
-        OrtSession.RunOptions options = null;
         OrtSession.Result values;
         try {
             for (Map.Entry<String, Tensor> input : inputs.entrySet()) {
                 ortInputs.put(input.getKey(), OrtObjects.view(environment, "input", input.getKey(), input.getValue()));
             }
-            options = OrtObjects.runOptions();
-            RunTermination termination = new RunTermination(options);
-            try {
-                values = runTerminableAllocating(context, termination, ortInputs, names);
-            } finally {
-                options = termination.finish();
-            }
+            values = withTermination(termination -> runTerminableAllocating(context, termination, ortInputs, names));
         } finally {
-            if (options != null) {
-                OrtObjects.close(options);
-            }
             ortInputs.values().forEach(OrtObjects::close);
         }
         // ORT's values do not depend on the inputs or the run options: the result outlives both.
@@ -374,16 +378,24 @@ public final class OrtPredictor implements AutoCloseable {
                     OrtObjects.createdAllocated(values.size());
                     return values;
                 } catch (OrtException e) {
-                    if (!signal.isStopped()) {
-                        throw e;
-                    }
-                    RuntimeException stopped = signal.stoppedException(WHAT);
-                    stopped.addSuppressed(e);
-                    throw stopped;
+                    throw stoppedOrRethrow(signal, e);
                 }
             }
             throw signal.stoppedException(WHAT);
         }
+    }
+
+    /**
+     * An ORT failure during a run that was told to stop is the stop (ORT reports its terminate flag as
+     * an error): returns the stop's exception, with ORT's attached; any other failure is rethrown as is.
+     */
+    private static RuntimeException stoppedOrRethrow(CancellationSignal signal, OrtException e) throws OrtException {
+        if (!signal.isStopped()) {
+            throw e;
+        }
+        RuntimeException stopped = signal.stoppedException(WHAT);
+        stopped.addSuppressed(e);
+        return stopped;
     }
 
     /**
