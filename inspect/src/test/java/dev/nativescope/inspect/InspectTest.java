@@ -8,7 +8,11 @@ import java.io.File;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.Comparator;
+import java.util.stream.Stream;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -47,8 +51,15 @@ class InspectTest {
         process.getErrorStream().close();
     }
 
+    private static Path inspectClasses() throws Exception {
+        return new File(Inspect.class.getProtectionDomain().getCodeSource().getLocation().toURI()).toPath();
+    }
+
     private static Result inspect(List<String> launcher, long pid) throws Exception {
-        String classes = new File(Inspect.class.getProtectionDomain().getCodeSource().getLocation().toURI()).getPath();
+        return inspect(launcher, pid, inspectClasses().toString());
+    }
+
+    private static Result inspect(List<String> launcher, long pid, String classes) throws Exception {
         List<String> command = new ArrayList<>(launcher);
         command.addAll(List.of(JAVA, "-cp", classes, Inspect.class.getName(), Long.toString(pid)));
         Process tool = new ProcessBuilder(command).redirectErrorStream(true).start();
@@ -116,13 +127,37 @@ class InspectTest {
         // As root, inspect as "nobody" against our own child JVM: the attach is refused.
         assumeTrue("root".equals(System.getProperty("user.name")) && new File("/usr/sbin/runuser").canExecute(),
                 "needs root and runuser to play another user");
+        // The tool's classes where "nobody" can read them: a clone or build directory may be private to root.
+        Path readable = Files.createTempDirectory("nsc-inspect-classes",
+                PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwxr-xr-x")));
         Process child = startProbe("idle");
         try {
-            Result result = inspect(List.of("/usr/sbin/runuser", "-u", "nobody", "--"), child.pid());
+            copyTree(inspectClasses(), readable);
+            Result result = inspect(List.of("/usr/sbin/runuser", "-u", "nobody", "--"), child.pid(), readable.toString());
             assertThat(result.exitCode()).as(result.output()).isEqualTo(Inspect.FAILED);
             assertThat(result.output()).contains("belongs to user root", "run as that user");
         } finally {
             stop(child);
+            try (Stream<Path> files = Files.walk(readable)) {
+                for (Path file : files.sorted(Comparator.reverseOrder()).toList()) {
+                    Files.delete(file);
+                }
+            }
+        }
+    }
+
+    private static void copyTree(Path from, Path to) throws IOException {
+        try (Stream<Path> files = Files.walk(from)) {
+            for (Path file : files.toList()) {
+                Path target = to.resolve(from.relativize(file).toString());
+                if (Files.isDirectory(file)) {
+                    Files.createDirectories(target);
+                    Files.setPosixFilePermissions(target, PosixFilePermissions.fromString("rwxr-xr-x"));
+                } else {
+                    Files.copy(file, target);
+                    Files.setPosixFilePermissions(target, PosixFilePermissions.fromString("rw-r--r--"));
+                }
+            }
         }
     }
 }
