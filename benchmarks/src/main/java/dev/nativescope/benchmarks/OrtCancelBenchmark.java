@@ -7,20 +7,15 @@ import ai.onnxruntime.OrtSession;
 import dev.nativescope.CancellableContext;
 import dev.nativescope.Context;
 import dev.nativescope.onnxruntime.OrtPredictor;
-import dev.nativescope.tensor.DType;
 import dev.nativescope.tensor.Tensor;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.FloatBuffer;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.Comparator;
-import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.CountDownLatch;
@@ -57,8 +52,6 @@ import org.openjdk.jmh.annotations.Warmup;
 @Measurement(iterations = 5, time = 2)
 @Fork(value = 1, jvmArgsAppend = "--enable-native-access=ALL-UNNAMED")
 public class OrtCancelBenchmark {
-    private static final String SCRIPT = System.getProperty("nsc.ort.makeModels",
-            "onnxruntime/src/test/resources/dev/nativescope/onnxruntime/make_models.py");
 
     /** A long MatMul chain, one run in flight per invocation, cancelled by the benchmark method. */
     @State(Scope.Benchmark)
@@ -81,18 +74,18 @@ public class OrtCancelBenchmark {
         public void open() throws Exception {
             dir = Files.createTempDirectory("ort-bench");
             arena = Arena.ofShared();
-            x = filled(arena, size * size, size, size);
-            y = filled(arena, size * size, size, size);
+            x = OrtBenchInputs.filled(arena, size, size);
+            y = OrtBenchInputs.filled(arena, size, size);
             long nodeNanos = measureNode();
             int nodes = (int) Math.min(20_000, Math.max(200, TimeUnit.SECONDS.toNanos(10) / nodeNanos));
-            predictor = openSingleThreaded(model(dir, "chain", "chain-long.onnx", Integer.toString(nodes), Integer.toString(size)));
+            predictor = openSingleThreaded(OrtBenchInputs.model(dir, "chain", "chain-long.onnx", Integer.toString(nodes), Integer.toString(size)));
             System.out.printf("%n[OrtCancelBenchmark] %dx%d MatMul node: %.1f us; chain of %d nodes%n",
                     size, size, nodeNanos / 1e3, nodes);
         }
 
         private long measureNode() throws Exception {
             final int nodes = 32;
-            try (OrtPredictor shortChain = openSingleThreaded(model(dir, "chain", "chain-short.onnx",
+            try (OrtPredictor shortChain = openSingleThreaded(OrtBenchInputs.model(dir, "chain", "chain-short.onnx",
                     Integer.toString(nodes), Integer.toString(size)))) {
                 long fastest = Long.MAX_VALUE;
                 for (int i = 0; i < 10; i++) {
@@ -163,10 +156,10 @@ public class OrtCancelBenchmark {
         @Setup(Level.Trial)
         public void open() throws Exception {
             dir = Files.createTempDirectory("ort-bench");
-            predictor = openSingleThreaded(model(dir, "sum", "sum.onnx", Integer.toString(count)));
+            predictor = openSingleThreaded(OrtBenchInputs.model(dir, "sum", "sum.onnx", Integer.toString(count)));
             arena = Arena.ofShared();
-            x = filled(arena, count, count);
-            y = filled(arena, 1, 1);
+            x = OrtBenchInputs.filled(arena, count);
+            y = OrtBenchInputs.filled(arena, 1);
             xArray = x.segment().toArray(ValueLayout.JAVA_FLOAT);
             environment = OrtEnvironment.getEnvironment();
         }
@@ -204,26 +197,7 @@ public class OrtCancelBenchmark {
         }
     }
 
-    private static Tensor filled(Arena arena, long count, long... shape) {
-        MemorySegment segment = arena.allocate(ValueLayout.JAVA_FLOAT, count);
-        for (long i = 0; i < count; i++) {
-            segment.setAtIndex(ValueLayout.JAVA_FLOAT, i, (i % 7) / 7.0f);
-        }
-        return Tensor.of(segment, DType.FLOAT32, shape);
-    }
 
-    private static Path model(Path dir, String kind, String file, String... args) throws IOException, InterruptedException {
-        Path out = dir.resolve(file);
-        List<String> command = new ArrayList<>(List.of("/usr/bin/python3", SCRIPT, kind, out.toString()));
-        command.addAll(List.of(args));
-        Process process = new ProcessBuilder(command).redirectErrorStream(true).start();
-        String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        if (process.waitFor() != 0) {
-            throw new IllegalStateException("make_models.py failed (run from the repository root, or set"
-                    + " -Dnsc.ort.makeModels; install python3-onnx): " + output);
-        }
-        return out;
-    }
 
     private static void closeAll(OrtPredictor predictor, Arena arena, Path dir) throws Exception {
         predictor.close();

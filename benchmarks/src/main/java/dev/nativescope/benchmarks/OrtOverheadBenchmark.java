@@ -6,21 +6,15 @@ import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
 import dev.nativescope.Context;
 import dev.nativescope.onnxruntime.OrtPredictor;
-import dev.nativescope.tensor.DType;
 import dev.nativescope.tensor.Tensor;
 
-import java.io.IOException;
 import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
-import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
@@ -61,8 +55,6 @@ import org.openjdk.jmh.annotations.Warmup;
 @Measurement(iterations = 5, time = 2)
 @Fork(value = 1, jvmArgsAppend = "--enable-native-access=ALL-UNNAMED")
 public class OrtOverheadBenchmark {
-    private static final String SCRIPT = System.getProperty("nsc.ort.makeModels",
-            "onnxruntime/src/test/resources/dev/nativescope/onnxruntime/make_models.py");
 
     @State(Scope.Thread)
     public static class Model {
@@ -92,17 +84,17 @@ public class OrtOverheadBenchmark {
             Path file;
             switch (model) {
                 case "tiny" -> {
-                    file = model(dir, "chain", "tiny.onnx", "1", "4");
+                    file = OrtBenchInputs.model(dir, "chain", "tiny.onnx", "1", "4");
                     xShape = new long[] {1, 4};
                     yShape = xShape;
                 }
                 case "small" -> {
-                    file = model(dir, "chain", "small.onnx", "4", "64");
+                    file = OrtBenchInputs.model(dir, "chain", "small.onnx", "4", "64");
                     xShape = new long[] {64, 64};
                     yShape = xShape;
                 }
                 case "large" -> {
-                    file = model(dir, "sum", "large.onnx", Integer.toString(16 << 20));
+                    file = OrtBenchInputs.model(dir, "sum", "large.onnx", Integer.toString(16 << 20));
                     xShape = new long[] {16 << 20};
                     yShape = new long[] {1};
                 }
@@ -116,8 +108,8 @@ public class OrtOverheadBenchmark {
                 predictor = OrtPredictor.open(file, options);
             }
             arena = Arena.ofShared();
-            x = filled(arena, xShape);
-            y = filled(arena, yShape);
+            x = OrtBenchInputs.filled(arena, xShape);
+            y = OrtBenchInputs.filled(arena, yShape);
             inputs = Map.of("x", x);
             outputs = Map.of("y", y);
             ortInputs = Map.of("x", OnnxTensor.createTensor(environment,
@@ -206,28 +198,5 @@ public class OrtOverheadBenchmark {
         return state.y.segment().getAtIndex(ValueLayout.JAVA_FLOAT, 0);
     }
 
-    private static Tensor filled(Arena arena, long... shape) {
-        long count = 1;
-        for (long dim : shape) {
-            count *= dim;
-        }
-        MemorySegment segment = arena.allocate(ValueLayout.JAVA_FLOAT, count);
-        for (long i = 0; i < count; i++) {
-            segment.setAtIndex(ValueLayout.JAVA_FLOAT, i, (i % 7) / 7.0f);
-        }
-        return Tensor.of(segment, DType.FLOAT32, shape);
-    }
 
-    private static Path model(Path dir, String kind, String file, String... args) throws IOException, InterruptedException {
-        Path out = dir.resolve(file);
-        List<String> command = new ArrayList<>(List.of("/usr/bin/python3", SCRIPT, kind, out.toString()));
-        command.addAll(List.of(args));
-        Process process = new ProcessBuilder(command).redirectErrorStream(true).start();
-        String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        if (process.waitFor() != 0) {
-            throw new IllegalStateException("make_models.py failed (run from the repository root, or set"
-                    + " -Dnsc.ort.makeModels; install python3-onnx): " + output);
-        }
-        return out;
-    }
 }
