@@ -1,5 +1,6 @@
 package dev.nativescope.onnxruntime;
 
+import dev.nativescope.testing.StrayInterrupts;
 import dev.nativescope.Context;
 import dev.nativescope.tensor.DType;
 import dev.nativescope.tensor.Tensor;
@@ -63,12 +64,16 @@ public final class OrtHoldFamilyChild {
                     for (Access access : Access.values()) {
                         for (Consumer consumer : Consumer.values()) {
                             String outcome;
+                            StrayInterrupts.clear();
                             try {
                                 outcome = runOne(predictor, kind, access, consumer, file, random);
                             } catch (Throwable e) {
                                 java.io.StringWriter trace = new java.io.StringWriter();
                                 e.printStackTrace(new java.io.PrintWriter(trace));
                                 outcome = "harness failed (interrupted " + Thread.interrupted() + "): " + trace;
+                            }
+                            if (outcome.equals("stray interrupt")) {
+                                continue; // counted and printed at the end; see StrayInterrupts
                             }
                             if (outcome.equals("ran")) {
                                 ran++;
@@ -86,6 +91,7 @@ public final class OrtHoldFamilyChild {
         if (open != 0) {
             System.out.println("FAILURE " + open + " ORT objects left open");
         }
+        System.out.println("stray interrupts cleared by the harness: " + StrayInterrupts.seen());
         System.out.println("done: " + ran + " ran, " + refused + " refused (" + closedFirst + " closed first); "
                 + closesRefused + " closes refused during a run");
         System.out.flush();
@@ -177,11 +183,11 @@ public final class OrtHoldFamilyChild {
             outcome = (kind == Kind.SHARED || kind == Kind.CONFINED_OTHER) && !x.scope().isAlive()
                     ? "refused (closed first)" : "wrong: " + e;
         } catch (Throwable e) {
-            outcome = "wrong: " + e;
+            outcome = StrayInterrupts.isStray(e) ? "stray interrupt" : "wrong: " + e;
         } finally {
-            trigger.get(30, TimeUnit.SECONDS);
+            StrayInterrupts.get(trigger, 30, TimeUnit.SECONDS);
             if (owner.thread != null) {
-                owner.thread.join(TimeUnit.SECONDS.toMillis(30));
+                StrayInterrupts.join(owner.thread, TimeUnit.SECONDS.toMillis(30));
             }
         }
         Throwable closeOutcome = owner.closeOutcome.get();
