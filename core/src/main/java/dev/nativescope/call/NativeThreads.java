@@ -46,8 +46,10 @@ import java.util.function.Supplier;
  * before native code runs: the call then throws a {@link WrongThreadException} that says so. Take
  * such segments from {@link #arenaForCall(CallMode)} (shared when the call is offloaded, confined
  * otherwise), {@code Arena.ofShared()} or {@code Arena.ofAuto()}, or call with {@link CallMode#INLINE}.
- * A bridged call made from a native thread (a nested call in a Downcall) runs inline; its context's
- * cancel reaches it, an interrupt of the original caller cancels the outer call only.
+ * A bridged call made from a native thread (a nested call in a Downcall) runs inline there; its
+ * context's cancel reaches it, and so does an interrupt of the original caller, which the caller
+ * forwards to the native thread for as long as that thread runs its work (as inline, where the
+ * nested call's hook would hear it).
  *
  * <p>Threading: every method is thread-safe. See {@link NativeThreadPool} for the pool's locking and
  * {@link Handoff} for the one CAS that decides between a native thread starting a queued call and
@@ -213,9 +215,10 @@ public final class NativeThreads {
      * Hands {@code work} to {@code target} and parks until it is done (or abandoned while queued).
      *
      * <p>Interrupts: the caller's interrupt hook (opened by the caller's {@code CancellationSignal})
-     * fires in the interrupter and stops the native work; here the interrupt only wakes the park, so
-     * the status is cleared while we wait (a set status would make every park return at once) and
-     * set again before returning, as it would be after an inline call.
+     * fires in the interrupter and stops the native work; here the interrupt wakes the park and is
+     * forwarded once to the native thread running the work ({@link Handoff#forwardInterrupt()}), for the
+     * hooks of nested bridged calls there; the caller's status is cleared while we wait (a set status
+     * would make every park return at once) and set again before returning, as after an inline call.
      */
     static <T, X extends Throwable> T handOff(NativeThreadPool target, Context context, BooleanSupplier stopped,
                                               Supplier<? extends T> ifStoppedBeforeStart, Work<? extends T, X> work) throws X {
@@ -240,8 +243,11 @@ public final class NativeThreads {
                 if (state == Handoff.DONE) {
                     break;
                 }
-                if (Thread.interrupted()) {
+                if (Thread.interrupted() && !interrupted) {
                     interrupted = true;
+                    // Our hook stopped the struct; a nested bridged call the work makes on the native
+                    // thread has a hook of its own there, which only an interrupt of that thread fires.
+                    handoff.forwardInterrupt();
                 }
                 if (state != Handoff.QUEUED) {
                     LockSupport.park(handoff);

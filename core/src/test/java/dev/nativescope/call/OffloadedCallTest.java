@@ -222,6 +222,53 @@ class OffloadedCallTest {
         assertThat(NativeThreads.busyThreads()).as("native threads left in native code").isZero();
     }
 
+    /**
+     * The caller's interrupt reaches a nested bridged call the work makes on the native thread (as
+     * inline), and never the thread's next work: on one native thread (an affinity), a call whose
+     * work nests a second bridged call is interrupted at a random moment while a second call, whose
+     * caller nobody interrupts, waits behind it; the second must see no interrupt, before or after a
+     * short spin, however the interrupt and the end of the first call interleave.
+     */
+    @Test
+    void aForwardedInterruptReachesNestedCallsAndNeverTheNextCall() throws Exception {
+        SplittableRandom random = new SplittableRandom(1414);
+        int interruptedCalls = 0;
+        try (Affinity session = Affinity.create()) {
+            for (int i = 0; i < 4000; i++) {
+                long innerNanos = random.nextLong(100_000);
+                long outerNanos = random.nextLong(100_000);
+                AtomicReference<Throwable> first = new AtomicReference<>();
+                Thread caller = Thread.ofVirtual().start(() -> first.set(catchThrowable(() -> NativeCall.invoke(
+                        Context.background(), session, ctx -> {
+                            NativeCall.invoke(Context.background(), inner -> spinFor(inner, innerNanos));
+                            return spinFor(ctx, outerNanos);
+                        }))));
+                AtomicReference<String> next = new AtomicReference<>("did not run");
+                Thread nextCaller = Thread.ofVirtual().start(() -> NativeCall.invoke(Context.background(), session, ctx -> {
+                    boolean before = Thread.currentThread().isInterrupted();
+                    int status = spinFor(ctx, 20_000);
+                    next.set(before || Thread.currentThread().isInterrupted() ? "interrupted" : "clean");
+                    return status;
+                }));
+                LockSupport.parkNanos(random.nextLong(250_000));
+                caller.interrupt();
+                assertThat(caller.join(Duration.ofSeconds(PROMPT_SECONDS))).as("call %d ended", i).isTrue();
+                assertThat(nextCaller.join(Duration.ofSeconds(PROMPT_SECONDS))).as("the call after %d ended", i).isTrue();
+                if (first.get() != null) {
+                    assertThat(first.get()).as("call %d", i).isInstanceOf(CancellationException.class)
+                            .hasCauseInstanceOf(InterruptedException.class);
+                    interruptedCalls++;
+                }
+                assertThat(next.get()).as("the call after call %d", i).isEqualTo("clean");
+            }
+        }
+        assertThat(interruptedCalls).as("calls the interrupt stopped (the race is exercised)").isPositive();
+    }
+
+    private static int spinFor(MemorySegment ctx, long nanos) {
+        return nativescope_h.nsc_predict_spin(ctx, nanos, MemorySegment.NULL);
+    }
+
     @Test
     void aConfinedSegmentIsRefusedOnANativeThreadWithAMessageThatSaysWhatToDo() {
         try (Arena confined = Arena.ofConfined()) {
