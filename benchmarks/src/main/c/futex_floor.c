@@ -6,12 +6,23 @@
  * block mode, FUTEX_WAKEs it; the consumer spins on the word (spin) or
  * FUTEX_WAITs on it (block) and records now - stamp.
  *
- *   futex_floor spin|block MESSAGES WARMUP INTERVAL_US
+ *   futex_floor MODE MESSAGES WARMUP INTERVAL_US
+ *
+ * MODE is spin or block (the two ExchangeLatency runs), or one of the variants
+ * that located the exchange's blocked-wake gap (BENCHMARKS.md section 10), run
+ * by hand; each blocks like nsc_exchange_wait in one more respect:
+ *   block-file                the page is a /dev/shm file mapping, not anonymous memory
+ *   block-waitv               futex_waitv on the word and a private second word (as on
+ *                             notify and a context's state), instead of FUTEX_WAIT
+ *   block-waitv-file          both
+ *   block-waitv-file-timeout  and a 2 ms absolute timeout (its liveness check), on the
+ *                             word alone (as a wait without a context)
  *
  * Prints one line: "<mode> n=<n> p50=<ns> p90=<ns> p99=<ns> p999=<ns> max=<ns>".
  * Built and run by ExchangeLatency (gcc -O2); compiled with -Wall -Wextra -Werror.
  */
 #define _GNU_SOURCE
+#include <fcntl.h>
 #include <linux/futex.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,6 +34,17 @@
 #include <time.h>
 #include <unistd.h>
 
+/* struct futex_waitv and its flags (<linux/futex.h> of 5.16+), spelled out so older headers build. */
+#define FLOOR_SYS_FUTEX_WAITV 449
+#define FLOOR_FUTEX2_SIZE_U32 0x02u
+#define FLOOR_FUTEX2_PRIVATE 128u
+struct floor_waitv {
+    uint64_t val;
+    uint64_t uaddr;
+    uint32_t flags;
+    uint32_t reserved;
+};
+
 struct shared {
     uint32_t seq;           /* the futex word, its own cache line (as the exchange's notify word) */
     char pad1[60];
@@ -30,6 +52,31 @@ struct shared {
     char pad2[56];
     int64_t latencies[];    /* the consumer's results, read by the parent */
 };
+
+struct mode {
+    int block, waitv, file, timeout;
+};
+
+static const char *const MODES[] = {
+    "spin", "block", "block-file", "block-waitv", "block-waitv-file", "block-waitv-file-timeout",
+};
+
+/* The second futex_waitv word: never written, so it only ever costs its compare. */
+static uint32_t private_word;
+
+static int parse_mode(const char *name, struct mode *m)
+{
+    for (size_t i = 0; i < sizeof MODES / sizeof MODES[0]; i++) {
+        if (strcmp(name, MODES[i]) == 0) {
+            m->block = strcmp(name, "spin") != 0;
+            m->waitv = strstr(name, "-waitv") != NULL;
+            m->file = strstr(name, "-file") != NULL;
+            m->timeout = strstr(name, "-timeout") != NULL;
+            return 0;
+        }
+    }
+    return -1;
+}
 
 static int64_t now_ns(void)
 {
@@ -44,17 +91,63 @@ static int cmp(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* The shared page of `size` bytes (anonymous, or a /dev/shm file's); MAP_FAILED, errno set, on failure. */
+static struct shared *map_shared(size_t size, int file)
+{
+    if (!file) {
+        return mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    }
+    const char *path = "/dev/shm/xch2-floorfile";
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    if (fd < 0) {
+        return MAP_FAILED;
+    }
+    unlink(path);
+    struct shared *s = MAP_FAILED;
+    if (ftruncate(fd, (off_t) size) == 0) {
+        s = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    }
+    close(fd);
+    return s;
+}
+
+/* One block of the consumer while the word is `seen`; it may return early (the caller re-checks). */
+static void wait_word(uint32_t *word, uint32_t seen, const struct mode *m)
+{
+    if (!m->waitv) {
+        syscall(SYS_futex, word, FUTEX_WAIT, seen, NULL, NULL, 0);
+        return;
+    }
+    struct floor_waitv w[2] = {
+        {seen, (uint64_t) (uintptr_t) word, FLOOR_FUTEX2_SIZE_U32, 0},
+        {0, (uint64_t) (uintptr_t) &private_word, FLOOR_FUTEX2_SIZE_U32 | FLOOR_FUTEX2_PRIVATE, 0},
+    };
+    if (!m->timeout) {
+        syscall(FLOOR_SYS_FUTEX_WAITV, w, 2, 0, NULL, CLOCK_MONOTONIC);
+        return;
+    }
+    struct timespec abs;
+    clock_gettime(CLOCK_MONOTONIC, &abs);
+    abs.tv_nsec += 2000000;
+    if (abs.tv_nsec >= 1000000000) {
+        abs.tv_sec++;
+        abs.tv_nsec -= 1000000000;
+    }
+    syscall(FLOOR_SYS_FUTEX_WAITV, w, 1, 0, &abs, CLOCK_MONOTONIC);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 5) {
-        fprintf(stderr, "usage: %s spin|block MESSAGES WARMUP INTERVAL_US\n", argv[0]);
+    struct mode m;
+    if (argc != 5 || parse_mode(argv[1], &m) != 0) {
+        fprintf(stderr, "usage: %s spin|block|block-file|block-waitv|block-waitv-file|block-waitv-file-timeout"
+                " MESSAGES WARMUP INTERVAL_US\n", argv[0]);
         return 2;
     }
-    const int block = strcmp(argv[1], "block") == 0;
     const long messages = atol(argv[2]), warmup = atol(argv[3]), total = messages + warmup;
     const long interval_us = atol(argv[4]);
     size_t size = sizeof(struct shared) + (size_t) total * sizeof(int64_t);
-    struct shared *s = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    struct shared *s = map_shared(size, m.file);
     if (s == MAP_FAILED) {
         perror("mmap");
         return 1;
@@ -75,8 +168,8 @@ int main(int argc, char **argv)
         while (seen < (uint32_t) total) {
             uint32_t cur;
             while ((cur = __atomic_load_n(&s->seq, __ATOMIC_ACQUIRE)) == seen) {
-                if (block) {
-                    syscall(SYS_futex, &s->seq, FUTEX_WAIT, seen, NULL, NULL, 0);
+                if (m.block) {
+                    wait_word(&s->seq, seen, &m);
                 } else {
                     __builtin_ia32_pause();
                 }
@@ -94,7 +187,7 @@ int main(int argc, char **argv)
         nanosleep(&pause, NULL);
         __atomic_store_n(&s->stamp, now_ns(), __ATOMIC_RELAXED);
         __atomic_fetch_add(&s->seq, 1, __ATOMIC_SEQ_CST);
-        if (block) {
+        if (m.block) {
             syscall(SYS_futex, &s->seq, FUTEX_WAKE, 1, NULL, NULL, 0);
         }
     }
@@ -112,7 +205,7 @@ int main(int argc, char **argv)
         return 1;
     }
     qsort(l, (size_t) n, sizeof *l, cmp);
-    printf("%s n=%ld p50=%lld p90=%lld p99=%lld p999=%lld max=%lld\n", block ? "block" : "spin", n,
+    printf("%s n=%ld p50=%lld p90=%lld p99=%lld p999=%lld max=%lld\n", argv[1], n,
            (long long) l[n / 2], (long long) l[n * 90 / 100], (long long) l[n * 99 / 100],
            (long long) l[n * 999 / 1000], (long long) l[n - 1]);
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;

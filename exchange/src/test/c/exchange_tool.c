@@ -139,6 +139,22 @@ static int consume(const char *path, uint64_t count, uint64_t batch)
     return st == NSC_XCHG_PRODUCER_CLOSED ? 0 : 1;
 }
 
+/* Claims a slot for version v (its dtype and shape) and fills it with v's bytes, ready to publish. */
+static void claim_filled(nsc_exchange *x, uint64_t v, nsc_xchg_tensor *t)
+{
+    int64_t shape[4];
+    int rank = shape_of(v, shape);
+    int st = nsc_exchange_claim(x, DTYPES[v % DTYPE_COUNT], rank, shape, t);
+    if (st != NSC_OK) {
+        FAIL("claim %llu: %s", (unsigned long long) v, nsc_exchange_status_name(st));
+    }
+    uint8_t *data = (uint8_t *) t->dl.data + t->dl.byte_offset;
+    uint64_t n = bytes_of(t);
+    for (uint64_t k = 0; k < n; k++) {
+        data[k] = at(v, k);
+    }
+}
+
 static int produce(const char *path, uint64_t count, uint64_t batch)
 {
     nsc_exchange *x = NULL;
@@ -149,18 +165,8 @@ static int produce(const char *path, uint64_t count, uint64_t batch)
     printf("ready\n");
     fflush(stdout);
     for (uint64_t v = 1; v <= count; v++) {
-        int64_t shape[4];
-        int rank = shape_of(v, shape);
         nsc_xchg_tensor t;
-        st = nsc_exchange_claim(x, DTYPES[v % DTYPE_COUNT], rank, shape, &t);
-        if (st != NSC_OK) {
-            FAIL("claim %llu: %s", (unsigned long long) v, nsc_exchange_status_name(st));
-        }
-        uint8_t *data = (uint8_t *) t.dl.data + t.dl.byte_offset;
-        uint64_t n = bytes_of(&t);
-        for (uint64_t k = 0; k < n; k++) {
-            data[k] = at(v, k);
-        }
+        claim_filled(x, v, &t);
         uint64_t published = 0;
         st = nsc_exchange_publish(x, &t, &published);
         if (st != NSC_OK || published != v) {
@@ -191,18 +197,8 @@ static int loop(const char *path)
     fflush(stdout);
     for (;;) {
         v++;
-        int64_t shape[4];
-        int rank = shape_of(v, shape);
         nsc_xchg_tensor t;
-        st = nsc_exchange_claim(x, DTYPES[v % DTYPE_COUNT], rank, shape, &t);
-        if (st != NSC_OK) {
-            FAIL("claim %llu: %s", (unsigned long long) v, nsc_exchange_status_name(st));
-        }
-        uint8_t *data = (uint8_t *) t.dl.data + t.dl.byte_offset;
-        uint64_t n = bytes_of(&t);
-        for (uint64_t k = 0; k < n; k++) {
-            data[k] = at(v, k);
-        }
+        claim_filled(x, v, &t);
         nsc_exchange_publish(x, &t, NULL);
     }
 }

@@ -23,27 +23,51 @@
 #include <sys/stat.h>
 
 _Static_assert(sizeof(nsc_xchg_header) == NSC_XCHG_HEADER_LENGTH, "header length");
-_Static_assert(sizeof(nsc_xchg_slot) == NSC_XCHG_SLOT_META_LENGTH, "slot metadata length");
-_Static_assert(offsetof(nsc_xchg_header, version) == NSC_XCHG_OFF_VERSION, "version");
-_Static_assert(offsetof(nsc_xchg_header, slot_capacity) == NSC_XCHG_OFF_SLOT_CAPACITY, "slot_capacity");
-_Static_assert(offsetof(nsc_xchg_header, file_length) == NSC_XCHG_OFF_FILE_LENGTH, "file_length");
-_Static_assert(offsetof(nsc_xchg_header, lease_count) == NSC_XCHG_OFF_LEASE_COUNT, "lease_count");
-_Static_assert(offsetof(nsc_xchg_header, producer_pid) == NSC_XCHG_OFF_PRODUCER_PID, "producer_pid");
-_Static_assert(offsetof(nsc_xchg_header, producer_start) == NSC_XCHG_OFF_PRODUCER_START, "producer_start");
-_Static_assert(offsetof(nsc_xchg_header, heartbeat_ns) == NSC_XCHG_OFF_HEARTBEAT_NS, "heartbeat_ns");
-_Static_assert(offsetof(nsc_xchg_header, closed) == NSC_XCHG_OFF_CLOSED, "closed");
-_Static_assert(offsetof(nsc_xchg_header, notify) == NSC_XCHG_OFF_NOTIFY, "notify");
-_Static_assert(offsetof(nsc_xchg_header, latest_version) == NSC_XCHG_OFF_LATEST_VERSION, "latest_version");
-_Static_assert(offsetof(nsc_xchg_header, latest_slot) == NSC_XCHG_OFF_LATEST_SLOT, "latest_slot");
-_Static_assert(offsetof(nsc_xchg_header, leases) == NSC_XCHG_OFF_LEASES, "leases");
 _Static_assert(sizeof(nsc_xchg_lease) == NSC_XCHG_LEASE_LENGTH, "lease length");
-_Static_assert(offsetof(nsc_xchg_slot, version) == NSC_XCHG_SLOT_OFF_VERSION, "slot version");
-_Static_assert(offsetof(nsc_xchg_slot, ndim) == NSC_XCHG_SLOT_OFF_NDIM, "slot ndim");
-_Static_assert(offsetof(nsc_xchg_slot, data_offset) == NSC_XCHG_SLOT_OFF_DATA_OFFSET, "slot data_offset");
-_Static_assert(offsetof(nsc_xchg_slot, byte_length) == NSC_XCHG_SLOT_OFF_BYTE_LENGTH, "slot byte_length");
-_Static_assert(offsetof(nsc_xchg_slot, publish_ns) == NSC_XCHG_SLOT_OFF_PUBLISH_NS, "slot publish_ns");
-_Static_assert(offsetof(nsc_xchg_slot, shape) == NSC_XCHG_SLOT_OFF_SHAPE, "slot shape");
-_Static_assert(offsetof(nsc_xchg_slot, strides) == NSC_XCHG_SLOT_OFF_STRIDES, "slot strides");
+_Static_assert(sizeof(nsc_xchg_slot) == NSC_XCHG_SLOT_META_LENGTH, "slot metadata length");
+
+/*
+ * nsc_exchange.h gives the layout twice: as the structs this file uses and as
+ * the offsets the Java and Python sides use (ExchangeLayoutConformanceTest
+ * holds those to the header). Every offset is its field's: X(struct, field, offset).
+ */
+#define NSC__XCHG_OFFSETS(X)                                            \
+    X(nsc_xchg_header, magic, NSC_XCHG_OFF_MAGIC)                        \
+    X(nsc_xchg_header, version, NSC_XCHG_OFF_VERSION)                    \
+    X(nsc_xchg_header, header_length, NSC_XCHG_OFF_HEADER_LENGTH)        \
+    X(nsc_xchg_header, slot_count, NSC_XCHG_OFF_SLOT_COUNT)              \
+    X(nsc_xchg_header, slot_meta_length, NSC_XCHG_OFF_SLOT_META_LENGTH)  \
+    X(nsc_xchg_header, slot_capacity, NSC_XCHG_OFF_SLOT_CAPACITY)        \
+    X(nsc_xchg_header, data_offset, NSC_XCHG_OFF_DATA_OFFSET)            \
+    X(nsc_xchg_header, file_length, NSC_XCHG_OFF_FILE_LENGTH)            \
+    X(nsc_xchg_header, max_ndim, NSC_XCHG_OFF_MAX_NDIM)                  \
+    X(nsc_xchg_header, lease_count, NSC_XCHG_OFF_LEASE_COUNT)            \
+    X(nsc_xchg_header, producer_pid, NSC_XCHG_OFF_PRODUCER_PID)          \
+    X(nsc_xchg_header, producer_epoch, NSC_XCHG_OFF_PRODUCER_EPOCH)      \
+    X(nsc_xchg_header, producer_start, NSC_XCHG_OFF_PRODUCER_START)      \
+    X(nsc_xchg_header, heartbeat_ns, NSC_XCHG_OFF_HEARTBEAT_NS)          \
+    X(nsc_xchg_header, closed, NSC_XCHG_OFF_CLOSED)                      \
+    X(nsc_xchg_header, notify, NSC_XCHG_OFF_NOTIFY)                      \
+    X(nsc_xchg_header, latest_version, NSC_XCHG_OFF_LATEST_VERSION)      \
+    X(nsc_xchg_header, latest_slot, NSC_XCHG_OFF_LATEST_SLOT)            \
+    X(nsc_xchg_header, leases, NSC_XCHG_OFF_LEASES)                      \
+    X(nsc_xchg_lease, pid, NSC_XCHG_LEASE_OFF_PID)                       \
+    X(nsc_xchg_lease, slot, NSC_XCHG_LEASE_OFF_SLOT)                     \
+    X(nsc_xchg_lease, start, NSC_XCHG_LEASE_OFF_START)                   \
+    X(nsc_xchg_slot, seq, NSC_XCHG_SLOT_OFF_SEQ)                         \
+    X(nsc_xchg_slot, dtype, NSC_XCHG_SLOT_OFF_DTYPE)                     \
+    X(nsc_xchg_slot, version, NSC_XCHG_SLOT_OFF_VERSION)                 \
+    X(nsc_xchg_slot, ndim, NSC_XCHG_SLOT_OFF_NDIM)                       \
+    X(nsc_xchg_slot, flags, NSC_XCHG_SLOT_OFF_FLAGS)                     \
+    X(nsc_xchg_slot, data_offset, NSC_XCHG_SLOT_OFF_DATA_OFFSET)         \
+    X(nsc_xchg_slot, byte_length, NSC_XCHG_SLOT_OFF_BYTE_LENGTH)         \
+    X(nsc_xchg_slot, publish_ns, NSC_XCHG_SLOT_OFF_PUBLISH_NS)           \
+    X(nsc_xchg_slot, shape, NSC_XCHG_SLOT_OFF_SHAPE)                     \
+    X(nsc_xchg_slot, strides, NSC_XCHG_SLOT_OFF_STRIDES)
+
+#define NSC__XCHG_ASSERT_AT(type, field, off) _Static_assert(offsetof(type, field) == (off), #type "." #field);
+NSC__XCHG_OFFSETS(NSC__XCHG_ASSERT_AT)
+#undef NSC__XCHG_ASSERT_AT
 
 #define LOAD_ACQ(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define STORE_REL(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
@@ -338,7 +362,7 @@ NSC_API int nsc_exchange_wait(nsc_context *ctx, const void *header, uint32_t exp
     if (header == NULL || ((uintptr_t) header & 63) != 0) {
         return NSC_ERR_INVALID;
     }
-    if (ctx != NULL && ctx->abi_version != NSC_ABI_VERSION) {
+    if (ctx != NULL && !nsc__ctx_live(ctx)) {
         return NSC_ERR_ABI;
     }
     const nsc_xchg_header *h = header;

@@ -140,7 +140,7 @@ static void dense_tile(const struct dense_operands *op, int64_t i0, int64_t i1, 
 /* The tile loop shared by both entry points, after their argument checks. */
 static int dense_run(nsc_context *ctx, const struct dense_operands *op, int64_t repeat, nsc_predict_stats *stats)
 {
-    if (ctx != NULL && ctx->abi_version != NSC_ABI_VERSION) {
+    if (ctx != NULL && !nsc__ctx_live(ctx)) {
         return stats_end(stats, NSC_ERR_ABI, 0, 0);
     }
 
@@ -352,7 +352,7 @@ NSC_API int nsc_predict_spin(nsc_context *ctx, int64_t duration_ns, nsc_predict_
     if (ctx == NULL && duration_ns < 0) {
         return stats_end(stats, NSC_ERR_INVALID, 0, 0);
     }
-    if (ctx != NULL && ctx->abi_version != NSC_ABI_VERSION) {
+    if (ctx != NULL && !nsc__ctx_live(ctx)) {
         return stats_end(stats, NSC_ERR_ABI, 0, 0);
     }
 
