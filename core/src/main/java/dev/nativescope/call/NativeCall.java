@@ -72,9 +72,9 @@ public final class NativeCall {
     private static final String WHAT = "native call";
     /** The message of the AssertionError with which jextract's generated code wraps what invokeExact threw. */
     private static final String GENERATED_WRAPPER_MESSAGE = "should not reach here";
-    private static final ContextAccess CONTEXTS = SharedAccess.contexts();
+    private static final ContextAccess CONTEXTS = SharedAccess.CONTEXTS.get();
     /** JFR events and the in-flight registry's switch ({@code dev.nativescope.diagnostics}). */
-    private static final DiagnosticsHooks DIAGNOSTICS = SharedAccess.diagnostics();
+    private static final DiagnosticsHooks DIAGNOSTICS = SharedAccess.DIAGNOSTICS.get();
     /** Whether calls are tracked for dumps: {@code -Dnativescope.diagnostics=false} turns it off. */
     static final boolean DIAGNOSTICS_ON = DIAGNOSTICS.registryEnabled();
     /** Whether every tracked call reads the clock for its start time, not only those with a deadline (which read it anyway). */
@@ -83,7 +83,7 @@ public final class NativeCall {
     private static final int NO_STATUS = Integer.MIN_VALUE;
 
     static {
-        SharedAccess.setCalls(CallFrame::inFlight);
+        SharedAccess.CALLS.register(CallFrame::inFlight);
         DIAGNOSTICS.bridgeLoaded();
     }
     /** Looked up on first use only: finding the logging backend costs milliseconds at startup. */

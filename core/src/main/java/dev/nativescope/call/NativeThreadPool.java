@@ -12,6 +12,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.LockSupport;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.BooleanSupplier;
+import java.util.function.Supplier;
 
 /**
  * A bounded pool of {@link NativeThread}s with a bounded queue: the shared pool of
@@ -207,36 +208,26 @@ final class NativeThreadPool {
 
     /** {@return the threads alive} */
     List<NativeThread> threads() {
-        lock.lock();
-        try {
-            return List.copyOf(threads);
-        } finally {
-            lock.unlock();
-        }
+        return read(() -> List.copyOf(threads));
     }
 
     int live() {
-        lock.lock();
-        try {
-            return threads.size();
-        } finally {
-            lock.unlock();
-        }
+        return read(threads::size);
     }
 
     int busy() {
-        lock.lock();
-        try {
-            return threads.size() - idle.size();
-        } finally {
-            lock.unlock();
-        }
+        return read(() -> threads.size() - idle.size());
     }
 
     int queued() {
+        return read(queue::size);
+    }
+
+    /** {@return what {@code reader} computes from the pool's state, under the lock} */
+    private <T> T read(Supplier<T> reader) {
         lock.lock();
         try {
-            return queue.size();
+            return reader.get();
         } finally {
             lock.unlock();
         }

@@ -65,7 +65,7 @@ public final class NativeThreads {
     /** The prefix of the native threads' names. */
     public static final String THREAD_NAME_PREFIX = "nativescope-native-";
 
-    private static final ContextAccess CONTEXTS = SharedAccess.contexts();
+    private static final ContextAccess CONTEXTS = SharedAccess.CONTEXTS.get();
     private static final int POOL_SIZE = positive(POOL_SIZE_PROPERTY,
             Math.max(8, 4 * Runtime.getRuntime().availableProcessors()));
     private static final int QUEUE_CAPACITY = positive(QUEUE_PROPERTY, 4096);

@@ -62,10 +62,10 @@ public final class Diagnostics {
     static final long STUCK_NANOS = TimeUnit.MILLISECONDS.toNanos(Long.getLong(STUCK_MILLIS_PROPERTY, DEFAULT_STUCK_MILLIS));
     /** How long a dump watches the CPU time of a stuck call's thread to tell blocked from computing. */
     private static final long CPU_SAMPLE_NANOS = TimeUnit.MILLISECONDS.toNanos(20);
-    private static final ContextAccess CONTEXTS = SharedAccess.contexts();
+    private static final ContextAccess CONTEXTS = SharedAccess.CONTEXTS.get();
 
     static {
-        SharedAccess.setDiagnostics(new Hooks());
+        SharedAccess.DIAGNOSTICS.register(new Hooks());
     }
 
     private Diagnostics() {
@@ -86,7 +86,7 @@ public final class Diagnostics {
         if (!ENABLED) {
             return List.of();
         }
-        List<CallSnapshot> snapshots = SharedAccess.calls().inFlight();
+        List<CallSnapshot> snapshots = SharedAccess.CALLS.get().inFlight();
         long now = System.nanoTime();
         Map<CallSnapshot, Boolean> blocked = sampleCpu(snapshots, now);
         List<InFlightCall> calls = new ArrayList<>(snapshots.size());

@@ -8,6 +8,7 @@ import dev.nativescope.internal.text.SafeText;
 
 import java.lang.management.ManagementFactory;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Supplier;
 import javax.management.InstanceAlreadyExistsException;
 import javax.management.ObjectName;
 import jdk.jfr.FlightRecorder;
@@ -68,14 +69,13 @@ final class Hooks implements DiagnosticsHooks {
             return;
         }
         long now = System.nanoTime();
-        for (CallSnapshot s : SharedAccess.calls().inFlight()) {
+        for (CallSnapshot s : SharedAccess.CALLS.get().inFlight()) {
             if (s.cancelNanoTime() == -1 || now - s.cancelNanoTime() < Diagnostics.STUCK_NANOS || s.checks() != s.checksAtCancel()) {
                 continue;
             }
             Events.CancelStuck event = new Events.CancelStuck();
-            event.label = Diagnostics.labelOf(s.label(), s.downcallClass());
+            event.describe(Diagnostics.labelOf(s.label(), s.downcallClass()), s.context());
             event.callThread = SafeText.of(s.thread());
-            event.contextId = Diagnostics.idOf(s.context());
             event.sinceCancel = now - s.cancelNanoTime();
             event.cause = s.interrupted() ? "interrupt" : causeName(s.context().cause());
             event.checks = s.checks();
@@ -87,6 +87,18 @@ final class Hooks implements DiagnosticsHooks {
 
     private static String causeName(Throwable cause) {
         return cause == null ? null : cause.getClass().getName();
+    }
+
+    /**
+     * A new event of {@code probe}'s class when that class is enabled and the event passes its
+     * filters, else null: then the caller computes none of its fields.
+     */
+    private static <E extends Events.CallEvent> E toCommit(E probe, Supplier<E> create) {
+        if (!probe.isEnabled()) {
+            return null;
+        }
+        E event = create.get();
+        return event.shouldCommit() ? event : null;
     }
 
     @Override
@@ -104,9 +116,8 @@ final class Hooks implements DiagnosticsHooks {
         Events.NativeCall event = (Events.NativeCall) started;
         event.end();
         if (event.shouldCommit()) {
-            event.label = Diagnostics.labelOf(label, downcallClass);
+            event.describe(Diagnostics.labelOf(label, downcallClass), context);
             event.outcome = outcome;
-            event.contextId = Diagnostics.idOf(context);
             event.traceId = Diagnostics.traceIdOf(context);
             event.commit();
         }
@@ -114,13 +125,9 @@ final class Hooks implements DiagnosticsHooks {
 
     @Override
     public void cancelRequested(Context context, String label, Class<?> downcallClass, String reason) {
-        if (!CANCEL_REQUESTED.isEnabled()) {
-            return;
-        }
-        Events.CancelRequested event = new Events.CancelRequested();
-        if (event.shouldCommit()) {
-            event.label = context == null ? null : Diagnostics.labelOf(label, downcallClass);
-            event.contextId = Diagnostics.idOf(context);
+        Events.CancelRequested event = toCommit(CANCEL_REQUESTED, Events.CancelRequested::new);
+        if (event != null) {
+            event.describe(context == null ? null : Diagnostics.labelOf(label, downcallClass), context);
             Throwable cause = context == null ? null : context.cause();
             event.cause = cause == null ? reason : reason + ": " + causeName(cause);
             event.canceller = SafeText.of(Thread.currentThread());
@@ -131,13 +138,9 @@ final class Hooks implements DiagnosticsHooks {
     @Override
     public void cancelObserved(Context context, String label, Class<?> downcallClass, long latencyNanos, String outcome,
             boolean interrupted) {
-        if (!CANCEL_OBSERVED.isEnabled()) {
-            return;
-        }
-        Events.CancelObserved event = new Events.CancelObserved();
-        if (event.shouldCommit()) {
-            event.label = Diagnostics.labelOf(label, downcallClass);
-            event.contextId = Diagnostics.idOf(context);
+        Events.CancelObserved event = toCommit(CANCEL_OBSERVED, Events.CancelObserved::new);
+        if (event != null) {
+            event.describe(Diagnostics.labelOf(label, downcallClass), context);
             event.latency = Math.max(0, latencyNanos);
             event.outcome = outcome;
             event.commit();
@@ -146,13 +149,9 @@ final class Hooks implements DiagnosticsHooks {
 
     @Override
     public void deadlineExceeded(Context context, String label, Class<?> downcallClass, long latenessNanos) {
-        if (!DEADLINE_EXCEEDED.isEnabled()) {
-            return;
-        }
-        Events.DeadlineExceeded event = new Events.DeadlineExceeded();
-        if (event.shouldCommit()) {
-            event.label = Diagnostics.labelOf(label, downcallClass);
-            event.contextId = Diagnostics.idOf(context);
+        Events.DeadlineExceeded event = toCommit(DEADLINE_EXCEEDED, Events.DeadlineExceeded::new);
+        if (event != null) {
+            event.describe(Diagnostics.labelOf(label, downcallClass), context);
             event.lateness = latenessNanos;
             event.commit();
         }
@@ -160,13 +159,9 @@ final class Hooks implements DiagnosticsHooks {
 
     @Override
     public void lateReturn(Context context, String label, Class<?> downcallClass, long lateNanos, String outcome) {
-        if (!LATE_RETURN.isEnabled()) {
-            return;
-        }
-        Events.LateReturn event = new Events.LateReturn();
-        if (event.shouldCommit()) {
-            event.label = Diagnostics.labelOf(label, downcallClass);
-            event.contextId = Diagnostics.idOf(context);
+        Events.LateReturn event = toCommit(LATE_RETURN, Events.LateReturn::new);
+        if (event != null) {
+            event.describe(Diagnostics.labelOf(label, downcallClass), context);
             event.lateBy = lateNanos;
             event.outcome = outcome;
             event.commit();

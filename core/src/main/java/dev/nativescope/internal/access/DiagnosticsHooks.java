@@ -4,7 +4,7 @@ import dev.nativescope.Context;
 
 /**
  * What the call bridge tells diagnostics (JFR events), implemented in
- * {@code dev.nativescope.diagnostics}, reached through {@link SharedAccess#diagnostics()}. Every
+ * {@code dev.nativescope.diagnostics}, reached through {@link SharedAccess#DIAGNOSTICS}. Every
  * method is cheap when its event is off: the bridge calls {@link #callStarted()} on every call.
  *
  * <p>Thread-safe.
