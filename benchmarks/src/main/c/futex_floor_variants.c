@@ -2,7 +2,8 @@
  * futex_floor_variants.c - futex_floor.c with the variants that located the exchange's blocked-wake
  * gap (BENCHMARKS.md section 10): mode block | block-waitv | block-file | block-waitv-file |
  * block-waitv-file-timeout (futex_waitv on a /dev/shm file mapping with a 2 ms absolute timeout,
- * as nsc_exchange_wait does for its liveness checks). A one-off, not run by ExchangeLatency:
+ * as nsc_exchange_wait did for its liveness checks) | block-waitv-file-timeout30s (the same with a
+ * 30 s timeout: what a wait with a caller's timeout or deadline arms). A one-off, not run by ExchangeLatency:
  *   gcc -std=gnu11 -O2 -Wall -Wextra -o /tmp/ffv benchmarks/src/main/c/futex_floor_variants.c
  *   for m in block-waitv-file block-waitv-file-timeout; do /tmp/ffv $m 20000 5000 100; done
  *
@@ -92,7 +93,7 @@ int main(int argc, char **argv)
                 if (block) {
                     if (waitv) {
                         struct fwv w[2] = { { seen, (uint64_t) (uintptr_t) &s->seq, 2, 0 }, { 0, (uint64_t) (uintptr_t) &private_word, 2 | 128, 0 } };
-                        if (strstr(argv[1], "timeout")) { struct timespec abs; clock_gettime(CLOCK_MONOTONIC, &abs); abs.tv_nsec += 2000000; if (abs.tv_nsec >= 1000000000) { abs.tv_sec++; abs.tv_nsec -= 1000000000; } syscall(449, w, 1, 0, &abs, CLOCK_MONOTONIC); } else syscall(449, w, 2, 0, NULL, CLOCK_MONOTONIC);
+                        if (strstr(argv[1], "timeout")) { struct timespec abs; clock_gettime(CLOCK_MONOTONIC, &abs); if (strstr(argv[1], "timeout30s")) abs.tv_sec += 30; else abs.tv_nsec += 2000000; if (abs.tv_nsec >= 1000000000) { abs.tv_sec++; abs.tv_nsec -= 1000000000; } syscall(449, w, 2, 0, &abs, CLOCK_MONOTONIC); } else syscall(449, w, 2, 0, NULL, CLOCK_MONOTONIC);
                     } else {
                         syscall(SYS_futex, &s->seq, FUTEX_WAIT, seen, NULL, NULL, 0);
                     }

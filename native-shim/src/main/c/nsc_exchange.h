@@ -228,10 +228,17 @@ NSC_API int nsc_exchange_validate_slot(const void *base, uint64_t length, uint32
  * Blocks until the header's notify word differs from `expected`, the context
  * is done (ctx may be NULL: never), its deadline passes, timeout_ns elapses
  * (< 0: none), or the producer is found dead or closed. One futex_waitv on the
- * notify word (shared) and ctx->state (private; nsc_context_cancel wakes it),
- * woken every liveness_ns (<= 0: 2 ms) to check the producer. Falls back to a
- * futex wait on notify alone, in slices of at most 1 ms, where futex_waitv is
- * missing (Linux < 5.16).
+ * notify word (shared), ctx->state (private; nsc_context_cancel wakes it) and
+ * a private word that the process's watcher thread bumps when a watched
+ * producer's pidfd reports its exit, so a dead producer wakes its waiters at
+ * once (milliseconds: the kernel's teardown of the process) and a wait with
+ * neither timeout nor deadline arms no timer. The watcher starts with the
+ * first wait on a producer of another process, and ends, closing its
+ * descriptors, when no wait used it for a fraction of a second. Only when it
+ * cannot watch (Linux < 5.3 without pidfd_open, out of descriptors, 64
+ * producers waited for at once) does the wait wake every liveness_ns (<= 0:
+ * 2 ms) to read /proc itself. Falls back to a futex wait on notify alone, in
+ * slices of at most 1 ms, where futex_waitv is missing (Linux < 5.16).
  * @return NSC_OK, NSC_CANCELED, NSC_DEADLINE_EXCEEDED, NSC_TIMEOUT,
  *         NSC_XCHG_PRODUCER_DEAD, NSC_XCHG_PRODUCER_CLOSED, NSC_ERR_INVALID,
  *         NSC_ERR_ABI, NSC_XCHG_ERR_FORMAT, NSC_ERR_SYSTEM.
