@@ -965,6 +965,49 @@ static int leased(nsc_exchange *x, uint32_t slot)
     return 0;
 }
 
+NSC_API int nsc_exchange_lease(nsc_exchange *x, const nsc_xchg_tensor *view, uint32_t *entry)
+{
+    if (x == NULL || view == NULL || entry == NULL || view->slot >= x->slot_count) {
+        return NSC_ERR_INVALID;
+    }
+    nsc_xchg_header *h = hdr(x);
+    uint32_t pid = (uint32_t) getpid();
+    for (uint32_t i = 0; i < NSC_XCHG_LEASES; i++) {
+        nsc_xchg_lease *l = &h->leases[i];
+        uint32_t expected = 0;
+        if (__atomic_load_n(&l->pid, __ATOMIC_SEQ_CST) != 0
+            || !__atomic_compare_exchange_n(&l->pid, &expected, pid, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+            continue;
+        }
+        __atomic_store_n(&l->start, self_start_cached(), __ATOMIC_SEQ_CST);
+        __atomic_store_n(&l->slot, view->slot, __ATOMIC_SEQ_CST);
+        /* seq_cst after our slot store: Dekker with the producer's odd seq store (see claim). */
+        if (__atomic_load_n(&slot_at(x, view->slot)->seq, __ATOMIC_SEQ_CST) != view->seq) {
+            nsc_exchange_lease_release(x, i);
+            return NSC_XCHG_OVERRUN;
+        }
+        *entry = i;
+        return NSC_OK;
+    }
+    return NSC_XCHG_BUSY;
+}
+
+NSC_API int nsc_exchange_lease_release(nsc_exchange *x, uint32_t entry)
+{
+    if (x == NULL || entry >= NSC_XCHG_LEASES) {
+        return NSC_ERR_INVALID;
+    }
+    nsc_xchg_lease *l = &hdr(x)->leases[entry];
+    if (__atomic_load_n(&l->pid, __ATOMIC_SEQ_CST) != (uint32_t) getpid()) {
+        return NSC_ERR_INVALID; /* not ours (never taken, released twice, or another process's) */
+    }
+    /* As Java's Leases.release: slot, start, then the pid that frees the entry. */
+    __atomic_store_n(&l->slot, UINT32_MAX, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&l->start, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&l->pid, 0, __ATOMIC_SEQ_CST);
+    return NSC_OK;
+}
+
 static void fill_view(const nsc_exchange *x, uint32_t slot, const nsc_xchg_slot *m, uint32_t seq, nsc_xchg_tensor *out)
 {
     memset(out, 0, sizeof *out);

@@ -308,6 +308,26 @@ NSC_API int nsc_exchange_read(nsc_exchange *x, int next, uint64_t after_version,
 /** @return 1 while the view's slot still holds it (seq unchanged), else 0. */
 NSC_API int nsc_exchange_still_valid(const nsc_exchange *x, const nsc_xchg_tensor *view);
 
+/**
+ * Consumer: holds the view's slot against reuse (the producer skips leased
+ * slots) until nsc_exchange_lease_release, so native code may read the view
+ * for as long as it needs. The lease table is the header's (shared with the
+ * Java Consumer.lease and the Python module): this process's pid is CASed into
+ * a free entry, then its start time and the slot are stored (seq_cst), and
+ * only then is the slot's seq re-checked; the producer makes a seq odd
+ * (seq_cst) before it reads the table, so one of the two sees the other. A
+ * process that dies holding leases leaves nothing behind: the producer frees
+ * entries whose holder is gone (pid + start time).
+ * @return NSC_OK with *entry set; NSC_XCHG_OVERRUN when the slot was
+ *         overwritten before the lease took hold (nothing held: read again);
+ *         NSC_XCHG_BUSY when all NSC_XCHG_LEASES entries are taken;
+ *         NSC_ERR_INVALID.
+ */
+NSC_API int nsc_exchange_lease(nsc_exchange *x, const nsc_xchg_tensor *view, uint32_t *entry);
+
+/** Releases a lease taken by nsc_exchange_lease (entry as it returned). @return NSC_OK or NSC_ERR_INVALID. */
+NSC_API int nsc_exchange_lease_release(nsc_exchange *x, uint32_t entry);
+
 /** Producer liveness as the header names it. @return 1 alive, 0 dead, -1 closed. */
 NSC_API int nsc_exchange_producer_state(const nsc_exchange *x);
 

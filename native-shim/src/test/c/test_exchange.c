@@ -409,8 +409,11 @@ static int settled_fds(int at_most)
     return n;
 }
 
-/* A child that takes over the exchange at path, writes one byte to ready_fd and sleeps until killed. */
-static pid_t fork_idle_producer(const char *path)
+/*
+ * Forks a child that runs setup(path, &word), sends word to the parent through
+ * a pipe and sleeps until killed (exit 3 when setup fails). @return its pid, with *word.
+ */
+static pid_t fork_sleeping_child(const char *path, int (*setup)(const char *, uint32_t *), uint32_t *word)
 {
     int pipefd[2];
     CHECK(pipe(pipefd) == 0);
@@ -418,20 +421,34 @@ static pid_t fork_idle_producer(const char *path)
     CHECK(child >= 0);
     if (child == 0) {
         close(pipefd[0]);
-        nsc_exchange *x = NULL;
-        if (nsc_exchange_open(path, 1, &x) != NSC_OK) {
+        uint32_t w = 0;
+        if (setup(path, &w) != 0) {
             _exit(3);
         }
-        char c = 'r';
-        (void) !write(pipefd[1], &c, 1);
+        (void) !write(pipefd[1], &w, sizeof w);
         for (;;) {
             pause();
         }
     }
     close(pipefd[1]);
-    char c = 0;
-    CHECK(read(pipefd[0], &c, 1) == 1 && c == 'r');
+    CHECK(read(pipefd[0], word, sizeof *word) == (ssize_t) sizeof *word);
     close(pipefd[0]);
+    return child;
+}
+
+static int take_over(const char *path, uint32_t *word)
+{
+    nsc_exchange *x = NULL;
+    *word = 1;
+    return nsc_exchange_open(path, 1, &x) == NSC_OK ? 0 : -1;
+}
+
+/* A child that takes over the exchange at path (once it has, the parent goes on) and sleeps until killed. */
+static pid_t fork_idle_producer(const char *path)
+{
+    uint32_t ready = 0;
+    pid_t child = fork_sleeping_child(path, take_over, &ready);
+    CHECK_EQ(ready, 1);
     return child;
 }
 
@@ -638,4 +655,88 @@ TEST(exchange_watcher_stress_random_deaths_and_waits)
     printf("       %d rounds, slowest death seen by a waiter %lld us after its kill\n", rounds,
            (long long) (worst / 1000));
     CHECK(worst < 2 * NS_PER_S);
+}
+
+/* ---------------------------------------------------------------------------
+ * C consumers' leases (the header's table, shared with Java and Python)
+ * ------------------------------------------------------------------------- */
+
+/* In a child: leases the newest tensor of the exchange at path and reports its slot. */
+static int lease_newest(const char *path, uint32_t *slot)
+{
+    nsc_exchange *x = NULL;
+    nsc_xchg_tensor t;
+    uint32_t entry;
+    if (nsc_exchange_open(path, 0, &x) != NSC_OK || nsc_exchange_read(x, 0, 0, &t) != NSC_OK
+        || nsc_exchange_lease(x, &t, &entry) != NSC_OK) {
+        return -1;
+    }
+    *slot = t.slot;
+    return 0;
+}
+
+TEST(exchange_c_lease_keeps_a_slot_from_reuse_and_a_dead_holder_leaves_nothing)
+{
+    char path[128];
+    temp_path(path, sizeof path, "lease");
+    nsc_exchange *p = NULL, *c = NULL;
+    CHECK_STATUS(nsc_exchange_create(path, 3, 8192, &p), NSC_OK);
+    CHECK_STATUS(nsc_exchange_open(path, 0, &c), NSC_OK);
+    publish_pattern(p, 1);
+    nsc_xchg_tensor held;
+    CHECK_STATUS(nsc_exchange_read(c, 0, 0, &held), NSC_OK);
+    uint32_t entry = 0;
+    CHECK_STATUS(nsc_exchange_lease(c, &held, &entry), NSC_OK);
+    /* Many publications later the leased slot still holds version 1, untouched. */
+    for (uint64_t v = 2; v <= 30; v++) {
+        publish_pattern(p, v);
+        CHECK(nsc_exchange_still_valid(c, &held));
+    }
+    CHECK_EQ(held.version, 1);
+    CHECK(matches_pattern(&held));
+    CHECK_STATUS(nsc_exchange_lease_release(c, entry), NSC_OK);
+    CHECK_STATUS(nsc_exchange_lease_release(c, entry), NSC_ERR_INVALID); /* released twice */
+    for (uint64_t v = 31; v <= 36; v++) {
+        publish_pattern(p, v);
+    }
+    CHECK(!nsc_exchange_still_valid(c, &held)); /* free again: reused */
+    /* A view already overwritten cannot be leased. */
+    CHECK_STATUS(nsc_exchange_lease(c, &held, &entry), NSC_XCHG_OVERRUN);
+
+    /* A child leases the newest tensor and is killed holding it: the producer frees the entry. */
+    uint32_t child_slot = UINT32_MAX;
+    pid_t child = fork_sleeping_child(path, lease_newest, &child_slot);
+    nsc_xchg_tensor newest;
+    CHECK_STATUS(nsc_exchange_read(c, 0, 0, &newest), NSC_OK);
+    CHECK_EQ(newest.slot, child_slot);
+    for (uint64_t v = 37; v <= 45; v++) {
+        publish_pattern(p, v);
+        CHECK(nsc_exchange_still_valid(c, &newest)); /* the child's lease holds it */
+    }
+    kill(child, SIGKILL);
+    int status;
+    CHECK(waitpid(child, &status, 0) == child);
+    for (uint64_t v = 46; v <= 52; v++) {
+        publish_pattern(p, v);
+    }
+    CHECK(!nsc_exchange_still_valid(c, &newest)); /* the dead holder's entry was freed */
+    const nsc_xchg_header *h = nsc_exchange_base(c, NULL);
+    for (uint32_t i = 0; i < NSC_XCHG_LEASES; i++) {
+        CHECK_EQ(__atomic_load_n(&h->leases[i].pid, __ATOMIC_SEQ_CST), 0);
+    }
+
+    /* Every entry taken: BUSY, and nothing half-taken is left. */
+    nsc_xchg_tensor t;
+    CHECK_STATUS(nsc_exchange_read(c, 0, 0, &t), NSC_OK);
+    uint32_t entries[NSC_XCHG_LEASES];
+    for (uint32_t i = 0; i < NSC_XCHG_LEASES; i++) {
+        CHECK_STATUS(nsc_exchange_lease(c, &t, &entries[i]), NSC_OK);
+    }
+    CHECK_STATUS(nsc_exchange_lease(c, &t, &entry), NSC_XCHG_BUSY);
+    for (uint32_t i = 0; i < NSC_XCHG_LEASES; i++) {
+        CHECK_STATUS(nsc_exchange_lease_release(c, entries[i]), NSC_OK);
+    }
+    nsc_exchange_close(c);
+    nsc_exchange_close(p);
+    unlink(path);
 }
