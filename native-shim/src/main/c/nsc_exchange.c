@@ -298,9 +298,11 @@ NSC_API int nsc_exchange_process_alive(uint32_t pid, uint64_t start)
 /*
  * The watcher: one thread per process that learns of producer deaths for
  * every blocked wait of the process, so that a wait sleeps in one futex_waitv
- * without a timeout (a wait used to wake every 2 ms to poll the producer; the
- * armed timer alone made a blocked consumer's wake 5-15x slower than a plain
- * futex wake on the KVM guests measured, BENCHMARKS.md section 11).
+ * without a timeout and does no liveness syscall before it sleeps. A wait used
+ * to look at the producer (pidfd_open, /proc/<pid>/stat, poll) before each
+ * sleep and to wake every 2 ms to look again: on the KVM guest measured each
+ * of the two alone made a blocked consumer's wake ~10 us slower, 6-11x a plain
+ * futex wake (BENCHMARKS.md section 11).
  *
  * A wait registers the producer it depends on (pid + start time) in `watched`
  * and adds the process-private word `deaths` to its futex_waitv. The watcher
