@@ -11,6 +11,9 @@
  *                                            1..COUNT, reading one byte of stdin after every BATCH
  *   exchange_tool loop FILE                  takes FILE over as its producer (the old one must be dead or
  *                                            closed), prints "ready EPOCH", publishes until killed
+ *   exchange_tool lease FILE                 leases the newest tensor (nsc_exchange_lease), prints "leased
+ *                                            SLOT VERSION", releases it after one byte of stdin, checks the
+ *                                            view was never overwritten and prints "released"
  *
  * Exit status 0 on success; a failed check prints what failed and exits 1.
  */
@@ -203,13 +206,40 @@ static int loop(const char *path)
     }
 }
 
+static int lease(const char *path)
+{
+    nsc_exchange *x = NULL;
+    nsc_xchg_tensor t;
+    uint32_t entry;
+    if (nsc_exchange_open(path, 0, &x) != NSC_OK || nsc_exchange_read(x, 0, 0, &t) != NSC_OK
+        || nsc_exchange_lease(x, &t, &entry) != NSC_OK) {
+        fprintf(stderr, "lease: cannot open, read or lease %s\n", path);
+        return 1;
+    }
+    printf("leased %u %llu\n", t.slot, (unsigned long long) t.version);
+    fflush(stdout);
+    (void) getchar();
+    int intact = nsc_exchange_still_valid(x, &t);
+    if (nsc_exchange_lease_release(x, entry) != NSC_OK || !intact) {
+        fprintf(stderr, "lease: the leased view was overwritten (or the release failed)\n");
+        return 1;
+    }
+    printf("released\n");
+    fflush(stdout);
+    nsc_exchange_close(x);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "loop") == 0) {
         return loop(argv[2]);
     }
+    if (argc == 3 && strcmp(argv[1], "lease") == 0) {
+        return lease(argv[2]);
+    }
     if (argc != 5) {
-        fprintf(stderr, "usage: %s consume|produce FILE COUNT BATCH | loop FILE\n", argv[0]);
+        fprintf(stderr, "usage: %s consume|produce FILE COUNT BATCH | loop|lease FILE\n", argv[0]);
         return 2;
     }
     uint64_t count = strtoull(argv[3], NULL, 10), batch = strtoull(argv[4], NULL, 10);
