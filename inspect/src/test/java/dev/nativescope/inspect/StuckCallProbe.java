@@ -26,6 +26,19 @@ public final class StuckCallProbe {
     private StuckCallProbe() {
     }
 
+    /**
+     * Sleeps {@code duration} in usleep without ever looking at the context. usleep returns early
+     * (EINTR) if a signal reaches the thread, so it is called again for what is left: the call stays
+     * stuck whatever happens (one run at load 12-15 saw the call gone right after its cancel).
+     */
+    private static int sleepUnchecked(Duration duration) throws Throwable {
+        long end = System.nanoTime() + duration.toNanos();
+        for (long left; (left = end - System.nanoTime()) > 0; ) {
+            int ignored = (int) USLEEP.invokeExact((int) Math.min(left / 1000 + 1, 999_999));
+        }
+        return 0;
+    }
+
     public static void main(String[] args) throws Exception {
         if (args.length > 0 && args[0].equals("idle")) {
             System.out.println("READY");
@@ -36,12 +49,19 @@ public final class StuckCallProbe {
         CancellableContext request = Context.background().withTimeout(Duration.ofMinutes(10));
         Context context = request.withValue(tenant, "acme");
         Thread caller = Thread.ofPlatform().daemon().name("request-worker").start(() ->
-                NativeCall.invoke(context, "legacy_resize", ignored -> (int) USLEEP.invokeExact(60_000_000 - 1)));
+                NativeCall.invoke(context, "legacy_resize", ignored -> sleepUnchecked(Duration.ofSeconds(60))));
         while (Diagnostics.inFlight().isEmpty()) {
             Thread.sleep(5);
         }
         request.cancel(new IllegalStateException("client went away"));
-        while (!Diagnostics.inFlight().get(0).stuck()) {
+        while (true) {
+            var calls = Diagnostics.inFlight();
+            if (calls.isEmpty()) {
+                throw new AssertionError("the stuck call returned after its cancel; caller " + caller.getState());
+            }
+            if (calls.get(0).stuck()) {
+                break;
+            }
             Thread.sleep(5);
         }
         System.out.println("READY");
