@@ -20,7 +20,6 @@ import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -98,9 +97,7 @@ public class OrtOverheadBenchmark {
         final CancellableContext lifetime = Context.background().withCancel();
         final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
         float sink;
-        long[] plainNanos = new long[1 << 16];
-        long[] predictorNanos = new long[1 << 16];
-        int samples;
+        final AlternatedPairs pairs = new AlternatedPairs();
 
         @Setup(Level.Trial)
         public void open() throws Exception {
@@ -150,23 +147,12 @@ public class OrtOverheadBenchmark {
 
         @Setup(Level.Iteration)
         public void reset() {
-            samples = 0;
+            pairs.reset();
         }
 
         @TearDown(Level.Iteration)
         public void report() {
-            if (samples == 0) {
-                return;
-            }
-            long[] plain = Arrays.copyOf(plainNanos, samples);
-            long[] ours = Arrays.copyOf(predictorNanos, samples);
-            Arrays.sort(plain);
-            Arrays.sort(ours);
-            double plain50 = plain[samples / 2] / 1e3;
-            double ours50 = ours[samples / 2] / 1e3;
-            System.out.printf("%n[OrtOverhead] %s %s: %d pairs; plain p50 %.2f us p90 %.2f us; %s p50 %.2f us p90 %.2f us;"
-                            + " ratio p50 %.3f, overhead p50 %.2f us%n", model, step, samples, plain50, plain[samples * 9 / 10] / 1e3, step,
-                    ours50, ours[samples * 9 / 10] / 1e3, ours50 / plain50, ours50 - plain50);
+            pairs.report("OrtOverhead", model + " " + step, "plain", step);
         }
 
         @TearDown(Level.Trial)
@@ -265,26 +251,7 @@ public class OrtOverheadBenchmark {
      */
     @Benchmark
     public float alternated(Model state) throws OrtException {
-        int i = state.samples;
-        boolean plainFirst = (i & 1) == 0;
-        long t0 = System.nanoTime();
-        if (plainFirst) {
-            state.plainRun();
-        } else {
-            state.stepRun();
-        }
-        long t1 = System.nanoTime();
-        if (plainFirst) {
-            state.stepRun();
-        } else {
-            state.plainRun();
-        }
-        long t2 = System.nanoTime();
-        if (i < state.plainNanos.length) {
-            state.plainNanos[i] = plainFirst ? t1 - t0 : t2 - t1;
-            state.predictorNanos[i] = plainFirst ? t2 - t1 : t1 - t0;
-            state.samples = i + 1;
-        }
+        state.pairs.time(state::plainRun, state::stepRun);
         return state.y.segment().getAtIndex(ValueLayout.JAVA_FLOAT, 0) + state.sink;
     }
 }
