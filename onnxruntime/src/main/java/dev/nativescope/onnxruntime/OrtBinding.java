@@ -74,7 +74,7 @@ final class OrtBinding {
         Tensor[] inputTensors = new Tensor[inputNames.length];
         int i = 0;
         for (Map.Entry<String, Tensor> input : inputs.entrySet()) {
-            inputNames[i] = input.getKey();
+            inputNames[i] = Objects.requireNonNull(input.getKey(), "input name");
             inputTensors[i] = Objects.requireNonNull(input.getValue(), "input tensor");
             segments.add(inputTensors[i].segment());
             i++;
@@ -83,7 +83,7 @@ final class OrtBinding {
         Tensor[] outputTensors = new Tensor[outputNames.length];
         i = 0;
         for (Map.Entry<String, Tensor> output : outputs.entrySet()) {
-            outputNames[i] = output.getKey();
+            outputNames[i] = Objects.requireNonNull(output.getKey(), "output name");
             outputTensors[i] = Objects.requireNonNull(output.getValue(), "output tensor");
             MemorySegment segment = outputTensors[i].segment();
             // ORT writes outputs through JNI, past FFM's checks: a READ_ONLY mapping would crash the JVM.

@@ -38,9 +38,9 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * {@code ByteBuffer} view of the segment is not copied by its Java API) and writes outputs in place
  * (they are passed as pinned outputs: ORT writes into the given memory instead of allocating).
  * ORT reaches that memory through JNI, which FFM does not see, so each run holds the tensors'
- * segments ({@link SegmentHold#call}) from before ORT gets a view of them until ORT has returned
- * and its tensor objects are closed: the memory stays valid until {@code run} returns, whatever
- * the caller does meanwhile. Closing a tensor's shared arena from another thread during a run
+ * segments ({@link SegmentHold#call}) from before ORT's run reads them until it has returned (ORT's
+ * tensor objects only address the memory; ORT touches it only inside a run): the memory stays valid
+ * until {@code run} returns, whatever the caller does meanwhile. Closing a tensor's shared arena from another thread during a run
  * throws {@link IllegalStateException} (the arena stays open; close it again after the run); a
  * tensor whose arena was already closed fails the run with an {@link IllegalStateException}, a
  * tensor of another thread's confined arena with a {@link WrongThreadException}, and a read-only
