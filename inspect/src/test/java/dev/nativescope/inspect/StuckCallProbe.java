@@ -3,6 +3,7 @@ package dev.nativescope.inspect;
 import dev.nativescope.CancellableContext;
 import dev.nativescope.Context;
 import dev.nativescope.ContextKey;
+import dev.nativescope.call.CallMode;
 import dev.nativescope.call.NativeCall;
 import dev.nativescope.diagnostics.Diagnostics;
 
@@ -16,7 +17,8 @@ import java.time.Duration;
  * Main class of {@code InspectTest}'s child JVM: one native call that never checks its context
  * (libc's {@code usleep}, 60 s) under a context with a value, cancelled with a cause; prints
  * {@code READY} once the cancel is older than the stuck threshold, then waits to be inspected.
- * With the argument {@code idle} it makes no nativescope call at all.
+ * With the argument {@code idle} it makes no nativescope call at all; with {@code offloaded} the call
+ * is made from a virtual thread named {@code request-worker} and offloaded to a native thread.
  */
 public final class StuckCallProbe {
     private static final MethodHandle USLEEP = Linker.nativeLinker().downcallHandle(
@@ -35,9 +37,12 @@ public final class StuckCallProbe {
         ContextKey<String> tenant = ContextKey.of("tenant", String.class);
         CancellableContext request = Context.background().withTimeout(Duration.ofMinutes(10));
         Context context = request.withValue(tenant, "acme");
-        Thread caller = Thread.ofPlatform().daemon().name("request-worker").start(() ->
-                NativeCall.invoke(context, "legacy_resize", ignored -> (int) USLEEP.invokeExact(60_000_000 - 1)));
-        while (Diagnostics.inFlight().isEmpty()) {
+        boolean offloaded = args.length > 0 && args[0].equals("offloaded");
+        Thread.Builder builder = offloaded ? Thread.ofVirtual() : Thread.ofPlatform().daemon();
+        Thread caller = builder.name("request-worker").start(() -> NativeCall.invoke(context, "legacy_resize",
+                offloaded ? CallMode.OFFLOAD : CallMode.INLINE, ignored -> (int) USLEEP.invokeExact(60_000_000 - 1)));
+        // Offloaded: cancelled only once a native thread runs it (a cancel in the queue would end the call).
+        while (Diagnostics.inFlight().isEmpty() || offloaded && Diagnostics.inFlight().get(0).nativeThread() == null) {
             Thread.sleep(5);
         }
         request.cancel(new IllegalStateException("client went away"));
