@@ -29,6 +29,7 @@ import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.LockSupport;
 import javax.management.ObjectName;
 import org.junit.jupiter.api.Test;
 
@@ -161,7 +162,7 @@ class DiagnosticsTest {
         assertThat(labelled("held")).isEmpty();
         assertThat(labelled("held-offloaded")).isEmpty();
 
-        // Real native calls, inline and offloaded, starting and ending while a dumper walks the
+        // Real native calls, inline (a no-op) and offloaded (a 50 us sleep), starting and ending while a dumper walks the
         // registry: no stale entries, and an offloaded call never shows a native thread that is not one.
         AtomicBoolean done = new AtomicBoolean();
         AtomicInteger seen = new AtomicInteger();
@@ -194,7 +195,10 @@ class DiagnosticsTest {
                         if (offload) {
                             offloadSlots.acquire();
                             try {
-                                NativeCall.invoke(Context.background(), "noop-offloaded", CallMode.OFFLOAD, nativescope_h::nsc_noop_ctx);
+                                // 50 us of native work: a no-op is over in 0.1 us, too short for the dumper to catch
+                                // on its native thread (the handoff around it takes microseconds).
+                                NativeCall.invoke(Context.background(), "noop-offloaded", CallMode.OFFLOAD,
+                                        ignored -> (int) USLEEP.invokeExact(50));
                             } finally {
                                 offloadSlots.release();
                             }
@@ -250,8 +254,11 @@ class DiagnosticsTest {
         assertThat(labelled("offloaded-held")).isEmpty();
     }
 
-    /** What a call does in native code after its cancel: blocks outside a context wait, or computes. */
-    private enum Work { BLOCKS, COMPUTES }
+    /**
+     * What a call does after its cancel: blocks in native code outside a context wait, computes, or
+     * parks in Java code inside its Downcall (then an inline virtual thread is not even mounted).
+     */
+    private enum Work { BLOCKS, COMPUTES, PARKS_IN_JAVA }
 
     @Test
     void blockedAndComputingAreToldApartForVirtualThreadsAndOffloadedCalls() throws Exception {
@@ -259,21 +266,26 @@ class DiagnosticsTest {
             for (Work work : Work.values()) {
                 String label = "diag-" + mode + "-" + work;
                 AtomicBoolean stop = new AtomicBoolean();
+                CountDownLatch started = new CountDownLatch(1);
                 try (CancellableContext context = Context.background().withCancel()) {
                     Thread caller = Thread.ofVirtual().start(() -> NativeCall.invoke(context, label, mode, ignored -> {
+                        started.countDown();
                         while (!stop.get()) {
-                            if (work == Work.BLOCKS) {
-                                int ignoredStatus = (int) USLEEP.invokeExact(5_000); // native, pins a virtual thread
-                            } else {
-                                Thread.onSpinWait();
+                            switch (work) {
+                                case BLOCKS -> {
+                                    int ignoredStatus = (int) USLEEP.invokeExact(5_000); // native, pins a virtual thread
+                                }
+                                case COMPUTES -> Thread.onSpinWait();
+                                case PARKS_IN_JAVA -> LockSupport.parkNanos(5_000_000);
                             }
                         }
                         return 0;
                     }));
-                    awaitOne(label, c -> mode == CallMode.INLINE || c.nativeThread() != null);
+                    // Cancelled only once the Downcall runs: a cancel before would end the call before entry.
+                    assertThat(started.await(30, TimeUnit.SECONDS)).isTrue();
                     context.cancel();
-                    InFlightCall.State expected = work == Work.BLOCKS
-                            ? InFlightCall.State.BLOCKED_OUTSIDE_CONTEXT_WAIT : InFlightCall.State.NOT_CHECKING;
+                    InFlightCall.State expected = work == Work.COMPUTES
+                            ? InFlightCall.State.NOT_CHECKING : InFlightCall.State.BLOCKED_OUTSIDE_CONTEXT_WAIT;
                     // Sampling is a 20 ms window on a loaded machine: a wrong answer once is noise, the
                     // expected one must show up (and never would without a watched thread).
                     InFlightCall stuck = awaitOne(label, c -> c.state() == expected);
