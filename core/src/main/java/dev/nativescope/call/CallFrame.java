@@ -65,6 +65,7 @@ final class CallFrame {
     private static final Set<Cache> CACHES = ConcurrentHashMap.newKeySet();
     static final long NO_DEADLINE = nativescope_h.NSC_NO_DEADLINE();
     private static final long STATE_OFFSET = nsc_context.state$offset();
+    private static final long HOOKS_OFFSET = nsc_context.hooks$offset();
     /** Only the first retirement is logged: a predictor that leaks hooks would otherwise log per call. */
     private static final AtomicBoolean RETIREMENT_REPORTED = new AtomicBoolean();
 
@@ -77,7 +78,7 @@ final class CallFrame {
      */
     private static final ReentrantReadWriteLock FREEING = new ReentrantReadWriteLock();
     private static final VarHandle SEQ = FieldHandles.of(MethodHandles.lookup(), "callSeq", long.class);
-    private static final VarHandle NATIVE_THREAD = FieldHandles.of(MethodHandles.lookup(), "nativeThread", Object.class);
+    private static final VarHandle NATIVE_THREAD = FieldHandles.of(MethodHandles.lookup(), "nativeThread", Thread.class);
     private static final VarHandle NATIVE_LONG = ValueLayout.JAVA_LONG.varHandle();
     private static final long HEARTBEAT_COUNT_OFFSET = nsc_context.heartbeat_count$offset();
     private static final long HEARTBEAT_NS_OFFSET = nsc_context.heartbeat_ns$offset();
@@ -118,11 +119,16 @@ final class CallFrame {
     private Class<?> callDowncall;
     private long callStartNanoTime;
     /**
-     * The native thread running this call when it was offloaded from a virtual thread, or null:
-     * for the offload engine to set ({@link #offloadedTo}) once it hands the call over; read by dumps.
+     * The native thread running this call while it is offloaded (from a virtual thread, or to an
+     * affinity's thread), or null: set and cleared by that thread ({@link #offloadedTo}); read by dumps.
      */
     @SuppressWarnings("unused") // through NATIVE_THREAD
-    private volatile Object nativeThread;
+    private volatile Thread nativeThread;
+    /**
+     * The JFR native-call event of this frame's calls, once a recording asked for one: begun and
+     * ended per call instead of allocated per call. Only the calling thread touches it.
+     */
+    Object jfrEvent;
     /** The cancelling thread and the native check count at the cancel; meaningful once {@link #cancelledByUs}. */
     private String cancelledBy;
     private long checksAtCancel;
@@ -184,14 +190,14 @@ final class CallFrame {
         VarHandle.storeStoreFence();
         callThread = null;
         callContext = null;
-        NATIVE_THREAD.setOpaque(this, (Object) null);
+        NATIVE_THREAD.setOpaque(this, (Thread) null);
     }
 
     /**
-     * For the offload engine: the native thread that runs this frame's call (any object whose
-     * {@code toString()} names it), or null when the call came back. Visible to dumps at once.
+     * Called by the native thread that runs this frame's offloaded call: itself as it starts the
+     * call, null before it hands the call back. Visible to dumps at once.
      */
-    void offloadedTo(Object nativeThread) {
+    void offloadedTo(Thread nativeThread) {
         NATIVE_THREAD.setRelease(this, nativeThread);
     }
 
@@ -225,7 +231,7 @@ final class CallFrame {
         String label = callLabel;
         Class<?> downcall = callDowncall;
         long start = callStartNanoTime;
-        Object offloaded = NATIVE_THREAD.getAcquire(this);
+        Thread offloaded = (Thread) NATIVE_THREAD.getAcquire(this);
         boolean cancelled = cancelledByUs;
         long cancelAt = cancelled ? cancelNanoTime : -1;
         String by = cancelled ? cancelledBy : null;
@@ -303,7 +309,8 @@ final class CallFrame {
      * @return false when the frame was retired instead (see the class documentation)
      */
     private boolean reinitialiseIfUsed() {
-        if (!isCancelled() && MemorySegment.NULL.equals(nsc_context.hooks(struct))) {
+        // The hooks pointer as a raw word: no MemorySegment for escape analysis to remove on every call.
+        if (!isCancelled() && struct.get(ValueLayout.JAVA_LONG, HOOKS_OFFSET) == 0) {
             return true;
         }
         int status = nativescope_h.nsc_context_destroy(struct);

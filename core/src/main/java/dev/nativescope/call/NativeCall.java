@@ -171,10 +171,14 @@ public final class NativeCall {
             throw alreadyDone(context);
         }
         CallFrame frame = null;
-        Object event = DIAGNOSTICS.callStarted();
+        Object event = null;
         int status = NO_STATUS;
         try {
             frame = CallFrame.acquire();
+            event = DIAGNOSTICS.callStarted(frame.jfrEvent);
+            if (event != null) {
+                frame.jfrEvent = event; // the same object after the frame's first recorded call
+            }
             // One clock read for the deadline and the registry's start time; none without a deadline
             // (a clock read is a third of the bridge's overhead) unless start times are asked for.
             boolean hasDeadline = CONTEXTS.hasDeadline(context);
@@ -307,7 +311,9 @@ public final class NativeCall {
             boolean stoppedBeforeEntry = signal.isStopped() || frame.isCancelled();
             try {
                 if (!stoppedBeforeEntry) {
-                    status = downcall.invoke(frame.struct);
+                    // An offloaded call names its native thread in the frame (one class check inline).
+                    status = downcall instanceof OffloadedDowncall offloaded
+                            ? offloaded.invokeIn(frame) : downcall.invoke(frame.struct);
                 }
             } catch (Throwable failure) {
                 signal.close();

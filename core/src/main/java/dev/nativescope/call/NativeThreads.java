@@ -354,8 +354,37 @@ public final class NativeThreads {
 
         @Override
         public int invoke(MemorySegment struct) throws Throwable {
+            return handOff(struct, null);
+        }
+
+        /**
+         * What the bridge calls instead of {@link #invoke}: the same, and the native thread names itself
+         * in {@code frame}'s registry entry while it runs the call (when the registry is on).
+         */
+        int invokeIn(CallFrame frame) throws Throwable {
+            return handOff(frame.struct, NativeCall.DIAGNOSTICS_ON ? frame : null);
+        }
+
+        private int handOff(MemorySegment struct, CallFrame frame) throws Throwable {
             return NativeThreads.handOff(target, context, () -> stateOf(struct) != NativeStatus.OK.code(),
-                    () -> stateOf(struct), () -> inner.invoke(struct));
+                    () -> stateOf(struct), () -> runNamed(struct, frame));
+        }
+
+        /**
+         * On the native thread. The entry is cleared before the handoff is done, so the caller (which
+         * reads DONE before it releases the frame) never leaves a native thread behind in a frame; a call
+         * abandoned in the queue never ran here, so it never had one.
+         */
+        private int runNamed(MemorySegment struct, CallFrame frame) throws Throwable {
+            if (frame == null) {
+                return inner.invoke(struct);
+            }
+            frame.offloadedTo(Thread.currentThread());
+            try {
+                return inner.invoke(struct);
+            } finally {
+                frame.offloadedTo(null);
+            }
         }
 
         private static int stateOf(MemorySegment struct) {

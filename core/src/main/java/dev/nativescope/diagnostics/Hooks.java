@@ -102,11 +102,13 @@ final class Hooks implements DiagnosticsHooks {
     }
 
     @Override
-    public Object callStarted() {
+    public Object callStarted(Object reusable) {
         if (!NATIVE_CALL.isEnabled()) {
             return null;
         }
-        Events.NativeCall event = new Events.NativeCall();
+        // The frame's own event: one call at a time uses a frame, and an event is free again once it
+        // is committed or dropped (begin() and end() overwrite its start and duration).
+        Events.NativeCall event = reusable instanceof Events.NativeCall own ? own : new Events.NativeCall();
         event.begin();
         return event;
     }
@@ -120,6 +122,8 @@ final class Hooks implements DiagnosticsHooks {
             event.outcome = outcome;
             event.traceId = Diagnostics.traceIdOf(context);
             event.commit();
+            // The event stays with its pooled frame: it must not keep a context's value alive.
+            event.traceId = null;
         }
     }
 
