@@ -64,6 +64,8 @@ public final class Diagnostics {
     static final long STUCK_NANOS = TimeUnit.MILLISECONDS.toNanos(Long.getLong(STUCK_MILLIS_PROPERTY, DEFAULT_STUCK_MILLIS));
     /** How long a dump watches the CPU time of a stuck call's thread to tell blocked from computing. */
     private static final long CPU_SAMPLE_NANOS = TimeUnit.MILLISECONDS.toNanos(20);
+    /** The second, longer look at calls the first window found blocked. */
+    private static final long CPU_RESAMPLE_NANOS = TimeUnit.MILLISECONDS.toNanos(120);
     private static final ContextAccess CONTEXTS = SharedAccess.CONTEXTS.get();
 
     static {
@@ -119,8 +121,9 @@ public final class Diagnostics {
      * dump cannot tell. What is watched is the thread that runs the call's native code: the native
      * thread of an offloaded call; the calling thread of an inline call on a platform thread; the
      * carrier of an inline call on a virtual thread (native code pins a virtual thread to its carrier,
-     * so the carrier's CPU time is the call's). Blocked: that thread used less than a tenth of the
-     * window on the CPU. A virtual thread that is not mounted in an inline call is parked in Java code
+     * so the carrier's CPU time is the call's). Blocked: that thread used less than a tenth of a 20 ms
+     * window on the CPU, and again of a 120 ms one (a computing thread of a loaded machine can wait
+     * through the short one for a CPU). A virtual thread that is not mounted in an inline call is parked in Java code
      * inside the call's Downcall, blocked too when it stays parked through the window.
      */
     private static Map<CallSnapshot, Boolean> sampleCpu(List<CallSnapshot> snapshots, long now) {
@@ -160,18 +163,15 @@ public final class Diagnostics {
             }
         }
         LockSupport.parkNanos(CPU_SAMPLE_NANOS);
-        Map<CallSnapshot, Boolean> blocked = new HashMap<>();
-        for (Map.Entry<CallSnapshot, Long> entry : before.entrySet()) {
-            CallSnapshot s = entry.getKey();
-            Thread runner = runners.get(s);
-            // A virtual thread that moved to another carrier meanwhile (it was not in native code): unknown.
-            if (s.nativeThread() == null && s.thread().isVirtual() && carrierOf(s.thread(), platformByName) != runner) {
-                continue;
-            }
-            long cpu = threads.getThreadCpuTime(runner.threadId());
-            if (cpu >= 0) {
-                blocked.put(s, cpu - entry.getValue() < CPU_SAMPLE_NANOS / 10);
-            }
+        Map<CallSnapshot, Boolean> blocked = cpuVerdicts(threads, before, runners, platformByName, CPU_SAMPLE_NANOS);
+        if (blocked.containsValue(true)) {
+            // On a loaded machine a computing thread can wait a whole window for a CPU: look again, over
+            // a window six times as long, at those that seemed blocked (a blocked one stays at ~0).
+            LockSupport.parkNanos(CPU_RESAMPLE_NANOS - CPU_SAMPLE_NANOS);
+            List<CallSnapshot> again = blocked.entrySet().stream().filter(Map.Entry::getValue).map(Map.Entry::getKey).toList();
+            before.keySet().retainAll(again);
+            blocked.keySet().removeAll(again);
+            blocked.putAll(cpuVerdicts(threads, before, runners, platformByName, CPU_RESAMPLE_NANOS));
         }
         for (CallSnapshot s : parked) {
             if (isParked(s.thread())) {
@@ -179,6 +179,28 @@ public final class Diagnostics {
             }
         }
         return blocked;
+    }
+
+    /**
+     * Blocked (true) or computing (false), per call whose runner's CPU time was read into {@code before}
+     * a {@code window} ago: blocked when it used less than a tenth of the window. A virtual thread that
+     * moved to another carrier meanwhile was not in native code: left out (unknown).
+     */
+    private static Map<CallSnapshot, Boolean> cpuVerdicts(ThreadMXBean threads, Map<CallSnapshot, Long> before,
+            Map<CallSnapshot, Thread> runners, Map<String, Thread> platformByName, long window) {
+        Map<CallSnapshot, Boolean> verdicts = new HashMap<>();
+        for (Map.Entry<CallSnapshot, Long> entry : before.entrySet()) {
+            CallSnapshot s = entry.getKey();
+            Thread runner = runners.get(s);
+            if (s.nativeThread() == null && s.thread().isVirtual() && carrierOf(s.thread(), platformByName) != runner) {
+                continue;
+            }
+            long cpu = threads.getThreadCpuTime(runner.threadId());
+            if (cpu >= 0) {
+                verdicts.put(s, cpu - entry.getValue() < window / 10);
+            }
+        }
+        return verdicts;
     }
 
     private static boolean isParked(Thread thread) {

@@ -60,8 +60,14 @@ class DiagnosticsTest {
     void blockedUncheckedCallIsListedFlaggedAfterItsCancelAndForgottenAfter() throws Exception {
         try (CancellableContext request = Context.background().withTimeout(Duration.ofMinutes(5))) {
             Context context = request.withValue(TENANT, "acme");
+            CountDownLatch entered = new CountDownLatch(1);
             Thread caller = Thread.ofPlatform().name("diag-usleep").start(() ->
-                    NativeCall.invoke(context, "usleep", ignored -> (int) USLEEP.invokeExact(800_000)));
+                    NativeCall.invoke(context, "usleep", ignored -> {
+                        entered.countDown();
+                        return (int) USLEEP.invokeExact(2_000_000); // far beyond the 100 ms stuck threshold, also at load
+                    }));
+            // Cancelled below only once the Downcall runs: a cancel before would end the call before entry.
+            assertThat(entered.await(30, TimeUnit.SECONDS)).isTrue();
             InFlightCall running = awaitOne("usleep", c -> true);
             assertThat(running.state()).isEqualTo(InFlightCall.State.RUNNING);
             assertThat(running.thread()).contains("diag-usleep");
@@ -94,19 +100,25 @@ class DiagnosticsTest {
     void computingUncheckedCodeIsNotCheckingAndACheckingPredictorIsNotStuck() throws Exception {
         AtomicBoolean stop = new AtomicBoolean();
         try (CancellableContext context = Context.background().withCancel()) {
+            CountDownLatch entered = new CountDownLatch(1);
             Thread spinner = Thread.ofPlatform().name("diag-spin").start(() ->
                     NativeCall.invoke(context, "java-spin", ignored -> {
+                        entered.countDown();
                         while (!stop.get()) {
                             Thread.onSpinWait();
                         }
                         return 0;
                     }));
-            awaitOne("java-spin", c -> true);
-            context.cancel();
-            InFlightCall stuck = awaitOne("java-spin", InFlightCall::stuck);
-            assertThat(stuck.state()).isEqualTo(InFlightCall.State.NOT_CHECKING);
-            stop.set(true);
-            spinner.join(Duration.ofSeconds(30));
+            try {
+                assertThat(entered.await(30, TimeUnit.SECONDS)).isTrue();
+                awaitOne("java-spin", c -> true);
+                context.cancel();
+                InFlightCall stuck = awaitOne("java-spin", InFlightCall::stuck);
+                assertThat(stuck.state()).isEqualTo(InFlightCall.State.NOT_CHECKING);
+            } finally {
+                stop.set(true);
+                spinner.join(Duration.ofSeconds(30));
+            }
         }
         // A checking predictor: the heartbeat moves, with a clock check stamp.
         try (CancellableContext context = Context.background().withCancel()) {
