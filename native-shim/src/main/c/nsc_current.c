@@ -12,7 +12,7 @@
  * __tls_get_addr call per access. Initial-exec is one %fs-relative load; for
  * a dlopen'ed library glibc serves it from the static TLS surplus it reserves
  * for exactly this (glibc.rtld.optional_static_tls, 512 bytes by default), of
- * which this takes 8. Measured (make bench-tls, BENCHMARKS.md section 13):
+ * which this takes 8. Measured (make bench-tls, BENCHMARKS.md section 14):
  * a read 1.03x an empty exported call against 2.78x for the default model
  * and 2.38x for TLS descriptors (-mtls-dialect=gnu2); a set + restore pair
  * 2.2x against 5.6x and 5.1x. Should the surplus ever be used up by other
