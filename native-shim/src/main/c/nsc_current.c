@@ -13,9 +13,9 @@
  * a dlopen'ed library glibc serves it from the static TLS surplus it reserves
  * for exactly this (glibc.rtld.optional_static_tls, 512 bytes by default), of
  * which this takes 8. Measured (make bench-tls, BENCHMARKS.md section 14):
- * a read 1.03x an empty exported call against 2.78x for the default model
- * and 2.38x for TLS descriptors (-mtls-dialect=gnu2); a set + restore pair
- * 2.2x against 5.6x and 5.1x. Should the surplus ever be used up by other
+ * a read 1.00x an empty exported call against 2.83x for the default model
+ * and 2.24x for TLS descriptors (-mtls-dialect=gnu2); a set + restore pair
+ * 2.11x against 6.03x and 4.96x. Should the surplus ever be used up by other
  * libraries, dlopen fails with "cannot allocate memory in static TLS block"
  * (raise it with GLIBC_TUNABLES=glibc.rtld.optional_static_tls=...).
  */
