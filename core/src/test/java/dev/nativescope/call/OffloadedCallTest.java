@@ -48,36 +48,13 @@ class OffloadedCallTest {
     private static final ContextKey<String> TRACE_ID = ContextKey.ofString("trace-id");
     private static final long PROMPT_SECONDS = 10;
 
-    /** Which thread makes the call, and in which mode. */
-    enum Caller {
-        VIRTUAL_AUTO(true, CallMode.AUTO),
-        PLATFORM_OFFLOAD(false, CallMode.OFFLOAD),
-        VIRTUAL_INLINE(true, CallMode.INLINE);
-
-        final boolean virtual;
-        final CallMode mode;
-
-        Caller(boolean virtual, CallMode mode) {
-            this.virtual = virtual;
-            this.mode = mode;
-        }
-
-        Thread start(Runnable body) {
-            return (virtual ? Thread.ofVirtual() : Thread.ofPlatform()).start(body);
-        }
-
-        boolean offloads() {
-            return mode.resolved() != CallMode.INLINE;
-        }
-    }
-
     @BeforeAll
     static void load() {
         NativeLibrary.load();
     }
 
     @ParameterizedTest
-    @EnumSource(Caller.class)
+    @EnumSource(value = Caller.class, names = {"VIRTUAL_AUTO", "PLATFORM_OFFLOAD", "VIRTUAL_INLINE"})
     void theDowncallRunsOnANativeThreadWithTheCallersContext(Caller caller) throws Exception {
         Context context = Context.background().withValue(TRACE_ID, "t-7");
         AtomicReference<Thread> ranOn = new AtomicReference<>();
@@ -109,7 +86,7 @@ class OffloadedCallTest {
     }
 
     @ParameterizedTest
-    @EnumSource(Caller.class)
+    @EnumSource(value = Caller.class, names = {"VIRTUAL_AUTO", "PLATFORM_OFFLOAD", "VIRTUAL_INLINE"})
     void exceptionsComeBackUnchanged(Caller caller) throws Exception {
         IllegalArgumentException thrown = new IllegalArgumentException("bad input 42");
         AtomicReference<Throwable> seen = new AtomicReference<>();
@@ -127,7 +104,7 @@ class OffloadedCallTest {
     }
 
     @ParameterizedTest
-    @EnumSource(Caller.class)
+    @EnumSource(value = Caller.class, names = {"VIRTUAL_AUTO", "PLATFORM_OFFLOAD", "VIRTUAL_INLINE"})
     void cancelStopsTheNativeCodeWithTheCause(Caller caller) throws Exception {
         try (CancellableContext context = Context.background().withCancel()) {
             AtomicReference<Throwable> seen = new AtomicReference<>();
@@ -146,7 +123,7 @@ class OffloadedCallTest {
     }
 
     @ParameterizedTest
-    @EnumSource(Caller.class)
+    @EnumSource(value = Caller.class, names = {"VIRTUAL_AUTO", "PLATFORM_OFFLOAD", "VIRTUAL_INLINE"})
     void interruptStopsTheNativeCodeAndStaysSet(Caller caller) throws Exception {
         try (EventFd never = EventFd.create()) {
             AtomicReference<Throwable> seen = new AtomicReference<>();
@@ -177,7 +154,7 @@ class OffloadedCallTest {
     }
 
     @ParameterizedTest
-    @EnumSource(Caller.class)
+    @EnumSource(value = Caller.class, names = {"VIRTUAL_AUTO", "PLATFORM_OFFLOAD", "VIRTUAL_INLINE"})
     void theDeadlineStopsTheNativeCode(Caller caller) throws Exception {
         try (CancellableContext context = Context.background().withTimeout(Duration.ofMillis(30))) {
             AtomicReference<Throwable> seen = new AtomicReference<>();
@@ -188,7 +165,7 @@ class OffloadedCallTest {
     }
 
     @ParameterizedTest
-    @EnumSource(Caller.class)
+    @EnumSource(value = Caller.class, names = {"VIRTUAL_AUTO", "PLATFORM_OFFLOAD", "VIRTUAL_INLINE"})
     void theDeadlineStopsABlockedCall(Caller caller) throws Exception {
         try (EventFd never = EventFd.create();
              CancellableContext context = Context.background().withValue(TRACE_ID, "t").withTimeout(Duration.ofMillis(100))) {
