@@ -378,7 +378,7 @@ public final class NativeCall {
     }
 
     private static int nativeStatusOfCancelledFrame(CallFrame frame) {
-        return dev.nativescope.bindings.nsc_context.state(frame.struct);
+        return ContextStruct.state(frame.struct);
     }
 
     private static long deadlineOf(Context context, long now) {

@@ -6,17 +6,26 @@ import jdk.jfr.Event;
 import jdk.jfr.Label;
 import jdk.jfr.Name;
 import jdk.jfr.Period;
+import jdk.jfr.Registered;
 import jdk.jfr.StackTrace;
 import jdk.jfr.Threshold;
 import jdk.jfr.Timespan;
 
 /**
- * The JFR events, namespace {@code dev.nativescope}. Loaded on the call bridge's first use; each
- * costs one static enabled check per call while JFR does not record it. Threading: as JFR events,
+ * The JFR events, namespace {@code dev.nativescope}. Loaded by {@link JfrHooks} once JFR is
+ * initialised in this JVM; from then on each costs one static enabled check per call while JFR does
+ * not record it. Threading: as JFR events,
  * one thread fills and commits an instance.
  */
 final class Events {
     private Events() {
+    }
+
+    /** What every event about one call has: its label and its context's id. Not an event type itself. */
+    @Registered(false)
+    abstract static class CallEvent extends Event {
+        @Label("Label") String label;
+        @Label("Context Id") long contextId;
     }
 
     @Name("dev.nativescope.NativeCall")
@@ -25,10 +34,8 @@ final class Events {
     @Description("A cancellable native call (NativeCall.invoke) that took longer than the threshold")
     @StackTrace(false)
     @Threshold("20 ms")
-    static final class NativeCall extends Event {
-        @Label("Label") String label;
+    static final class NativeCall extends CallEvent {
         @Label("Outcome") @Description("The native status, or EXCEPTION") String outcome;
-        @Label("Context Id") long contextId;
         @Label("Trace Id") @Description("The context's trace-id value, if any") String traceId;
     }
 
@@ -37,9 +44,7 @@ final class Events {
     @Category({"nativescope"})
     @Description("A cancel (of the context, a deadline, an interrupt) reached a native call in flight")
     @StackTrace(false)
-    static final class CancelRequested extends Event {
-        @Label("Label") String label;
-        @Label("Context Id") long contextId;
+    static final class CancelRequested extends CallEvent {
         @Label("Cause") @Description("The cause's class, or interrupt") String cause;
         @Label("Canceller") @Description("The thread that cancelled") String canceller;
     }
@@ -49,9 +54,7 @@ final class Events {
     @Category({"nativescope"})
     @Description("A cancelled native call returned; latency from the cancel to the native return")
     @StackTrace(false)
-    static final class CancelObserved extends Event {
-        @Label("Label") String label;
-        @Label("Context Id") long contextId;
+    static final class CancelObserved extends CallEvent {
         @Label("Latency") @Timespan(Timespan.NANOSECONDS) long latency;
         @Label("Outcome") String outcome;
     }
@@ -61,9 +64,7 @@ final class Events {
     @Category({"nativescope"})
     @Description("A native call ended by its context's deadline; lateness from the deadline to the return")
     @StackTrace(false)
-    static final class DeadlineExceeded extends Event {
-        @Label("Label") String label;
-        @Label("Context Id") long contextId;
+    static final class DeadlineExceeded extends CallEvent {
         @Label("Lateness") @Timespan(Timespan.NANOSECONDS) long lateness;
     }
 
@@ -71,9 +72,7 @@ final class Events {
     @Label("Late Return")
     @Category({"nativescope"})
     @Description("Native code that does not check its context returned a normal status long after its cancel")
-    static final class LateReturn extends Event {
-        @Label("Label") String label;
-        @Label("Context Id") long contextId;
+    static final class LateReturn extends CallEvent {
         @Label("Late By") @Timespan(Timespan.NANOSECONDS) long lateBy;
         @Label("Outcome") String outcome;
     }

@@ -6,7 +6,6 @@ import dev.nativescope.diagnostics.Diagnostics;
 import dev.nativescope.tensor.io.MappedFile;
 
 import java.lang.invoke.MethodHandles;
-import java.util.function.Supplier;
 
 /**
  * The one access point to package-private internals that other packages of the core need, as the
@@ -37,7 +36,11 @@ public final class SharedAccess {
     /** {@return the context internals} */
     public static ContextAccess contexts() {
         ContextAccess access = contexts;
-        return access != null ? access : registeredBy(Context.class, () -> contexts);
+        if (access == null) {
+            initialise(Context.class);
+            access = contexts;
+        }
+        return access;
     }
 
     /** Registers the mapped-file plumbing; called once, by {@code MappedFile}'s class initialiser. */
@@ -48,7 +51,11 @@ public final class SharedAccess {
     /** {@return the channel plumbing of mapped files, for the file formats} */
     public static MappedFileAccess mappedFiles() {
         MappedFileAccess access = mappedFiles;
-        return access != null ? access : registeredBy(MappedFile.class, () -> mappedFiles);
+        if (access == null) {
+            initialise(MappedFile.class);
+            access = mappedFiles;
+        }
+        return access;
     }
 
     /** Registers the call bridge's in-flight view; called once, by {@code NativeCall}'s class initialiser. */
@@ -59,7 +66,11 @@ public final class SharedAccess {
     /** {@return the call bridge's in-flight view, for diagnostics} */
     public static CallAccess calls() {
         CallAccess access = calls;
-        return access != null ? access : registeredBy(NativeCall.class, () -> calls);
+        if (access == null) {
+            initialise(NativeCall.class);
+            access = calls;
+        }
+        return access;
     }
 
     /** Registers the diagnostics hooks; called once, by {@code Diagnostics}' class initialiser. */
@@ -70,16 +81,23 @@ public final class SharedAccess {
     /** {@return the diagnostics hooks, for the call bridge} */
     public static DiagnosticsHooks diagnostics() {
         DiagnosticsHooks hooks = diagnostics;
-        return hooks != null ? hooks : registeredBy(Diagnostics.class, () -> diagnostics);
+        if (hooks == null) {
+            initialise(Diagnostics.class);
+            hooks = diagnostics;
+        }
+        return hooks;
     }
 
-    /** The slow path: initialises {@code owner}, whose class initialiser registers, then reads {@code field}. */
-    private static <T> T registeredBy(Class<?> owner, Supplier<T> field) {
+    /**
+     * The slow path: initialises {@code owner}, whose class initialiser registers; the caller then
+     * reads its field again. (Not a Supplier per field: each lambda is a class spun at run time,
+     * which a fresh JVM's first call pays for; see the ColdStart benchmark.)
+     */
+    private static void initialise(Class<?> owner) {
         try {
             MethodHandles.lookup().ensureInitialized(owner);
         } catch (IllegalAccessException e) {
             throw new AssertionError("the core's own classes are accessible to it", e);
         }
-        return field.get();
     }
 }
