@@ -187,9 +187,10 @@ final class LibraryLoader {
                     + "); it must be a libnativescope.so built for " + platform().orElse("this platform")
                     + " with its dependencies (libc, libpthread) present", e);
         }
+        MethodHandle abiVersionOf = handleOf(lookup, path, "nsc_abi_version", ValueLayout.JAVA_INT);
         int abiVersion;
         try {
-            abiVersion = (int) handleOf(lookup, path, "nsc_abi_version", ValueLayout.JAVA_INT).invokeExact();
+            abiVersion = (int) abiVersionOf.invokeExact();
         } catch (Throwable e) {
             throw callFailed("nsc_abi_version", path, e);
         }
