@@ -66,10 +66,18 @@ final class CallHooks implements DiagnosticsHooks {
         }
     }
 
-    /** Runs in the thread that initialises JFR, before any recording of it starts. */
+    /**
+     * Runs in the thread that initialises JFR, before any recording of it starts. A failure leaves
+     * the events off and is logged, never thrown into JFR's own initialisation.
+     */
     private static void enableJfr() {
-        JfrHooks.start();
-        jfr = true;
+        try {
+            JfrHooks.start();
+            jfr = true;
+        } catch (RuntimeException | LinkageError e) {
+            System.getLogger(Diagnostics.class.getName()).log(System.Logger.Level.WARNING,
+                    "could not load the dev.nativescope JFR events (they stay off): " + SafeText.of(e));
+        }
     }
 
     @Override

@@ -6,7 +6,6 @@ import jdk.jfr.Event;
 import jdk.jfr.Label;
 import jdk.jfr.Name;
 import jdk.jfr.Period;
-import jdk.jfr.Registered;
 import jdk.jfr.StackTrace;
 import jdk.jfr.Threshold;
 import jdk.jfr.Timespan;
@@ -21,8 +20,11 @@ final class Events {
     private Events() {
     }
 
-    /** What every event about one call has: its label and its context's id. Not an event type itself. */
-    @Registered(false)
+    /**
+     * What every event about one call has: its label and its context's id. Abstract, so not an
+     * event type itself; not {@code @Registered(false)}, which is inherited and would unregister the
+     * subclasses.
+     */
     abstract static class CallEvent extends Event {
         @Label("Label") String label;
         @Label("Context Id") long contextId;
