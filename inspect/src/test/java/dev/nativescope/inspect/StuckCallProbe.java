@@ -11,6 +11,7 @@ import java.lang.foreign.Linker;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 import java.time.Duration;
+import java.util.concurrent.CountDownLatch;
 
 /**
  * Main class of {@code InspectTest}'s child JVM: one native call that never checks its context
@@ -35,8 +36,16 @@ public final class StuckCallProbe {
         ContextKey<String> tenant = ContextKey.of("tenant", String.class);
         CancellableContext request = Context.background().withTimeout(Duration.ofMinutes(10));
         Context context = request.withValue(tenant, "acme");
+        CountDownLatch entered = new CountDownLatch(1);
         Thread caller = Thread.ofPlatform().daemon().name("request-worker").start(() ->
-                NativeCall.invoke(context, "legacy_resize", ignored -> (int) USLEEP.invokeExact(60_000_000 - 1)));
+                NativeCall.invoke(context, "legacy_resize", ignored -> {
+                    entered.countDown();
+                    return (int) USLEEP.invokeExact(60_000_000 - 1);
+                }));
+        // Inside the Downcall, not merely in the registry: a call is listed before the bridge has
+        // opened its signal, and a cancel before that stops it before native entry (a fresh JVM's
+        // first call spends milliseconds there).
+        entered.await();
         while (Diagnostics.inFlight().isEmpty()) {
             Thread.sleep(5);
         }
