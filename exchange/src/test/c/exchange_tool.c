@@ -11,6 +11,9 @@
  *                                            1..COUNT, reading one byte of stdin after every BATCH
  *   exchange_tool loop FILE                  takes FILE over as its producer (the old one must be dead or
  *                                            closed), prints "ready EPOCH", publishes until killed
+ *   exchange_tool lease FILE                 leases the newest tensor (nsc_exchange_lease), prints "leased
+ *                                            SLOT VERSION", releases it after one byte of stdin, checks the
+ *                                            view was never overwritten and prints "released"
  *
  * Exit status 0 on success; a failed check prints what failed and exits 1.
  */
@@ -139,6 +142,22 @@ static int consume(const char *path, uint64_t count, uint64_t batch)
     return st == NSC_XCHG_PRODUCER_CLOSED ? 0 : 1;
 }
 
+/* Claims a slot for version v (its dtype and shape) and fills it with v's bytes, ready to publish. */
+static void claim_filled(nsc_exchange *x, uint64_t v, nsc_xchg_tensor *t)
+{
+    int64_t shape[4];
+    int rank = shape_of(v, shape);
+    int st = nsc_exchange_claim(x, DTYPES[v % DTYPE_COUNT], rank, shape, t);
+    if (st != NSC_OK) {
+        FAIL("claim %llu: %s", (unsigned long long) v, nsc_exchange_status_name(st));
+    }
+    uint8_t *data = (uint8_t *) t->dl.data + t->dl.byte_offset;
+    uint64_t n = bytes_of(t);
+    for (uint64_t k = 0; k < n; k++) {
+        data[k] = at(v, k);
+    }
+}
+
 static int produce(const char *path, uint64_t count, uint64_t batch)
 {
     nsc_exchange *x = NULL;
@@ -149,18 +168,8 @@ static int produce(const char *path, uint64_t count, uint64_t batch)
     printf("ready\n");
     fflush(stdout);
     for (uint64_t v = 1; v <= count; v++) {
-        int64_t shape[4];
-        int rank = shape_of(v, shape);
         nsc_xchg_tensor t;
-        st = nsc_exchange_claim(x, DTYPES[v % DTYPE_COUNT], rank, shape, &t);
-        if (st != NSC_OK) {
-            FAIL("claim %llu: %s", (unsigned long long) v, nsc_exchange_status_name(st));
-        }
-        uint8_t *data = (uint8_t *) t.dl.data + t.dl.byte_offset;
-        uint64_t n = bytes_of(&t);
-        for (uint64_t k = 0; k < n; k++) {
-            data[k] = at(v, k);
-        }
+        claim_filled(x, v, &t);
         uint64_t published = 0;
         st = nsc_exchange_publish(x, &t, &published);
         if (st != NSC_OK || published != v) {
@@ -191,20 +200,34 @@ static int loop(const char *path)
     fflush(stdout);
     for (;;) {
         v++;
-        int64_t shape[4];
-        int rank = shape_of(v, shape);
         nsc_xchg_tensor t;
-        st = nsc_exchange_claim(x, DTYPES[v % DTYPE_COUNT], rank, shape, &t);
-        if (st != NSC_OK) {
-            FAIL("claim %llu: %s", (unsigned long long) v, nsc_exchange_status_name(st));
-        }
-        uint8_t *data = (uint8_t *) t.dl.data + t.dl.byte_offset;
-        uint64_t n = bytes_of(&t);
-        for (uint64_t k = 0; k < n; k++) {
-            data[k] = at(v, k);
-        }
+        claim_filled(x, v, &t);
         nsc_exchange_publish(x, &t, NULL);
     }
+}
+
+static int lease(const char *path)
+{
+    nsc_exchange *x = NULL;
+    nsc_xchg_tensor t;
+    uint32_t entry;
+    if (nsc_exchange_open(path, 0, &x) != NSC_OK || nsc_exchange_read(x, 0, 0, &t) != NSC_OK
+        || nsc_exchange_lease(x, &t, &entry) != NSC_OK) {
+        fprintf(stderr, "lease: cannot open, read or lease %s\n", path);
+        return 1;
+    }
+    printf("leased %u %llu\n", t.slot, (unsigned long long) t.version);
+    fflush(stdout);
+    (void) getchar();
+    int intact = nsc_exchange_still_valid(x, &t);
+    if (nsc_exchange_lease_release(x, entry) != NSC_OK || !intact) {
+        fprintf(stderr, "lease: the leased view was overwritten (or the release failed)\n");
+        return 1;
+    }
+    printf("released\n");
+    fflush(stdout);
+    nsc_exchange_close(x);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -212,8 +235,11 @@ int main(int argc, char **argv)
     if (argc == 3 && strcmp(argv[1], "loop") == 0) {
         return loop(argv[2]);
     }
+    if (argc == 3 && strcmp(argv[1], "lease") == 0) {
+        return lease(argv[2]);
+    }
     if (argc != 5) {
-        fprintf(stderr, "usage: %s consume|produce FILE COUNT BATCH | loop FILE\n", argv[0]);
+        fprintf(stderr, "usage: %s consume|produce FILE COUNT BATCH | loop|lease FILE\n", argv[0]);
         return 2;
     }
     uint64_t count = strtoull(argv[3], NULL, 10), batch = strtoull(argv[4], NULL, 10);

@@ -7,7 +7,10 @@
  * Native code polls it cheaply (nsc_check, one acquire load), polls it with a
  * bounded-rate clock read (nsc_checker_poll), blocks on it (nsc_wait_fd,
  * nsc_sleep), reads request values from it (nsc_value) and registers cancel
- * hooks on it (nsc_hook_register) to push third-party runtimes. Tensors
+ * hooks on it (nsc_hook_register) to push third-party runtimes. Code that
+ * is not handed the pointer (a vendor API with fixed signatures, its
+ * callbacks, code deep below them) finds the context of the bridged call
+ * running on its thread with nsc_current() (a thread-local). Tensors
  * arrive as DLPack DLTensor descriptors (<dlpack/dlpack.h>, Debian's
  * libdlpack-dev, version 0.6 or later), so any DLPack producer can call in.
  *
@@ -353,6 +356,62 @@ NSC_API int nsc_wait_fd(nsc_context *ctx, int fd, short events, int64_t timeout_
  *         NSC_ERR_ABI (ctx destroyed).
  */
 NSC_API int nsc_sleep(nsc_context *ctx, int64_t duration_ns);
+
+/* ---------------------------------------------------------------------------
+ * Native code side: the current context
+ *
+ * For native code whose signatures cannot take an nsc_context * (a vendor's
+ * C API, a callback it calls, a kernel or plugin below it): the Java bridge
+ * (NativeCall.call, for downcalls without a context parameter) makes the
+ * call's own context current on the thread that runs the native call (the
+ * caller's, or the native thread of an offloaded call) just before the call,
+ * and restores the previous one (NULL outside any call) just after, also
+ * when the call throws or is cancelled. So nsc_current() is the call's
+ * context while the call runs on this thread, the outer call's again after a
+ * nested call returns, and NULL on a thread that runs no bridged call (a
+ * pooled thread included, once its call has returned). It is never another
+ * thread's: a callback that a runtime makes on a thread of its own sees NULL,
+ * and must get the context from the code that registered it (capture the
+ * nsc_context * at registration, deregister before the call returns).
+ * The pointer is valid until the call returns: never keep it beyond that.
+ * ------------------------------------------------------------------------- */
+
+/**
+ * The context of the bridged call running on this thread: one thread-local
+ * load (initial-exec TLS), no lock, no system call.
+ * @return the context, or NULL when no bridged call that sets it runs here.
+ */
+NSC_API nsc_context *nsc_current(void);
+
+/**
+ * Makes ctx (may be NULL) this thread's current context and returns the
+ * previous one. For nativescope's bridge, and for native code that runs a
+ * call's work on threads of its own: set it on the worker thread before the
+ * work and restore the returned value after it (also on error paths), in
+ * strict nesting, while the context is valid. ctx is not dereferenced here.
+ * @return the previous current context (NULL if none).
+ */
+NSC_API nsc_context *nsc_current_set(nsc_context *ctx);
+
+/**
+ * nsc_check on the current context: one thread-local load and one acquire
+ * load of its state word, no clock. The poll for code without any context
+ * plumbing.
+ * @return NSC_OK while live, and when there is no current context (code run
+ *         outside a bridged call never stops), else NSC_CANCELED or
+ *         NSC_DEADLINE_EXCEEDED.
+ */
+NSC_API int nsc_current_check(void);
+
+/**
+ * nsc_check_clock on the current context: also compares the clock with its
+ * deadline (tens of nanoseconds) and updates its heartbeat.
+ * @return NSC_OK while live and before the deadline, and when there is no
+ *         current context, else NSC_CANCELED, NSC_DEADLINE_EXCEEDED or
+ *         NSC_ERR_ABI (a current context that was destroyed: a bug of
+ *         whoever set it).
+ */
+NSC_API int nsc_current_check_clock(void);
 
 /* ---------------------------------------------------------------------------
  * Native code side: values and hooks

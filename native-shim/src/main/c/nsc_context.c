@@ -21,10 +21,11 @@
  * break the live-context count); nsc_context_destroy clears it, so every
  * later call that takes the context (a second destroy, a cancel, a check, a
  * wait, a hook registration, a value look-up) answers NSC_ERR_ABI instead of
- * touching a closed fd or freed hook nodes. The limit: memory that was never
- * initialised may hold anything, including NSC_ABI_VERSION in its first four
- * bytes, so the checks are only a promise for structs that were zeroed
- * before their first init or destroyed since (nativescope.h says so).
+ * touching a closed fd or freed hook nodes (the check: nsc__ctx_entry in
+ * nsc_internal.h). The limit: memory that was never initialised may hold
+ * anything, including NSC_ABI_VERSION in its first four bytes, so the checks
+ * are only a promise for structs that were zeroed before their first init or
+ * destroyed since (nativescope.h says so).
  */
 #include "nsc_internal.h"
 
@@ -36,7 +37,7 @@ NSC_API int nsc_context_init(nsc_context *ctx, int64_t deadline_ns, const nsc_kv
         return NSC_ERR_INVALID;
     }
     /* A live context (initialised, not destroyed): destroy it first. */
-    if (ctx->abi_version == NSC_ABI_VERSION) {
+    if (nsc__ctx_live(ctx)) {
         return NSC_ERR_BUSY;
     }
     /*
@@ -58,11 +59,9 @@ NSC_API int nsc_context_init(nsc_context *ctx, int64_t deadline_ns, const nsc_kv
 
 NSC_API int nsc_context_cancel(nsc_context *ctx, int status)
 {
-    if (ctx == NULL || (status != NSC_CANCELED && status != NSC_DEADLINE_EXCEEDED)) {
-        return NSC_ERR_INVALID;
-    }
-    if (ctx->abi_version != NSC_ABI_VERSION) {
-        return NSC_ERR_ABI;
+    int entry = nsc__ctx_entry(ctx, status == NSC_CANCELED || status == NSC_DEADLINE_EXCEEDED);
+    if (entry != NSC_OK) {
+        return entry;
     }
 
     uint32_t expected = NSC_OK;
@@ -111,11 +110,9 @@ NSC_API int nsc_context_cancel(nsc_context *ctx, int status)
 
 NSC_API int nsc_context_destroy(nsc_context *ctx)
 {
-    if (ctx == NULL) {
-        return NSC_ERR_INVALID;
-    }
-    if (ctx->abi_version != NSC_ABI_VERSION) {
-        return NSC_ERR_ABI;
+    int entry = nsc__ctx_entry(ctx, true);
+    if (entry != NSC_OK) {
+        return entry;
     }
     /*
      * A hook node keeps a pointer to ctx (deregister takes ctx's hook lock), so
@@ -139,12 +136,10 @@ NSC_API int nsc_context_destroy(nsc_context *ctx)
 
 NSC_API int nsc_check_clock(nsc_context *ctx)
 {
-    if (ctx == NULL) {
-        return NSC_ERR_INVALID;
-    }
     /* Before the heartbeat store: a destroyed struct is not written. Same cache line as state. */
-    if (ctx->abi_version != NSC_ABI_VERSION) {
-        return NSC_ERR_ABI;
+    int entry = nsc__ctx_entry(ctx, true);
+    if (entry != NSC_OK) {
+        return entry;
     }
     uint32_t state = __atomic_load_n(&ctx->state, __ATOMIC_ACQUIRE);
     int64_t now = nsc__now();
@@ -183,11 +178,9 @@ NSC_API bool nsc_abort_callback(void *ctx)
 NSC_API int nsc_value(const nsc_context *ctx, const char *key, size_t key_len,
                       const char **value, size_t *value_len)
 {
-    if (ctx == NULL || (key == NULL && key_len > 0)) {
-        return NSC_ERR_INVALID;
-    }
-    if (ctx->abi_version != NSC_ABI_VERSION) {
-        return NSC_ERR_ABI;
+    int entry = nsc__ctx_entry(ctx, key != NULL || key_len == 0);
+    if (entry != NSC_OK) {
+        return entry;
     }
     /*
      * Linear and first-match: the Java side flattens the context chain child

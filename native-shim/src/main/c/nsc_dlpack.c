@@ -127,7 +127,7 @@ NSC_API int nsc_dl_sum_f32(nsc_context *ctx, const DLTensor *t, double *sum)
     if (status != NSC_OK) {
         return status;
     }
-    if (ctx != NULL && ctx->abi_version != NSC_ABI_VERSION) {
+    if (ctx != NULL && !nsc__ctx_live(ctx)) {
         return NSC_ERR_ABI;
     }
     if (v.count == 0) {

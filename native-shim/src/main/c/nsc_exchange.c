@@ -21,29 +21,55 @@
 #include <sys/mman.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/eventfd.h>
+#include <pthread.h>
 
 _Static_assert(sizeof(nsc_xchg_header) == NSC_XCHG_HEADER_LENGTH, "header length");
-_Static_assert(sizeof(nsc_xchg_slot) == NSC_XCHG_SLOT_META_LENGTH, "slot metadata length");
-_Static_assert(offsetof(nsc_xchg_header, version) == NSC_XCHG_OFF_VERSION, "version");
-_Static_assert(offsetof(nsc_xchg_header, slot_capacity) == NSC_XCHG_OFF_SLOT_CAPACITY, "slot_capacity");
-_Static_assert(offsetof(nsc_xchg_header, file_length) == NSC_XCHG_OFF_FILE_LENGTH, "file_length");
-_Static_assert(offsetof(nsc_xchg_header, lease_count) == NSC_XCHG_OFF_LEASE_COUNT, "lease_count");
-_Static_assert(offsetof(nsc_xchg_header, producer_pid) == NSC_XCHG_OFF_PRODUCER_PID, "producer_pid");
-_Static_assert(offsetof(nsc_xchg_header, producer_start) == NSC_XCHG_OFF_PRODUCER_START, "producer_start");
-_Static_assert(offsetof(nsc_xchg_header, heartbeat_ns) == NSC_XCHG_OFF_HEARTBEAT_NS, "heartbeat_ns");
-_Static_assert(offsetof(nsc_xchg_header, closed) == NSC_XCHG_OFF_CLOSED, "closed");
-_Static_assert(offsetof(nsc_xchg_header, notify) == NSC_XCHG_OFF_NOTIFY, "notify");
-_Static_assert(offsetof(nsc_xchg_header, latest_version) == NSC_XCHG_OFF_LATEST_VERSION, "latest_version");
-_Static_assert(offsetof(nsc_xchg_header, latest_slot) == NSC_XCHG_OFF_LATEST_SLOT, "latest_slot");
-_Static_assert(offsetof(nsc_xchg_header, leases) == NSC_XCHG_OFF_LEASES, "leases");
 _Static_assert(sizeof(nsc_xchg_lease) == NSC_XCHG_LEASE_LENGTH, "lease length");
-_Static_assert(offsetof(nsc_xchg_slot, version) == NSC_XCHG_SLOT_OFF_VERSION, "slot version");
-_Static_assert(offsetof(nsc_xchg_slot, ndim) == NSC_XCHG_SLOT_OFF_NDIM, "slot ndim");
-_Static_assert(offsetof(nsc_xchg_slot, data_offset) == NSC_XCHG_SLOT_OFF_DATA_OFFSET, "slot data_offset");
-_Static_assert(offsetof(nsc_xchg_slot, byte_length) == NSC_XCHG_SLOT_OFF_BYTE_LENGTH, "slot byte_length");
-_Static_assert(offsetof(nsc_xchg_slot, publish_ns) == NSC_XCHG_SLOT_OFF_PUBLISH_NS, "slot publish_ns");
-_Static_assert(offsetof(nsc_xchg_slot, shape) == NSC_XCHG_SLOT_OFF_SHAPE, "slot shape");
-_Static_assert(offsetof(nsc_xchg_slot, strides) == NSC_XCHG_SLOT_OFF_STRIDES, "slot strides");
+_Static_assert(sizeof(nsc_xchg_slot) == NSC_XCHG_SLOT_META_LENGTH, "slot metadata length");
+
+/*
+ * nsc_exchange.h gives the layout twice: as the structs this file uses and as
+ * the offsets the Java and Python sides use (ExchangeLayoutConformanceTest
+ * holds those to the header). Every offset is its field's: X(struct, field, offset).
+ */
+#define NSC__XCHG_OFFSETS(X)                                            \
+    X(nsc_xchg_header, magic, NSC_XCHG_OFF_MAGIC)                        \
+    X(nsc_xchg_header, version, NSC_XCHG_OFF_VERSION)                    \
+    X(nsc_xchg_header, header_length, NSC_XCHG_OFF_HEADER_LENGTH)        \
+    X(nsc_xchg_header, slot_count, NSC_XCHG_OFF_SLOT_COUNT)              \
+    X(nsc_xchg_header, slot_meta_length, NSC_XCHG_OFF_SLOT_META_LENGTH)  \
+    X(nsc_xchg_header, slot_capacity, NSC_XCHG_OFF_SLOT_CAPACITY)        \
+    X(nsc_xchg_header, data_offset, NSC_XCHG_OFF_DATA_OFFSET)            \
+    X(nsc_xchg_header, file_length, NSC_XCHG_OFF_FILE_LENGTH)            \
+    X(nsc_xchg_header, max_ndim, NSC_XCHG_OFF_MAX_NDIM)                  \
+    X(nsc_xchg_header, lease_count, NSC_XCHG_OFF_LEASE_COUNT)            \
+    X(nsc_xchg_header, producer_pid, NSC_XCHG_OFF_PRODUCER_PID)          \
+    X(nsc_xchg_header, producer_epoch, NSC_XCHG_OFF_PRODUCER_EPOCH)      \
+    X(nsc_xchg_header, producer_start, NSC_XCHG_OFF_PRODUCER_START)      \
+    X(nsc_xchg_header, heartbeat_ns, NSC_XCHG_OFF_HEARTBEAT_NS)          \
+    X(nsc_xchg_header, closed, NSC_XCHG_OFF_CLOSED)                      \
+    X(nsc_xchg_header, notify, NSC_XCHG_OFF_NOTIFY)                      \
+    X(nsc_xchg_header, latest_version, NSC_XCHG_OFF_LATEST_VERSION)      \
+    X(nsc_xchg_header, latest_slot, NSC_XCHG_OFF_LATEST_SLOT)            \
+    X(nsc_xchg_header, leases, NSC_XCHG_OFF_LEASES)                      \
+    X(nsc_xchg_lease, pid, NSC_XCHG_LEASE_OFF_PID)                       \
+    X(nsc_xchg_lease, slot, NSC_XCHG_LEASE_OFF_SLOT)                     \
+    X(nsc_xchg_lease, start, NSC_XCHG_LEASE_OFF_START)                   \
+    X(nsc_xchg_slot, seq, NSC_XCHG_SLOT_OFF_SEQ)                         \
+    X(nsc_xchg_slot, dtype, NSC_XCHG_SLOT_OFF_DTYPE)                     \
+    X(nsc_xchg_slot, version, NSC_XCHG_SLOT_OFF_VERSION)                 \
+    X(nsc_xchg_slot, ndim, NSC_XCHG_SLOT_OFF_NDIM)                       \
+    X(nsc_xchg_slot, flags, NSC_XCHG_SLOT_OFF_FLAGS)                     \
+    X(nsc_xchg_slot, data_offset, NSC_XCHG_SLOT_OFF_DATA_OFFSET)         \
+    X(nsc_xchg_slot, byte_length, NSC_XCHG_SLOT_OFF_BYTE_LENGTH)         \
+    X(nsc_xchg_slot, publish_ns, NSC_XCHG_SLOT_OFF_PUBLISH_NS)           \
+    X(nsc_xchg_slot, shape, NSC_XCHG_SLOT_OFF_SHAPE)                     \
+    X(nsc_xchg_slot, strides, NSC_XCHG_SLOT_OFF_STRIDES)
+
+#define NSC__XCHG_ASSERT_AT(type, field, off) _Static_assert(offsetof(type, field) == (off), #type "." #field);
+NSC__XCHG_OFFSETS(NSC__XCHG_ASSERT_AT)
+#undef NSC__XCHG_ASSERT_AT
 
 #define LOAD_ACQ(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
 #define STORE_REL(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
@@ -260,6 +286,19 @@ NSC_API uint64_t nsc_exchange_self_start(void)
     return proc_stat("/proc/self/stat", &state, &start) == 0 ? start : 0;
 }
 
+/* This process's start time, read once per process (a forked child reads its own). */
+static uint64_t self_start_cached(void)
+{
+    static uint32_t cached_pid;
+    static uint64_t cached_start;
+    uint32_t pid = (uint32_t) getpid();
+    if (__atomic_load_n(&cached_pid, __ATOMIC_ACQUIRE) != pid) {
+        __atomic_store_n(&cached_start, nsc_exchange_self_start(), __ATOMIC_RELAXED);
+        __atomic_store_n(&cached_pid, pid, __ATOMIC_RELEASE);
+    }
+    return __atomic_load_n(&cached_start, __ATOMIC_RELAXED);
+}
+
 NSC_API int nsc_exchange_process_alive(uint32_t pid, uint64_t start)
 {
     if (pid == 0 || pid > INT32_MAX) {
@@ -280,54 +319,298 @@ NSC_API int nsc_exchange_process_alive(uint32_t pid, uint64_t start)
  * The wait
  * ------------------------------------------------------------------------- */
 
-/* Tracks one producer through a pidfd: polling it costs no /proc read per slice. */
-struct watch {
-    uint32_t pid;
+/*
+ * The watcher: one thread per process that learns of producer deaths for
+ * every blocked wait of the process, so that a wait sleeps in one futex_waitv
+ * without a timeout and does no liveness syscall before it sleeps. A wait used
+ * to look at the producer (pidfd_open, /proc/<pid>/stat, poll) before each
+ * sleep and to wake every 2 ms to look again: on the KVM guest measured each
+ * of the two alone made a blocked consumer's wake ~10 us slower, 6-11x a plain
+ * futex wake (BENCHMARKS.md section 11).
+ *
+ * A wait registers the producer it depends on (pid + start time) in `watched`
+ * and adds the process-private word `deaths` to its futex_waitv. The watcher
+ * blocks in poll() on the pidfds of the registered producers and an eventfd
+ * (new registrations); a pidfd becomes readable when its process exits (also
+ * while it is a zombie). It then stores `dead` in the entry and increments
+ * `deaths` (seq_cst) and FUTEX_WAKEs it, so every waiter of the process
+ * wakes and looks at its own entry.
+ *
+ * Why no wake-up is lost: a waiter loads `deaths` (seq_cst), then its entry's
+ * `dead` (seq_cst), then sleeps while `deaths` still has the loaded value
+ * (the kernel compares). The watcher stores `dead` before incrementing
+ * `deaths`. So either the waiter's load of `deaths` follows the increment, and
+ * then its load of `dead` sees 1, or it precedes it, and then the kernel's
+ * compare fails or the watcher's FUTEX_WAKE finds the waiter queued.
+ *
+ * Entries: a fixed table (entries never move: a waiter keeps a pointer to its
+ * entry under a reference count), under `watch_lock`. Entries without
+ * waiters stay for NSC__WATCH_LINGER_NS (a consumer waits again at once,
+ * without another pidfd_open), then the watcher closes their pidfd (or a
+ * registration that finds the table full reuses the longest idle one); with no
+ * entry left it ends, closing its eventfd, so an idle process holds no
+ * descriptor and no thread. When the table is full, pidfd_open fails (Linux
+ * < 5.3, out of descriptors) or the watcher cannot start, a wait falls back
+ * to waking every liveness_ns to poll the producer itself, as before.
+ * A forked child starts with an empty table and no watcher (pthread_atfork).
+ */
+#define NSC__WATCH_SLOTS 64
+#define NSC__WATCH_LINGER_NS 200000000LL
+
+struct nsc__watched {
+    uint32_t pid;      /* 0: the entry is free */
     uint64_t start;
-    int pidfd;
-    int dead;
+    int pidfd;         /* -1: no pidfd (the waiters poll /proc themselves) */
+    int dead;          /* atomic: set by the watcher (or at registration) */
+    int waiters;       /* under watch_lock */
+    int64_t idle_since;
+    uint32_t generation; /* under watch_lock: changes when an idle entry is reused for another producer */
 };
 
-static void watch_close(struct watch *w)
+static pthread_mutex_t watch_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct nsc__watched watched[NSC__WATCH_SLOTS];
+static int watcher_running; /* under watch_lock */
+static int watcher_wake = -1; /* eventfd; under watch_lock */
+static uint32_t deaths;     /* atomic, process-private futex word */
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+/* Closes an entry's pidfd and frees it, with a new generation. Caller holds watch_lock; no waiter uses it. */
+static void watch_free_locked(struct nsc__watched *w)
 {
     if (w->pidfd >= 0) {
         close(w->pidfd);
-        w->pidfd = -1;
+    }
+    uint32_t generation = w->generation + 1;
+    memset(w, 0, sizeof *w);
+    w->pidfd = -1;
+    w->generation = generation;
+}
+
+/* fork: the lock is held across it, so the child's copy of the table is consistent. */
+static void watch_before_fork(void)
+{
+    pthread_mutex_lock(&watch_lock);
+}
+
+static void watch_after_fork_in_parent(void)
+{
+    pthread_mutex_unlock(&watch_lock);
+}
+
+static void watch_reset_in_child(void)
+{
+    /* The child has one thread (no watcher) and copies of the parent's descriptors: start over. */
+    for (int i = 0; i < NSC__WATCH_SLOTS; i++) {
+        if (watched[i].pid != 0) {
+            watch_free_locked(&watched[i]);
+        }
+    }
+    if (watcher_wake >= 0) {
+        close(watcher_wake);
+    }
+    watcher_wake = -1;
+    watcher_running = 0;
+    pthread_mutex_unlock(&watch_lock);
+}
+
+static void watch_register_atfork(void)
+{
+    pthread_atfork(watch_before_fork, watch_after_fork_in_parent, watch_reset_in_child);
+}
+
+static void *watcher_main(void *unused)
+{
+    (void) unused;
+    struct pollfd fds[NSC__WATCH_SLOTS + 1];
+    int index[NSC__WATCH_SLOTS + 1];
+    uint32_t generation[NSC__WATCH_SLOTS + 1];
+    pthread_mutex_lock(&watch_lock);
+    for (;;) {
+        int64_t now = nsc__now(), timeout_ns = -1;
+        int n = 0, entries = 0;
+        fds[n++] = (struct pollfd) { .fd = watcher_wake, .events = POLLIN, .revents = 0 };
+        for (int i = 0; i < NSC__WATCH_SLOTS; i++) {
+            struct nsc__watched *w = &watched[i];
+            if (w->pid == 0) {
+                continue;
+            }
+            if (w->waiters == 0) {
+                int64_t left = w->idle_since + NSC__WATCH_LINGER_NS - now;
+                if (left <= 0) {
+                    watch_free_locked(w);
+                    continue;
+                }
+                timeout_ns = timeout_ns < 0 || left < timeout_ns ? left : timeout_ns;
+            }
+            entries++;
+            if (w->pidfd >= 0 && !__atomic_load_n(&w->dead, __ATOMIC_SEQ_CST)) {
+                index[n] = i;
+                generation[n] = w->generation;
+                fds[n++] = (struct pollfd) { .fd = w->pidfd, .events = POLLIN, .revents = 0 };
+            }
+        }
+        if (entries == 0) {
+            close(watcher_wake);
+            watcher_wake = -1;
+            watcher_running = 0;
+            pthread_mutex_unlock(&watch_lock);
+            return NULL;
+        }
+        if (timeout_ns < 0) {
+            timeout_ns = NSC__WATCH_LINGER_NS; /* a wait may end meanwhile: look again then (releases make no syscall) */
+        }
+        pthread_mutex_unlock(&watch_lock);
+        /*
+         * Only this thread closes the eventfd. A pidfd is closed here or, for
+         * an idle entry reused, by watch_acquire under the lock: a descriptor
+         * closed while we poll it is still polled safely (poll holds the
+         * file), and the generation check below ignores what it reports.
+         */
+        int ready = poll(fds, (nfds_t) n, timeout_ns < 0 ? -1 : (int) (timeout_ns / 1000000 + 1));
+        pthread_mutex_lock(&watch_lock);
+        if (ready <= 0) {
+            continue; /* a linger ended (or EINTR) */
+        }
+        if (fds[0].revents != 0) {
+            uint64_t count;
+            (void) !read(watcher_wake, &count, sizeof count);
+        }
+        int died = 0;
+        for (int k = 1; k < n; k++) {
+            /* An entry reused while we polled (its old pidfd closed by watch_acquire) is not the one that fired. */
+            if (fds[k].revents != 0 && watched[index[k]].generation == generation[k]) {
+                __atomic_store_n(&watched[index[k]].dead, 1, __ATOMIC_SEQ_CST);
+                died = 1;
+            }
+        }
+        if (died) {
+            __atomic_add_fetch(&deaths, 1, __ATOMIC_SEQ_CST);
+            syscall(SYS_futex, &deaths, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+        }
     }
 }
 
-/* @return NSC_OK while the header's producer lives, else PRODUCER_DEAD / PRODUCER_CLOSED. */
-static int watch_check(struct watch *w, const nsc_xchg_header *h)
+/* Starts the watcher if it is not running. Caller holds watch_lock. @return 1 when it runs. */
+static int watcher_ensure_locked(void)
+{
+    if (watcher_running) {
+        return 1;
+    }
+    pthread_once(&atfork_once, watch_register_atfork);
+    watcher_wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (watcher_wake < 0) {
+        return 0;
+    }
+    pthread_attr_t attr;
+    pthread_t thread;
+    int ok = pthread_attr_init(&attr) == 0;
+    ok = ok && pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0;
+    ok = ok && pthread_attr_setstacksize(&attr, 64 * 1024) == 0;
+    ok = ok && pthread_create(&thread, &attr, watcher_main, NULL) == 0;
+    pthread_attr_destroy(&attr);
+    if (!ok) {
+        close(watcher_wake);
+        watcher_wake = -1;
+        return 0;
+    }
+    watcher_running = 1;
+    return 1;
+}
+
+/*
+ * Registers a wait on the producer (pid, start).
+ * @return the entry (its dead flag tells whether the producer was already
+ *         gone), or NULL when the watcher cannot watch it: poll instead.
+ */
+static struct nsc__watched *watch_acquire(uint32_t pid, uint64_t start)
+{
+    pthread_mutex_lock(&watch_lock);
+    struct nsc__watched *found = NULL, *free_entry = NULL, *idle = NULL;
+    for (int i = 0; i < NSC__WATCH_SLOTS && found == NULL; i++) {
+        if (watched[i].pid == pid && watched[i].start == start) {
+            found = &watched[i];
+        } else if (watched[i].pid == 0 && free_entry == NULL) {
+            free_entry = &watched[i];
+        } else if (watched[i].pid != 0 && watched[i].waiters == 0
+                   && (idle == NULL || watched[i].idle_since < idle->idle_since)) {
+            idle = &watched[i];
+        }
+    }
+    if (found == NULL && free_entry == NULL && idle != NULL) {
+        /*
+         * Full of lingering entries (many producers waited for in a short
+         * time): reuse the longest idle one. The watcher may be polling its
+         * pidfd; closing it there is safe (poll holds the file), and the new
+         * generation makes the watcher ignore what that poll reports for it.
+         */
+        watch_free_locked(idle);
+        free_entry = idle;
+    }
+    if (found == NULL && free_entry != NULL && watcher_ensure_locked()) {
+        int pidfd = (int) syscall(SYS_pidfd_open, (pid_t) pid, 0);
+        if (pidfd >= 0) {
+            found = free_entry;
+            found->pid = pid;
+            found->start = start;
+            found->pidfd = pidfd;
+            found->waiters = 0;
+            /* The pidfd names whatever process has the pid now: it is ours only if the start time matches. */
+            __atomic_store_n(&found->dead, !nsc_exchange_process_alive(pid, start), __ATOMIC_SEQ_CST);
+            uint64_t one = 1;
+            (void) !write(watcher_wake, &one, sizeof one);
+        }
+    }
+    if (found != NULL && found->pidfd >= 0) {
+        found->waiters++;
+    } else {
+        found = NULL;
+    }
+    pthread_mutex_unlock(&watch_lock);
+    return found;
+}
+
+static void watch_release(struct nsc__watched *w)
+{
+    if (w == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&watch_lock);
+    if (--w->waiters == 0) {
+        w->idle_since = nsc__now(); /* the watcher frees it after the linger: no syscall here */
+    }
+    pthread_mutex_unlock(&watch_lock);
+}
+
+/* What a wait knows about its producer. */
+struct liveness {
+    uint32_t pid;
+    uint64_t start;
+    struct nsc__watched *watch; /* NULL: none needed (self, closed) or not available (poll) */
+    int self;
+    int dead;                   /* polled verdict (no watch) */
+};
+
+/* @return NSC_OK while the producer lives, else PRODUCER_DEAD / PRODUCER_CLOSED. `poll_now`: no watch, look. */
+static int liveness_check(struct liveness *l, const nsc_xchg_header *h, int poll_now)
 {
     if (LOAD_ACQ(&h->closed)) {
         return NSC_XCHG_PRODUCER_CLOSED;
     }
-    uint32_t pid = LOAD_ACQ(&h->producer_pid);
-    uint64_t start = LOAD_ACQ(&h->producer_start);
-    if (pid != w->pid || start != w->start) {
-        /* First look, or a take-over: follow the new producer. */
-        watch_close(w);
-        w->pid = pid;
-        w->start = start;
-        w->dead = 0;
-        if (pid != 0 && pid <= INT32_MAX) {
-            w->pidfd = (int) syscall(SYS_pidfd_open, (pid_t) pid, 0);
+    int dead;
+    if (l->self) {
+        dead = 0;
+    } else if (l->watch != NULL) {
+        dead = __atomic_load_n(&l->watch->dead, __ATOMIC_SEQ_CST);
+    } else {
+        if (poll_now) {
+            l->dead = !nsc_exchange_process_alive(l->pid, l->start);
         }
-        /* The pidfd names whatever process has the pid now: it is ours only if the start time matches. */
-        w->dead = !nsc_exchange_process_alive(pid, start);
+        dead = l->dead;
     }
-    if (!w->dead && w->pidfd >= 0) {
-        struct pollfd p = { .fd = w->pidfd, .events = POLLIN, .revents = 0 };
-        if (poll(&p, 1, 0) > 0) {
-            w->dead = 1; /* readable: the process exited (also while it is a zombie) */
-        }
-    } else if (!w->dead) {
-        w->dead = !nsc_exchange_process_alive(pid, start); /* no pidfd (old kernel): read /proc */
-    }
-    if (w->dead && LOAD_ACQ(&h->closed)) {
+    if (dead && LOAD_ACQ(&h->closed)) {
         return NSC_XCHG_PRODUCER_CLOSED;
     }
-    return w->dead ? NSC_XCHG_PRODUCER_DEAD : NSC_OK;
+    return dead ? NSC_XCHG_PRODUCER_DEAD : NSC_OK;
 }
 
 static int waitv_missing = 0; /* set once futex_waitv answered ENOSYS */
@@ -338,7 +621,7 @@ NSC_API int nsc_exchange_wait(nsc_context *ctx, const void *header, uint32_t exp
     if (header == NULL || ((uintptr_t) header & 63) != 0) {
         return NSC_ERR_INVALID;
     }
-    if (ctx != NULL && ctx->abi_version != NSC_ABI_VERSION) {
+    if (ctx != NULL && !nsc__ctx_live(ctx)) {
         return NSC_ERR_ABI;
     }
     const nsc_xchg_header *h = header;
@@ -350,8 +633,24 @@ NSC_API int nsc_exchange_wait(nsc_context *ctx, const void *header, uint32_t exp
     }
     const int64_t deadline = ctx != NULL ? ctx->deadline_ns : NSC_NO_DEADLINE;
     const int64_t until = timeout_ns < 0 ? INT64_MAX : nsc__add_sat(nsc__now(), timeout_ns);
-    struct watch w = { .pid = 0, .start = 0, .pidfd = -1, .dead = 0 };
     uint32_t *notify = (uint32_t *) &h->notify;
+
+    /*
+     * The producer this wait depends on. A take-over or a close while we
+     * sleep bumps notify, so the wait returns NSC_OK and the caller's next
+     * wait looks at the new producer.
+     */
+    struct liveness l = { .pid = LOAD_ACQ(&h->producer_pid), .start = 0, .watch = NULL, .self = 0, .dead = 0 };
+    l.start = LOAD_ACQ(&h->producer_start);
+    l.self = l.pid == (uint32_t) getpid() && l.start == self_start_cached();
+    if (!l.self && !LOAD_ACQ(&h->closed)) {
+        if (l.pid == 0 || l.pid > INT32_MAX) {
+            l.dead = 1;
+        } else {
+            l.watch = watch_acquire(l.pid, l.start);
+        }
+    }
+    const int polling = !l.self && l.watch == NULL && !l.dead;
     int result;
 
     /*
@@ -359,19 +658,20 @@ NSC_API int nsc_exchange_wait(nsc_context *ctx, const void *header, uint32_t exp
      * the first load of state, so that nsc_context_cancel (CAS state, then
      * load sleepers) either sees us and FUTEX_WAKEs the state word, or its
      * state store precedes our load and futex_waitv's compare of state with
-     * NSC_OK fails with EAGAIN. The state word is process-private memory:
-     * it is waited on with FUTEX2_PRIVATE, matching the canceller's
-     * FUTEX_WAKE_PRIVATE. The notify word is in the shared mapping: no
+     * NSC_OK fails with EAGAIN. The state word and `deaths` are
+     * process-private memory: waited on with FUTEX2_PRIVATE, matching the
+     * FUTEX_WAKE_PRIVATEs. The notify word is in the shared mapping: no
      * FUTEX2_PRIVATE, so the producer's FUTEX_WAKE from another process
-     * reaches us. A wake that lands between our load of notify and the
-     * kernel queueing us is not lost: the kernel compares notify with
-     * `expected` and returns EAGAIN when it changed.
+     * reaches us. A wake that lands between our load of a word and the
+     * kernel queueing us is not lost: the kernel compares each word with the
+     * value we loaded and returns EAGAIN when one changed.
      */
     if (ctx != NULL) {
         __atomic_add_fetch(&ctx->sleepers, 1, __ATOMIC_SEQ_CST);
     }
     int64_t next_check = 0;
     for (;;) {
+        uint32_t deaths_seen = __atomic_load_n(&deaths, __ATOMIC_SEQ_CST);
         if (ctx != NULL) {
             int status = (int) __atomic_load_n(&ctx->state, __ATOMIC_SEQ_CST);
             if (status != NSC_OK) {
@@ -383,25 +683,26 @@ NSC_API int nsc_exchange_wait(nsc_context *ctx, const void *header, uint32_t exp
             result = NSC_OK;
             break;
         }
-        int64_t now = nsc__now();
+        /* Only a polling wait reads the clock when it has no bound: the watched one sleeps untimed. */
+        int64_t now = polling || until != INT64_MAX || deadline != NSC_NO_DEADLINE ? nsc__now() : 0;
         if (deadline != NSC_NO_DEADLINE && now >= deadline) {
             result = NSC_DEADLINE_EXCEEDED;
             break;
         }
-        if (now >= next_check) {
-            int live = watch_check(&w, h);
-            if (live != NSC_OK) {
-                /* A publication that raced with the death still counts. */
-                result = __atomic_load_n(notify, __ATOMIC_SEQ_CST) != expected ? NSC_OK : live;
-                break;
-            }
+        int live = liveness_check(&l, h, polling && now >= next_check);
+        if (live != NSC_OK) {
+            /* A publication that raced with the death still counts. */
+            result = __atomic_load_n(notify, __ATOMIC_SEQ_CST) != expected ? NSC_OK : live;
+            break;
+        }
+        if (polling && now >= next_check) {
             next_check = nsc__add_sat(now, liveness_ns);
         }
         if (now >= until) {
             result = NSC_TIMEOUT;
             break;
         }
-        int64_t wake_at = next_check;
+        int64_t wake_at = polling ? next_check : INT64_MAX;
         if (until < wake_at) {
             wake_at = until;
         }
@@ -410,21 +711,28 @@ NSC_API int nsc_exchange_wait(nsc_context *ctx, const void *header, uint32_t exp
         }
         long rc;
         if (!__atomic_load_n(&waitv_missing, __ATOMIC_RELAXED)) {
-            struct nsc__futex_waitv fw[2] = {
+            struct nsc__futex_waitv fw[3] = {
                 { .val = expected, .uaddr = (uint64_t) (uintptr_t) notify, .flags = NSC__FUTEX2_SIZE_U32, .reserved = 0 },
+                { .val = deaths_seen, .uaddr = (uint64_t) (uintptr_t) &deaths,
+                  .flags = NSC__FUTEX2_SIZE_U32 | NSC__FUTEX2_PRIVATE, .reserved = 0 },
                 { .val = NSC_OK, .uaddr = ctx != NULL ? (uint64_t) (uintptr_t) &ctx->state : 0,
                   .flags = NSC__FUTEX2_SIZE_U32 | NSC__FUTEX2_PRIVATE, .reserved = 0 },
             };
+            /* No timer unless the wait has a bound: arming one costs the wake several microseconds. */
             struct timespec abs = nsc__ns_to_timespec(wake_at);
-            rc = syscall(SYS_futex_waitv, fw, ctx != NULL ? 2u : 1u, 0u, &abs, CLOCK_MONOTONIC);
+            rc = syscall(SYS_futex_waitv, fw, ctx != NULL ? 3u : 2u, 0u, wake_at == INT64_MAX ? NULL : &abs,
+                         CLOCK_MONOTONIC);
             if (rc < 0 && errno == ENOSYS) {
                 __atomic_store_n(&waitv_missing, 1, __ATOMIC_RELAXED);
                 continue;
             }
         } else {
-            /* Fallback (Linux < 5.16): the notify word alone, in slices short enough to see a cancel. */
+            /* Fallback (Linux < 5.16): the notify word alone, in slices short enough to see a cancel or a death. */
+            if (now == 0) {
+                now = nsc__now();
+            }
             int64_t slice = wake_at - now;
-            if (ctx != NULL && slice > 1000000) {
+            if (slice > 1000000) {
                 slice = 1000000;
             }
             struct timespec rel = nsc__ns_to_timespec(slice);
@@ -438,7 +746,7 @@ NSC_API int nsc_exchange_wait(nsc_context *ctx, const void *header, uint32_t exp
     if (ctx != NULL) {
         __atomic_sub_fetch(&ctx->sleepers, 1, __ATOMIC_SEQ_CST);
     }
-    watch_close(&w);
+    watch_release(l.watch);
     return result;
 }
 
@@ -681,6 +989,49 @@ static int leased(nsc_exchange *x, uint32_t slot)
         __atomic_compare_exchange_n(&l->pid, &pid, 0, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
     }
     return 0;
+}
+
+NSC_API int nsc_exchange_lease(nsc_exchange *x, const nsc_xchg_tensor *view, uint32_t *entry)
+{
+    if (x == NULL || view == NULL || entry == NULL || view->slot >= x->slot_count) {
+        return NSC_ERR_INVALID;
+    }
+    nsc_xchg_header *h = hdr(x);
+    uint32_t pid = (uint32_t) getpid();
+    for (uint32_t i = 0; i < NSC_XCHG_LEASES; i++) {
+        nsc_xchg_lease *l = &h->leases[i];
+        uint32_t expected = 0;
+        if (__atomic_load_n(&l->pid, __ATOMIC_SEQ_CST) != 0
+            || !__atomic_compare_exchange_n(&l->pid, &expected, pid, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+            continue;
+        }
+        __atomic_store_n(&l->start, self_start_cached(), __ATOMIC_SEQ_CST);
+        __atomic_store_n(&l->slot, view->slot, __ATOMIC_SEQ_CST);
+        /* seq_cst after our slot store: Dekker with the producer's odd seq store (see claim). */
+        if (__atomic_load_n(&slot_at(x, view->slot)->seq, __ATOMIC_SEQ_CST) != view->seq) {
+            nsc_exchange_lease_release(x, i);
+            return NSC_XCHG_OVERRUN;
+        }
+        *entry = i;
+        return NSC_OK;
+    }
+    return NSC_XCHG_BUSY;
+}
+
+NSC_API int nsc_exchange_lease_release(nsc_exchange *x, uint32_t entry)
+{
+    if (x == NULL || entry >= NSC_XCHG_LEASES) {
+        return NSC_ERR_INVALID;
+    }
+    nsc_xchg_lease *l = &hdr(x)->leases[entry];
+    if (__atomic_load_n(&l->pid, __ATOMIC_SEQ_CST) != (uint32_t) getpid()) {
+        return NSC_ERR_INVALID; /* not ours (never taken, released twice, or another process's) */
+    }
+    /* As Java's Leases.release: slot, start, then the pid that frees the entry. */
+    __atomic_store_n(&l->slot, UINT32_MAX, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&l->start, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&l->pid, 0, __ATOMIC_SEQ_CST);
+    return NSC_OK;
 }
 
 static void fill_view(const nsc_exchange *x, uint32_t slot, const nsc_xchg_slot *m, uint32_t seq, nsc_xchg_tensor *out)

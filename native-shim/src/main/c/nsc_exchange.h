@@ -228,10 +228,17 @@ NSC_API int nsc_exchange_validate_slot(const void *base, uint64_t length, uint32
  * Blocks until the header's notify word differs from `expected`, the context
  * is done (ctx may be NULL: never), its deadline passes, timeout_ns elapses
  * (< 0: none), or the producer is found dead or closed. One futex_waitv on the
- * notify word (shared) and ctx->state (private; nsc_context_cancel wakes it),
- * woken every liveness_ns (<= 0: 2 ms) to check the producer. Falls back to a
- * futex wait on notify alone, in slices of at most 1 ms, where futex_waitv is
- * missing (Linux < 5.16).
+ * notify word (shared), ctx->state (private; nsc_context_cancel wakes it) and
+ * a private word that the process's watcher thread bumps when a watched
+ * producer's pidfd reports its exit, so a dead producer wakes its waiters at
+ * once (milliseconds: the kernel's teardown of the process) and a wait with
+ * neither timeout nor deadline arms no timer. The watcher starts with the
+ * first wait on a producer of another process, and ends, closing its
+ * descriptors, when no wait used it for a fraction of a second. Only when it
+ * cannot watch (Linux < 5.3 without pidfd_open, out of descriptors, 64
+ * producers waited for at once) does the wait wake every liveness_ns (<= 0:
+ * 2 ms) to read /proc itself. Falls back to a futex wait on notify alone, in
+ * slices of at most 1 ms, where futex_waitv is missing (Linux < 5.16).
  * @return NSC_OK, NSC_CANCELED, NSC_DEADLINE_EXCEEDED, NSC_TIMEOUT,
  *         NSC_XCHG_PRODUCER_DEAD, NSC_XCHG_PRODUCER_CLOSED, NSC_ERR_INVALID,
  *         NSC_ERR_ABI, NSC_XCHG_ERR_FORMAT, NSC_ERR_SYSTEM.
@@ -300,6 +307,26 @@ NSC_API int nsc_exchange_read(nsc_exchange *x, int next, uint64_t after_version,
 
 /** @return 1 while the view's slot still holds it (seq unchanged), else 0. */
 NSC_API int nsc_exchange_still_valid(const nsc_exchange *x, const nsc_xchg_tensor *view);
+
+/**
+ * Consumer: holds the view's slot against reuse (the producer skips leased
+ * slots) until nsc_exchange_lease_release, so native code may read the view
+ * for as long as it needs. The lease table is the header's (shared with the
+ * Java Consumer.lease and the Python module): this process's pid is CASed into
+ * a free entry, then its start time and the slot are stored (seq_cst), and
+ * only then is the slot's seq re-checked; the producer makes a seq odd
+ * (seq_cst) before it reads the table, so one of the two sees the other. A
+ * process that dies holding leases leaves nothing behind: the producer frees
+ * entries whose holder is gone (pid + start time).
+ * @return NSC_OK with *entry set; NSC_XCHG_OVERRUN when the slot was
+ *         overwritten before the lease took hold (nothing held: read again);
+ *         NSC_XCHG_BUSY when all NSC_XCHG_LEASES entries are taken;
+ *         NSC_ERR_INVALID.
+ */
+NSC_API int nsc_exchange_lease(nsc_exchange *x, const nsc_xchg_tensor *view, uint32_t *entry);
+
+/** Releases a lease taken by nsc_exchange_lease (entry as it returned). @return NSC_OK or NSC_ERR_INVALID. */
+NSC_API int nsc_exchange_lease_release(nsc_exchange *x, uint32_t entry);
 
 /** Producer liveness as the header names it. @return 1 alive, 0 dead, -1 closed. */
 NSC_API int nsc_exchange_producer_state(const nsc_exchange *x);

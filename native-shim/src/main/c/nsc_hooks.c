@@ -144,6 +144,20 @@ static uint32_t node_state(const nsc_hook_t *h)
     return __atomic_load_n(&h->state, __ATOMIC_RELAXED);
 }
 
+/* A REGISTERED node, not yet linked; counted until free_node. */
+static nsc_hook_t *new_node(nsc_context *ctx, nsc_cancel_fn fn, void *arg)
+{
+    nsc_hook_t *h = malloc(sizeof *h);
+    if (h == NULL) {
+        return NULL;
+    }
+    nsc__count(&nsc__counters.live_hooks, 1);
+    nsc__count(&nsc__counters.native_bytes, (int64_t) sizeof *h);
+    /* Unlinked (next, prev NULL), no flags; the canceller sets runner again before RUNNING. */
+    *h = (nsc_hook_t) {.fn = fn, .arg = arg, .ctx = ctx, .state = HOOK_REGISTERED, .runner = pthread_self()};
+    return h;
+}
+
 static void free_node(nsc_hook_t *h)
 {
     free(h);
@@ -160,11 +174,9 @@ NSC_API int nsc_hook_register(nsc_context *ctx, nsc_cancel_fn fn, void *arg, nsc
     if (hook != NULL) {
         *hook = NULL;
     }
-    if (ctx == NULL || fn == NULL || hook == NULL) {
-        return NSC_ERR_INVALID;
-    }
-    if (ctx->abi_version != NSC_ABI_VERSION) {
-        return NSC_ERR_ABI;
+    int entry = nsc__ctx_entry(ctx, fn != NULL && hook != NULL);
+    if (entry != NSC_OK) {
+        return entry;
     }
 
     /* Already done: skip the allocation, the status cannot change any more. */
@@ -174,20 +186,10 @@ NSC_API int nsc_hook_register(nsc_context *ctx, nsc_cancel_fn fn, void *arg, nsc
         return status;
     }
 
-    nsc_hook_t *h = malloc(sizeof *h);
+    nsc_hook_t *h = new_node(ctx, fn, arg);
     if (h == NULL) {
         return NSC_ERR_NOMEM;
     }
-    nsc__count(&nsc__counters.live_hooks, 1);
-    nsc__count(&nsc__counters.native_bytes, (int64_t) sizeof *h);
-    h->fn = fn;
-    h->arg = arg;
-    h->ctx = ctx;
-    h->next = NULL;
-    h->prev = NULL;
-    h->state = HOOK_REGISTERED;
-    h->flags = 0;
-    h->runner = pthread_self();
 
     lock_hooks(ctx);
     /*

@@ -96,6 +96,28 @@ static inline void nsc__signal_done_fd(int fd)
     }
 }
 
+/* abi_version is a context's "live" mark: set by init, cleared by destroy (nsc_context.c says why). */
+static inline bool nsc__ctx_live(const nsc_context *ctx)
+{
+    return ctx->abi_version == NSC_ABI_VERSION;
+}
+
+/*
+ * The entry check of every call that takes a context, in this order:
+ * NSC_ERR_INVALID for a NULL context or when the call's own arguments are not
+ * (args_valid false), NSC_ERR_ABI for a struct that is not live, else NSC_OK.
+ */
+static inline int nsc__ctx_entry(const nsc_context *ctx, bool args_valid)
+{
+    if (ctx == NULL || !args_valid) {
+        return NSC_ERR_INVALID;
+    }
+    if (!nsc__ctx_live(ctx)) {
+        return NSC_ERR_ABI;
+    }
+    return NSC_OK;
+}
+
 /* nsc_hooks.c: runs and unlinks every registered hook; called once, by the cancel winner. */
 NSC__HIDDEN void nsc__hooks_run(nsc_context *ctx, int status);
 

@@ -6,7 +6,9 @@
  *          raw row-major pointers or DLPack descriptors with any strides;
  *   wait:  blocking, nsc_wait_fd on the caller's fd;
  *   spin:  a busy loop polling on every iteration (cancel latency benchmark);
- *   noop / noop_ctx: call-overhead baselines.
+ *   spin / wait / hook _current: the same without a context parameter,
+ *          through nsc_current();
+ *   noop / noop_ctx / bench_poll_*: call-overhead baselines.
  */
 #include "nsc_internal.h"
 #include "nsc_reference.h"
@@ -140,7 +142,7 @@ static void dense_tile(const struct dense_operands *op, int64_t i0, int64_t i1, 
 /* The tile loop shared by both entry points, after their argument checks. */
 static int dense_run(nsc_context *ctx, const struct dense_operands *op, int64_t repeat, nsc_predict_stats *stats)
 {
-    if (ctx != NULL && ctx->abi_version != NSC_ABI_VERSION) {
+    if (ctx != NULL && !nsc__ctx_live(ctx)) {
         return stats_end(stats, NSC_ERR_ABI, 0, 0);
     }
 
@@ -352,7 +354,7 @@ NSC_API int nsc_predict_spin(nsc_context *ctx, int64_t duration_ns, nsc_predict_
     if (ctx == NULL && duration_ns < 0) {
         return stats_end(stats, NSC_ERR_INVALID, 0, 0);
     }
-    if (ctx != NULL && ctx->abi_version != NSC_ABI_VERSION) {
+    if (ctx != NULL && !nsc__ctx_live(ctx)) {
         return stats_end(stats, NSC_ERR_ABI, 0, 0);
     }
 
@@ -385,6 +387,84 @@ NSC_API int nsc_predict_spin(nsc_context *ctx, int64_t duration_ns, nsc_predict_
 }
 
 /* ---------------------------------------------------------------------------
+ * Without a context parameter: through nsc_current()
+ * ------------------------------------------------------------------------- */
+
+NSC_API int nsc_predict_spin_current(int64_t duration_ns, nsc_predict_stats *stats)
+{
+    nsc_context *ctx = nsc_current();
+    stats_begin(stats, ctx);
+    if (ctx == NULL) {
+        return stats_end(stats, NSC_ERR_INVALID, 0, 0);
+    }
+    const int64_t until = duration_ns < 0 ? INT64_MAX : nsc__add_sat(nsc__now(), duration_ns);
+    uint64_t spins = 0;
+    for (;;) {
+        /* Every poll goes through the thread-local, as code without the pointer does. */
+        int status = (spins + 1) % NSC_DEFAULT_CHECK_INTERVAL == 0 ? nsc_current_check_clock() : nsc_current_check();
+        if (status != NSC_OK) {
+            return stats_end(stats, status, spins, spins + 1);
+        }
+        if ((spins & 31) == 0 && until != INT64_MAX && nsc__now() >= until) {
+            return stats_end(stats, NSC_OK, spins, spins + 1);
+        }
+        __builtin_ia32_pause();
+        spins++;
+    }
+}
+
+NSC_API int nsc_predict_wait_current(int fd, int64_t timeout_ns, uint64_t *value, nsc_predict_stats *stats)
+{
+    nsc_context *ctx = nsc_current();
+    if (ctx == NULL) {
+        stats_begin(stats, NULL);
+        return stats_end(stats, NSC_ERR_INVALID, 0, 0);
+    }
+    return nsc_predict_wait(ctx, fd, timeout_ns, value, stats);
+}
+
+/* The hook of nsc_predict_hook_current: records the status, then wakes the futex waiter. */
+static void hook_current_fired(void *arg, int status)
+{
+    uint32_t *word = arg;
+    __atomic_store_n(word, (uint32_t) status, __ATOMIC_RELEASE);
+    nsc__futex_wake(word, 1);
+}
+
+NSC_API int nsc_predict_hook_current(int64_t timeout_ns)
+{
+    nsc_context *ctx = nsc_current();
+    if (ctx == NULL || timeout_ns < 0) {
+        return NSC_ERR_INVALID;
+    }
+    uint32_t fired = 0; /* 0 until the hook ran, then its status (never 0: NSC_OK is not a cancel status) */
+    nsc_hook_t *hook = NULL;
+    int status = nsc_hook_register(ctx, hook_current_fired, &fired, &hook);
+    if (status != NSC_OK) {
+        return status; /* ran at once (already done), or an error */
+    }
+    const int64_t until = nsc__add_sat(nsc__now(), timeout_ns);
+    for (;;) {
+        uint32_t seen = __atomic_load_n(&fired, __ATOMIC_ACQUIRE);
+        if (seen != 0) {
+            status = (int) seen;
+            break;
+        }
+        const int64_t now = nsc__now();
+        if (now >= until) {
+            status = NSC_TIMEOUT;
+            break;
+        }
+        struct timespec left = nsc__ns_to_timespec(until - now);
+        /* EAGAIN (the hook stored first), EINTR and timeouts all loop back to the load. */
+        nsc__futex_wait(&fired, 0, &left);
+    }
+    /* Waits for a hook still running in the canceller, so `fired` may go out of scope after it. */
+    nsc_hook_deregister(hook);
+    return status;
+}
+
+/* ---------------------------------------------------------------------------
  * Baselines
  * ------------------------------------------------------------------------- */
 
@@ -398,4 +478,23 @@ NSC_API int nsc_noop_ctx(nsc_context *ctx)
         return NSC_ERR_INVALID;
     }
     return nsc_check(ctx);
+}
+
+NSC_API int64_t nsc_bench_poll_ctx(const nsc_context *ctx, int64_t n)
+{
+    int64_t ok = 0;
+    while (ok < n && nsc_check(ctx) == NSC_OK) {
+        ok++;
+    }
+    return ok;
+}
+
+NSC_API int64_t nsc_bench_poll_current(int64_t n)
+{
+    int64_t ok = 0;
+    /* nsc_current_check is an exported symbol of another file: a call per poll, as from a user's library. */
+    while (ok < n && nsc_current_check() == NSC_OK) {
+        ok++;
+    }
+    return ok;
 }

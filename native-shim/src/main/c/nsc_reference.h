@@ -58,6 +58,42 @@ NSC_API int nsc_predict_wait(nsc_context *ctx, int fd, int64_t timeout_ns, uint6
 NSC_API int nsc_predict_spin(nsc_context *ctx, int64_t duration_ns, nsc_predict_stats *stats);
 
 /* ---------------------------------------------------------------------------
+ * Reference predictors without a context parameter
+ *
+ * Written like code that cannot be handed an nsc_context * (a vendor API's
+ * callback, a kernel deep below it): they find it with nsc_current(), and
+ * return NSC_ERR_INVALID when there is none (no bridged call sets it here).
+ * ------------------------------------------------------------------------- */
+
+/**
+ * nsc_predict_spin over the current context: busy-loops for duration_ns (< 0:
+ * until stopped) with nsc_current_check on every iteration and
+ * nsc_current_check_clock every NSC_DEFAULT_CHECK_INTERVAL-th. stats->trace_id
+ * is read with nsc_value(nsc_current(), ...).
+ * @return NSC_OK after duration_ns, NSC_CANCELED, NSC_DEADLINE_EXCEEDED,
+ *         NSC_ERR_INVALID (no current context).
+ */
+NSC_API int nsc_predict_spin_current(int64_t duration_ns, nsc_predict_stats *stats);
+
+/**
+ * nsc_predict_wait over the current context: nsc_wait_fd(nsc_current(), fd,
+ * ...), then one read of up to 8 bytes into *value (may be NULL).
+ * @return as nsc_predict_wait; NSC_ERR_INVALID also without a current context.
+ */
+NSC_API int nsc_predict_wait_current(int fd, int64_t timeout_ns, uint64_t *value, nsc_predict_stats *stats);
+
+/**
+ * Registers a cancel hook on the current context and blocks (a futex wait, no
+ * context check) until the hook has run or timeout_ns (>= 0) elapsed, then
+ * deregisters it: native code that only a hook can stop.
+ * @return the status the hook ran with (NSC_CANCELED, NSC_DEADLINE_EXCEEDED;
+ *         also when it ran at once because the context was already done),
+ *         NSC_TIMEOUT, NSC_ERR_INVALID (no current context, negative timeout),
+ *         NSC_ERR_NOMEM, NSC_ERR_ABI.
+ */
+NSC_API int nsc_predict_hook_current(int64_t timeout_ns);
+
+/* ---------------------------------------------------------------------------
  * DLPack
  *
  * The functions below take DLPack DLTensor descriptors and accept one exactly
@@ -110,6 +146,20 @@ NSC_API void nsc_noop(void);
 
 /** @return nsc_check(ctx): the cheapest call that takes a context. */
 NSC_API int nsc_noop_ctx(nsc_context *ctx);
+
+/**
+ * Polls ctx with nsc_check up to n times, stopping at the first status that
+ * is not NSC_OK: a tight loop over a pointer that was passed in.
+ * @return the polls that returned NSC_OK.
+ */
+NSC_API int64_t nsc_bench_poll_ctx(const nsc_context *ctx, int64_t n);
+
+/**
+ * The same loop with nsc_current_check() (a call into the shim and a
+ * thread-local load per poll): the cost of not having the pointer.
+ * @return the polls that returned NSC_OK.
+ */
+NSC_API int64_t nsc_bench_poll_current(int64_t n);
 
 #ifdef __cplusplus
 }

@@ -67,29 +67,25 @@ static void slack_restore(unsigned long old)
 }
 
 /*
- * The entry checks of nsc_wait_fd and nsc_sleep: the arguments (args_valid:
- * the call's own ones are), then the ABI version, then the state word, so
- * that a context done on entry is answered without creating an fd or blocking.
+ * The entry checks of nsc_wait_fd and nsc_sleep: nsc__ctx_entry's (args_valid:
+ * the call's own arguments are), then the state word, so that a context done
+ * on entry is answered without creating an fd or blocking.
  * @return NSC_OK to go on, else the status the wait returns.
  */
 static int wait_entry(const nsc_context *ctx, bool args_valid)
 {
-    if (ctx == NULL || !args_valid) {
-        return NSC_ERR_INVALID;
-    }
-    if (ctx->abi_version != NSC_ABI_VERSION) {
-        return NSC_ERR_ABI;
+    int entry = nsc__ctx_entry(ctx, args_valid);
+    if (entry != NSC_OK) {
+        return entry;
     }
     return (int) __atomic_load_n(&ctx->state, __ATOMIC_ACQUIRE);
 }
 
 NSC_API int nsc_done_fd(nsc_context *ctx)
 {
-    if (ctx == NULL) {
-        return NSC_ERR_INVALID;
-    }
-    if (ctx->abi_version != NSC_ABI_VERSION) {
-        return NSC_ERR_ABI;
+    int entry = nsc__ctx_entry(ctx, true);
+    if (entry != NSC_OK) {
+        return entry;
     }
 
     int fd = __atomic_load_n(&ctx->done_fd, __ATOMIC_SEQ_CST);

@@ -103,7 +103,21 @@ void t_thread_join_within(pthread_t thread, int seconds);
  */
 int64_t t_cancel_while_running(nsc_context *ctx, void *(*fn)(void *), void *arg, const int *started, int64_t run_ns);
 
-/* A 64-byte-aligned heap context, as the header asks; freed by t_ctx_free. */
+/*
+ * What a dense predictor (nsc_predict_dense, _dl) returned and recorded when
+ * t_cancel_while_running cancelled it at cancelled_at: NSC_CANCELED, at least
+ * one work unit, one check per unit plus the one that saw the cancel, and an
+ * end within 5 seconds of the cancel.
+ */
+void t_check_dense_cancelled(int status, const nsc_predict_stats *stats, int64_t cancelled_at);
+
+/*
+ * A zeroed 64-byte-aligned heap context, never initialised (zeroed first, as
+ * nativescope.h asks: garbage could read as a live context); free() it. For
+ * tests that initialise and destroy one struct many times.
+ */
+nsc_context *t_ctx_alloc(void);
+/* t_ctx_alloc, initialised (expecting NSC_OK); freed by t_ctx_free. */
 nsc_context *t_ctx_new(int64_t deadline_ns, const nsc_kv *values, uint64_t value_count);
 /* Destroys (expecting NSC_OK) and frees. */
 void t_ctx_free(nsc_context *ctx);

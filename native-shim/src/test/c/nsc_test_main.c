@@ -132,6 +132,15 @@ int64_t t_cancel_while_running(nsc_context *ctx, void *(*fn)(void *), void *arg,
     return cancelled_at;
 }
 
+void t_check_dense_cancelled(int status, const nsc_predict_stats *stats, int64_t cancelled_at)
+{
+    CHECK_STATUS(status, NSC_CANCELED);
+    CHECK_STATUS(stats->status, NSC_CANCELED);
+    CHECK(stats->work_units > 0);
+    CHECK_EQ(stats->checks, stats->work_units + 1);
+    CHECK(stats->end_ns - cancelled_at < 5 * NS_PER_S);
+}
+
 void t_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg)
 {
     if (pthread_create(thread, NULL, fn, arg) != 0) {
@@ -151,14 +160,19 @@ void t_thread_join_within(pthread_t thread, int seconds)
     }
 }
 
-nsc_context *t_ctx_new(int64_t deadline_ns, const nsc_kv *values, uint64_t value_count)
+nsc_context *t_ctx_alloc(void)
 {
     nsc_context *ctx = aligned_alloc(64, sizeof *ctx);
     if (ctx == NULL) {
         nsc_test_abort(__FILE__, __LINE__, "out of memory");
     }
-    /* Zeroed before the first init, as nativescope.h asks: garbage could read as a live context. */
     memset(ctx, 0, sizeof *ctx);
+    return ctx;
+}
+
+nsc_context *t_ctx_new(int64_t deadline_ns, const nsc_kv *values, uint64_t value_count)
+{
+    nsc_context *ctx = t_ctx_alloc();
     CHECK_STATUS(nsc_context_init(ctx, deadline_ns, values, value_count), NSC_OK);
     return ctx;
 }

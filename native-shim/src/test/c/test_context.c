@@ -46,9 +46,7 @@ TEST(struct_layout_matches_header_diagram)
 TEST(init_sets_every_field)
 {
     nsc_kv kv = { "k", "v", 1, 1 };
-    nsc_context *ctx = aligned_alloc(64, sizeof *ctx);
-    CHECK(ctx != NULL);
-    memset(ctx, 0, sizeof *ctx);
+    nsc_context *ctx = t_ctx_alloc();
     /* Garbage first, so the test sees that init writes every field. */
     memset(ctx, 0xab, sizeof *ctx);
     CHECK_STATUS(nsc_context_init(ctx, 12345, &kv, 1), NSC_OK);
@@ -154,9 +152,7 @@ TEST(concurrent_cancels_have_one_winner)
     const int iterations = ITERS(20000);
     pthread_barrier_t barrier;
     pthread_barrier_init(&barrier, NULL, 3);
-    nsc_context *ctx = aligned_alloc(64, sizeof *ctx);
-    CHECK(ctx != NULL);
-    memset(ctx, 0, sizeof *ctx);
+    nsc_context *ctx = t_ctx_alloc();
     struct cancel_race r[2] = {
         { ctx, &barrier, NSC_CANCELED, 0, iterations },
         { ctx, &barrier, NSC_DEADLINE_EXCEEDED, 0, iterations },
@@ -503,9 +499,7 @@ TEST(misuse_destroyed_context_gives_abi_status_everywhere)
 
 TEST(misuse_never_initialised_zeroed_context_gives_abi_status)
 {
-    nsc_context *ctx = aligned_alloc(64, sizeof *ctx);
-    CHECK(ctx != NULL);
-    memset(ctx, 0, sizeof *ctx);
+    nsc_context *ctx = t_ctx_alloc();
     check_refused_as_not_live(ctx);
     /* Garbage other than NSC_ABI_VERSION in abi_version: refused too, and init accepts it. */
     memset(ctx, 0x5a, sizeof *ctx);

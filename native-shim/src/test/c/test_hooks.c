@@ -510,9 +510,7 @@ TEST(hooks_race_cancel_register_deregister)
     static struct race r;
     memset(&r, 0, sizeof r);
     r.iterations = ITERS(100000);
-    r.ctx = aligned_alloc(64, sizeof *r.ctx);
-    CHECK(r.ctx != NULL);
-    memset(r.ctx, 0, sizeof *r.ctx);
+    r.ctx = t_ctx_alloc();
     pthread_barrier_init(&r.barrier, NULL, 4);
     pthread_t c;
     t_thread_start(&r.a, race_a, &r);

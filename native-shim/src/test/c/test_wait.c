@@ -142,9 +142,7 @@ TEST(done_fd_concurrent_creation_installs_one_fd)
     static struct fd_race r;
     memset(&r, 0, sizeof r);
     r.iterations = ITERS(100000);
-    r.ctx = aligned_alloc(64, sizeof *r.ctx);
-    CHECK(r.ctx != NULL);
-    memset(r.ctx, 0, sizeof *r.ctx);
+    r.ctx = t_ctx_alloc();
     pthread_barrier_init(&r.barrier, NULL, 4);
     pthread_t t[3];
     t_thread_start(&t[0], fd_race_getter0, &r);
@@ -377,9 +375,7 @@ static void run_wake_race(int use_sleep)
     r.iterations = ITERS(100000);
     r.use_sleep = use_sleep;
     r.never_fd = new_eventfd();
-    r.ctx = aligned_alloc(64, sizeof *r.ctx);
-    CHECK(r.ctx != NULL);
-    memset(r.ctx, 0, sizeof *r.ctx);
+    r.ctx = t_ctx_alloc();
     pthread_barrier_init(&r.barrier, NULL, 3);
     pthread_t waiter;
     pthread_t canceller;

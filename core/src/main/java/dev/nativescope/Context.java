@@ -102,7 +102,7 @@ public sealed class Context permits CancellableContext {
     private static final AtomicLong IDS = new AtomicLong();
 
     static {
-        SharedAccess.setContexts(new ContextInternals());
+        SharedAccess.CONTEXTS.register(new ContextInternals());
     }
 
     /** The context this one was derived from; null for background only. */

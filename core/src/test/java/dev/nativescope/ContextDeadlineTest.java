@@ -34,6 +34,9 @@ class ContextDeadlineTest {
             ranIn.set(Thread.currentThread());
             done.countDown();
         });
+        // A test thread descheduled for the whole 50 ms (seen at load 12) registers on a context the timer
+        // has already expired, and runs the action itself: only a registration in time tests the timer.
+        boolean registeredInTime = System.nanoTime() - before < Duration.ofMillis(40).toNanos();
 
         assertThat(done.await(GENEROUS_SECONDS, TimeUnit.SECONDS)).as("expired within the bound").isTrue();
 
@@ -42,8 +45,12 @@ class ContextDeadlineTest {
         assertThat(doneAt.get() - deadline).as("not before the deadline").isNotNegative();
         assertThat(context.isDone()).isTrue();
         assertThat(context.isDeadlineExceeded()).isTrue();
-        assertThat(ranIn.get().getName()).isEqualTo(DeadlineTimer.THREAD_NAME);
-        assertThat(ranIn.get().isDaemon()).isTrue();
+        if (registeredInTime) {
+            assertThat(ranIn.get().getName()).isEqualTo(DeadlineTimer.THREAD_NAME);
+            assertThat(ranIn.get().isDaemon()).isTrue();
+        } else {
+            assertThat(ranIn.get().getName()).isIn(DeadlineTimer.THREAD_NAME, Thread.currentThread().getName());
+        }
         DeadlineExceededException cause = (DeadlineExceededException) context.cause();
         assertThat(cause).hasMessage("context deadline exceeded");
         assertThat(cause.deadlineNanoTime()).isEqualTo(deadline);

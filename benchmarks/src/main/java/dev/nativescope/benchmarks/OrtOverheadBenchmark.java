@@ -1,23 +1,32 @@
 package dev.nativescope.benchmarks;
 
+import ai.onnxruntime.OnnxJavaType;
 import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
+import dev.nativescope.CancellableContext;
 import dev.nativescope.Context;
+import dev.nativescope.interop.CancellationSignal;
+import dev.nativescope.interop.SegmentHold;
+import dev.nativescope.interop.WritableMemory;
 import dev.nativescope.onnxruntime.OrtPredictor;
 import dev.nativescope.tensor.Tensor;
 
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Arrays;
+import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.stream.Stream;
 
 import org.openjdk.jmh.annotations.Benchmark;
@@ -45,6 +54,14 @@ import org.openjdk.jmh.annotations.Warmup;
  * ratio and difference ({@code [OrtOverhead] ...} lines), so the two are compared under the same
  * load in the same JVM. {@link #plain} and {@link #predictor} are the same two alone.
  *
+ * <p>Where the predictor's time goes: {@code -p step=views,hold,signal,lock,maps} makes the second run
+ * of each pair the plain run plus one of the predictor's per-run steps instead of the predictor
+ * ({@code step=predictor}, the default): {@code views} (an {@code OnnxTensor} view per tensor made and
+ * closed per run, as before views were reused), {@code hold} ({@link SegmentHold#call} around the run),
+ * {@code signal} (a {@link CancellationSignal} with an owner and a terminate action), {@code lock} (a
+ * read lock), {@code maps} (the maps, the segment list and the write check of a run without reuse).
+ * The printed difference is then that step's cost, against its own floor, under the same load.
+ *
  * <p>Models (written by {@code make_models.py}, run from the repository root): {@code tiny}, one
  * 4 x 4 MatMul on a 1 x 4 input; {@code small}, four 64 x 64 MatMuls on a 64 x 64 input; {@code
  * large}, a ReduceSum over a 64 MiB input. Single-threaded sessions.
@@ -61,6 +78,10 @@ public class OrtOverheadBenchmark {
         @Param({"tiny", "small", "large"})
         public String model;
 
+        /** What the second run of each pair is: {@code predictor}, or the plain run plus one step (see the class comment). */
+        @Param({"predictor"})
+        public String step;
+
         Path dir;
         OrtEnvironment environment;
         OrtSession session;
@@ -72,9 +93,11 @@ public class OrtOverheadBenchmark {
         Map<String, Tensor> outputs;
         Map<String, OnnxTensor> ortInputs;
         Map<String, OnnxTensor> ortOutputs;
-        long[] plainNanos = new long[1 << 16];
-        long[] predictorNanos = new long[1 << 16];
-        int samples;
+        List<MemorySegment> segments;
+        final CancellableContext lifetime = Context.background().withCancel();
+        final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
+        float sink;
+        final AlternatedPairs pairs = new AlternatedPairs();
 
         @Setup(Level.Trial)
         public void open() throws Exception {
@@ -112,31 +135,24 @@ public class OrtOverheadBenchmark {
             y = OrtBenchInputs.filled(arena, yShape);
             inputs = Map.of("x", x);
             outputs = Map.of("y", y);
-            ortInputs = Map.of("x", OnnxTensor.createTensor(environment,
-                    x.segment().asByteBuffer().order(ByteOrder.nativeOrder()), xShape, ai.onnxruntime.OnnxJavaType.FLOAT));
-            ortOutputs = Map.of("y", OnnxTensor.createTensor(environment,
-                    y.segment().asByteBuffer().order(ByteOrder.nativeOrder()), yShape, ai.onnxruntime.OnnxJavaType.FLOAT));
+            ortInputs = Map.of("x", view(x));
+            ortOutputs = Map.of("y", view(y));
+            segments = List.of(x.segment(), y.segment());
+        }
+
+        OnnxTensor view(Tensor tensor) throws OrtException {
+            return OnnxTensor.createTensor(environment, tensor.segment().asByteBuffer().order(ByteOrder.nativeOrder()),
+                    tensor.shape(), OnnxJavaType.FLOAT);
         }
 
         @Setup(Level.Iteration)
         public void reset() {
-            samples = 0;
+            pairs.reset();
         }
 
         @TearDown(Level.Iteration)
         public void report() {
-            if (samples == 0) {
-                return;
-            }
-            long[] plain = Arrays.copyOf(plainNanos, samples);
-            long[] ours = Arrays.copyOf(predictorNanos, samples);
-            Arrays.sort(plain);
-            Arrays.sort(ours);
-            double plain50 = plain[samples / 2] / 1e3;
-            double ours50 = ours[samples / 2] / 1e3;
-            System.out.printf("%n[OrtOverhead] %s: %d pairs; plain p50 %.1f us p90 %.1f us; predictor p50 %.1f us p90 %.1f us;"
-                            + " ratio p50 %.3f, overhead p50 %.1f us%n", model, samples, plain50, plain[samples * 9 / 10] / 1e3,
-                    ours50, ours[samples * 9 / 10] / 1e3, ours50 / plain50, ours50 - plain50);
+            pairs.report("OrtOverhead", model + " " + step, "plain", step);
         }
 
         @TearDown(Level.Trial)
@@ -145,6 +161,7 @@ public class OrtOverheadBenchmark {
             ortOutputs.values().forEach(OnnxTensor::close);
             session.close();
             predictor.close();
+            lifetime.cancel();
             arena.close();
             try (Stream<Path> paths = Files.walk(dir)) {
                 for (Path path : paths.sorted(Comparator.reverseOrder()).toList()) {
@@ -154,8 +171,64 @@ public class OrtOverheadBenchmark {
         }
 
         void plainRun() throws OrtException {
+            plainRun(ortInputs, ortOutputs);
+        }
+
+        void plainRun(Map<String, OnnxTensor> in, Map<String, OnnxTensor> out) throws OrtException {
             try (OrtSession.RunOptions options = new OrtSession.RunOptions()) {
-                session.run(ortInputs, Set.of(), ortOutputs, options).close();
+                session.run(in, Set.of(), out, options).close();
+            }
+        }
+
+        /** The second run of a pair: the predictor's, or the plain run with one of its steps. */
+        void stepRun() throws OrtException {
+            switch (step) {
+                case "predictor" -> predictor.run(Context.background(), inputs, outputs);
+                case "views" -> {
+                    OnnxTensor in = view(x);
+                    OnnxTensor out = view(y);
+                    try {
+                        plainRun(Map.of("x", in), Map.of("y", out));
+                    } finally {
+                        in.close();
+                        out.close();
+                    }
+                }
+                case "hold" -> SegmentHold.call(segments, () -> {
+                    plainRun();
+                    return null;
+                });
+                case "signal" -> {
+                    try (CancellationSignal signal = CancellationSignal.open(Context.background(), lifetime, reason -> { })) {
+                        if (!signal.isStopped()) {
+                            plainRun();
+                        }
+                    }
+                }
+                case "lock" -> {
+                    ReentrantReadWriteLock.ReadLock read = lock.readLock();
+                    read.lock();
+                    try {
+                        plainRun();
+                    } finally {
+                        read.unlock();
+                    }
+                }
+                case "maps" -> {
+                    List<MemorySegment> list = new ArrayList<>(2);
+                    for (Tensor tensor : inputs.values()) {
+                        list.add(tensor.segment());
+                    }
+                    for (Map.Entry<String, Tensor> output : outputs.entrySet()) {
+                        WritableMemory.require("output '" + output.getKey() + "'", output.getValue().segment());
+                        list.add(output.getValue().segment());
+                    }
+                    Map<String, OnnxTensor> in = new LinkedHashMap<>(ortInputs);
+                    Map<String, OnnxTensor> out = new LinkedHashMap<>(ortOutputs);
+                    plainRun(in, out);
+                    sink += list.size();
+                }
+                default -> throw new IllegalArgumentException("unknown step " + step);
             }
         }
     }
@@ -172,31 +245,13 @@ public class OrtOverheadBenchmark {
         return state.y.segment().getAtIndex(ValueLayout.JAVA_FLOAT, 0);
     }
 
-    /** One plain run and one predictor run, each timed; the order alternates from one invocation to the next. */
+    /**
+     * One plain run and one predictor run (or plain run with a step), each timed; the order alternates
+     * from one invocation to the next.
+     */
     @Benchmark
     public float alternated(Model state) throws OrtException {
-        int i = state.samples;
-        boolean plainFirst = (i & 1) == 0;
-        long t0 = System.nanoTime();
-        if (plainFirst) {
-            state.plainRun();
-        } else {
-            state.predictor.run(Context.background(), state.inputs, state.outputs);
-        }
-        long t1 = System.nanoTime();
-        if (plainFirst) {
-            state.predictor.run(Context.background(), state.inputs, state.outputs);
-        } else {
-            state.plainRun();
-        }
-        long t2 = System.nanoTime();
-        if (i < state.plainNanos.length) {
-            state.plainNanos[i] = plainFirst ? t1 - t0 : t2 - t1;
-            state.predictorNanos[i] = plainFirst ? t2 - t1 : t1 - t0;
-            state.samples = i + 1;
-        }
-        return state.y.segment().getAtIndex(ValueLayout.JAVA_FLOAT, 0);
+        state.pairs.time(state::plainRun, state::stepRun);
+        return state.y.segment().getAtIndex(ValueLayout.JAVA_FLOAT, 0) + state.sink;
     }
-
-
 }

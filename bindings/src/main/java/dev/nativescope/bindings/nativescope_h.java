@@ -1049,6 +1049,232 @@ public class nativescope_h {
         }
     }
 
+    private static class nsc_current {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            nativescope_h.C_POINTER    );
+
+        public static final MemorySegment ADDR = nativescope_h.findOrThrow("nsc_current");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * nsc_context *nsc_current()
+     * }
+     */
+    public static FunctionDescriptor nsc_current$descriptor() {
+        return nsc_current.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * nsc_context *nsc_current()
+     * }
+     */
+    public static MethodHandle nsc_current$handle() {
+        return nsc_current.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * nsc_context *nsc_current()
+     * }
+     */
+    public static MemorySegment nsc_current$address() {
+        return nsc_current.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * nsc_context *nsc_current()
+     * }
+     */
+    public static MemorySegment nsc_current() {
+        var mh$ = nsc_current.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("nsc_current");
+            }
+            return (MemorySegment)mh$.invokeExact();
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class nsc_current_set {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            nativescope_h.C_POINTER,
+            nativescope_h.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = nativescope_h.findOrThrow("nsc_current_set");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * nsc_context *nsc_current_set(nsc_context *ctx)
+     * }
+     */
+    public static FunctionDescriptor nsc_current_set$descriptor() {
+        return nsc_current_set.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * nsc_context *nsc_current_set(nsc_context *ctx)
+     * }
+     */
+    public static MethodHandle nsc_current_set$handle() {
+        return nsc_current_set.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * nsc_context *nsc_current_set(nsc_context *ctx)
+     * }
+     */
+    public static MemorySegment nsc_current_set$address() {
+        return nsc_current_set.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * nsc_context *nsc_current_set(nsc_context *ctx)
+     * }
+     */
+    public static MemorySegment nsc_current_set(MemorySegment ctx) {
+        var mh$ = nsc_current_set.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("nsc_current_set", ctx);
+            }
+            return (MemorySegment)mh$.invokeExact(ctx);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class nsc_current_check {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            nativescope_h.C_INT    );
+
+        public static final MemorySegment ADDR = nativescope_h.findOrThrow("nsc_current_check");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int nsc_current_check()
+     * }
+     */
+    public static FunctionDescriptor nsc_current_check$descriptor() {
+        return nsc_current_check.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int nsc_current_check()
+     * }
+     */
+    public static MethodHandle nsc_current_check$handle() {
+        return nsc_current_check.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int nsc_current_check()
+     * }
+     */
+    public static MemorySegment nsc_current_check$address() {
+        return nsc_current_check.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int nsc_current_check()
+     * }
+     */
+    public static int nsc_current_check() {
+        var mh$ = nsc_current_check.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("nsc_current_check");
+            }
+            return (int)mh$.invokeExact();
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class nsc_current_check_clock {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            nativescope_h.C_INT    );
+
+        public static final MemorySegment ADDR = nativescope_h.findOrThrow("nsc_current_check_clock");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int nsc_current_check_clock()
+     * }
+     */
+    public static FunctionDescriptor nsc_current_check_clock$descriptor() {
+        return nsc_current_check_clock.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int nsc_current_check_clock()
+     * }
+     */
+    public static MethodHandle nsc_current_check_clock$handle() {
+        return nsc_current_check_clock.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int nsc_current_check_clock()
+     * }
+     */
+    public static MemorySegment nsc_current_check_clock$address() {
+        return nsc_current_check_clock.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int nsc_current_check_clock()
+     * }
+     */
+    public static int nsc_current_check_clock() {
+        var mh$ = nsc_current_check_clock.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("nsc_current_check_clock");
+            }
+            return (int)mh$.invokeExact();
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class nsc_value {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             nativescope_h.C_INT,
@@ -1486,6 +1712,184 @@ public class nativescope_h {
         }
     }
 
+    private static class nsc_predict_spin_current {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            nativescope_h.C_INT,
+            nativescope_h.C_LONG,
+            nativescope_h.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = nativescope_h.findOrThrow("nsc_predict_spin_current");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int nsc_predict_spin_current(int64_t duration_ns, nsc_predict_stats *stats)
+     * }
+     */
+    public static FunctionDescriptor nsc_predict_spin_current$descriptor() {
+        return nsc_predict_spin_current.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int nsc_predict_spin_current(int64_t duration_ns, nsc_predict_stats *stats)
+     * }
+     */
+    public static MethodHandle nsc_predict_spin_current$handle() {
+        return nsc_predict_spin_current.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int nsc_predict_spin_current(int64_t duration_ns, nsc_predict_stats *stats)
+     * }
+     */
+    public static MemorySegment nsc_predict_spin_current$address() {
+        return nsc_predict_spin_current.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int nsc_predict_spin_current(int64_t duration_ns, nsc_predict_stats *stats)
+     * }
+     */
+    public static int nsc_predict_spin_current(long duration_ns, MemorySegment stats) {
+        var mh$ = nsc_predict_spin_current.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("nsc_predict_spin_current", duration_ns, stats);
+            }
+            return (int)mh$.invokeExact(duration_ns, stats);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class nsc_predict_wait_current {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            nativescope_h.C_INT,
+            nativescope_h.C_INT,
+            nativescope_h.C_LONG,
+            nativescope_h.C_POINTER,
+            nativescope_h.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = nativescope_h.findOrThrow("nsc_predict_wait_current");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int nsc_predict_wait_current(int fd, int64_t timeout_ns, uint64_t *value, nsc_predict_stats *stats)
+     * }
+     */
+    public static FunctionDescriptor nsc_predict_wait_current$descriptor() {
+        return nsc_predict_wait_current.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int nsc_predict_wait_current(int fd, int64_t timeout_ns, uint64_t *value, nsc_predict_stats *stats)
+     * }
+     */
+    public static MethodHandle nsc_predict_wait_current$handle() {
+        return nsc_predict_wait_current.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int nsc_predict_wait_current(int fd, int64_t timeout_ns, uint64_t *value, nsc_predict_stats *stats)
+     * }
+     */
+    public static MemorySegment nsc_predict_wait_current$address() {
+        return nsc_predict_wait_current.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int nsc_predict_wait_current(int fd, int64_t timeout_ns, uint64_t *value, nsc_predict_stats *stats)
+     * }
+     */
+    public static int nsc_predict_wait_current(int fd, long timeout_ns, MemorySegment value, MemorySegment stats) {
+        var mh$ = nsc_predict_wait_current.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("nsc_predict_wait_current", fd, timeout_ns, value, stats);
+            }
+            return (int)mh$.invokeExact(fd, timeout_ns, value, stats);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class nsc_predict_hook_current {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            nativescope_h.C_INT,
+            nativescope_h.C_LONG
+        );
+
+        public static final MemorySegment ADDR = nativescope_h.findOrThrow("nsc_predict_hook_current");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int nsc_predict_hook_current(int64_t timeout_ns)
+     * }
+     */
+    public static FunctionDescriptor nsc_predict_hook_current$descriptor() {
+        return nsc_predict_hook_current.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int nsc_predict_hook_current(int64_t timeout_ns)
+     * }
+     */
+    public static MethodHandle nsc_predict_hook_current$handle() {
+        return nsc_predict_hook_current.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int nsc_predict_hook_current(int64_t timeout_ns)
+     * }
+     */
+    public static MemorySegment nsc_predict_hook_current$address() {
+        return nsc_predict_hook_current.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int nsc_predict_hook_current(int64_t timeout_ns)
+     * }
+     */
+    public static int nsc_predict_hook_current(long timeout_ns) {
+        var mh$ = nsc_predict_hook_current.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("nsc_predict_hook_current", timeout_ns);
+            }
+            return (int)mh$.invokeExact(timeout_ns);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class nsc_predict_dense_dl {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             nativescope_h.C_INT,
@@ -1718,6 +2122,123 @@ public class nativescope_h {
                 traceDowncall("nsc_noop_ctx", ctx);
             }
             return (int)mh$.invokeExact(ctx);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class nsc_bench_poll_ctx {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            nativescope_h.C_LONG,
+            nativescope_h.C_POINTER,
+            nativescope_h.C_LONG
+        );
+
+        public static final MemorySegment ADDR = nativescope_h.findOrThrow("nsc_bench_poll_ctx");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int64_t nsc_bench_poll_ctx(const nsc_context *ctx, int64_t n)
+     * }
+     */
+    public static FunctionDescriptor nsc_bench_poll_ctx$descriptor() {
+        return nsc_bench_poll_ctx.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int64_t nsc_bench_poll_ctx(const nsc_context *ctx, int64_t n)
+     * }
+     */
+    public static MethodHandle nsc_bench_poll_ctx$handle() {
+        return nsc_bench_poll_ctx.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int64_t nsc_bench_poll_ctx(const nsc_context *ctx, int64_t n)
+     * }
+     */
+    public static MemorySegment nsc_bench_poll_ctx$address() {
+        return nsc_bench_poll_ctx.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int64_t nsc_bench_poll_ctx(const nsc_context *ctx, int64_t n)
+     * }
+     */
+    public static long nsc_bench_poll_ctx(MemorySegment ctx, long n) {
+        var mh$ = nsc_bench_poll_ctx.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("nsc_bench_poll_ctx", ctx, n);
+            }
+            return (long)mh$.invokeExact(ctx, n);
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class nsc_bench_poll_current {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            nativescope_h.C_LONG,
+            nativescope_h.C_LONG
+        );
+
+        public static final MemorySegment ADDR = nativescope_h.findOrThrow("nsc_bench_poll_current");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int64_t nsc_bench_poll_current(int64_t n)
+     * }
+     */
+    public static FunctionDescriptor nsc_bench_poll_current$descriptor() {
+        return nsc_bench_poll_current.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int64_t nsc_bench_poll_current(int64_t n)
+     * }
+     */
+    public static MethodHandle nsc_bench_poll_current$handle() {
+        return nsc_bench_poll_current.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int64_t nsc_bench_poll_current(int64_t n)
+     * }
+     */
+    public static MemorySegment nsc_bench_poll_current$address() {
+        return nsc_bench_poll_current.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int64_t nsc_bench_poll_current(int64_t n)
+     * }
+     */
+    public static long nsc_bench_poll_current(long n) {
+        var mh$ = nsc_bench_poll_current.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("nsc_bench_poll_current", n);
+            }
+            return (long)mh$.invokeExact(n);
         } catch (Throwable ex$) {
            throw new AssertionError("should not reach here", ex$);
         }

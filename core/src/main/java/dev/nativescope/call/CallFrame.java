@@ -74,7 +74,7 @@ final class CallFrame {
      */
     private static final ReentrantReadWriteLock FREEING = new ReentrantReadWriteLock();
     private static final VarHandle SEQ = FieldHandles.of(MethodHandles.lookup(), "callSeq", long.class);
-    private static final VarHandle NATIVE_THREAD = FieldHandles.of(MethodHandles.lookup(), "nativeThread", Object.class);
+    private static final VarHandle NATIVE_THREAD = FieldHandles.of(MethodHandles.lookup(), "nativeThread", Thread.class);
 
     /** One platform thread's idle frame. */
     private static final class Cache {
@@ -112,11 +112,16 @@ final class CallFrame {
     private Class<?> callDowncall;
     private long callStartNanoTime;
     /**
-     * The native thread running this call when it was offloaded from a virtual thread, or null:
-     * for the offload engine to set ({@link #offloadedTo}) once it hands the call over; read by dumps.
+     * The native thread running this call while it is offloaded (from a virtual thread, or to an
+     * affinity's thread), or null: set and cleared by that thread ({@link #offloadedTo}); read by dumps.
      */
     @SuppressWarnings("unused") // through NATIVE_THREAD
-    private volatile Object nativeThread;
+    private volatile Thread nativeThread;
+    /**
+     * The JFR native-call event of this frame's calls, once a recording asked for one: begun and
+     * ended per call instead of allocated per call. Only the calling thread touches it.
+     */
+    Object jfrEvent;
     /** The cancelling thread and the native check count at the cancel; meaningful once {@link #cancelledByUs}. */
     private String cancelledBy;
     private long checksAtCancel;
@@ -177,14 +182,14 @@ final class CallFrame {
         VarHandle.storeStoreFence();
         callThread = null;
         callContext = null;
-        NATIVE_THREAD.setOpaque(this, (Object) null);
+        NATIVE_THREAD.setOpaque(this, (Thread) null);
     }
 
     /**
-     * For the offload engine: the native thread that runs this frame's call (any object whose
-     * {@code toString()} names it), or null when the call came back. Visible to dumps at once.
+     * Called by the native thread that runs this frame's offloaded call: itself as it starts the
+     * call, null before it hands the call back. Visible to dumps at once.
      */
-    void offloadedTo(Object nativeThread) {
+    void offloadedTo(Thread nativeThread) {
         NATIVE_THREAD.setRelease(this, nativeThread);
     }
 
@@ -218,7 +223,7 @@ final class CallFrame {
         String label = callLabel;
         Class<?> downcall = callDowncall;
         long start = callStartNanoTime;
-        Object offloaded = NATIVE_THREAD.getAcquire(this);
+        Thread offloaded = (Thread) NATIVE_THREAD.getAcquire(this);
         boolean cancelled = cancelledByUs;
         long cancelAt = cancelled ? cancelNanoTime : -1;
         String by = cancelled ? cancelledBy : null;
@@ -294,7 +299,7 @@ final class CallFrame {
      * @return false when the frame was retired instead (see the class documentation)
      */
     private boolean reinitialiseIfUsed() {
-        if (!isCancelled() && MemorySegment.NULL.equals(ContextStruct.hooks(struct))) {
+        if (!isCancelled() && !ContextStruct.hasHooks(struct)) {
             return true;
         }
         int status = nativescope_h.nsc_context_destroy(struct);

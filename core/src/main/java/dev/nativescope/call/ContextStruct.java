@@ -68,7 +68,11 @@ final class ContextStruct {
     /** {@code nsc_hook_t *hooks}: the registered cancel hooks, NULL when none. */
     static final long HOOKS = 88;
 
-    static MemorySegment hooks(MemorySegment struct) {
-        return struct.get(ValueLayout.ADDRESS, HOOKS);
+    /**
+     * {@return whether any cancel hook is registered} The pointer read as a raw word: no
+     * MemorySegment for escape analysis to remove on every call.
+     */
+    static boolean hasHooks(MemorySegment struct) {
+        return struct.get(ValueLayout.JAVA_LONG, HOOKS) != 0;
     }
 }

@@ -11,8 +11,15 @@ import dev.nativescope.internal.access.SharedAccess;
 import dev.nativescope.internal.text.SafeText;
 import dev.nativescope.interop.CancellationSignal;
 import dev.nativescope.library.NativeLibrary;
+import dev.nativescope.bindings.nativescope_h;
+import dev.nativescope.interop.SegmentHold;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
 import java.lang.ref.Reference;
+import java.util.List;
 import java.util.Locale;
 import java.util.Objects;
 import java.util.concurrent.CancellationException;
@@ -55,6 +62,12 @@ import java.util.concurrent.TimeUnit;
  * exceptions from the downcall (a closed arena, another thread's confined arena, a heap segment)
  * reach the caller as themselves, not as the bindings' {@code AssertionError}.
  *
+ * <p><b>Native functions without a context parameter.</b> A vendor's C API has fixed signatures:
+ * {@link #call(Context, CurrentCall)} runs such a downcall under the same native context, made
+ * current on the thread that runs the native code, where {@code nsc_current()} (nativescope.h)
+ * finds it: a callback the vendor calls, or code deep below it, checks, waits, reads values and
+ * registers hooks through it (see {@link CurrentCall}).
+ *
  * <p>Entry compares the context's deadline with the clock, not only {@link Context#isDone()}: a
  * deadline that has passed but that the timer thread has not fired yet is fired here, so the call is
  * refused with a {@link DeadlineExceededException} and the context reports the same expiry.
@@ -72,9 +85,9 @@ public final class NativeCall {
     private static final String WHAT = "native call";
     /** The message of the AssertionError with which jextract's generated code wraps what invokeExact threw. */
     private static final String GENERATED_WRAPPER_MESSAGE = "should not reach here";
-    private static final ContextAccess CONTEXTS = SharedAccess.contexts();
+    private static final ContextAccess CONTEXTS = SharedAccess.CONTEXTS.get();
     /** JFR events and the in-flight registry's switch ({@code dev.nativescope.diagnostics}). */
-    private static final DiagnosticsHooks DIAGNOSTICS = SharedAccess.diagnostics();
+    private static final DiagnosticsHooks DIAGNOSTICS = SharedAccess.DIAGNOSTICS.get();
     /** Whether calls are tracked for dumps: {@code -Dnativescope.diagnostics=false} turns it off. */
     static final boolean DIAGNOSTICS_ON = DIAGNOSTICS.registryEnabled();
     /** Whether every tracked call reads the clock for its start time, not only those with a deadline (which read it anyway). */
@@ -83,7 +96,7 @@ public final class NativeCall {
     private static final int NO_STATUS = Integer.MIN_VALUE;
 
     static {
-        SharedAccess.setCalls(CallFrame::inFlight);
+        SharedAccess.CALLS.register(CallFrame::inFlight);
         DIAGNOSTICS.bridgeLoaded();
     }
     /** Looked up on first use only: finding the logging backend costs milliseconds at startup. */
@@ -103,6 +116,34 @@ public final class NativeCall {
          * @throws Throwable whatever the method handle throws
          */
         int invoke(MemorySegment context) throws Throwable;
+    }
+
+    /**
+     * A downcall to a native function that takes no {@code nsc_context *} (a vendor API with fixed
+     * signatures, a jextract-generated function of it): while it runs, {@code nsc_current()} on the
+     * thread that runs it returns the call's native context, so that native code below it (the
+     * vendor's callbacks, a kernel, a plugin) can check it ({@code nsc_current_check()}), wait on it,
+     * read its values and register cancel hooks on it (to call the vendor's own terminate function).
+     *
+     * <p>The bridge makes the context current just before {@code call()} and restores the previous
+     * one (the outer call's when nested, else none) just after it, on the same thread, also when it
+     * throws or was cancelled; an offloaded call does both on its native thread, so a pooled native
+     * thread never sees the context of a call it ran before. Native code must not keep the pointer
+     * after the call returns, and a callback the vendor makes on a thread of its own sees no current
+     * context: capture the {@code nsc_context *} when registering such a callback (see
+     * docs/predictor-sdk.md). Java code in {@code call()} must not use interruptible NIO channels
+     * (as in a {@link Downcall}).
+     *
+     * @param <T> the result
+     * @param <X> what it throws besides unchecked exceptions
+     */
+    @FunctionalInterface
+    public interface CurrentCall<T, X extends Throwable> {
+        /**
+         * @return the native function's result, returned to the caller unless the call was stopped
+         * @throws X what the downcall throws
+         */
+        T call() throws X;
     }
 
     /**
@@ -154,11 +195,18 @@ public final class NativeCall {
         if (CallMode.FORCED != null) { // -Dnativescope.callMode (tests): a constant, folded away when unset
             downcall = OffloadedDowncall.wrap(context, CallMode.FORCED, null, downcall);
         }
-        return invokeInMode(context, label, downcall);
+        return invokeInMode(context, label, downcall, downcall.getClass(), false);
     }
 
-    /** {@link #invoke(Context, Downcall)} once the mode is applied (the downcall offloaded or not). */
-    private static int invokeInMode(Context context, String label, Downcall downcall) {
+    /**
+     * {@link #invoke(Context, Downcall)} once the mode is applied (the downcall offloaded or not).
+     *
+     * @param kind the class that names the call in diagnostics when it has no label
+     * @param currentCall whether the downcall is a {@link WithCurrent}: its native code cannot report
+     *        a deadline it saw on the clock, so a call that returns after the deadline is expired
+     */
+    private static int invokeInMode(Context context, String label, Downcall downcall, Class<?> kind,
+                                    boolean currentCall) {
         NativeLibrary.load();
         // The clock, not only isDone(): a deadline that has passed but that the timer thread has not
         // fired yet is fired here, so the call is refused like any expired one and the context
@@ -171,29 +219,38 @@ public final class NativeCall {
             throw alreadyDone(context);
         }
         CallFrame frame = null;
-        Object event = DIAGNOSTICS.callStarted();
+        Object event = null;
         int status = NO_STATUS;
         try {
             frame = CallFrame.acquire();
+            event = DIAGNOSTICS.callStarted(frame.jfrEvent);
+            if (event != null) {
+                frame.jfrEvent = event; // the same object after the frame's first recorded call
+            }
             // One clock read for the deadline and the registry's start time; none without a deadline
             // (a clock read is a third of the bridge's overhead) unless start times are asked for.
             boolean hasDeadline = CONTEXTS.hasDeadline(context);
             long now = hasDeadline || START_TIMES ? System.nanoTime() : 0;
             frame.arm(hasDeadline ? deadlineOf(context, now) : CallFrame.NO_DEADLINE, values);
             if (DIAGNOSTICS_ON) {
-                frame.track(context, label, downcall.getClass(), now);
+                frame.track(context, label, kind, now);
             }
             status = callInFrame(context, frame, downcall);
+            if (currentCall && hasDeadline && status == NativeStatus.OK.code() && CONTEXTS.expireIfDue(context)) {
+                // Returned after the deadline, which its native code may have seen on the clock and
+                // stopped for: a function without a context cannot say, so the call counts as expired.
+                status = NativeStatus.DEADLINE_EXCEEDED.code();
+            }
             long cancelNanoTime = frame.cancelNanoTime();
             if (cancelNanoTime != -1) {
-                afterCancel(context, label, downcall, frame, status, System.nanoTime() - cancelNanoTime);
+                afterCancel(context, label, kind, frame, status, System.nanoTime() - cancelNanoTime);
             } else if (status == NativeStatus.DEADLINE_EXCEEDED.code()) {
-                deadlineNoticedByNativeCode(context, label, downcall);
+                deadlineNoticedByNativeCode(context, label, kind);
             }
             return translate(status, context, frame);
         } finally {
             if (event != null) {
-                DIAGNOSTICS.callEnded(event, context, label, downcall.getClass(),
+                DIAGNOSTICS.callEnded(event, context, label, kind,
                         status == NO_STATUS ? "EXCEPTION" : NativeStatus.nameOf(status));
             }
             if (frame != null) {
@@ -252,7 +309,8 @@ public final class NativeCall {
         Objects.requireNonNull(context, "context");
         Objects.requireNonNull(mode, "mode");
         Objects.requireNonNull(downcall, "downcall");
-        return invokeInMode(context, label, OffloadedDowncall.wrap(context, mode.resolved(), null, downcall));
+        return invokeInMode(context, label, OffloadedDowncall.wrap(context, mode.resolved(), null, downcall),
+                downcall.getClass(), false);
     }
 
     /**
@@ -265,29 +323,200 @@ public final class NativeCall {
         Objects.requireNonNull(context, "context");
         Objects.requireNonNull(affinity, "affinity");
         Objects.requireNonNull(downcall, "downcall");
-        return invokeInMode(context, null, OffloadedDowncall.wrap(context, CallMode.OFFLOAD, affinity, downcall));
+        return invokeInMode(context, null, OffloadedDowncall.wrap(context, CallMode.OFFLOAD, affinity, downcall),
+                downcall.getClass(), false);
     }
 
-    /** A canceller reached the call: report how long native code took to return, and how late a deadline was. */
-    private static void afterCancel(Context context, String label, Downcall downcall, CallFrame frame, int status,
-            long latencyNanos) {
-        String outcome = NativeStatus.nameOf(status);
-        DIAGNOSTICS.cancelObserved(context, label, downcall.getClass(), latencyNanos, outcome, frame.wasInterrupted());
-        if (status != NativeStatus.CANCELED.code() && status != NativeStatus.DEADLINE_EXCEEDED.code()) {
-            if (latencyNanos > LATE_RETURN_WARNING_NANOS) {
-                reportLateReturn(status, latencyNanos, frame.cancelCause(context));
-                DIAGNOSTICS.lateReturn(context, label, downcall.getClass(), latencyNanos, outcome);
+    // ---- Calls without a context parameter (issue 18): the context is made current instead. ----
+
+    /**
+     * Runs {@code call} under {@link Context#current()}.
+     *
+     * @see #call(Context, CurrentCall)
+     */
+    public static <T, X extends Throwable> T call(CurrentCall<? extends T, X> call) throws X {
+        return call(Context.current(), call);
+    }
+
+    /**
+     * Runs {@code call}, a downcall to a native function without an {@code nsc_context *}
+     * parameter, under {@code context}: the call gets its own native context as with
+     * {@link #invoke(Context, Downcall)} (cancelled with {@code context}, by its deadline and by an
+     * interrupt of the calling thread), made current for {@code nsc_current()} while {@code call}
+     * runs (see {@link CurrentCall}). Inline, as {@link #invoke(Context, Downcall)}.
+     *
+     * <p>Such a function cannot report that a cancel stopped it: its result is returned when the
+     * call's context was live when it returned; when the context was cancelled or its deadline had
+     * passed by then, the call throws as a stopped {@link #invoke(Context, Downcall)} does, and the
+     * result is dropped (so do not use this form for functions that return something that must be
+     * freed). A context already done refuses the call before native code runs. What {@code call}
+     * throws is rethrown unchanged (jextract's {@code AssertionError} wrapper removed) when the call
+     * was not stopped, and added as suppressed to the cancellation otherwise.
+     *
+     * @param context the context whose cancellation, deadline and values the native code sees
+     * @param call the native call
+     * @return what {@code call} returned
+     * @throws DeadlineExceededException when the context's deadline passed before the call returned
+     * @throws CancellationException when the context was cancelled or the thread interrupted
+     * @throws IllegalStateException when the context was closed by its owner, or when native code
+     *         changed the current context ({@code nsc_current_set}) without restoring it
+     * @throws X what {@code call} threw
+     */
+    public static <T, X extends Throwable> T call(Context context, CurrentCall<? extends T, X> call) throws X {
+        return call(context, null, CallMode.FORCED != null ? CallMode.FORCED : CallMode.INLINE, call);
+    }
+
+    /**
+     * Runs {@code call} under {@code context} in {@code mode}: {@link CallMode#AUTO} for calls that
+     * may take long, so that from a virtual thread it runs on a native thread (see
+     * {@link #invokeLong(Context, Downcall)}), where the context is made current.
+     *
+     * @see #call(Context, CurrentCall)
+     */
+    public static <T, X extends Throwable> T call(Context context, CallMode mode, CurrentCall<? extends T, X> call)
+            throws X {
+        return call(context, null, mode, call);
+    }
+
+    /**
+     * Runs {@code call} under {@code context} in {@code mode}; {@code label} names the call in
+     * diagnostics, as for {@link #invoke(Context, String, Downcall)}.
+     *
+     * @see #call(Context, CurrentCall)
+     */
+    public static <T, X extends Throwable> T call(Context context, String label, CallMode mode,
+                                                  CurrentCall<? extends T, X> call) throws X {
+        Objects.requireNonNull(mode, "mode");
+        return callWithCurrent(context, label, mode.resolved(), null, call);
+    }
+
+    /**
+     * Runs {@code call} under {@code context} on {@code affinity}'s native thread, from any thread.
+     *
+     * @see #call(Context, CurrentCall)
+     */
+    public static <T, X extends Throwable> T call(Context context, Affinity affinity, CurrentCall<? extends T, X> call)
+            throws X {
+        Objects.requireNonNull(affinity, "affinity");
+        return callWithCurrent(context, null, CallMode.OFFLOAD, affinity, call);
+    }
+
+    private static <T, X extends Throwable> T callWithCurrent(Context context, String label, CallMode mode,
+            Affinity affinity, CurrentCall<? extends T, X> call) throws X {
+        Objects.requireNonNull(context, "context");
+        Objects.requireNonNull(call, "call");
+        NativeLibrary.load(); // before WithCurrent's initialiser looks the setter up
+        WithCurrent<T> withCurrent = new WithCurrent<>(call);
+        Downcall downcall = OffloadedDowncall.wrap(context, mode, affinity, withCurrent);
+        try {
+            invokeInMode(context, label, downcall, call.getClass(), true);
+        } catch (RuntimeException | Error stopped) {
+            if (withCurrent.failure != null && withCurrent.failure != stopped) {
+                stopped.addSuppressed(withCurrent.failure);
             }
-        } else if (status == NativeStatus.DEADLINE_EXCEEDED.code()) {
-            // The deadline's stop writes DEADLINE_EXCEEDED into the state word (before the context's cause exists).
-            deadlineNoticedByNativeCode(context, label, downcall);
+            throw stopped;
+        }
+        if (withCurrent.unbalanced) {
+            throw new IllegalStateException("native code called nsc_current_set during a bridged call without"
+                    + " restoring the context it returned; restore it (also on error paths) before returning");
+        }
+        if (withCurrent.failure != null) {
+            throw NativeCall.<X>sneaky(withCurrent.failure);
+        }
+        return withCurrent.result;
+    }
+
+    @SuppressWarnings("unchecked")
+    private static <X extends Throwable> X sneaky(Throwable failure) throws X {
+        throw (X) unwrapGenerated(failure);
+    }
+
+    /**
+     * The {@link Downcall} of a {@link CurrentCall}: sets the current context around it on the
+     * thread that runs it (the caller's, or an offloaded call's native thread), and returns the
+     * struct's state afterwards, so that the bridge translates a stopped call as it does any other.
+     * What the call returned or threw is kept here for {@link #callWithCurrent}, which reads it on
+     * the calling thread after the call (an offloaded call's handoff orders the native thread's
+     * writes before that read).
+     *
+     * <p>The setter is a critical downcall ({@code Linker.Option.critical}: no thread-state
+     * transition, a few nanoseconds; {@code nsc_current_set} only swaps a thread-local pointer, it
+     * never blocks). Pointers pass as {@code long}s (x86-64: the same register), so no
+     * {@code MemorySegment} is made per call.
+     *
+     * <p>A virtual thread calling inline could park in {@code call()} (Java code between two
+     * downcalls) and resume on another carrier, leaving the pointer on the first one: there the call
+     * runs pinned, inside a native frame ({@link SegmentHold} of the struct, an upcall), so it stays
+     * on its carrier whatever it does.
+     */
+    private static final class WithCurrent<T> implements Downcall {
+        private static final MethodHandle SET = Linker.nativeLinker().downcallHandle(
+                nativescope_h.nsc_current_set$address(),
+                FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG),
+                Linker.Option.critical(false));
+
+        private final CurrentCall<? extends T, ?> call;
+        T result;
+        Throwable failure;
+        boolean unbalanced;
+
+        WithCurrent(CurrentCall<? extends T, ?> call) {
+            this.call = call;
+        }
+
+        @Override
+        public int invoke(MemorySegment struct) throws Throwable {
+            if (Thread.currentThread().isVirtual()) {
+                return SegmentHold.call(List.of(struct), () -> callAsCurrent(struct));
+            }
+            return callAsCurrent(struct);
+        }
+
+        private int callAsCurrent(MemorySegment struct) {
+            long self = struct.address();
+            long outer = set(self);
+            try {
+                result = call.call();
+            } catch (Throwable thrown) {
+                failure = thrown;
+            } finally {
+                // Never leave the pointer behind: restored before anything else can run on this thread.
+                unbalanced = set(outer) != self;
+            }
+            // What stopped it, if anything: the bridge throws for a cancel; a deadline native code saw
+            // on the clock (the timer may not have fired yet) is checked by invokeInMode.
+            return ContextStruct.state(struct);
+        }
+
+        private static long set(long context) {
+            try {
+                return (long) SET.invokeExact(context);
+            } catch (Throwable impossible) { // the setter cannot fail
+                throw new AssertionError("nsc_current_set failed", impossible);
+            }
         }
     }
 
-    private static void deadlineNoticedByNativeCode(Context context, String label, Downcall downcall) {
+    /** A canceller reached the call: report how long native code took to return, and how late a deadline was. */
+    private static void afterCancel(Context context, String label, Class<?> kind, CallFrame frame, int status,
+            long latencyNanos) {
+        String outcome = NativeStatus.nameOf(status);
+        DIAGNOSTICS.cancelObserved(context, label, kind, latencyNanos, outcome, frame.wasInterrupted());
+        if (status != NativeStatus.CANCELED.code() && status != NativeStatus.DEADLINE_EXCEEDED.code()) {
+            if (latencyNanos > LATE_RETURN_WARNING_NANOS) {
+                reportLateReturn(status, latencyNanos, frame.cancelCause(context));
+                DIAGNOSTICS.lateReturn(context, label, kind, latencyNanos, outcome);
+            }
+        } else if (status == NativeStatus.DEADLINE_EXCEEDED.code()) {
+            // The deadline's stop writes DEADLINE_EXCEEDED into the state word (before the context's cause exists).
+            deadlineNoticedByNativeCode(context, label, kind);
+        }
+    }
+
+    private static void deadlineNoticedByNativeCode(Context context, String label, Class<?> kind) {
         long lateness = CONTEXTS.hasDeadline(context)
                 ? System.nanoTime() - CONTEXTS.deadlineNanoTimeOr(context, 0) : -1;
-        DIAGNOSTICS.deadlineExceeded(context, label, downcall.getClass(), lateness);
+        DIAGNOSTICS.deadlineExceeded(context, label, kind, lateness);
     }
 
     /** From {@link CallFrame}'s stop action, in the cancelling thread, once the state word is written. */
@@ -307,7 +536,9 @@ public final class NativeCall {
             boolean stoppedBeforeEntry = signal.isStopped() || frame.isCancelled();
             try {
                 if (!stoppedBeforeEntry) {
-                    status = downcall.invoke(frame.struct);
+                    // An offloaded call names its native thread in the frame (one class check inline).
+                    status = downcall instanceof OffloadedDowncall offloaded
+                            ? offloaded.invokeIn(frame) : downcall.invoke(frame.struct);
                 }
             } catch (Throwable failure) {
                 signal.close();

@@ -12,6 +12,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.LockSupport;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.BooleanSupplier;
+import java.util.function.Supplier;
 
 /**
  * A bounded pool of {@link NativeThread}s with a bounded queue: the shared pool of
@@ -207,36 +208,26 @@ final class NativeThreadPool {
 
     /** {@return the threads alive} */
     List<NativeThread> threads() {
-        lock.lock();
-        try {
-            return List.copyOf(threads);
-        } finally {
-            lock.unlock();
-        }
+        return read(() -> List.copyOf(threads));
     }
 
     int live() {
-        lock.lock();
-        try {
-            return threads.size();
-        } finally {
-            lock.unlock();
-        }
+        return read(threads::size);
     }
 
     int busy() {
-        lock.lock();
-        try {
-            return threads.size() - idle.size();
-        } finally {
-            lock.unlock();
-        }
+        return read(() -> threads.size() - idle.size());
     }
 
     int queued() {
+        return read(queue::size);
+    }
+
+    /** {@return what {@code reader} computes from the pool's state, under the lock} */
+    private <T> T read(Supplier<T> reader) {
         lock.lock();
         try {
-            return queue.size();
+            return reader.get();
         } finally {
             lock.unlock();
         }
@@ -347,6 +338,10 @@ final class NativeThreadPool {
         Throwable failure;
         /** Set by the native thread when it found the work stopped before it started. */
         boolean notStarted;
+        /** The native thread while it runs the work, else null; guarded by this handoff's monitor. */
+        private Thread runner;
+        /** The caller was interrupted: the runner is to be interrupted too; guarded by this handoff's monitor. */
+        private boolean interruptForwarded;
 
         Handoff(NativeThreads.Work<? extends T, ?> work, BooleanSupplier stopped, Context binding) {
             this(Thread.currentThread(), work, stopped, binding);
@@ -374,10 +369,16 @@ final class NativeThreadPool {
             if (!state.compareAndSet(QUEUED, RUNNING)) {
                 return;
             }
+            // Only forwardInterrupt() interrupts a native thread, but a Downcall could interrupt its
+            // own thread: never carry that into this call.
+            Thread.interrupted();
+            synchronized (this) {
+                runner = Thread.currentThread();
+                if (interruptForwarded) {
+                    runner.interrupt(); // forwarded between our CAS and here
+                }
+            }
             try {
-                // Nobody interrupts native threads, but a Downcall could interrupt its own thread: never
-                // carry that into the next call.
-                Thread.interrupted();
                 if (stopped.getAsBoolean()) {
                     // Stopped while it waited for this thread: like inline, native code is not entered.
                     notStarted = true;
@@ -389,7 +390,28 @@ final class NativeThreadPool {
             } catch (Throwable thrown) {
                 failure = thrown;
             } finally {
+                // Once runner is null under the monitor, no forwardInterrupt() of this handoff can reach
+                // this thread any more; the clear below then drops any it delivered before.
+                synchronized (this) {
+                    runner = null;
+                }
                 Thread.interrupted();
+            }
+        }
+
+        /**
+         * Interrupts the native thread running the work, if it still is, on behalf of the caller, whose
+         * own interrupt hook stops the offloaded call's struct: Java code of the work (a nested bridged
+         * call, an interruptible wait) then hears the interrupt as it would inline. A forward that comes
+         * before the native thread has taken the work is delivered when it starts it; the monitor orders
+         * every forward with {@link #runHere()}'s end, so none reaches the thread's next work.
+         */
+        void forwardInterrupt() {
+            synchronized (this) {
+                interruptForwarded = true;
+                if (runner != null) {
+                    runner.interrupt();
+                }
             }
         }
 

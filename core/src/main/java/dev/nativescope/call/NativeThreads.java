@@ -46,8 +46,10 @@ import java.util.function.Supplier;
  * before native code runs: the call then throws a {@link WrongThreadException} that says so. Take
  * such segments from {@link #arenaForCall(CallMode)} (shared when the call is offloaded, confined
  * otherwise), {@code Arena.ofShared()} or {@code Arena.ofAuto()}, or call with {@link CallMode#INLINE}.
- * A bridged call made from a native thread (a nested call in a Downcall) runs inline; its context's
- * cancel reaches it, an interrupt of the original caller cancels the outer call only.
+ * A bridged call made from a native thread (a nested call in a Downcall) runs inline there; its
+ * context's cancel reaches it, and so does an interrupt of the original caller, which the caller
+ * forwards to the native thread for as long as that thread runs its work (as inline, where the
+ * nested call's hook would hear it).
  *
  * <p>Threading: every method is thread-safe. See {@link NativeThreadPool} for the pool's locking and
  * {@link Handoff} for the one CAS that decides between a native thread starting a queued call and
@@ -63,7 +65,7 @@ public final class NativeThreads {
     /** The prefix of the native threads' names. */
     public static final String THREAD_NAME_PREFIX = "nativescope-native-";
 
-    private static final ContextAccess CONTEXTS = SharedAccess.contexts();
+    private static final ContextAccess CONTEXTS = SharedAccess.CONTEXTS.get();
     private static final int POOL_SIZE = positive(POOL_SIZE_PROPERTY,
             Math.max(8, 4 * Runtime.getRuntime().availableProcessors()));
     private static final int QUEUE_CAPACITY = positive(QUEUE_PROPERTY, 4096);
@@ -213,9 +215,10 @@ public final class NativeThreads {
      * Hands {@code work} to {@code target} and parks until it is done (or abandoned while queued).
      *
      * <p>Interrupts: the caller's interrupt hook (opened by the caller's {@code CancellationSignal})
-     * fires in the interrupter and stops the native work; here the interrupt only wakes the park, so
-     * the status is cleared while we wait (a set status would make every park return at once) and
-     * set again before returning, as it would be after an inline call.
+     * fires in the interrupter and stops the native work; here the interrupt wakes the park and is
+     * forwarded once to the native thread running the work ({@link Handoff#forwardInterrupt()}), for the
+     * hooks of nested bridged calls there; the caller's status is cleared while we wait (a set status
+     * would make every park return at once) and set again before returning, as after an inline call.
      */
     static <T, X extends Throwable> T handOff(NativeThreadPool target, Context context, BooleanSupplier stopped,
                                               Supplier<? extends T> ifStoppedBeforeStart, Work<? extends T, X> work) throws X {
@@ -240,8 +243,11 @@ public final class NativeThreads {
                 if (state == Handoff.DONE) {
                     break;
                 }
-                if (Thread.interrupted()) {
+                if (Thread.interrupted() && !interrupted) {
                     interrupted = true;
+                    // Our hook stopped the struct; a nested bridged call the work makes on the native
+                    // thread has a hook of its own there, which only an interrupt of that thread fires.
+                    handoff.forwardInterrupt();
                 }
                 if (state != Handoff.QUEUED) {
                     LockSupport.park(handoff);
@@ -348,8 +354,37 @@ public final class NativeThreads {
 
         @Override
         public int invoke(MemorySegment struct) throws Throwable {
+            return handOff(struct, null);
+        }
+
+        /**
+         * What the bridge calls instead of {@link #invoke}: the same, and the native thread names itself
+         * in {@code frame}'s registry entry while it runs the call (when the registry is on).
+         */
+        int invokeIn(CallFrame frame) throws Throwable {
+            return handOff(frame.struct, NativeCall.DIAGNOSTICS_ON ? frame : null);
+        }
+
+        private int handOff(MemorySegment struct, CallFrame frame) throws Throwable {
             return NativeThreads.handOff(target, context, () -> stateOf(struct) != NativeStatus.OK.code(),
-                    () -> stateOf(struct), () -> inner.invoke(struct));
+                    () -> stateOf(struct), () -> runNamed(struct, frame));
+        }
+
+        /**
+         * On the native thread. The entry is cleared before the handoff is done, so the caller (which
+         * reads DONE before it releases the frame) never leaves a native thread behind in a frame; a call
+         * abandoned in the queue never ran here, so it never had one.
+         */
+        private int runNamed(MemorySegment struct, CallFrame frame) throws Throwable {
+            if (frame == null) {
+                return inner.invoke(struct);
+            }
+            frame.offloadedTo(Thread.currentThread());
+            try {
+                return inner.invoke(struct);
+            } finally {
+                frame.offloadedTo(null);
+            }
         }
 
         private static int stateOf(MemorySegment struct) {

@@ -31,7 +31,7 @@ import java.util.concurrent.atomic.AtomicInteger;
  * <p>Thread-safe: the state is one atomic word, {@code holds << 1 | RETIRED}.
  */
 final class NativeValues {
-    private static final ContextAccess CONTEXTS = SharedAccess.contexts();
+    private static final ContextAccess CONTEXTS = SharedAccess.CONTEXTS.get();
     private static final int RETIRED = 1;
     private static final int ONE_HOLD = 2;
 

@@ -81,8 +81,8 @@ final class CallHooks implements DiagnosticsHooks {
     }
 
     @Override
-    public Object callStarted() {
-        return jfr ? JfrHooks.callStarted() : null;
+    public Object callStarted(Object reusable) {
+        return jfr ? JfrHooks.callStarted(reusable) : null;
     }
 
     @Override

@@ -14,9 +14,11 @@ import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Comparator;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
 
@@ -70,10 +72,12 @@ public final class Diagnostics {
     static final long STUCK_NANOS = TimeUnit.MILLISECONDS.toNanos(Long.getLong(STUCK_MILLIS_PROPERTY, DEFAULT_STUCK_MILLIS));
     /** How long a dump watches the CPU time of a stuck call's thread to tell blocked from computing. */
     private static final long CPU_SAMPLE_NANOS = TimeUnit.MILLISECONDS.toNanos(20);
-    private static final ContextAccess CONTEXTS = SharedAccess.contexts();
+    /** The second, longer look at calls the first window found blocked. */
+    private static final long CPU_RESAMPLE_NANOS = TimeUnit.MILLISECONDS.toNanos(120);
+    private static final ContextAccess CONTEXTS = SharedAccess.CONTEXTS.get();
 
     static {
-        SharedAccess.setDiagnostics(new CallHooks());
+        SharedAccess.DIAGNOSTICS.register(new CallHooks());
     }
 
     private Diagnostics() {
@@ -88,13 +92,14 @@ public final class Diagnostics {
      * {@return the cancellable calls in flight now}: stuck ones first (cancelled, and native code has
      * not checked since), then other cancelled ones, then the rest, each group longest-running first.
      * Empty when the registry is off or no call has been made. When a call looks stuck, this samples
-     * its thread's CPU time for about 20 ms to tell a blocked thread from a computing one.
+     * for about 20 ms the CPU time of the thread that runs its native code (the calling thread, a
+     * virtual thread's carrier, or the native thread of an offloaded call) to tell blocked from computing.
      */
     public static List<InFlightCall> inFlight() {
         if (!ENABLED) {
             return List.of();
         }
-        List<CallSnapshot> snapshots = SharedAccess.calls().inFlight();
+        List<CallSnapshot> snapshots = SharedAccess.CALLS.get().inFlight();
         long now = System.nanoTime();
         Map<CallSnapshot, Boolean> blocked = sampleCpu(snapshots, now);
         List<InFlightCall> calls = new ArrayList<>(snapshots.size());
@@ -119,37 +124,128 @@ public final class Diagnostics {
         return s.cancelNanoTime() != -1 && now - s.cancelNanoTime() >= STUCK_NANOS && s.checks() == s.checksAtCancel();
     }
 
-    /** For each call that looks stuck on a platform thread: true when its thread used no CPU while watched. */
+    /**
+     * For each call that looks stuck: true when it is blocked, false when it computes; absent when a
+     * dump cannot tell. What is watched is the thread that runs the call's native code: the native
+     * thread of an offloaded call; the calling thread of an inline call on a platform thread; the
+     * carrier of an inline call on a virtual thread (native code pins a virtual thread to its carrier,
+     * so the carrier's CPU time is the call's). Blocked: that thread used less than a tenth of a 20 ms
+     * window on the CPU, and again of a 120 ms one (a computing thread of a loaded machine can wait
+     * through the short one for a CPU). A virtual thread that is not mounted in an inline call is parked in Java code
+     * inside the call's Downcall, blocked too when it stays parked through the window.
+     */
     private static Map<CallSnapshot, Boolean> sampleCpu(List<CallSnapshot> snapshots, long now) {
-        Map<CallSnapshot, Long> before = new HashMap<>();
-        ThreadMXBean threads = null;
+        Map<CallSnapshot, Thread> runners = new HashMap<>();
+        List<CallSnapshot> parked = new ArrayList<>();
+        Map<String, Thread> platformByName = null;
         for (CallSnapshot s : snapshots) {
-            if (looksStuck(s, now) && !s.thread().isVirtual() && s.nativeThread() == null) {
-                if (threads == null) {
-                    threads = ManagementFactory.getThreadMXBean();
-                    if (!threads.isThreadCpuTimeSupported() || !threads.isThreadCpuTimeEnabled()) {
-                        return Map.of();
-                    }
+            if (!looksStuck(s, now)) {
+                continue;
+            }
+            Thread runner = s.nativeThread() != null ? s.nativeThread() : s.thread();
+            if (runner.isVirtual()) {
+                if (platformByName == null) {
+                    platformByName = platformThreadsByName();
                 }
-                long cpu = threads.getThreadCpuTime(s.thread().threadId());
+                runner = carrierOf(s.thread(), platformByName);
+                if (runner == null && isParked(s.thread())) {
+                    parked.add(s);
+                }
+            }
+            if (runner != null) {
+                runners.put(s, runner);
+            }
+        }
+        if (runners.isEmpty() && parked.isEmpty()) {
+            return Map.of();
+        }
+        ThreadMXBean threads = ManagementFactory.getThreadMXBean();
+        boolean cpuTimes = threads.isThreadCpuTimeSupported() && threads.isThreadCpuTimeEnabled();
+        Map<CallSnapshot, Long> before = new HashMap<>();
+        if (cpuTimes) {
+            for (Map.Entry<CallSnapshot, Thread> entry : runners.entrySet()) {
+                long cpu = threads.getThreadCpuTime(entry.getValue().threadId());
                 if (cpu >= 0) {
-                    before.put(s, cpu);
+                    before.put(entry.getKey(), cpu);
                 }
             }
         }
-        if (before.isEmpty()) {
-            return Map.of();
-        }
         LockSupport.parkNanos(CPU_SAMPLE_NANOS);
-        Map<CallSnapshot, Boolean> blocked = new HashMap<>();
-        for (Map.Entry<CallSnapshot, Long> entry : before.entrySet()) {
-            long cpu = threads.getThreadCpuTime(entry.getKey().thread().threadId());
-            if (cpu >= 0) {
-                // Less than a tenth of the window on the CPU: not computing.
-                blocked.put(entry.getKey(), cpu - entry.getValue() < CPU_SAMPLE_NANOS / 10);
+        Map<CallSnapshot, Boolean> blocked = cpuVerdicts(threads, before, runners, platformByName, CPU_SAMPLE_NANOS);
+        if (blocked.containsValue(true)) {
+            // On a loaded machine a computing thread can wait a whole window for a CPU: look again, over
+            // a window six times as long, at those that seemed blocked (a blocked one stays at ~0).
+            LockSupport.parkNanos(CPU_RESAMPLE_NANOS - CPU_SAMPLE_NANOS);
+            List<CallSnapshot> again = blocked.entrySet().stream().filter(Map.Entry::getValue).map(Map.Entry::getKey).toList();
+            before.keySet().retainAll(again);
+            blocked.keySet().removeAll(again);
+            blocked.putAll(cpuVerdicts(threads, before, runners, platformByName, CPU_RESAMPLE_NANOS));
+        }
+        for (CallSnapshot s : parked) {
+            if (isParked(s.thread())) {
+                blocked.put(s, true);
             }
         }
         return blocked;
+    }
+
+    /**
+     * Blocked (true) or computing (false), per call whose runner's CPU time was read into {@code before}
+     * a {@code window} ago: blocked when it used less than a tenth of the window. A virtual thread that
+     * moved to another carrier meanwhile was not in native code: left out (unknown).
+     */
+    private static Map<CallSnapshot, Boolean> cpuVerdicts(ThreadMXBean threads, Map<CallSnapshot, Long> before,
+            Map<CallSnapshot, Thread> runners, Map<String, Thread> platformByName, long window) {
+        Map<CallSnapshot, Boolean> verdicts = new HashMap<>();
+        for (Map.Entry<CallSnapshot, Long> entry : before.entrySet()) {
+            CallSnapshot s = entry.getKey();
+            Thread runner = runners.get(s);
+            if (s.nativeThread() == null && s.thread().isVirtual() && carrierOf(s.thread(), platformByName) != runner) {
+                continue;
+            }
+            long cpu = threads.getThreadCpuTime(runner.threadId());
+            if (cpu >= 0) {
+                verdicts.put(s, cpu - entry.getValue() < window / 10);
+            }
+        }
+        return verdicts;
+    }
+
+    private static boolean isParked(Thread thread) {
+        Thread.State state = thread.getState();
+        return state == Thread.State.WAITING || state == Thread.State.TIMED_WAITING || state == Thread.State.BLOCKED;
+    }
+
+    /**
+     * The carrier a virtual thread is mounted on, or null (not mounted, or not found). The JDK has no
+     * API for it; a virtual thread's {@code toString()} names it ({@code VirtualThread[#21,name]/runnable@ForkJoinPool-1-worker-1}
+     * since JDK 21), and carriers are platform threads with unique names. Any other text gives null:
+     * then a dump cannot tell blocked from computing, as before.
+     */
+    static Thread carrierOf(Thread virtual, Map<String, Thread> platformByName) {
+        String text = virtual.toString();
+        int state = text.lastIndexOf("]/");
+        int at = state < 0 ? -1 : text.indexOf('@', state);
+        return at < 0 ? null : platformByName.get(text.substring(at + 1));
+    }
+
+    /** Every live platform thread by name; names held by more than one thread map to null (ambiguous). */
+    static Map<String, Thread> platformThreadsByName() {
+        ThreadGroup root = Thread.currentThread().getThreadGroup();
+        for (ThreadGroup parent; (parent = root.getParent()) != null; ) {
+            root = parent;
+        }
+        Thread[] all = new Thread[root.activeCount() + 64];
+        int count = root.enumerate(all, true);
+        Map<String, Thread> byName = new HashMap<>();
+        Set<String> ambiguous = new HashSet<>();
+        for (int i = 0; i < count; i++) {
+            if (byName.putIfAbsent(all[i].getName(), all[i]) != null) {
+                ambiguous.add(all[i].getName());
+            }
+        }
+        byName.keySet().removeAll(ambiguous);
+        return byName;
     }
 
     private static InFlightCall toCall(CallSnapshot s, long now, Boolean blocked) {

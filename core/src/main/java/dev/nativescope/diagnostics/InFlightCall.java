@@ -11,7 +11,7 @@ import java.util.Map;
  *              class of its {@code Downcall} when it gave none
  * @param thread the calling thread ({@code toString()})
  * @param virtualThread whether the calling thread is virtual
- * @param nativeThread the native thread that runs the call when it was offloaded, or null
+ * @param nativeThread the native thread that runs the call while it is offloaded ({@code toString()}), or null
  * @param contexts the call's context chain, the call's own context first, up to the root
  * @param values the visible values by key name: the value's text when values are shown
  *               ({@value Diagnostics#SHOW_VALUES_PROPERTY}{@code =true}), else {@code null}
@@ -41,13 +41,16 @@ public record InFlightCall(String label, String thread, boolean virtualThread, S
         CANCEL_PENDING,
         /**
          * Cancelled longer than the stuck threshold ago and native code has not checked its context
-         * since, while its thread uses CPU (or its CPU time is unknown: virtual threads): a section
+         * since, while the thread that runs its native code uses CPU (or a dump cannot tell: no
+         * thread CPU time on this JVM, or a virtual thread whose carrier it cannot find): a section
          * without cancellation points.
          */
         NOT_CHECKING,
         /**
-         * Like {@link #NOT_CHECKING}, but the thread used no CPU while sampled: blocked in a wait
-         * that is not a context wait (a context wait would have returned at the cancel).
+         * Like {@link #NOT_CHECKING}, but the thread that runs its native code (the calling thread,
+         * a virtual thread's carrier, or the native thread of an offloaded call) used no CPU while
+         * sampled: blocked in a wait that is not a context wait (a context wait would have returned
+         * at the cancel).
          */
         BLOCKED_OUTSIDE_CONTEXT_WAIT
     }

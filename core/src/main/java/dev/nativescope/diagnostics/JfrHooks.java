@@ -5,6 +5,7 @@ import dev.nativescope.internal.access.CallSnapshot;
 import dev.nativescope.internal.access.SharedAccess;
 import dev.nativescope.internal.text.SafeText;
 
+import java.util.function.Supplier;
 import jdk.jfr.FlightRecorder;
 
 /**
@@ -39,14 +40,13 @@ final class JfrHooks {
             return;
         }
         long now = System.nanoTime();
-        for (CallSnapshot s : SharedAccess.calls().inFlight()) {
+        for (CallSnapshot s : SharedAccess.CALLS.get().inFlight()) {
             if (s.cancelNanoTime() == -1 || now - s.cancelNanoTime() < Diagnostics.STUCK_NANOS || s.checks() != s.checksAtCancel()) {
                 continue;
             }
             Events.CancelStuck event = new Events.CancelStuck();
-            event.label = Diagnostics.labelOf(s.label(), s.downcallClass());
+            event.describe(Diagnostics.labelOf(s.label(), s.downcallClass()), s.context());
             event.callThread = SafeText.of(s.thread());
-            event.contextId = Diagnostics.idOf(s.context());
             event.sinceCancel = now - s.cancelNanoTime();
             event.cause = s.interrupted() ? "interrupt" : causeName(s.context().cause());
             event.checks = s.checks();
@@ -60,11 +60,27 @@ final class JfrHooks {
         return cause == null ? null : cause.getClass().getName();
     }
 
-    static Object callStarted() {
+    /**
+     * A new event of {@code probe}'s class when that class is enabled and the event passes its
+     * filters, else null: then the caller computes none of its fields. (The method references passed
+     * here are spun only once JFR is initialised, when this class loads: not on a cold start.)
+     */
+    private static <E extends Events.CallEvent> E toCommit(E probe, Supplier<E> create) {
+        if (!probe.isEnabled()) {
+            return null;
+        }
+        E event = create.get();
+        return event.shouldCommit() ? event : null;
+    }
+
+    /** See {@code DiagnosticsHooks.callStarted}: {@code reusable} is the frame's event of an earlier call, or null. */
+    static Object callStarted(Object reusable) {
         if (!NATIVE_CALL.isEnabled()) {
             return null;
         }
-        Events.NativeCall event = new Events.NativeCall();
+        // The frame's own event: one call at a time uses a frame, and an event is free again once it
+        // is committed or dropped (begin() and end() overwrite its start and duration).
+        Events.NativeCall event = reusable instanceof Events.NativeCall own ? own : new Events.NativeCall();
         event.begin();
         return event;
     }
@@ -72,16 +88,20 @@ final class JfrHooks {
     static void callEnded(Object started, Context context, String label, Class<?> downcallClass, String outcome) {
         Events.NativeCall event = (Events.NativeCall) started;
         event.end();
-        if (describe(event, context, label, downcallClass)) {
+        if (event.shouldCommit()) {
+            event.describe(Diagnostics.labelOf(label, downcallClass), context);
             event.outcome = outcome;
             event.traceId = Diagnostics.traceIdOf(context);
             event.commit();
+            // The event stays with its pooled frame: it must not keep a context's value alive.
+            event.traceId = null;
         }
     }
 
     static void cancelRequested(Context context, String label, Class<?> downcallClass, String reason) {
-        Events.CancelRequested event = CANCEL_REQUESTED.isEnabled() ? new Events.CancelRequested() : null;
-        if (describe(event, context, label, downcallClass)) {
+        Events.CancelRequested event = toCommit(CANCEL_REQUESTED, Events.CancelRequested::new);
+        if (event != null) {
+            event.describe(context == null ? null : Diagnostics.labelOf(label, downcallClass), context);
             Throwable cause = context == null ? null : context.cause();
             event.cause = cause == null ? reason : reason + ": " + causeName(cause);
             event.canceller = SafeText.of(Thread.currentThread());
@@ -91,8 +111,9 @@ final class JfrHooks {
 
     static void cancelObserved(Context context, String label, Class<?> downcallClass, long latencyNanos, String outcome,
             boolean interrupted) {
-        Events.CancelObserved event = CANCEL_OBSERVED.isEnabled() ? new Events.CancelObserved() : null;
-        if (describe(event, context, label, downcallClass)) {
+        Events.CancelObserved event = toCommit(CANCEL_OBSERVED, Events.CancelObserved::new);
+        if (event != null) {
+            event.describe(Diagnostics.labelOf(label, downcallClass), context);
             event.latency = Math.max(0, latencyNanos);
             event.outcome = outcome;
             event.commit();
@@ -100,34 +121,21 @@ final class JfrHooks {
     }
 
     static void deadlineExceeded(Context context, String label, Class<?> downcallClass, long latenessNanos) {
-        Events.DeadlineExceeded event = DEADLINE_EXCEEDED.isEnabled() ? new Events.DeadlineExceeded() : null;
-        if (describe(event, context, label, downcallClass)) {
+        Events.DeadlineExceeded event = toCommit(DEADLINE_EXCEEDED, Events.DeadlineExceeded::new);
+        if (event != null) {
+            event.describe(Diagnostics.labelOf(label, downcallClass), context);
             event.lateness = latenessNanos;
             event.commit();
         }
     }
 
     static void lateReturn(Context context, String label, Class<?> downcallClass, long lateNanos, String outcome) {
-        Events.LateReturn event = LATE_RETURN.isEnabled() ? new Events.LateReturn() : null;
-        if (describe(event, context, label, downcallClass)) {
+        Events.LateReturn event = toCommit(LATE_RETURN, Events.LateReturn::new);
+        if (event != null) {
+            event.describe(Diagnostics.labelOf(label, downcallClass), context);
             event.lateBy = lateNanos;
             event.outcome = outcome;
             event.commit();
         }
-    }
-
-    /**
-     * Fills what every call event has, when {@code event} (null: its type is off) is to be committed:
-     * the label ({@code null} when the registry is off and the context unknown) and the context id.
-     *
-     * @return whether the caller should fill the rest and commit
-     */
-    private static boolean describe(Events.CallEvent event, Context context, String label, Class<?> downcallClass) {
-        if (event == null || !event.shouldCommit()) {
-            return false;
-        }
-        event.label = context == null ? null : Diagnostics.labelOf(label, downcallClass);
-        event.contextId = Diagnostics.idOf(context);
-        return true;
     }
 }

@@ -87,7 +87,7 @@ public final class CancellationSignal implements AutoCloseable {
         void stop(Reason reason);
     }
 
-    private static final ContextAccess CONTEXTS = SharedAccess.contexts();
+    private static final ContextAccess CONTEXTS = SharedAccess.CONTEXTS.get();
     private static final AtomicBoolean MISSED_REPORTED = new AtomicBoolean();
     /** Looked up on first use only: finding the logging backend costs milliseconds at startup. */
     private static final class Log {

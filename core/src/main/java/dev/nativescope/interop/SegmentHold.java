@@ -35,6 +35,12 @@ import java.util.Objects;
  * segments are skipped (the GC keeps them alive while referenced, and no native code may get their
  * address anyway).
  *
+ * <p><b>A close that races a Java access.</b> A hold stops a close only while it lasts. When another
+ * thread closes a shared arena while this one reads its memory in Java (outside a hold), HotSpot
+ * (JDK 22+, JDK-8310644) interrupts this thread to deliver the read's failure, and leaves it
+ * interrupted even when the read finished in time; its next bridged call (or anything else that
+ * honours interrupts) then fails as interrupted. Close arenas only once no thread uses them.
+ *
  * <p><b>How.</b> FFM acquires the arena of every {@code MemorySegment} argument of a downcall for
  * the downcall's duration (checking the owner thread of a confined one, keeping an automatic one
  * reachable). {@link #call} passes the segments (one per arena, eight per downcall) to the shim's

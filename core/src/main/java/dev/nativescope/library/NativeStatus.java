@@ -45,6 +45,8 @@ public enum NativeStatus {
     private static final NativeStatus[] VALUES = values();
 
     private final int code;
+    /** Built once: the call bridge names the status of every call while a JFR recording runs. */
+    private final String cName = "NSC_" + name();
 
     NativeStatus(int code) {
         this.code = code;
@@ -57,7 +59,7 @@ public enum NativeStatus {
 
     /** {@return the C name of this status, e.g. {@code NSC_ERR_INVALID}} */
     public String cName() {
-        return "NSC_" + name();
+        return cName;
     }
 
     /** {@return true for the {@code ERR_*} statuses, whose codes are negative} */
@@ -95,7 +97,13 @@ public enum NativeStatus {
      * @param code a value returned by native code
      */
     public static String nameOf(int code) {
-        return of(code).map(NativeStatus::cName).orElse("unknown status " + code);
+        // No Optional and no string built for a known code: this runs per call while JFR records.
+        for (NativeStatus status : VALUES) {
+            if (status.code == code) {
+                return status.cName;
+            }
+        }
+        return "unknown status " + code;
     }
 
     private static String describe(int code) {

@@ -55,9 +55,11 @@ class ContextStructTest {
             nsc_context.heartbeat_count(struct, 7);
             nsc_context.heartbeat_ns(struct, 11);
             assertThat(ContextStruct.state(struct)).isEqualTo(2);
-            assertThat(ContextStruct.hooks(struct)).isEqualTo(values);
+            assertThat(ContextStruct.hasHooks(struct)).isTrue();
             assertThat(ContextStruct.heartbeat(struct, ContextStruct.HEARTBEAT_COUNT)).isEqualTo(7);
             assertThat(ContextStruct.heartbeat(struct, ContextStruct.HEARTBEAT_NS)).isEqualTo(11);
+            nsc_context.hooks(struct, MemorySegment.NULL);
+            assertThat(ContextStruct.hasHooks(struct)).isFalse();
             ContextStruct.resetHeartbeat(struct);
             assertThat(nsc_context.heartbeat_count(struct)).isZero();
             assertThat(nsc_context.heartbeat_ns(struct)).isZero();

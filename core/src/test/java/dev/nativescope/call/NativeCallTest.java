@@ -238,11 +238,11 @@ class NativeCallTest {
         })));
         Thread.sleep(20);
         owner.close();
-        assertThat(((NativeValues) SharedAccess.contexts().nativeValues(context)).isFreed()).as("freed under an in-flight call").isFalse();
+        assertThat(((NativeValues) SharedAccess.CONTEXTS.get().nativeValues(context)).isFreed()).as("freed under an in-flight call").isFalse();
         closed.countDown();
         assertThat(caller.join(Duration.ofSeconds(PROMPT_SECONDS))).isTrue();
         assertThat(readAfterClose.get()).isEqualTo("still-here");
-        assertThat(((NativeValues) SharedAccess.contexts().nativeValues(context)).isFreed()).as("freed once the call returned").isTrue();
+        assertThat(((NativeValues) SharedAccess.CONTEXTS.get().nativeValues(context)).isFreed()).as("freed once the call returned").isTrue();
     }
 
     @Test

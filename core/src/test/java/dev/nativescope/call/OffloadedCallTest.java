@@ -48,36 +48,13 @@ class OffloadedCallTest {
     private static final ContextKey<String> TRACE_ID = ContextKey.ofString("trace-id");
     private static final long PROMPT_SECONDS = 10;
 
-    /** Which thread makes the call, and in which mode. */
-    enum Caller {
-        VIRTUAL_AUTO(true, CallMode.AUTO),
-        PLATFORM_OFFLOAD(false, CallMode.OFFLOAD),
-        VIRTUAL_INLINE(true, CallMode.INLINE);
-
-        final boolean virtual;
-        final CallMode mode;
-
-        Caller(boolean virtual, CallMode mode) {
-            this.virtual = virtual;
-            this.mode = mode;
-        }
-
-        Thread start(Runnable body) {
-            return (virtual ? Thread.ofVirtual() : Thread.ofPlatform()).start(body);
-        }
-
-        boolean offloads() {
-            return mode.resolved() != CallMode.INLINE;
-        }
-    }
-
     @BeforeAll
     static void load() {
         NativeLibrary.load();
     }
 
     @ParameterizedTest
-    @EnumSource(Caller.class)
+    @EnumSource(value = Caller.class, names = {"VIRTUAL_AUTO", "PLATFORM_OFFLOAD", "VIRTUAL_INLINE"})
     void theDowncallRunsOnANativeThreadWithTheCallersContext(Caller caller) throws Exception {
         Context context = Context.background().withValue(TRACE_ID, "t-7");
         AtomicReference<Thread> ranOn = new AtomicReference<>();
@@ -109,7 +86,7 @@ class OffloadedCallTest {
     }
 
     @ParameterizedTest
-    @EnumSource(Caller.class)
+    @EnumSource(value = Caller.class, names = {"VIRTUAL_AUTO", "PLATFORM_OFFLOAD", "VIRTUAL_INLINE"})
     void exceptionsComeBackUnchanged(Caller caller) throws Exception {
         IllegalArgumentException thrown = new IllegalArgumentException("bad input 42");
         AtomicReference<Throwable> seen = new AtomicReference<>();
@@ -127,7 +104,7 @@ class OffloadedCallTest {
     }
 
     @ParameterizedTest
-    @EnumSource(Caller.class)
+    @EnumSource(value = Caller.class, names = {"VIRTUAL_AUTO", "PLATFORM_OFFLOAD", "VIRTUAL_INLINE"})
     void cancelStopsTheNativeCodeWithTheCause(Caller caller) throws Exception {
         try (CancellableContext context = Context.background().withCancel()) {
             AtomicReference<Throwable> seen = new AtomicReference<>();
@@ -146,7 +123,7 @@ class OffloadedCallTest {
     }
 
     @ParameterizedTest
-    @EnumSource(Caller.class)
+    @EnumSource(value = Caller.class, names = {"VIRTUAL_AUTO", "PLATFORM_OFFLOAD", "VIRTUAL_INLINE"})
     void interruptStopsTheNativeCodeAndStaysSet(Caller caller) throws Exception {
         try (EventFd never = EventFd.create()) {
             AtomicReference<Throwable> seen = new AtomicReference<>();
@@ -177,7 +154,7 @@ class OffloadedCallTest {
     }
 
     @ParameterizedTest
-    @EnumSource(Caller.class)
+    @EnumSource(value = Caller.class, names = {"VIRTUAL_AUTO", "PLATFORM_OFFLOAD", "VIRTUAL_INLINE"})
     void theDeadlineStopsTheNativeCode(Caller caller) throws Exception {
         try (CancellableContext context = Context.background().withTimeout(Duration.ofMillis(30))) {
             AtomicReference<Throwable> seen = new AtomicReference<>();
@@ -188,7 +165,7 @@ class OffloadedCallTest {
     }
 
     @ParameterizedTest
-    @EnumSource(Caller.class)
+    @EnumSource(value = Caller.class, names = {"VIRTUAL_AUTO", "PLATFORM_OFFLOAD", "VIRTUAL_INLINE"})
     void theDeadlineStopsABlockedCall(Caller caller) throws Exception {
         try (EventFd never = EventFd.create();
              CancellableContext context = Context.background().withValue(TRACE_ID, "t").withTimeout(Duration.ofMillis(100))) {
@@ -220,6 +197,53 @@ class OffloadedCallTest {
             Thread.sleep(1);
         }
         assertThat(NativeThreads.busyThreads()).as("native threads left in native code").isZero();
+    }
+
+    /**
+     * The caller's interrupt reaches a nested bridged call the work makes on the native thread (as
+     * inline), and never the thread's next work: on one native thread (an affinity), a call whose
+     * work nests a second bridged call is interrupted at a random moment while a second call, whose
+     * caller nobody interrupts, waits behind it; the second must see no interrupt, before or after a
+     * short spin, however the interrupt and the end of the first call interleave.
+     */
+    @Test
+    void aForwardedInterruptReachesNestedCallsAndNeverTheNextCall() throws Exception {
+        SplittableRandom random = new SplittableRandom(1414);
+        int interruptedCalls = 0;
+        try (Affinity session = Affinity.create()) {
+            for (int i = 0; i < 4000; i++) {
+                long innerNanos = random.nextLong(100_000);
+                long outerNanos = random.nextLong(100_000);
+                AtomicReference<Throwable> first = new AtomicReference<>();
+                Thread caller = Thread.ofVirtual().start(() -> first.set(catchThrowable(() -> NativeCall.invoke(
+                        Context.background(), session, ctx -> {
+                            NativeCall.invoke(Context.background(), inner -> spinFor(inner, innerNanos));
+                            return spinFor(ctx, outerNanos);
+                        }))));
+                AtomicReference<String> next = new AtomicReference<>("did not run");
+                Thread nextCaller = Thread.ofVirtual().start(() -> NativeCall.invoke(Context.background(), session, ctx -> {
+                    boolean before = Thread.currentThread().isInterrupted();
+                    int status = spinFor(ctx, 20_000);
+                    next.set(before || Thread.currentThread().isInterrupted() ? "interrupted" : "clean");
+                    return status;
+                }));
+                LockSupport.parkNanos(random.nextLong(250_000));
+                caller.interrupt();
+                assertThat(caller.join(Duration.ofSeconds(PROMPT_SECONDS))).as("call %d ended", i).isTrue();
+                assertThat(nextCaller.join(Duration.ofSeconds(PROMPT_SECONDS))).as("the call after %d ended", i).isTrue();
+                if (first.get() != null) {
+                    assertThat(first.get()).as("call %d", i).isInstanceOf(CancellationException.class)
+                            .hasCauseInstanceOf(InterruptedException.class);
+                    interruptedCalls++;
+                }
+                assertThat(next.get()).as("the call after call %d", i).isEqualTo("clean");
+            }
+        }
+        assertThat(interruptedCalls).as("calls the interrupt stopped (the race is exercised)").isPositive();
+    }
+
+    private static int spinFor(MemorySegment ctx, long nanos) {
+        return nativescope_h.nsc_predict_spin(ctx, nanos, MemorySegment.NULL);
     }
 
     @Test

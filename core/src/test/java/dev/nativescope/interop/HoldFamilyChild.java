@@ -1,6 +1,6 @@
 package dev.nativescope.interop;
 
-import dev.nativescope.testing.StrayInterrupts;
+import dev.nativescope.testing.ArenaCloseInterrupts;
 import dev.nativescope.Context;
 import dev.nativescope.reference.ReferencePredictors;
 import dev.nativescope.tensor.DType;
@@ -49,7 +49,6 @@ public final class HoldFamilyChild {
                 for (Access access : Access.values()) {
                     for (Consumer consumer : Consumer.values()) {
                         String outcome;
-                        StrayInterrupts.clear();
                         try {
                             outcome = runOne(kind, access, consumer, file, random);
                         } catch (Throwable e) {
@@ -57,8 +56,8 @@ public final class HoldFamilyChild {
                             e.printStackTrace(new java.io.PrintWriter(trace));
                             outcome = "harness failed (interrupted " + Thread.interrupted() + "): " + trace;
                         }
-                        if (outcome.equals("stray interrupt")) {
-                            continue; // counted and printed at the end; see StrayInterrupts
+                        if (outcome.equals("close interrupt")) {
+                            continue; // counted and printed at the end; see ArenaCloseInterrupts
                         }
                         if (outcome.equals("ran")) {
                             ran++;
@@ -71,7 +70,7 @@ public final class HoldFamilyChild {
                 }
             }
         }
-        System.out.println("stray interrupts cleared by the harness: " + StrayInterrupts.seen());
+        System.out.println(ArenaCloseInterrupts.report());
         System.out.println("done: " + ran + " ran, " + refused + " refused");
         System.out.flush();
         System.exit(0);
@@ -141,6 +140,9 @@ public final class HoldFamilyChild {
             java.util.concurrent.locks.LockSupport.parkNanos(delayMicros * 1000L);
             owner.closeNow.countDown();
         });
+        // Only another thread's close of a shared arena may interrupt this thread (see
+        // ArenaCloseInterrupts): a confined arena is closed by its owner, without a handshake.
+        boolean racesClose = kind == Kind.SHARED;
         String outcome;
         try {
             Tensor tx = Tensor.of(x, DType.FLOAT32, N, N);
@@ -161,13 +163,9 @@ public final class HoldFamilyChild {
             outcome = (kind == Kind.SHARED || kind == Kind.CONFINED_OTHER) && !y.scope().isAlive()
                     ? "refused (closed first)" : "wrong: " + e;
         } catch (Throwable e) {
-            outcome = StrayInterrupts.isStray(e) ? "stray interrupt" : "wrong: " + e;
-        } finally {
-            StrayInterrupts.get(trigger, 30, TimeUnit.SECONDS);
-            if (owner.thread != null) {
-                StrayInterrupts.join(owner.thread, TimeUnit.SECONDS.toMillis(30));
-            }
+            outcome = racesClose && ArenaCloseInterrupts.isCloseInterrupt(e) ? "close interrupt" : "wrong: " + e;
         }
+        outcome = ArenaCloseInterrupts.endRound(racesClose, trigger, owner.thread, outcome);
         Throwable closeOutcome = owner.closeOutcome.get();
         if (closeOutcome != null && !(closeOutcome instanceof IllegalStateException)) {
             outcome = "close threw " + closeOutcome;

@@ -1,6 +1,7 @@
 package dev.nativescope.interop;
 
 import dev.nativescope.childjvm.ChildJvm;
+import dev.nativescope.testing.ArenaCloseInterrupts;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -24,10 +25,16 @@ class HoldFamilyTest {
     @Test
     void everyCombinationRunsCorrectlyOrIsRefusedBeforeNativeCode() throws Exception {
         long seed = System.nanoTime();
-        ChildJvm.Result result = ChildJvm.run(List.of("--enable-native-access=ALL-UNNAMED"), List.of(),
+        Path jvmLog = dir.resolve("exceptions.log");
+        ChildJvm.Result result = ChildJvm.run(List.of("--enable-native-access=ALL-UNNAMED",
+                ArenaCloseInterrupts.jvmLogOption(jvmLog)), List.of(),
                 HoldFamilyChild.class.getName(), dir.toString(), "20", Long.toString(seed));
         assertThat(result.exitCode()).as("seed %d, exit code (a crash is 134); output:%n%s", seed, result.output())
                 .isZero();
         assertThat(result.output()).as("seed %d", seed).doesNotContain("FAILURE").contains("done: ");
+        // Every interrupt the child cleared in its shared-arena rounds was sent by the JVM when a close
+        // installed its exception on the child's main thread (see ArenaCloseInterrupts).
+        assertThat((long) ArenaCloseInterrupts.reported(result.output())).as("seed %d: interrupts cleared", seed)
+                .isBetween(0L, ArenaCloseInterrupts.installsLogged(jvmLog));
     }
 }

@@ -15,6 +15,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.StructuredTaskScope;
@@ -36,15 +37,19 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
  * offloading stops working.
  *
  * <p>Bounds for a loaded 2-core machine (measured at load average 6-8 with other builds running:
- * blocked predictors offloaded, 20-76 ms; inline, 306-390 ms): the issue's goal is 50 ms, which a
- * quiet machine meets; the bound is 120 ms for blocked predictors (they use no CPU), far below what
- * inline shows, at least two thirds of the scope's timeout (300 ms). Spinning predictors offloaded
+ * blocked predictors offloaded, 20-76 ms; inline, 306-390 ms with a 300 ms timeout; at load 12-15
+ * offloaded gaps of 161-222 ms were seen, when the sleepers alone already stall for 100-180 ms): the
+ * issue's goal is 50 ms, which a quiet machine meets. The bound for blocked predictors (they use no
+ * CPU) is 120 ms or twice the gap the same sleepers show with no predictor at all, measured just
+ * before for as long, whichever is larger, and never more than half the scope's timeout (1 s); a run
+ * over it is measured once more (a stall of the machine does not repeat; starvation does). Inline
+ * shows at least two thirds of that timeout. Spinning predictors offloaded
  * are 4x cores runnable native threads that compete with the carriers for the CPU, as platform
  * threads would: the OS shares the cores, so their gap (50-241 ms measured under that load) is
  * printed, not bounded; that they all enter native code and all stop at the timeout is checked.
  */
 class PinningTest extends NativeScopeTest {
-    private static final Duration SCOPE_TIMEOUT = Duration.ofMillis(300);
+    private static final Duration SCOPE_TIMEOUT = Duration.ofSeconds(1);
     private static final int CORES = Runtime.getRuntime().availableProcessors();
     private static final int PREDICTORS = 4 * CORES;
     private static final int SLEEPERS = 1000;
@@ -64,6 +69,41 @@ class PinningTest extends NativeScopeTest {
     @CsvSource({"BLOCKING, AUTO, 120", "SPINNING, AUTO, 0", "BLOCKING, INLINE, -1", "SPINNING, INLINE, -1"})
     void longNativeCallsOnVirtualThreadsNeverStarveOtherVirtualThreads(String kind, CallMode mode, long maxGapMillis)
             throws Exception {
+        Run run = measure(kind, mode);
+        assertThat(run.stoppedByTimeout()).as("predictors stopped by the scope's timeout").isEqualTo(PREDICTORS);
+        if (maxGapMillis >= 0) {
+            assertThat(run.enteredBeforeTimeout()).as("predictors that entered native code before the timeout")
+                    .isEqualTo(PREDICTORS);
+            assertThat(run.closedAfter()).as("timeout to close").isLessThan(SCOPE_TIMEOUT.plusSeconds(2));
+        }
+        if (maxGapMillis > 0) {
+            if (run.maxGap().compareTo(run.bound(maxGapMillis)) >= 0) {
+                // One stall of the machine (seen once at load 12: 127 ms against 14 ms with no predictor) is
+                // not starvation, which inline shows every time: measure again, and judge the second run.
+                run = measure(kind, mode);
+            }
+            assertThat(run.maxGap()).as("the unrelated virtual threads' longest gap between 5 ms sleeps (%d ms with no"
+                    + " predictor)", run.alone().toMillis()).isLessThan(run.bound(maxGapMillis));
+        } else if (maxGapMillis < 0) {
+            // Offloading disabled: the starvation this mode exists to prevent.
+            assertThat(run.enteredBeforeTimeout()).as("inline, predictors that entered native code before the timeout"
+                    + " (one per carrier; the others start after it)").isLessThan(PREDICTORS);
+            assertThat(run.maxGap()).as("inline, the sleepers wait for the pinned carriers")
+                    .isGreaterThan(SCOPE_TIMEOUT.multipliedBy(2).dividedBy(3));
+        }
+    }
+
+    /** What one scope of predictors did, and the sleepers' longest gaps with and without it. */
+    private record Run(int enteredBeforeTimeout, int stoppedByTimeout, Duration maxGap, Duration alone,
+                       Duration closedAfter) {
+        /** The larger of {@code millis} and twice the gap with no predictor, at most half the scope's timeout. */
+        Duration bound(long millis) {
+            Duration relative = Collections.max(List.of(Duration.ofMillis(millis), alone.multipliedBy(2)));
+            return Collections.min(List.of(relative, SCOPE_TIMEOUT.dividedBy(2)));
+        }
+    }
+
+    private static Run measure(String kind, CallMode mode) throws Exception {
         AtomicInteger entered = new AtomicInteger();
         AtomicInteger enteredBeforeTimeout = new AtomicInteger();
         AtomicInteger stoppedByTimeout = new AtomicInteger();
@@ -88,6 +128,8 @@ class PinningTest extends NativeScopeTest {
             }
             Thread.sleep(100); // every sleeper is in its loop
             maxGapNanos.set(0);
+            Thread.sleep(SCOPE_TIMEOUT); // the machine's own stalls, with no predictor, as long as the scope runs
+            Duration alone = Duration.ofNanos(maxGapNanos.getAndSet(0));
             final long opened = System.nanoTime(); // CLOCK_MONOTONIC, as the native start_ns
             try (var scope = StructuredTaskScope.open(Joiner.<Object>awaitAll(), cf -> cf.withTimeout(SCOPE_TIMEOUT))) {
                 for (int i = 0; i < PREDICTORS; i++) {
@@ -123,24 +165,11 @@ class PinningTest extends NativeScopeTest {
                 sleeper.join();
             }
             Duration maxGap = Duration.ofNanos(maxGapNanos.get());
-            System.out.printf("PinningTest %s %s: %d of %d predictors entered native code (%d before the timeout), sleepers' max gap %.1f ms,"
-                    + " scope closed after %.1f ms (load average %s)%n", kind, mode, entered.get(), PREDICTORS, enteredBeforeTimeout.get(),
-                    maxGap.toNanos() / 1e6, closedAfter.toNanos() / 1e6, loadAverage());
-            assertThat(stoppedByTimeout).as("predictors stopped by the scope's timeout").hasValue(PREDICTORS);
-            if (maxGapMillis >= 0) {
-                assertThat(enteredBeforeTimeout).as("predictors that entered native code before the timeout").hasValue(PREDICTORS);
-                assertThat(closedAfter).as("timeout to close").isLessThan(SCOPE_TIMEOUT.plusSeconds(2));
-            }
-            if (maxGapMillis > 0) {
-                assertThat(maxGap).as("the unrelated virtual threads' longest gap between 5 ms sleeps")
-                        .isLessThan(Duration.ofMillis(maxGapMillis));
-            } else if (maxGapMillis < 0) {
-                // Offloading disabled: the starvation this mode exists to prevent.
-                assertThat(enteredBeforeTimeout.get()).as("inline, predictors that entered native code before the timeout"
-                        + " (one per carrier; the others start after it)").isLessThan(PREDICTORS);
-                assertThat(maxGap).as("inline, the sleepers wait for the pinned carriers")
-                        .isGreaterThan(SCOPE_TIMEOUT.multipliedBy(2).dividedBy(3));
-            }
+            System.out.printf("PinningTest %s %s: %d of %d predictors entered native code (%d before the timeout), sleepers' max gap %.1f ms"
+                    + " (%.1f ms with no predictor), scope closed after %.1f ms (load average %s)%n", kind, mode, entered.get(),
+                    PREDICTORS, enteredBeforeTimeout.get(), maxGap.toNanos() / 1e6, alone.toNanos() / 1e6,
+                    closedAfter.toNanos() / 1e6, loadAverage());
+            return new Run(enteredBeforeTimeout.get(), stoppedByTimeout.get(), maxGap, alone, closedAfter);
         } finally {
             measuring.set(false);
         }

@@ -3,7 +3,9 @@ package dev.nativescope.exchange;
 import static dev.nativescope.exchange.ExchangeDescriptor.*;
 
 import dev.nativescope.Context;
+import dev.nativescope.call.CallMode;
 import dev.nativescope.call.NativeCall;
+import dev.nativescope.call.NativeThreads;
 import dev.nativescope.library.NativeStatus;
 import dev.nativescope.tensor.DType;
 import dev.nativescope.tensor.Tensor;
@@ -26,14 +28,21 @@ import java.util.Optional;
  *
  * <p><b>Waiting.</b> {@link #awaitNext(Context, Duration)} optionally spins (reading the notify
  * word) for {@link #spinBeforeBlocking(Duration)}, then blocks in the shim's {@code
- * nsc_exchange_wait} through {@link NativeCall#invoke}: a {@code futex_waitv} on the header's
- * notify word (a shared futex) and the call's context state word, with the context's deadline as
- * its timeout, so a cancel, a deadline or an interrupt ends it at once. Every {@link
- * #livenessInterval(Duration) liveness interval} (2 ms by default) it wakes to check that the
- * producer lives (a pidfd poll), so a dead producer is reported within milliseconds.
- * <b>Virtual threads:</b> the native wait pins its carrier for as long as it blocks (nothing in the
- * JDK up to 25 frees a carrier during a downcall); bound it with a timeout or run long waits on
- * platform threads until the bridge offloads long native calls.
+ * nsc_exchange_wait} through {@link NativeCall#invoke(Context, CallMode, NativeCall.Downcall)}: one
+ * {@code futex_waitv} on the header's notify word (a shared futex), the call's context state word
+ * and a word the shim's watcher thread bumps when the producer process exits (it polls the pidfds of
+ * the producers being waited for), so a cancel, a deadline, an interrupt or the producer's death ends
+ * it at once, and a wait without a timeout or deadline arms no timer (a 2 ms liveness timer used to
+ * make a blocked wake several times slower than a plain futex wake, BENCHMARKS.md section 11). The
+ * {@link #livenessInterval(Duration) liveness interval} is used only where the watcher cannot watch
+ * (no {@code pidfd_open}, out of descriptors): the wait then wakes that often to check the producer.
+ *
+ * <p><b>Virtual threads.</b> The wait is offloaded ({@link CallMode#AUTO}): on a virtual thread it
+ * runs on one of the {@link NativeThreads native threads} while the virtual thread parks, so its
+ * carrier is free; a platform thread waits inline (no handoff). Each virtual thread blocked in a wait
+ * holds one native thread of the bounded pool ({@value NativeThreads#POOL_SIZE_PROPERTY}, default
+ * {@code max(8, 4 * cores)}); waits beyond it queue, and the queue time counts against the wait's
+ * timeout and its context's deadline. Raise the pool size when more virtual threads wait at once.
  *
  * <p>Threading: one thread at a time (the position is not synchronised); views may be read from
  * any thread. Closing unmaps: views then throw {@link IllegalStateException} on access.
@@ -74,7 +83,10 @@ public final class Consumer implements AutoCloseable {
         return this;
     }
 
-    /** How often a blocked wait wakes to check the producer's liveness (default 2 ms). */
+    /**
+     * How often a blocked wait wakes to check the producer's liveness where the shim's watcher thread
+     * cannot watch it (default 2 ms); with the watcher (Linux 5.3+), a death wakes the wait at once.
+     */
     public Consumer livenessInterval(Duration interval) {
         this.livenessNanos = Math.max(100_000, interval.toNanos());
         return this;
@@ -147,6 +159,17 @@ public final class Consumer implements AutoCloseable {
         if (latest <= position) {
             return Received.of(ReadStatus.EMPTY);
         }
+        if (latest == position + 1) {
+            // A consumer that keeps up wants the newest: one slot's metadata instead of a scan (the wake path).
+            int slot = file.intAcquire(LATEST_SLOT_OFFSET);
+            ExchangeDescriptor.SlotMeta meta = slot >= 0 && slot < file.slotCount ? file.readSlot(slot) : null;
+            if (meta != null && meta.version() == latest) {
+                Received received = view(meta);
+                position = latest;
+                return received;
+            }
+            // latest_slot not yet (or never, after a producer died between the two stores) naming it: scan.
+        }
         ExchangeDescriptor.SlotMeta best = null;
         for (int i = 0; i < file.slotCount; i++) {
             ExchangeDescriptor.SlotMeta meta = file.readSlot(i);
@@ -205,13 +228,15 @@ public final class Consumer implements AutoCloseable {
             if (spinNanos > 0 && spin(seen, Math.min(until, System.nanoTime() + spinNanos))) {
                 continue;
             }
-            long remaining = until == Long.MAX_VALUE ? -1 : until - System.nanoTime();
-            if (until != Long.MAX_VALUE && remaining <= 0) {
+            if (until != Long.MAX_VALUE && until - System.nanoTime() <= 0) {
                 return Received.of(ReadStatus.TIMEOUT);
             }
             long liveness = livenessNanos;
-            int status = NativeCall.invoke(context,
-                    ctx -> ExchangeNative.await(ctx, file.header, seen, remaining, liveness));
+            long deadline = until;
+            // AUTO: a virtual thread parks (its carrier free) while a native thread blocks in the futex.
+            // The remaining time is taken where the wait runs, so a wait queued for a thread loses it.
+            int status = NativeCall.invoke(context, CallMode.AUTO, ctx -> ExchangeNative.await(ctx, file.header, seen,
+                    deadline == Long.MAX_VALUE ? -1 : Math.max(0, deadline - System.nanoTime()), liveness));
             if (status == NativeStatus.OK.code()) {
                 continue;
             }

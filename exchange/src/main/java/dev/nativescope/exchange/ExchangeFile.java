@@ -122,42 +122,51 @@ final class ExchangeFile implements AutoCloseable {
                 "an exchange file exists there; open it (TensorExchange.openConsumer) or take it over (TensorExchange.takeOver)");
     }
 
-    // --- header fields ---
+    // --- header fields, by memory order (the width is the field's; the order is the protocol's) ---
+
+    // Acquire loads: read a field a release store published, and everything written before it.
 
     int intAcquire(long offset) {
         return (int) INT.getAcquire(segment, offset);
-    }
-
-    int intVolatile(long offset) {
-        return (int) INT.getVolatile(segment, offset);
-    }
-
-    void intRelease(long offset, int value) {
-        INT.setRelease(segment, offset, value);
-    }
-
-    void intVolatile(long offset, int value) {
-        INT.setVolatile(segment, offset, value);
-    }
-
-    boolean intCas(long offset, int expected, int value) {
-        return INT.compareAndSet(segment, offset, expected, value);
     }
 
     long longAcquire(long offset) {
         return (long) LONG.getAcquire(segment, offset);
     }
 
-    void longRelease(long offset, long value) {
-        LONG.setRelease(segment, offset, value);
+    // Volatile (seq_cst) loads and stores: the Dekker pair of a lease and a slot's seq (see Leases),
+    // the lease entries and the producer's words (pid, start, epoch, closed, heartbeat) at take-over and close.
+
+    int intVolatile(long offset) {
+        return (int) INT.getVolatile(segment, offset);
+    }
+
+    long longVolatile(long offset) {
+        return (long) LONG.getVolatile(segment, offset);
+    }
+
+    void intVolatile(long offset, int value) {
+        INT.setVolatile(segment, offset, value);
     }
 
     void longVolatile(long offset, long value) {
         LONG.setVolatile(segment, offset, value);
     }
 
-    long longVolatile(long offset) {
-        return (long) LONG.getVolatile(segment, offset);
+    // Release stores: publish a field after everything written before it (a slot, the latest pointer).
+
+    void intRelease(long offset, int value) {
+        INT.setRelease(segment, offset, value);
+    }
+
+    void longRelease(long offset, long value) {
+        LONG.setRelease(segment, offset, value);
+    }
+
+    // Compare-and-set (seq_cst): take a word from one owner to the next (a lease entry, the producer pid).
+
+    boolean intCas(long offset, int expected, int value) {
+        return INT.compareAndSet(segment, offset, expected, value);
     }
 
     int notifyWord() {

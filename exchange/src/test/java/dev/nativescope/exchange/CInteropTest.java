@@ -103,6 +103,36 @@ class CInteropTest {
         }
     }
 
+    /** A C consumer's lease (nsc_exchange_lease) is the header's table: the Java producer skips the slot. */
+    @Test
+    void aJavaProducerSkipsASlotLeasedByACConsumer() throws Exception {
+        try (Producer producer = TensorExchange.create(file, 3, 8192);
+             Consumer consumer = TensorExchange.openConsumer(file)) {
+            TensorExchangeTest.publish(producer, 1);
+            Received first = consumer.latest();
+            Process c = start(tool, "lease", file.toString());
+            try {
+                BufferedReader out = new BufferedReader(new InputStreamReader(c.getInputStream(), StandardCharsets.UTF_8));
+                assertThat(out.readLine()).isEqualTo("leased " + first.slot() + " 1");
+                for (long v = 2; v <= 20; v++) {
+                    TensorExchangeTest.publish(producer, v);
+                    assertThat(first.isStillValid()).as("after version %d", v).isTrue();
+                }
+                c.getOutputStream().write('\n');
+                c.getOutputStream().flush();
+                assertThat(out.readLine()).isEqualTo("released");
+                assertThat(c.waitFor(60, TimeUnit.SECONDS)).isTrue();
+                assertThat(c.exitValue()).isZero();
+            } finally {
+                c.destroyForcibly().waitFor();
+            }
+            for (long v = 21; v <= 26; v++) {
+                TensorExchangeTest.publish(producer, v);
+            }
+            assertThat(first.isStillValid()).as("released: the slot is reused").isFalse();
+        }
+    }
+
     @Test
     void cProducerJavaConsumer() throws Exception {
         Process c = start(tool, "produce", file.toString(), Integer.toString(COUNT), Integer.toString(BATCH));

@@ -14,16 +14,22 @@ final class Children {
     }
 
     static Process jvm(String... args) throws IOException {
+        return jvm(List.of(), ExchangeChild.class, args);
+    }
+
+    /** A JVM with extra options ({@code -Dkey=value}) running {@code main}. */
+    static Process jvm(List<String> options, Class<?> main, String... args) throws IOException {
         List<String> command = new ArrayList<>();
         command.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         command.add("--enable-native-access=ALL-UNNAMED");
+        command.addAll(options);
         String nativeDir = System.getProperty("nativescope.library.path");
         if (nativeDir != null) {
             command.add("-Dnativescope.library.path=" + nativeDir);
         }
         command.add("-cp");
         command.add(System.getProperty("java.class.path"));
-        command.add(ExchangeChild.class.getName());
+        command.add(main.getName());
         command.addAll(List.of(args));
         return new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.INHERIT).start();
     }

@@ -17,10 +17,18 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 class TensorExchangeTest {
     private Path file;
@@ -173,16 +181,23 @@ class TensorExchangeTest {
         }
     }
 
-    @Test
-    void waitsEndPromptlyOnTimeoutCancelDeadlineInterruptAndClose() throws Exception {
+    /** On a virtual thread the wait is offloaded to a native thread: the same outcomes, as promptly. */
+    @ParameterizedTest(name = "virtual thread: {0}")
+    @ValueSource(booleans = {false, true})
+    void waitsEndPromptlyOnTimeoutCancelDeadlineInterruptAndClose(boolean virtual) throws Exception {
+        ThreadFactory threads = virtual ? Thread.ofVirtual().factory() : Thread.ofPlatform().factory();
         try (Producer producer = TensorExchange.create(file, 2, 8192);
-             Consumer consumer = TensorExchange.openConsumer(file)) {
-            long t0 = System.nanoTime();
-            assertThat(consumer.awaitNext(Duration.ofMillis(30)).status()).isEqualTo(ReadStatus.TIMEOUT);
-            assertThat(System.nanoTime() - t0).isBetween(TimeUnit.MILLISECONDS.toNanos(30), TimeUnit.SECONDS.toNanos(5));
+             Consumer consumer = TensorExchange.openConsumer(file);
+             ExecutorService executor = Executors.newThreadPerTaskExecutor(threads)) {
+            Future<Long> timed = executor.submit(() -> {
+                long t0 = System.nanoTime();
+                assertThat(consumer.awaitNext(Duration.ofMillis(30)).status()).isEqualTo(ReadStatus.TIMEOUT);
+                return System.nanoTime() - t0;
+            });
+            assertThat(timed.get(10, TimeUnit.SECONDS)).isBetween(TimeUnit.MILLISECONDS.toNanos(30), TimeUnit.SECONDS.toNanos(5));
 
             try (CancellableContext ctx = Context.background().withCancel()) {
-                CompletableFuture<Received> waiting = CompletableFuture.supplyAsync(() -> consumer.awaitNext(ctx, null));
+                Future<Received> waiting = executor.submit(() -> consumer.awaitNext(ctx, null));
                 Thread.sleep(50);
                 long c0 = System.nanoTime();
                 ctx.cancel();
@@ -191,19 +206,29 @@ class TensorExchangeTest {
             }
 
             try (CancellableContext ctx = Context.background().withTimeout(Duration.ofMillis(40))) {
-                assertThatThrownBy(() -> consumer.awaitNext(ctx, null)).isInstanceOf(DeadlineExceededException.class);
+                Future<Received> deadline = executor.submit(() -> consumer.awaitNext(ctx, null));
+                assertThatThrownBy(() -> deadline.get(5, TimeUnit.SECONDS)).hasCauseInstanceOf(DeadlineExceededException.class);
             }
 
-            Thread waiter = new Thread(() -> {
-                assertThatThrownBy(() -> consumer.awaitNext(Context.background(), null)).isInstanceOf(CancellationException.class);
+            AtomicReference<Throwable> thrown = new AtomicReference<>();
+            AtomicBoolean stillInterrupted = new AtomicBoolean();
+            Thread waiter = threads.newThread(() -> {
+                try {
+                    consumer.awaitNext(Context.background(), null);
+                } catch (Throwable e) {
+                    thrown.set(e);
+                    stillInterrupted.set(Thread.currentThread().isInterrupted());
+                }
             });
             waiter.start();
             Thread.sleep(50);
             waiter.interrupt();
             waiter.join(5000);
             assertThat(waiter.isAlive()).isFalse();
+            assertThat(thrown.get()).isInstanceOf(CancellationException.class);
+            assertThat(stillInterrupted).isTrue();
 
-            CompletableFuture<Received> closedWait = CompletableFuture.supplyAsync(() -> consumer.awaitNext(Duration.ofSeconds(30)));
+            Future<Received> closedWait = executor.submit(() -> consumer.awaitNext(Duration.ofSeconds(30)));
             Thread.sleep(50);
             producer.close();
             assertThat(closedWait.get(5, TimeUnit.SECONDS).status()).isEqualTo(ReadStatus.PRODUCER_CLOSED);

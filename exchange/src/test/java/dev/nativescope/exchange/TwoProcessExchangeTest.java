@@ -122,7 +122,7 @@ class TwoProcessExchangeTest {
         System.out.printf("%d kills: detection after kill (us) %s; %d tensors verified, %d overwritten while read%n",
                 kills, detectMicros, received, overwrittenWhileRead);
         assertThat(received).isPositive();
-        // Generous: the machine's 2 cores are shared; the liveness check runs every 2 ms.
+        // Generous: the machine's 2 cores are shared; the shim's watcher wakes the wait when the pidfd reports the exit.
         assertThat(detectMicros).allSatisfy(us -> assertThat(us).isLessThan(2_000_000));
         assertThat(Files.exists(file)).isTrue();
     }

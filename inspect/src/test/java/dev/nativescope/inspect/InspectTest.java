@@ -16,6 +16,7 @@ import java.util.stream.Stream;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import dev.nativescope.call.NativeThreads;
 import org.junit.jupiter.api.Test;
 
 /** {@code nativescope inspect <pid>} run as users run it (its own JVM) against child processes. */
@@ -80,6 +81,22 @@ class InspectTest {
                     .contains("legacy_resize", "STUCK", "request-worker", "tenant=acme", "client went away")
                     .contains("blocked in a wait that is not a context wait")
                     .contains("0 since the cancel");
+        } finally {
+            stop(child);
+        }
+    }
+
+    @Test
+    void showsBothThreadsOfACallOffloadedFromAVirtualThreadAndThatTheNativeThreadIsBlocked() throws Exception {
+        Process child = startProbe("offloaded");
+        try {
+            Result result = inspect(List.of(), child.pid());
+            assertThat(result.exitCode()).as(result.output()).isZero();
+            assertThat(result.output())
+                    .contains("nativescope: 1 cancellable call(s) in flight, 1 cancel(s) requested but not returned, 1 stuck")
+                    .containsPattern("thread +VirtualThread\\[#\\d+,request-worker\\]\\S* \\(virtual\\), offloaded to Thread\\[#\\d+,"
+                            + NativeThreads.THREAD_NAME_PREFIX + "\\d+")
+                    .contains("blocked in a wait that is not a context wait");
         } finally {
             stop(child);
         }

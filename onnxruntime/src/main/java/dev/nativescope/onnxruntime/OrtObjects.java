@@ -16,23 +16,45 @@ import java.util.concurrent.atomic.AtomicLong;
 /**
  * Creates and closes the per-run ONNX Runtime objects ({@link OnnxTensor} views of our tensors,
  * {@link OrtSession.RunOptions} and the output values of {@link OrtResult}s until they are closed) and counts them, so that tests can prove that no run, cancelled
- * or not, leaves one open; also counts the predictors (sessions) open. Thread-safe: the counters
+ * or not, leaves one open; also counts the predictors (sessions) open and the views they keep for
+ * reuse (counted apart from the per-run objects while kept). Thread-safe: the counters
  * are atomic and shared by all predictors. {@link OrtResources} shows them outside the package.
  */
 final class OrtObjects {
     private static final AtomicLong CREATED = new AtomicLong();
     private static final AtomicLong CLOSED = new AtomicLong();
     private static final AtomicLong OPEN_PREDICTORS = new AtomicLong();
+    /** Views of {@link OrtBinding}s, created and not closed: a predictor's to reuse, not per-run objects. */
+    private static final AtomicLong CACHED = new AtomicLong();
 
     private OrtObjects() {
     }
 
-    /** {@return how many per-run ORT objects are open now (created and not yet closed)} */
+    /**
+     * {@return how many per-run ORT objects are open now (created and not yet closed, and not kept by a
+     * predictor for reuse)}
+     */
     static long open() {
-        // Read CLOSED first: an object closed between the two reads is then counted as open,
-        // never as closed before it was created.
+        // Read CLOSED first: an object closed between the reads is then counted as open, never as
+        // closed before it was created. A binding's views are uncounted as cached before they close.
         long closed = CLOSED.get();
-        return CREATED.get() - closed;
+        long cached = CACHED.get();
+        return CREATED.get() - closed - cached;
+    }
+
+    /** {@return how many ORT views the open predictors keep for reuse (in their caches or in a run)} */
+    static long cached() {
+        return CACHED.get();
+    }
+
+    /** {@code count} views became a binding's. */
+    static void cached(int count) {
+        CACHED.addAndGet(count);
+    }
+
+    /** {@code count} views of a binding are about to be closed. */
+    static void uncached(int count) {
+        CACHED.addAndGet(-count);
     }
 
     /** {@return how many per-run ORT objects were created since the JVM started} */

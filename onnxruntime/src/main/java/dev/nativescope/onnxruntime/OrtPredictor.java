@@ -1,26 +1,19 @@
 package dev.nativescope.onnxruntime;
 
 import ai.onnxruntime.NodeInfo;
-import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
 import dev.nativescope.CancellableContext;
 import dev.nativescope.Context;
 import dev.nativescope.DeadlineExceededException;
-import dev.nativescope.call.CallMode;
 import dev.nativescope.call.NativeThreads;
 import dev.nativescope.interop.CancellationSignal;
 import dev.nativescope.interop.SegmentHold;
-import dev.nativescope.interop.WritableMemory;
 import dev.nativescope.tensor.Tensor;
 
-import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
-import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
@@ -45,14 +38,21 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * {@code ByteBuffer} view of the segment is not copied by its Java API) and writes outputs in place
  * (they are passed as pinned outputs: ORT writes into the given memory instead of allocating).
  * ORT reaches that memory through JNI, which FFM does not see, so each run holds the tensors'
- * segments ({@link SegmentHold#call}) from before ORT gets a view of them until ORT has returned
- * and its tensor objects are closed: the memory stays valid until {@code run} returns, whatever
- * the caller does meanwhile. Closing a tensor's shared arena from another thread during a run
+ * segments ({@link SegmentHold#call}) from before ORT's run reads them until it has returned (ORT's
+ * tensor objects only address the memory; ORT touches it only inside a run): the memory stays valid
+ * until {@code run} returns, whatever the caller does meanwhile. Closing a tensor's shared arena from another thread during a run
  * throws {@link IllegalStateException} (the arena stays open; close it again after the run); a
  * tensor whose arena was already closed fails the run with an {@link IllegalStateException}, a
  * tensor of another thread's confined arena with a {@link WrongThreadException}, and a read-only
  * output (a {@code READ_ONLY} mapping, {@code asReadOnly()}) with an
  * {@link IllegalArgumentException} naming it, all before ORT sees them.
+ *
+ * <p><b>Reuse.</b> A run makes one ORT view ({@link ai.onnxruntime.OnnxTensor}) per tensor, which costs about as much
+ * as a tiny model's whole run. So the predictor keeps the views of its latest runs (two sets) and
+ * reuses them when a run passes the same {@link Tensor} objects under the same names again: keep your
+ * tensors and maps across runs to get that. The kept views keep their tensors reachable (an
+ * automatic arena's memory is not freed) until runs over other tensors replace them or the predictor
+ * is closed; they never keep an arena open, and the checks above hold for every run either way.
  *
  * <p><b>Threading.</b> {@code run} may be called from several threads at once (ORT sessions are
  * thread-safe for runs). {@link #close()} may be called from any thread at any time: it
@@ -69,6 +69,8 @@ public final class OrtPredictor implements AutoCloseable {
     /** Runs hold the read lock, close takes the write lock: the session is never closed under a run. */
     private final ReentrantReadWriteLock runs = new ReentrantReadWriteLock();
     private boolean closed; // guarded by the write lock
+    /** The ORT views of recent runs' tensors, reused by runs over the same tensors; closed by close(). */
+    private final OrtBinding.Cache bindings = new OrtBinding.Cache();
     /** The session's output metadata, read once by the first {@link #runAllocating} (a benign race). */
     private volatile Map<String, NodeInfo> outputInfo;
 
@@ -210,67 +212,62 @@ public final class OrtPredictor implements AutoCloseable {
     }
 
     private void runOpen(Context context, Map<String, Tensor> inputs, Map<String, Tensor> outputs) throws OrtException {
-        // ORT touches the tensors' memory only inside its run: the segments are held around that, on the
-        // thread that makes the JNI call (see runTerminable).
-        List<MemorySegment> segments = new ArrayList<>(inputs.size() + outputs.size());
-        for (Tensor tensor : inputs.values()) {
-            segments.add(Objects.requireNonNull(tensor, "input tensor").segment());
-        }
-        for (Map.Entry<String, Tensor> output : outputs.entrySet()) {
-            MemorySegment segment = Objects.requireNonNull(output.getValue(), "output tensor").segment();
-            // ORT writes outputs through JNI, past FFM's checks: a READ_ONLY mapping would crash the JVM.
-            WritableMemory.require("output '" + output.getKey() + "'", segment);
-            segments.add(segment);
-        }
-        runWithViews(context, inputs, outputs, segments);
+        // Pinned outputs only (ORT wants the requested names and the pinned ones disjoint): ORT writes
+        // into our tensors, and the result holds no values of its own.
+        withBinding(inputs, outputs, binding -> withTermination(termination -> runTerminable(context, termination,
+                binding, runOptions -> {
+                    session.run(binding.ortInputs(), Set.of(), binding.ortOutputs(), runOptions).close();
+                    return null;
+                })));
     }
 
-    private void runWithViews(Context context, Map<String, Tensor> inputs, Map<String, Tensor> outputs,
-                              List<MemorySegment> segments) throws OrtException {
-        Map<String, OnnxTensor> ortInputs = new LinkedHashMap<>();
-        Map<String, OnnxTensor> ortOutputs = new LinkedHashMap<>();
+    /** Work given the ORT views of a run's tensors. */
+    @FunctionalInterface
+    private interface BoundWork<T> {
+        T run(OrtBinding binding) throws OrtException;
+    }
+
+    /**
+     * Runs {@code work} with the views of these tensors: reused from the cache or made now, and given
+     * back to the cache afterwards, whatever the outcome (views do not depend on how a run ended). Called
+     * under the read lock, so close() (write lock) finds every binding in the cache.
+     */
+    private <T> T withBinding(Map<String, Tensor> inputs, Map<String, Tensor> outputs, BoundWork<T> work)
+            throws OrtException {
+        OrtBinding binding = bindings.take(inputs, outputs);
+        if (binding == null) {
+            binding = OrtBinding.create(environment, inputs, outputs);
+        }
         try {
-            for (Map.Entry<String, Tensor> input : inputs.entrySet()) {
-                ortInputs.put(input.getKey(), OrtObjects.view(environment, "input", input.getKey(), input.getValue()));
-            }
-            for (Map.Entry<String, Tensor> output : outputs.entrySet()) {
-                ortOutputs.put(output.getKey(), OrtObjects.view(environment, "output", output.getKey(), output.getValue()));
-            }
-            withTermination(termination -> {
-                runTerminable(context, termination, ortInputs, ortOutputs, segments);
-                return null;
-            });
+            return work.run(binding);
         } finally {
-            ortInputs.values().forEach(OrtObjects::close);
-            ortOutputs.values().forEach(OrtObjects::close);
+            bindings.give(binding);
         }
     }
 
-    private void runTerminable(Context context, RunTermination termination, Map<String, OnnxTensor> inputs,
-                               Map<String, OnnxTensor> outputs, List<MemorySegment> segments) throws OrtException {
+    /** ORT's run call, given the run's options. */
+    @FunctionalInterface
+    private interface OrtRun<T> {
+        T run(OrtSession.RunOptions runOptions) throws OrtException;
+    }
+
+    private <T> T runTerminable(Context context, RunTermination termination, OrtBinding binding, OrtRun<T> run)
+            throws OrtException {
         // The context (cancel, deadline), an interrupt of this thread (ORT's run is a JNI call that does
         // not notice interrupts) and close() all flip the run's terminate flag; ORT checks it between
         // nodes and before the first.
         try (CancellationSignal signal = CancellationSignal.open(context, lifetime, reason -> termination.terminate())) {
             if (!signal.isStopped()) {
                 try {
-                    // Pinned outputs only (ORT wants the requested names and the pinned ones disjoint): ORT
-                    // writes into our tensors, and the result holds no values of its own.
                     OrtSession.RunOptions runOptions = termination.optionsForRun();
-                    // ORT's run is a JNI call: it pins a virtual thread's carrier as a downcall does, so from
-                    // a virtual thread it runs on a native thread while this thread parks (CallMode.AUTO; the
-                    // signal stays open here, so cancels, deadlines and interrupts reach it as inline). A
-                    // confined tensor keeps it inline, on its owner (modeFor). The segments are held on the
-                    // thread that runs ORT, from before ORT reads them until it has returned: a shared arena
-                    // cannot close meanwhile, another thread's confined arena is refused before ORT runs.
-                    CallMode mode = NativeThreads.modeFor(CallMode.AUTO, segments.toArray(MemorySegment[]::new));
-                    NativeThreads.call(context, mode, null, signal::isStopped, () -> {
+                    // From a virtual thread the run goes to a native thread while this one parks (the
+                    // binding's mode; the signal stays open here, so cancels, deadlines and interrupts reach
+                    // it as inline). The segments are held on the thread that runs ORT, from before ORT reads
+                    // them until it has returned: a shared arena cannot close meanwhile, another thread's
+                    // confined arena (or a closed one) is refused before ORT runs, also for reused views.
+                    return NativeThreads.call(context, binding.mode(), null, signal::isStopped, () -> {
                         throw signal.stoppedException(WHAT);
-                    }, () -> SegmentHold.call(segments, () -> {
-                        session.run(inputs, Set.of(), outputs, runOptions).close();
-                        return null;
-                    }));
-                    return;
+                    }, () -> SegmentHold.call(binding.segments(), () -> run.run(runOptions)));
                 } catch (OrtException e) {
                     throw stoppedOrRethrow(signal, e);
                 }
@@ -295,8 +292,10 @@ public final class OrtPredictor implements AutoCloseable {
      * dynamic batch). The returned result's tensors view ORT's output memory without a copy and stay
      * valid until the result is closed (see {@link OrtResult}); close it.
      *
-     * <p>Cancellation, deadlines, interrupts, {@link #close()} and the checks on the inputs behave
-     * as in {@link #run(Context, Map, Map)}; a stopped run allocates nothing the caller must close.
+     * <p>Cancellation, deadlines, interrupts, {@link #close()}, the checks on the inputs, the reuse of
+     * their views and the call mode (from a virtual thread, ORT runs on a native thread while the
+     * caller parks) behave as in {@link #run(Context, Map, Map)}; a stopped run allocates nothing the
+     * caller must close.
      * Output types are checked against the model before the run: every element type ORT's Java API
      * can hand over has a {@link dev.nativescope.tensor.DType} (float, double, int8, int16, int32,
      * int64, uint8, uint16, uint32, uint64 (which that API reports as signed), bool, float16,
@@ -334,11 +333,14 @@ public final class OrtPredictor implements AutoCloseable {
         OrtOutputViews.check();
         return whileOpen(context, () -> {
             OrtOutputViews.checkOutputs(outputInfo(), names);
-            List<MemorySegment> segments = new ArrayList<>(inputs.size());
-            for (Tensor tensor : inputs.values()) {
-                segments.add(Objects.requireNonNull(tensor, "input tensor").segment());
-            }
-            return SegmentHold.call(segments, () -> runAllocatingHeld(context, inputs, names));
+            OrtSession.Result values = withBinding(inputs, Map.of(), binding -> withTermination(termination ->
+                    runTerminable(context, termination, binding, runOptions -> {
+                        OrtSession.Result allocated = session.run(binding.ortInputs(), names, runOptions);
+                        OrtObjects.createdAllocated(allocated.size());
+                        return allocated;
+                    })));
+            // ORT's values do not depend on the inputs or the run options: the result outlives both.
+            return new OrtResult(values, names);
         });
     }
 
@@ -349,40 +351,6 @@ public final class OrtPredictor implements AutoCloseable {
             outputInfo = info;
         }
         return info;
-    }
-
-    private OrtResult runAllocatingHeld(Context context, Map<String, Tensor> inputs, Set<String> names)
-            throws OrtException {
-        Map<String, OnnxTensor> ortInputs = new LinkedHashMap<>();
-        OrtSession.Result values;
-        try {
-            for (Map.Entry<String, Tensor> input : inputs.entrySet()) {
-                ortInputs.put(input.getKey(), OrtObjects.view(environment, "input", input.getKey(), input.getValue()));
-            }
-            values = withTermination(termination -> runTerminableAllocating(context, termination, ortInputs, names));
-        } finally {
-            ortInputs.values().forEach(OrtObjects::close);
-        }
-        // ORT's values do not depend on the inputs or the run options: the result outlives both.
-        return new OrtResult(values, names);
-    }
-
-    /** As {@link #runTerminable}, with outputs ORT allocates; the values returned are counted as created. */
-    private OrtSession.Result runTerminableAllocating(Context context, RunTermination termination,
-                                                      Map<String, OnnxTensor> inputs, Set<String> names)
-            throws OrtException {
-        try (CancellationSignal signal = CancellationSignal.open(context, lifetime, reason -> termination.terminate())) {
-            if (!signal.isStopped()) {
-                try {
-                    OrtSession.Result values = session.run(inputs, names, termination.optionsForRun());
-                    OrtObjects.createdAllocated(values.size());
-                    return values;
-                } catch (OrtException e) {
-                    throw stoppedOrRethrow(signal, e);
-                }
-            }
-            throw signal.stoppedException(WHAT);
-        }
     }
 
     /**
@@ -415,6 +383,7 @@ public final class OrtPredictor implements AutoCloseable {
                 closed = true;
                 // Counted closed even if ORT fails to release the session: no run can reach it any more.
                 OrtObjects.predictorClosed();
+                bindings.closeAll(); // no run in flight: each returned its binding under the read lock
                 session.close();
             }
         } finally {

@@ -157,11 +157,26 @@ class OrtCancellationTest {
     @ParameterizedTest
     @ValueSource(booleans = {false, true})
     void interruptStopsTheRun(boolean virtual) throws Exception {
+        interruptStops(virtual, () -> chain.run(Context.background(), Map.of("x", x), Map.of("y", y)));
+    }
+
+    /** runAllocating is offloaded from a virtual thread as run is, and an interrupt stops it the same way. */
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void interruptStopsAnAllocatingRun(boolean virtual) throws Exception {
+        interruptStops(virtual, () -> {
+            try (OrtResult result = chain.runAllocating(Context.background(), Map.of("x", x), java.util.Set.of("y"))) {
+                throw new AssertionError("the run completed: " + result);
+            }
+        });
+    }
+
+    private static void interruptStops(boolean virtual, Outcome.Body run) throws Exception {
         AtomicReference<Boolean> stillInterrupted = new AtomicReference<>();
         Thread.Builder builder = virtual ? Thread.ofVirtual() : Thread.ofPlatform();
         Outcome outcome = Outcome.start(builder, () -> {
             try {
-                chain.run(Context.background(), Map.of("x", x), Map.of("y", y));
+                run.run();
             } finally {
                 stillInterrupted.set(Thread.currentThread().isInterrupted());
             }

@@ -1,6 +1,6 @@
 package dev.nativescope.onnxruntime;
 
-import dev.nativescope.testing.StrayInterrupts;
+import dev.nativescope.testing.ArenaCloseInterrupts;
 import dev.nativescope.Context;
 import dev.nativescope.tensor.DType;
 import dev.nativescope.tensor.Tensor;
@@ -64,7 +64,6 @@ public final class OrtHoldFamilyChild {
                     for (Access access : Access.values()) {
                         for (Consumer consumer : Consumer.values()) {
                             String outcome;
-                            StrayInterrupts.clear();
                             try {
                                 outcome = runOne(predictor, kind, access, consumer, file, random);
                             } catch (Throwable e) {
@@ -72,8 +71,8 @@ public final class OrtHoldFamilyChild {
                                 e.printStackTrace(new java.io.PrintWriter(trace));
                                 outcome = "harness failed (interrupted " + Thread.interrupted() + "): " + trace;
                             }
-                            if (outcome.equals("stray interrupt")) {
-                                continue; // counted and printed at the end; see StrayInterrupts
+                            if (outcome.equals("close interrupt")) {
+                                continue; // counted and printed at the end; see ArenaCloseInterrupts
                             }
                             if (outcome.equals("ran")) {
                                 ran++;
@@ -91,7 +90,7 @@ public final class OrtHoldFamilyChild {
         if (open != 0) {
             System.out.println("FAILURE " + open + " ORT objects left open");
         }
-        System.out.println("stray interrupts cleared by the harness: " + StrayInterrupts.seen());
+        System.out.println(ArenaCloseInterrupts.report());
         System.out.println("done: " + ran + " ran, " + refused + " refused (" + closedFirst + " closed first); "
                 + closesRefused + " closes refused during a run");
         System.out.flush();
@@ -161,6 +160,9 @@ public final class OrtHoldFamilyChild {
             owner.closeNow.countDown();
         });
         boolean readOnlyOutput = consumer == Consumer.RUN_OUTPUT && access != Access.WRITABLE;
+        // Only another thread's close of a shared arena may interrupt this thread (see
+        // ArenaCloseInterrupts): a confined arena is closed by its owner, without a handshake.
+        boolean racesClose = kind == Kind.SHARED;
         String outcome;
         try {
             Map<String, Tensor> inputs = Map.of("x", Tensor.of(x, DType.FLOAT32, N, N));
@@ -183,13 +185,9 @@ public final class OrtHoldFamilyChild {
             outcome = (kind == Kind.SHARED || kind == Kind.CONFINED_OTHER) && !x.scope().isAlive()
                     ? "refused (closed first)" : "wrong: " + e;
         } catch (Throwable e) {
-            outcome = StrayInterrupts.isStray(e) ? "stray interrupt" : "wrong: " + e;
-        } finally {
-            StrayInterrupts.get(trigger, 30, TimeUnit.SECONDS);
-            if (owner.thread != null) {
-                StrayInterrupts.join(owner.thread, TimeUnit.SECONDS.toMillis(30));
-            }
+            outcome = racesClose && ArenaCloseInterrupts.isCloseInterrupt(e) ? "close interrupt" : "wrong: " + e;
         }
+        outcome = ArenaCloseInterrupts.endRound(racesClose, trigger, owner.thread, outcome);
         Throwable closeOutcome = owner.closeOutcome.get();
         if (closeOutcome != null && !(closeOutcome instanceof IllegalStateException)) {
             outcome = "close threw " + closeOutcome;

@@ -5,7 +5,7 @@ import dev.nativescope.testing.LeakProbe;
 import java.util.Map;
 
 /**
- * The per-run ORT objects (RunOptions, tensor views) open now, for the leak check
+ * The per-run ORT objects (RunOptions, tensor views) open now and the views predictors keep for reuse, for the leak check
  * ({@code dev.nativescope.testing.LeakCheckExtension}). Thread-safe: {@link OrtObjects} counts atomically.
  */
 // The test classes are compiled into the named module of the code under test, and LeakProbe comes from the
@@ -18,6 +18,6 @@ public final class OrtLeakProbe implements LeakProbe {
 
     @Override
     public Map<String, Long> counters() {
-        return Map.of("ortOpenObjects", OrtObjects.open());
+        return Map.of("ortOpenObjects", OrtObjects.open(), "ortCachedViews", OrtObjects.cached());
     }
 }

@@ -50,7 +50,7 @@ import org.agrona.concurrent.UnsafeBuffer;
  *
  * <pre>
  * java --enable-native-access=ALL-UNNAMED -cp benchmarks/target/nativescope-benchmarks.jar \
- *     dev.nativescope.benchmarks.exchange.ExchangeLatency [wake|handoff|death|all] [key=value...]
+ *     dev.nativescope.benchmarks.exchange.ExchangeLatency [wake|blocked|handoff|death|all] [key=value...]
  * </pre>
  *
  * <ul>
@@ -61,6 +61,8 @@ import org.agrona.concurrent.UnsafeBuffer;
  *     compiled here with gcc) and Aeron IPC ({@code aeron:ipc}, embedded media driver in this
  *     process) with a busy-spin and with Aeron's default back-off idle strategy, all at the same
  *     rate.</li>
+ * <li>{@code blocked}: the blocked consumer (platform and virtual thread) against the C FUTEX_WAIT floor in
+ *     {@code pairs} alternating rounds, with the per-round ratios (the goal: within 1.5x of the floor).</li>
  * <li>{@code handoff}: time from "the producer has the tensor in memory" to "the consumer can read
  *     it" for 4 KiB, 1 MiB and 64 MiB, through the exchange (the producer writes into the slot, then
  *     publishes) and through a UNIX domain socket (write of the bytes, read into a buffer of the
@@ -89,6 +91,9 @@ public final class ExchangeLatency {
         if (what.equals("wake") || what.equals("all")) {
             wake(o);
         }
+        if (what.equals("blocked")) {
+            blocked(o);
+        }
         if (what.equals("handoff") || what.equals("all")) {
             handoff(o);
         }
@@ -99,7 +104,7 @@ public final class ExchangeLatency {
     }
 
     record Options(int messages, int warmup, long intervalMicros, int rounds, double handoffScale, boolean aeron,
-                   long spinMicros) {
+                   long spinMicros, boolean handoffTouchOnly, int pairs) {
         static Options parse(String[] args) {
             int messages = 20_000;
             int warmup = 5_000;
@@ -108,6 +113,8 @@ public final class ExchangeLatency {
             double scale = 1;
             boolean aeron = true;
             long spin = 150;
+            boolean touchOnly = false;
+            int pairs = 6;
             for (String a : args) {
                 String[] kv = a.split("=", 2);
                 switch (kv[0]) {
@@ -118,17 +125,24 @@ public final class ExchangeLatency {
                     case "handoffScale" -> scale = Double.parseDouble(kv[1]);
                     case "aeron" -> aeron = Boolean.parseBoolean(kv[1]);
                     case "spin" -> spin = Long.parseLong(kv[1]);
+                    case "pairs" -> pairs = Integer.parseInt(kv[1]);
+                    case "handoffFill" -> touchOnly = switch (kv[1]) {
+                        case "full" -> false;
+                        case "touch" -> true;
+                        default -> throw new IllegalArgumentException("handoffFill=full|touch, not " + kv[1]);
+                    };
                     default -> throw new IllegalArgumentException("unknown option " + a
-                            + " (messages, warmup, interval [us], rounds, handoffScale, aeron, spin [us])");
+                            + " (messages, warmup, interval [us], rounds, handoffScale, aeron, spin [us], handoffFill=full|touch, pairs)");
                 }
             }
-            return new Options(messages, warmup, interval, rounds, scale, aeron, spin);
+            return new Options(messages, warmup, interval, rounds, scale, aeron, spin, touchOnly, pairs);
         }
 
         @Override
         public String toString() {
             return "messages=" + messages + " warmup=" + warmup + " interval=" + intervalMicros + "us rounds=" + rounds
-                    + " handoffScale=" + handoffScale + " aeron=" + aeron + " spin=" + spinMicros + "us";
+                    + " handoffScale=" + handoffScale + " aeron=" + aeron + " spin=" + spinMicros + "us"
+                    + " handoffFill=" + (handoffTouchOnly ? "touch" : "full") + " pairs=" + pairs;
         }
     }
 
@@ -147,7 +161,7 @@ public final class ExchangeLatency {
             }
             System.out.println(Stats.fromFloorLine("C futex word, " + (mode.equals("spin") ? "spinning" : "FUTEX_WAIT"), line));
         }
-        for (String mode : List.of("spin", "block", "spin-then-block")) {
+        for (String mode : List.of("spin", "block", "block-virtual", "spin-then-block")) {
             System.out.println(exchangeWake(o, mode));
         }
         if (o.aeron()) {
@@ -157,8 +171,93 @@ public final class ExchangeLatency {
         }
     }
 
-    /** @param mode spin: {@code next()} in a loop; block: {@code awaitNext}; spin-then-block: with {@code spinBeforeBlocking} */
+    /**
+     * The blocked wake against its floor, in {@code pairs} rounds that alternate the C FUTEX_WAIT floor, the
+     * blocked exchange consumer on a platform thread and on a virtual thread (the order rotating), so that all
+     * three see the same load; prints every round and, per exchange case, the median over rounds of its p50 and
+     * p90 divided by the floor's of the same round.
+     */
+    static void blocked(Options o) throws Exception {
+        System.out.println("## blocked publish-to-wake against the C futex floor, " + o.pairs() + " alternating rounds of "
+                + o.messages() + " messages, one per " + o.intervalMicros() + " us (us)");
+        System.out.println(Stats.HEADER);
+        Path floor = buildFloor();
+        List<String> cases = List.of("floor", "block", "block-virtual");
+        double[][] p50 = new double[cases.size()][o.pairs()];
+        double[][] p90 = new double[cases.size()][o.pairs()];
+        for (int round = 0; round < o.pairs(); round++) {
+            for (int k = 0; k < cases.size(); k++) {
+                int c = (k + round) % cases.size();
+                Stats stats;
+                if (cases.get(c).equals("floor")) {
+                    Process p = new ProcessBuilder(floor.toString(), "block", Integer.toString(o.messages()),
+                            Integer.toString(o.warmup()), Long.toString(o.intervalMicros())).redirectErrorStream(true).start();
+                    String line = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).strip();
+                    if (p.waitFor() != 0) {
+                        throw new IllegalStateException("futex_floor block: " + line);
+                    }
+                    stats = Stats.fromFloorLine("round " + round + ": C futex word, FUTEX_WAIT", line);
+                } else {
+                    Stats e = exchangeWake(o, cases.get(c));
+                    stats = new Stats("round " + round + ": " + e.name().replace("nativescope exchange, ", "exchange, "),
+                            e.n(), e.p50(), e.p90(), e.p99(), e.p999(), e.max());
+                }
+                p50[c][round] = stats.p50();
+                p90[c][round] = stats.p90();
+                System.out.println(stats);
+            }
+        }
+        for (int c = 1; c < cases.size(); c++) {
+            double[] r50 = new double[o.pairs()];
+            double[] r90 = new double[o.pairs()];
+            for (int round = 0; round < o.pairs(); round++) {
+                r50[round] = p50[c][round] / p50[0][round];
+                r90[round] = p90[c][round] / p90[0][round];
+            }
+            System.out.printf("# %s / floor, same round: p50 ratios %s (median %.2f), p90 ratios %s (median %.2f)%n",
+                    cases.get(c), ratios(r50), median(r50), ratios(r90), median(r90));
+        }
+    }
+
+    private static String ratios(double[] r) {
+        StringBuilder b = new StringBuilder();
+        for (double x : r) {
+            b.append(b.isEmpty() ? "" : " ").append(String.format("%.2f", x));
+        }
+        return b.toString();
+    }
+
+    private static double median(double[] values) {
+        double[] s = values.clone();
+        Arrays.sort(s);
+        return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+    }
+
+    /**
+     * @param mode spin: {@code next()} in a loop; block: {@code awaitNext} (no timeout); block-virtual: the same on a
+     *        virtual thread (the wait offloaded to a native thread); spin-then-block: with {@code spinBeforeBlocking}
+     */
     static Stats exchangeWake(Options o, String mode) throws Exception {
+        if (mode.equals("block-virtual")) {
+            Stats[] result = new Stats[1];
+            Exception[] failure = new Exception[1];
+            Thread consumer = Thread.ofVirtual().start(() -> {
+                try {
+                    result[0] = exchangeWakeOnThisThread(o, mode);
+                } catch (Exception e) {
+                    failure[0] = e;
+                }
+            });
+            consumer.join();
+            if (failure[0] != null) {
+                throw failure[0];
+            }
+            return result[0];
+        }
+        return exchangeWakeOnThisThread(o, mode);
+    }
+
+    private static Stats exchangeWakeOnThisThread(Options o, String mode) throws Exception {
         boolean spin = mode.equals("spin");
         Path file = TensorExchange.defaultPath("nsc-bench-wake-" + ProcessHandle.current().pid());
         TensorExchange.delete(file);
@@ -186,7 +285,7 @@ public final class ExchangeLatency {
                             }
                         } while (r.status() == ReadStatus.EMPTY);
                     } else {
-                        r = consumer.awaitNext(Duration.ofSeconds(30));
+                        r = consumer.awaitNext(); // no timeout: no timer armed; a dead producer still ends it
                     }
                     long now = System.nanoTime();
                     if (r.status() == ReadStatus.OVERRUN) {
@@ -206,6 +305,7 @@ public final class ExchangeLatency {
             return Stats.of("nativescope exchange, " + switch (mode) {
                         case "spin" -> "spinning (next())";
                         case "block" -> "blocked (awaitNext)";
+                        case "block-virtual" -> "blocked (awaitNext), virtual thread";
                         default -> "awaitNext, spinBeforeBlocking " + o.spinMicros() + " us";
                     },
                     Arrays.copyOf(latencies, n));
@@ -262,8 +362,10 @@ public final class ExchangeLatency {
         long[][] cases = {{4 << 10, 2000}, {1 << 20, 300}, {64 << 20, 20}};
         for (long[] c : cases) {
             int count = Math.max(5, (int) (c[1] * o.handoffScale()));
-            System.out.println(exchangeHandoff(c[0], count));
-            System.out.println(socketHandoff(c[0], count));
+            System.out.println(exchangeHandoff(c[0], count, o.handoffTouchOnly()));
+            if (!o.handoffTouchOnly()) {
+                System.out.println(socketHandoff(c[0], count));
+            }
         }
     }
 
@@ -271,11 +373,13 @@ public final class ExchangeLatency {
         return bytes >= 1 << 20 ? (bytes >> 20) + " MiB" : (bytes >> 10) + " KiB";
     }
 
-    static Stats exchangeHandoff(long bytes, int count) throws Exception {
+    /** @param touchOnly the producer writes only the stamp and the last byte, not the whole tensor (a control: what the fill costs the wake) */
+    static Stats exchangeHandoff(long bytes, int count, boolean touchOnly) throws Exception {
         Path file = TensorExchange.defaultPath("nsc-bench-handoff-" + ProcessHandle.current().pid());
         TensorExchange.delete(file);
         int warm = Math.max(2, count / 10);
-        Process child = childJvm("child-exchange-handoff", file.toString(), Long.toString(bytes), Integer.toString(count + warm));
+        Process child = childJvm("child-exchange-handoff", file.toString(), Long.toString(bytes), Integer.toString(count + warm),
+                Boolean.toString(touchOnly));
         try {
             expectLine(child, "ready");
             long[] latencies = new long[count];
@@ -284,7 +388,7 @@ public final class ExchangeLatency {
                 for (int i = 0; i < count + warm; i++) {
                     ack.write('\n');
                     ack.flush();
-                    Received r = consumer.awaitNext(Duration.ofSeconds(30));
+                    Received r = consumer.awaitNext();
                     long now = System.nanoTime();
                     if (r.status() != ReadStatus.OK) {
                         throw new IllegalStateException("exchange handoff: " + r.status());
@@ -300,7 +404,7 @@ public final class ExchangeLatency {
                 }
             }
             finish(child);
-            return Stats.of("exchange " + size(bytes), latencies);
+            return Stats.of("exchange " + size(bytes) + (touchOnly ? " (producer writes 2 words only)" : ""), latencies);
         } finally {
             child.destroyForcibly().waitFor();
             TensorExchange.delete(file);
@@ -449,6 +553,7 @@ public final class ExchangeLatency {
             case "child-exchange-handoff" -> {
                 long bytes = Long.parseLong(args[2]);
                 int count = Integer.parseInt(args[3]);
+                boolean touchOnly = Boolean.parseBoolean(args[4]);
                 try (Producer producer = TensorExchange.create(Path.of(args[1]), 2, bytes)) {
                     System.out.println("ready");
                     System.out.flush();
@@ -458,7 +563,11 @@ public final class ExchangeLatency {
                         }
                         Producer.Slot slot = producer.claim(DType.UINT8, bytes);
                         MemorySegment data = slot.tensor().data();
-                        data.fill((byte) i); // the tensor, produced in place (not timed: the socket fills its buffer too)
+                        if (touchOnly) {
+                            data.set(ValueLayout.JAVA_BYTE, bytes - 1, (byte) i);
+                        } else {
+                            data.fill((byte) i); // the tensor, produced in place (not timed: the socket fills its buffer too)
+                        }
                         data.set(ValueLayout.JAVA_LONG_UNALIGNED, 0, System.nanoTime());
                         slot.publish();
                     }

@@ -4,7 +4,7 @@ import java.util.List;
 
 /**
  * What diagnostics read of the call bridge: the calls in flight. Implemented in
- * {@code dev.nativescope.call}, reached through {@link SharedAccess#calls()}.
+ * {@code dev.nativescope.call}, reached through {@link SharedAccess#CALLS}.
  *
  * <p>Thread-safe: any thread may take a snapshot while calls start and end.
  */

@@ -7,7 +7,7 @@ import dev.nativescope.Context;
  * {@code dev.nativescope.diagnostics} turns it into its public records. Raw values, no formatting.
  *
  * @param thread the calling thread
- * @param nativeThread the native thread running the call when it was offloaded, or null
+ * @param nativeThread the native thread running the call while it is offloaded, or null
  * @param label the label the caller gave, or null (then {@code downcallClass} names the call)
  * @param downcallClass the class of the caller's {@code Downcall}
  * @param context the context the call runs under
@@ -19,7 +19,7 @@ import dev.nativescope.Context;
  * @param checksAtCancel {@code checks} when the call was cancelled (meaningful once cancelled)
  * @param heartbeatNanoTime the last clock check of native code, {@link System#nanoTime()} base, or 0 when none in this call
  */
-public record CallSnapshot(Thread thread, Object nativeThread, String label, Class<?> downcallClass, Context context,
+public record CallSnapshot(Thread thread, Thread nativeThread, String label, Class<?> downcallClass, Context context,
         long startNanoTime, long cancelNanoTime, String cancelledBy, boolean interrupted, long checks,
         long checksAtCancel, long heartbeatNanoTime) {
 }

@@ -9,7 +9,7 @@ import java.util.Map;
 
 /**
  * What the call bridge and the adapters need of a {@link Context} beyond its public API. Implemented
- * in {@code dev.nativescope}, reached through {@link SharedAccess#contexts()}; see there why.
+ * in {@code dev.nativescope}, reached through {@link SharedAccess#CONTEXTS}; see there why.
  *
  * <p>Thread-safe, as the context methods it forwards to.
  */

@@ -4,8 +4,8 @@ import dev.nativescope.Context;
 
 /**
  * What the call bridge tells diagnostics (JFR events), implemented in
- * {@code dev.nativescope.diagnostics}, reached through {@link SharedAccess#diagnostics()}. Every
- * method is cheap when its event is off: the bridge calls {@link #callStarted()} on every call.
+ * {@code dev.nativescope.diagnostics}, reached through {@link SharedAccess#DIAGNOSTICS}. Every
+ * method is cheap when its event is off: the bridge calls {@link #callStarted} on every call.
  *
  * <p>Thread-safe.
  */
@@ -16,11 +16,19 @@ public interface DiagnosticsHooks {
     /** {@return whether every tracked call records its start time (system property {@code nativescope.diagnostics.startTimes})} */
     boolean startTimesEnabled();
 
-    /** {@return a started native-call event when JFR records it, else null (the fast path)} */
-    Object callStarted();
+    /**
+     * Starts the call's native-call event when JFR records it.
+     *
+     * @param reusable the event this method returned for an earlier call of the same call frame, or
+     *                 null: it is begun again rather than a new one allocated (one per frame, so a
+     *                 recording costs the per-call path two clock reads, no allocation)
+     * @return the started event, to keep with the frame and end with {@link #callEnded}; null when JFR
+     *         does not record it (the fast path)
+     */
+    Object callStarted(Object reusable);
 
     /**
-     * Ends the event {@link #callStarted()} returned (non-null) and commits it when above its threshold.
+     * Ends the event {@link #callStarted} returned (non-null) and commits it when above its threshold.
      *
      * @param outcome the status name, or what the call threw
      */

@@ -13,7 +13,7 @@ import java.util.List;
 /**
  * The channel plumbing of {@link MappedFile} that the file formats ({@code .npy}, safetensors) use to
  * validate a header through the channel before mapping what it describes. Implemented in
- * {@code dev.nativescope.tensor.io}, reached through {@link SharedAccess#mappedFiles()}.
+ * {@code dev.nativescope.tensor.io}, reached through {@link SharedAccess#MAPPED_FILES}.
  *
  * <p>Thread-safe: stateless.
  */

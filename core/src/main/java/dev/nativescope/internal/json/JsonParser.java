@@ -52,8 +52,8 @@ public final class JsonParser {
     private int pos;
     private int values;
 
-    private JsonParser(String text, Limits limits) {
-        this.text = text;
+    private JsonParser(CharSequence text, Limits limits) {
+        this.text = text.toString();
         this.limits = limits;
     }
 
@@ -67,12 +67,16 @@ public final class JsonParser {
 
     /** Parses one JSON text. */
     public static Object parse(CharSequence text, Limits limits) throws JsonException {
-        JsonParser parser = new JsonParser(text.toString(), limits);
-        parser.skipWhitespace();
-        Object value = parser.parseValue(0);
-        parser.skipWhitespace();
-        if (parser.pos < parser.text.length()) {
-            throw parser.error("unexpected " + parser.describeCurrent() + " after the JSON value (trailing garbage)");
+        return new JsonParser(text, limits).document();
+    }
+
+    /** The one value of the text, with nothing but whitespace around it. */
+    private Object document() throws JsonException {
+        skipWhitespace();
+        Object value = parseValue(0);
+        skipWhitespace();
+        if (pos < text.length()) {
+            throw error("unexpected " + describeCurrent() + " after the JSON value (trailing garbage)");
         }
         return value;
     }

@@ -27,7 +27,7 @@ import dev.nativescope.tensor.io.MappedFile.Option;
 /**
  * The channel plumbing behind {@link MappedFile}: opening files as checked there, creating them
  * exclusively or by atomic replacement with their storage reserved, sizing and mapping channels.
- * The file formats reach it through {@code SharedAccess.mappedFiles()}, to validate a header
+ * The file formats reach it through {@code SharedAccess.MAPPED_FILES.get()}, to validate a header
  * through the channel before mapping what it describes.
  *
  * <p>Stateless and thread-safe.

@@ -67,8 +67,13 @@ import java.util.Set;
  *
  * <p>Instances are immutable and thread-safe; the memory they map is shared between threads (and,
  * for {@link Mode#READ_ONLY} and {@link Mode#READ_WRITE}, processes) without any coordination.
+ *
+ * @param file the mapped file, as given
+ * @param mode how it is mapped
+ * @param offset the file offset of the segment's first byte
+ * @param segment the mapped bytes; valid until the arena closes
  */
-public final class MappedFile {
+public record MappedFile(Path file, Mode mode, long offset, MemorySegment segment) {
 
     /** How a file is mapped. */
     public enum Mode {
@@ -97,7 +102,6 @@ public final class MappedFile {
         }
     }
 
-
     /** Options of the open, create and grow methods. */
     public enum Option {
         /**
@@ -114,19 +118,14 @@ public final class MappedFile {
     }
 
     static {
-        SharedAccess.setMappedFiles(FileChannels.INSTANCE);
+        SharedAccess.MAPPED_FILES.register(FileChannels.INSTANCE);
     }
 
-    private final Path file;
-    private final Mode mode;
-    private final long offset;
-    private final MemorySegment segment;
-
-    MappedFile(Path file, Mode mode, long offset, MemorySegment segment) {
-        this.file = file;
-        this.mode = mode;
-        this.offset = offset;
-        this.segment = segment;
+    /** Checks that every component is there. */
+    public MappedFile {
+        Objects.requireNonNull(file, "file");
+        Objects.requireNonNull(mode, "mode");
+        Objects.requireNonNull(segment, "segment");
     }
 
     /**
@@ -197,7 +196,6 @@ public final class MappedFile {
         return FileChannels.INSTANCE.create(file, size, ifExists, arena, List.of(options), channel -> { });
     }
 
-
     /**
      * Makes an existing file at least {@code size} bytes long (new bytes read as zeros; the file never
      * shrinks), reserves storage for its first {@code size} bytes (unless {@link Option#SPARSE}) and
@@ -228,34 +226,6 @@ public final class MappedFile {
                         FileChannels.INSTANCE.mapChannel(file, channel, Mode.READ_WRITE, 0, size, arena));
             }
         }
-    }
-
-
-
-
-
-
-
-
-
-    /** @return the mapped file, as given */
-    public Path file() {
-        return file;
-    }
-
-    /** @return how it is mapped */
-    public Mode mode() {
-        return mode;
-    }
-
-    /** @return the file offset of the segment's first byte */
-    public long offset() {
-        return offset;
-    }
-
-    /** @return the mapped bytes; valid until the arena closes */
-    public MemorySegment segment() {
-        return segment;
     }
 
     /** @return the number of mapped bytes */

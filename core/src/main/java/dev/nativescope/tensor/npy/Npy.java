@@ -56,9 +56,9 @@ public final class Npy {
     public static NpyFile map(Path file, MappedFile.Mode mode, Arena arena, MappedFile.Option... options)
             throws IOException {
         Objects.requireNonNull(arena, "arena");
-        return SharedAccess.mappedFiles().withChannel(file, mode, List.of(options), channel -> {
+        return SharedAccess.MAPPED_FILES.get().withChannel(file, mode, List.of(options), channel -> {
             NpyHeader header = readHeader(file, channel);
-            MemorySegment data = SharedAccess.mappedFiles().mapChannel(file, channel, mode, header.dataOffset(),
+            MemorySegment data = SharedAccess.MAPPED_FILES.get().mapChannel(file, channel, mode, header.dataOffset(),
                     header.dataByteSize(), arena);
             return new NpyFile(file, header, tensorOf(header, data));
         });
@@ -70,7 +70,7 @@ public final class Npy {
      * @throws TensorFormatException when the header is invalid or the data does not fit in the file
      */
     public static NpyHeader readHeader(Path file) throws IOException {
-        return SharedAccess.mappedFiles().withChannel(file, MappedFile.Mode.READ_ONLY, List.of(), channel -> readHeader(file, channel));
+        return SharedAccess.MAPPED_FILES.get().withChannel(file, MappedFile.Mode.READ_ONLY, List.of(), channel -> readHeader(file, channel));
     }
 
     /**
@@ -126,7 +126,7 @@ public final class Npy {
         NpyHeader header = NpyHeader.of(dtype, shape, fortranOrder);
         byte[] encoded = header.encode();
         long size = Math.addExact(header.dataOffset(), header.dataByteSize());
-        MappedFile mapped = SharedAccess.mappedFiles().create(file, size, ifExists, arena, List.of(options),
+        MappedFile mapped = SharedAccess.MAPPED_FILES.get().create(file, size, ifExists, arena, List.of(options),
                 channel -> writeFully(channel, ByteBuffer.wrap(encoded)));
         return tensorOf(header, mapped.segment().asSlice(header.dataOffset(), header.dataByteSize()));
     }

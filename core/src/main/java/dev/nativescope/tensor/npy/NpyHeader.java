@@ -2,6 +2,7 @@ package dev.nativescope.tensor.npy;
 
 import dev.nativescope.internal.shape.Shapes;
 import dev.nativescope.tensor.DType;
+import dev.nativescope.tensor.TensorSpec;
 import dev.nativescope.tensor.io.TensorFormatException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -58,20 +59,16 @@ public final class NpyHeader {
 
     private final int majorVersion;
     private final String descr;
-    private final DType dtype;
+    /** The dtype (of {@code descr}) and the shape, validated; its element count and byte size are the data's. */
+    private final TensorSpec spec;
     private final boolean fortranOrder;
-    private final long[] shape;
-    private final long elementCount;
     private final long dataOffset;
 
-    private NpyHeader(int majorVersion, String descr, DType dtype, boolean fortranOrder, long[] shape,
-                      long elementCount, long dataOffset) {
+    private NpyHeader(int majorVersion, String descr, TensorSpec spec, boolean fortranOrder, long dataOffset) {
         this.majorVersion = majorVersion;
         this.descr = descr;
-        this.dtype = dtype;
+        this.spec = spec;
         this.fortranOrder = fortranOrder;
-        this.shape = shape;
-        this.elementCount = elementCount;
         this.dataOffset = dataOffset;
     }
 
@@ -91,13 +88,13 @@ public final class NpyHeader {
                     + " dimensions; .npy readers accept at most " + MAX_RANK);
         }
         Shapes.checkStridable(dims, dtype.byteSize(), dtype.displayName());
-        long count = Shapes.elementCount(dims);
+        TensorSpec spec = TensorSpec.of(dtype, dims);
         int dictLength = dictText(descr, fortranOrder, dims).length() + 1; // + the final '\n'
         long v1Offset = roundUp(V1_PREFIX + dictLength, WRITE_ALIGNMENT);
         if (v1Offset - V1_PREFIX <= V1_MAX_HEADER) {
-            return new NpyHeader(1, descr, dtype, fortranOrder, dims, count, v1Offset);
+            return new NpyHeader(1, descr, spec, fortranOrder, v1Offset);
         }
-        return new NpyHeader(2, descr, dtype, fortranOrder, dims, count, roundUp(V2_PREFIX + dictLength, WRITE_ALIGNMENT));
+        return new NpyHeader(2, descr, spec, fortranOrder, roundUp(V2_PREFIX + dictLength, WRITE_ALIGNMENT));
     }
 
     /**
@@ -189,7 +186,7 @@ public final class NpyHeader {
                     + byteSize + " data bytes at offset " + offset + " but the file has only " + (fileSize - offset)
                     + " (truncated?)");
         }
-        return new NpyHeader(major, descr, dtype, fortranOrder, shape, count, offset);
+        return new NpyHeader(major, descr, TensorSpec.of(dtype, shape), fortranOrder, offset);
     }
 
     private static long validateShape(Path file, long[] shape, DType dtype) throws TensorFormatException {
@@ -237,7 +234,7 @@ public final class NpyHeader {
 
     /** @return the complete header: magic, version, length and padded dict, {@link #dataOffset()} bytes */
     byte[] encode() {
-        String dict = dictText(descr, fortranOrder, shape);
+        String dict = dictText(descr, fortranOrder, spec.shape());
         int prefix = majorVersion == 1 ? V1_PREFIX : V2_PREFIX;
         int headerLength = (int) (dataOffset - prefix);
         ByteBuffer out = ByteBuffer.allocate((int) dataOffset).order(ByteOrder.LITTLE_ENDIAN);
@@ -294,7 +291,7 @@ public final class NpyHeader {
 
     /** @return the element type */
     public DType dtype() {
-        return dtype;
+        return spec.dtype();
     }
 
     /** @return true when the data is in Fortran (column-major) order */
@@ -304,17 +301,18 @@ public final class NpyHeader {
 
     /** @return a copy of the shape */
     public long[] shape() {
-        return shape.clone();
+        return spec.shape();
     }
 
     /** @return the element strides of the data's order */
     public long[] strides() {
+        long[] shape = spec.shape();
         return fortranOrder ? Shapes.fortranStrides(shape) : Shapes.cStrides(shape);
     }
 
     /** @return the number of elements */
     public long elementCount() {
-        return elementCount;
+        return spec.elementCount();
     }
 
     /** @return where the data starts in the file */
@@ -324,23 +322,23 @@ public final class NpyHeader {
 
     /** @return the data's size in bytes */
     public long dataByteSize() {
-        return elementCount * dtype.byteSize();
+        return spec.byteSize();
     }
 
     @Override
     public boolean equals(Object other) {
         return other instanceof NpyHeader that && majorVersion == that.majorVersion && descr.equals(that.descr)
-                && fortranOrder == that.fortranOrder && Arrays.equals(shape, that.shape) && dataOffset == that.dataOffset;
+                && fortranOrder == that.fortranOrder && spec.equals(that.spec) && dataOffset == that.dataOffset;
     }
 
     @Override
     public int hashCode() {
-        return Objects.hash(majorVersion, descr, fortranOrder, Arrays.hashCode(shape), dataOffset);
+        return Objects.hash(majorVersion, descr, fortranOrder, spec, dataOffset);
     }
 
     @Override
     public String toString() {
         return "NpyHeader[version " + version() + ", descr '" + descr + "', fortran_order " + fortranOrder
-                + ", shape " + shapeText(shape) + ", data at " + dataOffset + "]";
+                + ", shape " + shapeText(spec.shape()) + ", data at " + dataOffset + "]";
     }
 }

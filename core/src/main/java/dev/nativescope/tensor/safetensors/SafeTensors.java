@@ -89,7 +89,7 @@ public final class SafeTensors {
         Objects.requireNonNull(file, "file");
         Objects.requireNonNull(arena, "arena");
         // Opened as MappedFile opens files: a FIFO, device, socket or directory is refused by type, never opened.
-        return SharedAccess.mappedFiles().withChannel(file, MappedFile.Mode.READ_ONLY, List.of(), channel -> {
+        return SharedAccess.MAPPED_FILES.get().withChannel(file, MappedFile.Mode.READ_ONLY, List.of(), channel -> {
             long fileSize = channel.size();
             if (fileSize < Long.BYTES) {
                 throw new TensorFormatException(file, "the file has " + fileSize + " bytes, fewer than the 8-byte "
@@ -103,7 +103,7 @@ public final class SafeTensors {
             SafeTensorsHeader parsed = SafeTensorsHeader.parse(file, ByteBuffer.wrap(header), fileSize - dataStart);
             MemorySegment mapping = channel.map(FileChannel.MapMode.READ_ONLY, 0, fileSize, arena);
             checkMappedHeader(file, mapping, lengthField, header);
-            return new SafeTensorsFile(file, mapping, dataStart, parsed.entries(), parsed.metadata());
+            return SafeTensorsFile.of(file, mapping, dataStart, parsed.entries(), parsed.metadata());
         });
     }
 
@@ -176,7 +176,7 @@ public final class SafeTensors {
         MemorySegment mapping = created.segment();
         mapping.set(LENGTH_FIELD, 0, layout.header().length);
         MemorySegment.copy(MemorySegment.ofArray(layout.header()), 0, mapping, Long.BYTES, layout.header().length);
-        return new SafeTensorsFile(file, mapping, layout.dataStart(), layout.entries(), metadata);
+        return SafeTensorsFile.of(file, mapping, layout.dataStart(), layout.entries(), metadata);
     }
 
 

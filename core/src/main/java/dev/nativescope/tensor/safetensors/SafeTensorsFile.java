@@ -8,6 +8,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.NoSuchElementException;
+import java.util.Objects;
 import java.util.SequencedMap;
 import java.util.stream.Collectors;
 
@@ -21,47 +22,33 @@ import java.util.stream.Collectors;
  *
  * <p>Immutable and thread-safe as an object; access to the tensors follows the arena's thread
  * rules (a confined arena's mapping is readable from its owner thread only).
+ *
+ * @param file the path the file was opened or created with
+ * @param segment the mapping of the whole file: length field, header and data section
+ * @param dataStart the file offset of the data section (8 + the header length)
+ * @param tensors every tensor, in header order (unmodifiable)
+ * @param metadata the {@code __metadata__} map, in header order; empty when the file has none (unmodifiable)
  */
-public final class SafeTensorsFile {
+public record SafeTensorsFile(Path file, MemorySegment segment, long dataStart, SequencedMap<String, Tensor> tensors,
+        Map<String, String> metadata) {
     private static final int NAMES_IN_MESSAGE = 10;
 
-    private final Path file;
-    private final MemorySegment mapping;
-    private final long dataStart;
-    private final SequencedMap<String, Tensor> tensors;
-    private final Map<String, String> metadata;
+    /** Keeps unmodifiable copies of the maps, in their order. */
+    public SafeTensorsFile {
+        Objects.requireNonNull(file, "file");
+        Objects.requireNonNull(segment, "segment");
+        tensors = Collections.unmodifiableSequencedMap(new LinkedHashMap<>(tensors));
+        metadata = Collections.unmodifiableMap(new LinkedHashMap<>(metadata));
+    }
 
-    SafeTensorsFile(Path file, MemorySegment mapping, long dataStart, List<TensorEntry> entries,
+    /** The file whose tensors are {@code entries}' views into {@code mapping}. */
+    static SafeTensorsFile of(Path file, MemorySegment mapping, long dataStart, List<TensorEntry> entries,
             Map<String, String> metadata) {
-        this.file = file;
-        this.mapping = mapping;
-        this.dataStart = dataStart;
         SequencedMap<String, Tensor> views = new LinkedHashMap<>();
         for (TensorEntry entry : entries) {
             views.put(entry.name(), entry.view(mapping, dataStart));
         }
-        this.tensors = Collections.unmodifiableSequencedMap(views);
-        this.metadata = Collections.unmodifiableMap(new LinkedHashMap<>(metadata));
-    }
-
-    /** @return the path the file was opened or created with */
-    public Path file() {
-        return file;
-    }
-
-    /** @return the mapping of the whole file: length field, header and data section */
-    public MemorySegment segment() {
-        return mapping;
-    }
-
-    /** @return the file offset of the data section (8 + the header length) */
-    public long dataStart() {
-        return dataStart;
-    }
-
-    /** @return every tensor, in header order (unmodifiable) */
-    public SequencedMap<String, Tensor> tensors() {
-        return tensors;
+        return new SafeTensorsFile(file, mapping, dataStart, views, metadata);
     }
 
     /**
@@ -80,17 +67,12 @@ public final class SafeTensorsFile {
         return tensor;
     }
 
-    /** @return the {@code __metadata__} map, in header order; empty when the file has none (unmodifiable) */
-    public Map<String, String> metadata() {
-        return metadata;
-    }
-
     /**
      * @return true for a file opened with {@link SafeTensors#map} (a store into one of its tensors
      *         throws {@code IllegalArgumentException}), false for one made by {@link SafeTensors#create}
      */
     public boolean isReadOnly() {
-        return mapping.isReadOnly();
+        return segment.isReadOnly();
     }
 
     /**
@@ -98,8 +80,8 @@ public final class SafeTensorsFile {
      * device ({@code msync}); does nothing for a read-only mapping.
      */
     public void force() {
-        if (!mapping.isReadOnly()) {
-            mapping.force();
+        if (!segment.isReadOnly()) {
+            segment.force();
         }
     }
 
