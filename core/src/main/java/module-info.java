@@ -8,7 +8,7 @@
 module dev.nativescope.core {
     requires dev.nativescope.bindings;
     requires dev.nativescope.nativeshim;
-    // Diagnostics: JFR events and the platform MBean, loaded on the call bridge's first use.
+    // Diagnostics: JFR events (loaded once JFR is initialised) and the platform MBean (a second after the first call).
     requires jdk.jfr;
     requires java.management;
 

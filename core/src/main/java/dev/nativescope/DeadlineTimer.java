@@ -2,6 +2,7 @@ package dev.nativescope;
 
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
+import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -28,11 +29,19 @@ final class DeadlineTimer {
     }
 
     private static ScheduledThreadPoolExecutor createExecutor() {
-        ScheduledThreadPoolExecutor executor = new ScheduledThreadPoolExecutor(1, DeadlineTimer::newTimerThread);
+        ScheduledThreadPoolExecutor executor = new ScheduledThreadPoolExecutor(1, new TimerThreads());
         // Without this, a cancelled task stays queued until its (possibly distant) deadline, and
         // contexts that come and go with long deadlines would pile up in the queue.
         executor.setRemoveOnCancelPolicy(true);
         return executor;
+    }
+
+    /** The executor's thread factory; a class, not a method reference, which a fresh JVM would spin at run time. */
+    private static final class TimerThreads implements ThreadFactory {
+        @Override
+        public Thread newThread(Runnable work) {
+            return newTimerThread(work);
+        }
     }
 
     /** Creates the timer thread; whichever thread schedules the first deadline creates it. */
@@ -40,11 +49,10 @@ final class DeadlineTimer {
         // It must not inherit the creating thread's inheritable thread locals: it would report that
         // thread's Context.current() to every action it runs, and keep that context, and its whole
         // chain, reachable forever.
-        Thread thread = Thread.ofPlatform()
-                .name(THREAD_NAME)
-                .daemon(true)
-                .inheritInheritableThreadLocals(false)
-                .unstarted(work);
+        // The constructor, not Thread.ofPlatform(): the builder's classes are not in the JDK's CDS
+        // archive, a cost the first deadline of a fresh JVM need not pay.
+        Thread thread = new Thread(null, work, THREAD_NAME, 0, false);
+        thread.setDaemon(true);
         // Nor should it pin the class loader of whoever happened to schedule first.
         thread.setContextClassLoader(ClassLoader.getSystemClassLoader());
         return thread;

@@ -3,10 +3,8 @@ package dev.nativescope.call;
 import dev.nativescope.library.NativeStatus;
 import dev.nativescope.Context;
 import dev.nativescope.bindings.nativescope_h;
-import dev.nativescope.bindings.nsc_context;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import dev.nativescope.internal.access.CallSnapshot;
 import dev.nativescope.internal.access.FieldHandles;
 import dev.nativescope.library.NativeLibrary;
@@ -64,8 +62,6 @@ final class CallFrame {
     /** Every live cache, for {@link #trimIdle()}. */
     private static final Set<Cache> CACHES = ConcurrentHashMap.newKeySet();
     static final long NO_DEADLINE = nativescope_h.NSC_NO_DEADLINE();
-    private static final long STATE_OFFSET = nsc_context.state$offset();
-    private static final long HOOKS_OFFSET = nsc_context.hooks$offset();
     /** Only the first retirement is logged: a predictor that leaks hooks would otherwise log per call. */
     private static final AtomicBoolean RETIREMENT_REPORTED = new AtomicBoolean();
 
@@ -79,9 +75,6 @@ final class CallFrame {
     private static final ReentrantReadWriteLock FREEING = new ReentrantReadWriteLock();
     private static final VarHandle SEQ = FieldHandles.of(MethodHandles.lookup(), "callSeq", long.class);
     private static final VarHandle NATIVE_THREAD = FieldHandles.of(MethodHandles.lookup(), "nativeThread", Thread.class);
-    private static final VarHandle NATIVE_LONG = ValueLayout.JAVA_LONG.varHandle();
-    private static final long HEARTBEAT_COUNT_OFFSET = nsc_context.heartbeat_count$offset();
-    private static final long HEARTBEAT_NS_OFFSET = nsc_context.heartbeat_ns$offset();
 
     /** One platform thread's idle frame. */
     private static final class Cache {
@@ -137,12 +130,12 @@ final class CallFrame {
         // malloc'd, not an arena's: a segment of the global scope costs a downcall nothing to keep
         // alive, while a shared arena's adds an acquire/release (two atomic updates) to every call
         // (CancellableCallBenchmark.noopBareFfmSharedArena). The frame frees it itself (free/retire).
-        MemorySegment block = NativeHeap.allocate(nsc_context.sizeof() + 63);
+        MemorySegment block = NativeHeap.allocate(ContextStruct.SIZE + 63);
         boolean success = false;
         try {
             // 64-byte aligned so that the struct's two halves sit on their own cache lines.
             long skip = (64 - (block.address() & 63)) & 63;
-            this.struct = block.asSlice(skip, nsc_context.sizeof());
+            this.struct = block.asSlice(skip, ContextStruct.SIZE);
             // malloc'd memory may hold anything, NSC_ABI_VERSION included, which init refuses as a
             // live context (NSC_ERR_BUSY): zeroed first, as nativescope.h asks.
             struct.fill((byte) 0);
@@ -158,7 +151,7 @@ final class CallFrame {
                 NativeHeap.free(block);
             }
         }
-        NativeResources.JAVA_NATIVE_BYTES.addAndGet(nsc_context.sizeof());
+        NativeResources.JAVA_NATIVE_BYTES.addAndGet(ContextStruct.SIZE);
         NativeResources.LIVE_CALL_FRAMES.incrementAndGet();
         LeakSites.created(this, "call frame (nsc_context and its done fd)");
         ALL.add(this);
@@ -174,8 +167,7 @@ final class CallFrame {
         callLabel = label;
         callDowncall = downcallClass;
         callStartNanoTime = startNanoTime;
-        struct.set(ValueLayout.JAVA_LONG, HEARTBEAT_COUNT_OFFSET, 0L);
-        struct.set(ValueLayout.JAVA_LONG, HEARTBEAT_NS_OFFSET, 0L);
+        ContextStruct.resetHeartbeat(struct);
         SEQ.setRelease(this, (long) SEQ.get(this) + 1);
     }
 
@@ -237,8 +229,8 @@ final class CallFrame {
         String by = cancelled ? cancelledBy : null;
         boolean byInterrupt = cancelled && interrupted;
         long atCancel = cancelled ? checksAtCancel : 0;
-        long checks = (long) NATIVE_LONG.getOpaque(struct, HEARTBEAT_COUNT_OFFSET);
-        long heartbeat = (long) NATIVE_LONG.getOpaque(struct, HEARTBEAT_NS_OFFSET);
+        long checks = ContextStruct.heartbeat(struct, ContextStruct.HEARTBEAT_COUNT);
+        long heartbeat = ContextStruct.heartbeat(struct, ContextStruct.HEARTBEAT_NS);
         VarHandle.loadLoadFence();
         if ((long) SEQ.getOpaque(this) != seq || thread == null || context == null) {
             return null;
@@ -296,9 +288,7 @@ final class CallFrame {
         // Plain writes: no canceller can see this frame until the signal is reopened (a volatile write).
         cancelledByUs = false;
         interrupted = false;
-        nsc_context.deadline_ns(struct, deadlineMonotonicNanos);
-        nsc_context.values(struct, values.array);
-        nsc_context.value_count(struct, values.count);
+        ContextStruct.arm(struct, deadlineMonotonicNanos, values.array, values.count);
     }
 
     /**
@@ -309,8 +299,7 @@ final class CallFrame {
      * @return false when the frame was retired instead (see the class documentation)
      */
     private boolean reinitialiseIfUsed() {
-        // The hooks pointer as a raw word: no MemorySegment for escape analysis to remove on every call.
-        if (!isCancelled() && struct.get(ValueLayout.JAVA_LONG, HOOKS_OFFSET) == 0) {
+        if (!isCancelled() && !ContextStruct.hasHooks(struct)) {
             return true;
         }
         int status = nativescope_h.nsc_context_destroy(struct);
@@ -341,7 +330,7 @@ final class CallFrame {
         ALL.remove(this);
         if (destroyed) {
             freeBlock();
-            NativeResources.JAVA_NATIVE_BYTES.addAndGet(-nsc_context.sizeof());
+            NativeResources.JAVA_NATIVE_BYTES.addAndGet(-ContextStruct.SIZE);
         }
         NativeResources.LIVE_CALL_FRAMES.decrementAndGet();
         NativeResources.RETIRED_CALL_FRAMES.incrementAndGet();
@@ -355,7 +344,7 @@ final class CallFrame {
 
     /** @return true when the struct was cancelled (by the context or an interrupt) */
     boolean isCancelled() {
-        return struct.get(ValueLayout.JAVA_INT, STATE_OFFSET) != NativeStatus.OK.code();
+        return ContextStruct.state(struct) != NativeStatus.OK.code();
     }
 
     /**
@@ -373,7 +362,7 @@ final class CallFrame {
             interrupted = byInterrupt;
             if (NativeCall.DIAGNOSTICS_ON) {
                 // After the state word: the native side already sees the cancel; this is for dumps.
-                checksAtCancel = (long) NATIVE_LONG.getOpaque(struct, HEARTBEAT_COUNT_OFFSET);
+                checksAtCancel = ContextStruct.heartbeat(struct, ContextStruct.HEARTBEAT_COUNT);
                 cancelledBy = Thread.currentThread().toString();
             }
             cancelledByUs = true;
@@ -492,7 +481,7 @@ final class CallFrame {
         }
         ALL.remove(this);
         freeBlock();
-        NativeResources.JAVA_NATIVE_BYTES.addAndGet(-nsc_context.sizeof());
+        NativeResources.JAVA_NATIVE_BYTES.addAndGet(-ContextStruct.SIZE);
         NativeResources.LIVE_CALL_FRAMES.decrementAndGet();
         LeakSites.freed(this);
     }

@@ -485,7 +485,7 @@ public final class NativeCall {
             }
             // What stopped it, if anything: the bridge throws for a cancel; a deadline native code saw
             // on the clock (the timer may not have fired yet) is checked by invokeInMode.
-            return dev.nativescope.bindings.nsc_context.state(struct);
+            return ContextStruct.state(struct);
         }
 
         private static long set(long context) {
@@ -609,7 +609,7 @@ public final class NativeCall {
     }
 
     private static int nativeStatusOfCancelledFrame(CallFrame frame) {
-        return dev.nativescope.bindings.nsc_context.state(frame.struct);
+        return ContextStruct.state(frame.struct);
     }
 
     private static long deadlineOf(Context context, long now) {

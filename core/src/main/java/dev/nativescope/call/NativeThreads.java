@@ -388,7 +388,7 @@ public final class NativeThreads {
         }
 
         private static int stateOf(MemorySegment struct) {
-            return dev.nativescope.bindings.nsc_context.state(struct);
+            return ContextStruct.state(struct);
         }
     }
 }

@@ -30,8 +30,12 @@ import java.util.concurrent.locks.LockSupport;
  * native code leaves in the context struct ({@code nsc_check}, {@code nsc_checker_poll}).
  *
  * <p>Three ways to read it: {@link #inFlight()} (records), {@link #dump()} (a table), and the
- * platform MBean {@value #OBJECT_NAME} (operation {@code dumpInFlight}), registered on the call
- * bridge's first use, which {@code nativescope inspect <pid>} calls from outside the JVM.
+ * platform MBean {@value #OBJECT_NAME} (operation {@code dumpInFlight}), registered in the background
+ * {@value #MBEAN_DELAY_PROPERTY} milliseconds (default {@value #DEFAULT_MBEAN_DELAY_MILLIS}) after the
+ * call bridge's first use, which {@code nativescope inspect <pid>} calls from outside the JVM. The
+ * delay keeps the start of the platform MBean server (tens of milliseconds of CPU) out of the
+ * application's start; a JVM that ends sooner never starts it. The JFR events are loaded once JFR
+ * is initialised in the JVM (a recording started, at JVM start or later), not before.
  *
  * <p>System properties: {@value #ENABLED_PROPERTY}{@code =false} turns the registry off (calls are
  * not tracked; JFR events stay under JFR's control), {@value #SHOW_VALUES_PROPERTY}{@code =true}
@@ -55,12 +59,16 @@ public final class Diagnostics {
     static final long DEFAULT_STUCK_MILLIS = 100;
     /** System property: {@code true} records the start time of every call, not only of those with a deadline. */
     public static final String START_TIMES_PROPERTY = "nativescope.diagnostics.startTimes";
+    /** System property: milliseconds from the call bridge's first use to the MBean's registration. */
+    public static final String MBEAN_DELAY_PROPERTY = "nativescope.diagnostics.mbeanDelayMillis";
+    static final long DEFAULT_MBEAN_DELAY_MILLIS = 1000;
     /** The object name of the platform MBean. */
     public static final String OBJECT_NAME = "dev.nativescope:type=Diagnostics";
 
     static final boolean ENABLED = !"false".equalsIgnoreCase(System.getProperty(ENABLED_PROPERTY));
     static final boolean SHOW_VALUES = Boolean.getBoolean(SHOW_VALUES_PROPERTY);
     static final boolean START_TIMES = Boolean.getBoolean(START_TIMES_PROPERTY);
+    static final long MBEAN_DELAY_MILLIS = Math.max(0, Long.getLong(MBEAN_DELAY_PROPERTY, DEFAULT_MBEAN_DELAY_MILLIS));
     static final long STUCK_NANOS = TimeUnit.MILLISECONDS.toNanos(Long.getLong(STUCK_MILLIS_PROPERTY, DEFAULT_STUCK_MILLIS));
     /** How long a dump watches the CPU time of a stuck call's thread to tell blocked from computing. */
     private static final long CPU_SAMPLE_NANOS = TimeUnit.MILLISECONDS.toNanos(20);
@@ -69,7 +77,7 @@ public final class Diagnostics {
     private static final ContextAccess CONTEXTS = SharedAccess.CONTEXTS.get();
 
     static {
-        SharedAccess.DIAGNOSTICS.register(new Hooks());
+        SharedAccess.DIAGNOSTICS.register(new CallHooks());
     }
 
     private Diagnostics() {

@@ -13,9 +13,10 @@ import jdk.jfr.Threshold;
 import jdk.jfr.Timespan;
 
 /**
- * The JFR events, namespace {@code dev.nativescope}. Loaded on the call bridge's first use; each
- * costs one static enabled check per call while JFR does not record it. Threading: as JFR events,
- * one thread fills and commits an instance.
+ * The JFR events, namespace {@code dev.nativescope}. Loaded by {@link JfrHooks} once JFR is
+ * initialised in this JVM; from then on each costs one static enabled check per call while JFR does
+ * not record it. Threading: as JFR events, one thread fills and commits an instance (a call frame's
+ * reused {@code NativeCall} event: the one thread running that frame's call).
  */
 final class Events {
     private Events() {
@@ -25,6 +26,8 @@ final class Events {
      * What every event of a call carries: its label and its context's id. JFR takes these fields
      * into each subclass (listed after the subclass's own) and the inherited annotations
      * ({@code @Category}, {@code @StackTrace}) with them; an abstract class is not itself an event type.
+     * Never {@code @Registered(false)} here: that annotation is inherited too, and would unregister
+     * every subclass.
      */
     @Category({"nativescope"})
     @StackTrace(false)

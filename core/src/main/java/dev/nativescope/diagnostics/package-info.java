@@ -7,8 +7,9 @@
  *
  * <p>Uses {@code dev.nativescope} (the public context API), {@code internal.access} (the call
  * bridge's frames through {@code CallAccess}, the context internals), {@code internal.text}, and the
- * JDK's {@code jdk.jfr} and {@code java.management}, which it loads lazily: on the bridge's first use,
- * from a background thread. The call bridge uses it only through {@code internal.access}'s
+ * JDK's {@code jdk.jfr} and {@code java.management}, which it loads lazily: the JFR events once JFR is
+ * initialised in the JVM, the platform MBean server from a background thread a second after the
+ * bridge's first use. The call bridge uses it only through {@code internal.access}'s
  * {@code DiagnosticsHooks}; it never uses the call bridge's types.
  */
 package dev.nativescope.diagnostics;

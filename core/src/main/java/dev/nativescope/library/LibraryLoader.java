@@ -11,12 +11,17 @@ import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 import java.net.URL;
+import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.FileAttribute;
+import java.nio.file.attribute.PosixFilePermission;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.util.EnumSet;
 import java.util.Locale;
 import java.util.Optional;
+import java.util.Set;
 
 /**
  * Finds, extracts, opens and checks {@code libnativescope.so}. Stateless: {@link
@@ -71,10 +76,13 @@ final class LibraryLoader {
             }
             return open(path, expectedAbiVersion, false);
         }
-        String platform = platform().orElseThrow(() -> new NativeLibraryException(
-                "nativescope ships its native library for linux-x86_64 only, and this JVM runs on "
-                        + System.getProperty("os.name") + "/" + System.getProperty("os.arch")
-                        + "; build native-shim on this platform and pass its path with -D" + LIBRARY_PATH_PROPERTY + "=..."));
+        Optional<String> supported = platform();
+        if (supported.isEmpty()) {
+            throw new NativeLibraryException("nativescope ships its native library for linux-x86_64 only, and this JVM runs on "
+                    + System.getProperty("os.name") + "/" + System.getProperty("os.arch")
+                    + "; build native-shim on this platform and pass its path with -D" + LIBRARY_PATH_PROPERTY + "=...");
+        }
+        String platform = supported.get();
         String resource = "META-INF/native/" + platform + "/" + LIBRARY_FILE;
         URL url = LibraryLoader.class.getClassLoader().getResource(resource);
         if (url == null) {
@@ -90,9 +98,13 @@ final class LibraryLoader {
         Path dir = null;
         Path path = null;
         try {
-            dir = Files.createTempDirectory("nativescope-",
-                    PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rwx------")));
-            path = extractInto(url, dir);
+            dir = createPrivateTempDirectory();
+            path = dir.resolve(LIBRARY_FILE);
+            // No other user can enter the directory, and this JVM alone names it: no partial file
+            // and rename needed (extractInto's), the copy fails rather than follow anything there.
+            try (InputStream in = url.openStream()) {
+                Files.copy(in, path);
+            }
             return open(path, expectedAbiVersion, true);
         } catch (IOException e) {
             throw new NativeLibraryException("cannot extract " + resource + " into " + System.getProperty("java.io.tmpdir")
@@ -102,6 +114,30 @@ final class LibraryLoader {
             // left behind in /tmp whatever way the JVM ends. On failure, clean up just the same.
             deleteQuietly(path);
             deleteQuietly(dir);
+        }
+    }
+
+    /**
+     * A new directory in {@code java.io.tmpdir} that only this user can enter, named
+     * {@code nativescope-<hex>}, like {@code Files.createTempDirectory} but without its
+     * {@code SecureRandom}: seeding that loads the security providers, about 10 ms of a fresh JVM's
+     * first load (ColdStart benchmark). The name needs no secrecy: {@code mkdir} is atomic and fails
+     * on anything already there (a file, a directory, a symbolic link), and then the next name is tried.
+     */
+    static Path createPrivateTempDirectory() throws IOException {
+        Path base = Path.of(System.getProperty("java.io.tmpdir"));
+        FileAttribute<Set<PosixFilePermission>> owner = PosixFilePermissions.asFileAttribute(
+                EnumSet.of(PosixFilePermission.OWNER_READ, PosixFilePermission.OWNER_WRITE, PosixFilePermission.OWNER_EXECUTE));
+        long seed = System.nanoTime() ^ Thread.currentThread().threadId() * 0x9E3779B97F4A7C15L;
+        for (int attempt = 0; ; attempt++) {
+            Path dir = base.resolve("nativescope-" + Long.toHexString(seed + attempt * 0x9E3779B97F4A7C15L));
+            try {
+                return Files.createDirectory(dir, owner);
+            } catch (FileAlreadyExistsException taken) {
+                if (attempt >= 100) {
+                    throw taken;
+                }
+            }
         }
     }
 
@@ -151,7 +187,13 @@ final class LibraryLoader {
                     + "); it must be a libnativescope.so built for " + platform().orElse("this platform")
                     + " with its dependencies (libc, libpthread) present", e);
         }
-        int abiVersion = (int) callNoArgs(lookup, path, "nsc_abi_version", ValueLayout.JAVA_INT);
+        MethodHandle abiVersionOf = handleOf(lookup, path, "nsc_abi_version", ValueLayout.JAVA_INT);
+        int abiVersion;
+        try {
+            abiVersion = (int) abiVersionOf.invokeExact();
+        } catch (Throwable e) {
+            throw callFailed("nsc_abi_version", path, e);
+        }
         if (abiVersion != expectedAbiVersion) {
             throw new NativeLibraryException(path + " has native ABI version " + abiVersion
                     + " but this nativescope needs ABI version " + expectedAbiVersion
@@ -172,11 +214,17 @@ final class LibraryLoader {
     private static long nanoTimeToMonotonicOffset(SymbolLookup lookup, Path path) {
         // On Linux System.nanoTime() reads CLOCK_MONOTONIC, so the offset is 0. If a JVM ever uses
         // another clock, deadlines are converted with the measured offset instead of being wrong.
+        MethodHandle monotonicNs = handleOf(lookup, path, "nsc_monotonic_ns", ValueLayout.JAVA_LONG);
         long best = Long.MAX_VALUE;
         long bestOffset = 0;
         for (int i = 0; i < 5; i++) {
             long before = System.nanoTime();
-            long monotonic = (long) callNoArgs(lookup, path, "nsc_monotonic_ns", ValueLayout.JAVA_LONG);
+            long monotonic;
+            try {
+                monotonic = (long) monotonicNs.invokeExact();
+            } catch (Throwable e) {
+                throw callFailed("nsc_monotonic_ns", path, e);
+            }
             long after = System.nanoTime();
             long window = after - before;
             if (window < best) {
@@ -187,30 +235,33 @@ final class LibraryLoader {
         return Math.abs(bestOffset) <= SAME_CLOCK_TOLERANCE_NANOS ? 0 : bestOffset;
     }
 
-    private static Object callNoArgs(SymbolLookup lookup, Path path, String name, ValueLayout result) {
-        MemorySegment symbol = lookup.find(name).orElseThrow(() -> new NativeLibraryException(path
-                + " does not export " + name + ": it is not a libnativescope.so (or one far too old);"
-                + " use the native-shim jar of the same nativescope release"));
-        MethodHandle handle;
+    /** Links {@code name}, a function without parameters, once: each link of a handle costs a fresh JVM time. */
+    private static MethodHandle handleOf(SymbolLookup lookup, Path path, String name, ValueLayout result) {
+        Optional<MemorySegment> symbol = lookup.find(name);
+        if (symbol.isEmpty()) {
+            throw new NativeLibraryException(path + " does not export " + name + ": it is not a libnativescope.so (or one"
+                    + " far too old); use the native-shim jar of the same nativescope release");
+        }
         try {
-            handle = Linker.nativeLinker().downcallHandle(symbol, FunctionDescriptor.of(result));
+            return Linker.nativeLinker().downcallHandle(symbol.get(), FunctionDescriptor.of(result));
         } catch (IllegalCallerException e) {
             throw nativeAccessDenied(e);
         }
-        try {
-            return handle.invoke();
-        } catch (Throwable e) {
-            throw new NativeLibraryException("calling " + name + " in " + path + " failed: " + e, e);
-        }
+    }
+
+    private static NativeLibraryException callFailed(String name, Path path, Throwable e) {
+        return new NativeLibraryException("calling " + name + " in " + path + " failed: " + e, e);
     }
 
     /**
      * Makes one harmless restricted call, so that a JVM that denies this module native access
-     * fails here, with our message, rather than somewhere inside the first real call.
+     * fails here, with our message, rather than somewhere inside the first real call. The call is
+     * {@code reinterpret}, which links nothing: a downcall handle of a shape of its own would cost a
+     * fresh JVM milliseconds for no use.
      */
     public static void checkNativeAccess() {
         try {
-            Linker.nativeLinker().downcallHandle(FunctionDescriptor.ofVoid());
+            MemorySegment.NULL.reinterpret(0);
         } catch (IllegalCallerException e) {
             throw nativeAccessDenied(e);
         }

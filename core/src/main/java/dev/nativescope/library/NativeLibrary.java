@@ -40,19 +40,29 @@ public final class NativeLibrary {
     }
 
     /**
-     * Links the downcall handles that cancellation uses now rather than on first use: linking one
+     * Links the downcall handle that cancellation uses now rather than on first use: linking one
      * takes milliseconds, and the first cancel of a process must not pay that while a native
-     * predictor is waiting to be stopped. The same goes for the functions that name error
-     * statuses: errors come when the process is short of resources, and loading a class then can
-     * fail for good (from a class-path directory, each class load needs a free file descriptor,
-     * and the JVM remembers a failed resolution; the fault-injection test met exactly this).
+     * predictor is waiting to be stopped ({@code nsc_context_init}, which every first call needs,
+     * too). The functions that name error statuses and the destroy of a used frame are loaded but not
+     * linked: errors come when the process is short of resources, and loading a class then can fail
+     * for good (from a class-path directory, each class load needs a free file descriptor, and the JVM
+     * remembers a failed resolution; the fault-injection test met exactly this), while linking them
+     * later needs no descriptor (it defines hidden classes in memory), and linking costs a fresh JVM
+     * about 4 ms per function (the ColdStart benchmark).
      */
     private static void linkBridgeFunctions() {
         nativescope_h.nsc_context_init$handle();
         nativescope_h.nsc_context_cancel$handle();
-        nativescope_h.nsc_context_destroy$handle();
-        nativescope_h.nsc_status_name$handle();
-        nativescope_h.nsc_strerror$handle();
+        ClassLoader loader = nativescope_h.class.getClassLoader();
+        for (String holder : new String[] {"nsc_context_destroy", "nsc_status_name", "nsc_strerror"}) {
+            try {
+                // Loaded, not initialised: the holder's initialiser is what links.
+                Class.forName(nativescope_h.class.getName() + "$" + holder, false, loader);
+            } catch (ClassNotFoundException e) {
+                throw new NativeLibraryException("the bindings jar lacks " + nativescope_h.class.getName() + "$" + holder
+                        + ": use the nativescope-bindings jar of the same release as core", e);
+            }
+        }
     }
 
     /**

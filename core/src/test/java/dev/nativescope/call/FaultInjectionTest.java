@@ -12,9 +12,11 @@ import dev.nativescope.tensor.npy.Npy;
 import dev.nativescope.tensor.safetensors.SafeTensors;
 import dev.nativescope.tensor.Tensor;
 import dev.nativescope.childjvm.ChildJvm;
+import dev.nativescope.diagnostics.Diagnostics;
 import dev.nativescope.testing.ProcSelf;
 
 import java.lang.foreign.Arena;
+import java.lang.management.ManagementFactory;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.channels.FileChannel;
@@ -26,7 +28,9 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CancellationException;
+import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
+import javax.management.ObjectName;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -179,6 +183,7 @@ class FaultInjectionTest {
             try (EventFd neverSignalled = EventFd.create()) {
                 warmUp(dir, npy, neverSignalled);
                 Files.delete(dir.resolve("warmup.bin"));
+                awaitDiagnosticsMBean();
                 // Counted with the frame pool trimmed, at both ends: whether an idle frame keeps its done fd
                 // depends on a race that is not a leak (native code seeing the 20 ms deadline on its clock
                 // keeps the frame's fd; the timer's cancel first makes the frame re-initialise without one).
@@ -213,6 +218,22 @@ class FaultInjectionTest {
                 NativeResources after = settledResources();
                 System.out.println("outcome leftover.fds " + (ProcSelf.openDescriptorCount() - fdsBefore));
                 System.out.println("outcome leftover.native " + (after.equals(before) ? "same" : before + " -> " + after));
+            }
+        }
+
+        /**
+         * Waits for the diagnostics MBean, which the library registers in the background a second
+         * after its first call: the platform MBean server it starts keeps descriptors open for the
+         * life of the process, so it must be up before the baseline is counted.
+         */
+        private static void awaitDiagnosticsMBean() throws Exception {
+            ObjectName name = new ObjectName(Diagnostics.OBJECT_NAME);
+            long giveUp = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+            while (!ManagementFactory.getPlatformMBeanServer().isRegistered(name)) {
+                if (System.nanoTime() > giveUp) {
+                    throw new AssertionError("the diagnostics MBean was not registered within 30 s of the first call");
+                }
+                Thread.sleep(10);
             }
         }
 

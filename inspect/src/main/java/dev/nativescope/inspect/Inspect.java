@@ -32,6 +32,8 @@ public final class Inspect {
     static final int FAILED = 1;
     static final int USAGE = 2;
     static final int NO_NATIVESCOPE = 3;
+    /** How long to wait for the MBean: longer than the target's default registration delay (1 s). */
+    static final long MBEAN_WAIT_NANOS = java.util.concurrent.TimeUnit.SECONDS.toNanos(3);
 
     private Inspect() {
     }
@@ -71,10 +73,11 @@ public final class Inspect {
             try (JMXConnector connector = JMXConnectorFactory.connect(new JMXServiceURL(address))) {
                 MBeanServerConnection server = connector.getMBeanServerConnection();
                 ObjectName name = new ObjectName(OBJECT_NAME);
-                if (!server.isRegistered(name)) {
+                if (!awaitRegistered(server, name)) {
                     err.println("nativescope inspect: the JVM with pid " + pid + " has no MBean " + OBJECT_NAME
                             + ": nativescope is not loaded there, or it has made no nativescope native call yet"
-                            + " (the MBean appears after the first call through NativeCall)");
+                            + " (the MBean appears after the first call through NativeCall, about a second later:"
+                            + " -Dnativescope.diagnostics.mbeanDelayMillis in that JVM sets the delay)");
                     return NO_NATIVESCOPE;
                 }
                 out.print(server.invoke(name, "dumpInFlight", null, null));
@@ -91,6 +94,22 @@ public final class Inspect {
                 // the dump is printed; nothing to do about a failed detach
             }
         }
+    }
+
+    /**
+     * Whether the MBean is registered, waiting up to {@link #MBEAN_WAIT_NANOS} for it: the target
+     * registers it in the background about a second after its first native call, so a JVM inspected
+     * right after that call may not have it yet.
+     */
+    static boolean awaitRegistered(MBeanServerConnection server, ObjectName name) throws IOException, InterruptedException {
+        long deadline = System.nanoTime() + MBEAN_WAIT_NANOS;
+        while (!server.isRegistered(name)) {
+            if (System.nanoTime() - deadline >= 0) {
+                return false;
+            }
+            Thread.sleep(50);
+        }
+        return true;
     }
 
     /** The message for a failed attach: another user's JVM, not a JVM at all, or the JDK's own reason. */

@@ -14,6 +14,7 @@ import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 import java.lang.invoke.VarHandle;
+import java.util.Optional;
 
 /**
  * Every libc function the core calls, looked up once in the native linker's default lookup (glibc
@@ -22,7 +23,7 @@ import java.lang.invoke.VarHandle;
  * the linker captures it right after the call ({@code Linker.Option.captureCallState}), before the
  * JVM can overwrite it; read it with {@link #errno}.
  *
- * <p>A symbol libc lacks fails this class's initialisation with one {@link NativeLibraryException}
+ * <p>A symbol libc lacks fails the first use of its group (malloc; free; the rest) with one {@link NativeLibraryException}
  * naming the symbol. A method whose downcall itself throws (it does not for these signatures) wraps
  * that in an {@link IllegalStateException} "name call failed".
  *
@@ -31,42 +32,64 @@ import java.lang.invoke.VarHandle;
 public final class Libc {
     private static final Linker LINKER = Linker.nativeLinker();
     private static final SymbolLookup LIBC = LINKER.defaultLookup();
-    private static final StructLayout CALL_STATE = Linker.Option.captureStateLayout();
-    private static final VarHandle ERRNO = CALL_STATE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
-    private static final Linker.Option CAPTURE_ERRNO = Linker.Option.captureCallState("errno");
-    private static final int EFD_CLOEXEC = 0x80000;
+    /**
+     * malloc, which the call bridge's first call needs, in a holder of its own, and free in another:
+     * linking a downcall handle of a new shape costs a fresh JVM milliseconds, the first call frees
+     * nothing, and the other functions are not needed until files or eventfds are used (the
+     * cold-start benchmark, ColdStart).
+     */
+    private static final class Malloc {
+        static final MethodHandle HANDLE = find("malloc", FunctionDescriptor.of(ValueLayout.ADDRESS, ValueLayout.JAVA_LONG));
+    }
 
-    private static final MethodHandle MALLOC = find("malloc", FunctionDescriptor.of(ValueLayout.ADDRESS, ValueLayout.JAVA_LONG));
-    private static final MethodHandle FREE = find("free", FunctionDescriptor.ofVoid(ValueLayout.ADDRESS));
-    private static final MethodHandle OPEN = find("open", FunctionDescriptor.of(ValueLayout.JAVA_INT,
-            ValueLayout.ADDRESS, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT), CAPTURE_ERRNO, Linker.Option.firstVariadicArg(2));
-    private static final MethodHandle STATX = find("statx", FunctionDescriptor.of(ValueLayout.JAVA_INT,
-            ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS),
-            CAPTURE_ERRNO);
-    /** Returns the error number instead of setting errno. */
-    private static final MethodHandle POSIX_FALLOCATE = find("posix_fallocate", FunctionDescriptor.of(
-            ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG));
-    /** Called with one (ignored) variadic int: F_GETFD takes no third argument. */
-    private static final MethodHandle FCNTL = find("fcntl", FunctionDescriptor.of(ValueLayout.JAVA_INT,
-            ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT), Linker.Option.firstVariadicArg(2));
-    private static final int F_GETFD = 1;
-    private static final MethodHandle CLOSE = find("close", FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
-    private static final MethodHandle GETEUID = find("geteuid", FunctionDescriptor.of(ValueLayout.JAVA_INT));
-    private static final MethodHandle EVENTFD = find("eventfd",
-            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
-    private static final MethodHandle WRITE = find("write",
-            FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG));
-    /** The GNU variant: returns a pointer to the message, which may or may not be the buffer. */
-    private static final MethodHandle STRERROR_R = find("strerror_r", FunctionDescriptor.of(ValueLayout.ADDRESS,
-            ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG));
+    private static final class Free {
+        static final MethodHandle HANDLE = find("free", FunctionDescriptor.ofVoid(ValueLayout.ADDRESS));
+    }
+
+    /**
+     * The other functions, linked together on the first use of any of them, so that the error paths
+     * (strerror_r) are linked by then: a class loaded only when the process is out of descriptors
+     * may fail to load for good (see FaultInjectionTest).
+     */
+    private static final class Linked {
+        static final StructLayout CALL_STATE = Linker.Option.captureStateLayout();
+        static final VarHandle ERRNO = CALL_STATE.varHandle(MemoryLayout.PathElement.groupElement("errno"));
+        static final Linker.Option CAPTURE_ERRNO = Linker.Option.captureCallState("errno");
+        static final int EFD_CLOEXEC = 0x80000;
+
+        static final MethodHandle OPEN = find("open", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+                ValueLayout.ADDRESS, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT), CAPTURE_ERRNO, Linker.Option.firstVariadicArg(2));
+        static final MethodHandle STATX = find("statx", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+                ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.ADDRESS),
+                CAPTURE_ERRNO);
+        /** Returns the error number instead of setting errno. */
+        static final MethodHandle POSIX_FALLOCATE = find("posix_fallocate", FunctionDescriptor.of(
+                ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG));
+        /** Called with one (ignored) variadic int: F_GETFD takes no third argument. */
+        static final MethodHandle FCNTL = find("fcntl", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+                ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT), Linker.Option.firstVariadicArg(2));
+        static final int F_GETFD = 1;
+        static final MethodHandle CLOSE = find("close", FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+        static final MethodHandle GETEUID = find("geteuid", FunctionDescriptor.of(ValueLayout.JAVA_INT));
+        static final MethodHandle EVENTFD = find("eventfd",
+                FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+        static final MethodHandle WRITE = find("write",
+                FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG));
+        /** The GNU variant: returns a pointer to the message, which may or may not be the buffer. */
+        static final MethodHandle STRERROR_R = find("strerror_r", FunctionDescriptor.of(ValueLayout.ADDRESS,
+                ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG));
+    }
 
     private Libc() {
     }
 
     private static MethodHandle find(String name, FunctionDescriptor descriptor, Linker.Option... options) {
-        MemorySegment symbol = LIBC.find(name).orElseThrow(() -> new NativeLibraryException("the C library (libc) does "
-                + "not export " + name + "; nativescope needs Linux x86-64 with glibc 2.28 or newer"));
-        return LINKER.downcallHandle(symbol, descriptor, options);
+        Optional<MemorySegment> symbol = LIBC.find(name);
+        if (symbol.isEmpty()) {
+            throw new NativeLibraryException("the C library (libc) does not export " + name
+                    + "; nativescope needs Linux x86-64 with glibc 2.28 or newer");
+        }
+        return LINKER.downcallHandle(symbol.get(), descriptor, options);
     }
 
     private static IllegalStateException failed(String name, Throwable e) {
@@ -75,18 +98,18 @@ public final class Libc {
 
     /** @return a segment for the {@code errno} an errno-capturing call leaves, in {@code arena} */
     public static MemorySegment callState(Arena arena) {
-        return arena.allocate(CALL_STATE);
+        return arena.allocate(Linked.CALL_STATE);
     }
 
     /** @return the {@code errno} the last call given {@code state} captured */
     public static int errno(MemorySegment state) {
-        return (int) ERRNO.get(state, 0L);
+        return (int) Linked.ERRNO.get(state, 0L);
     }
 
     /** @return {@code malloc(bytes)}: a zero-length segment, {@code NULL} when memory is exhausted */
     public static MemorySegment malloc(long bytes) {
         try {
-            return (MemorySegment) MALLOC.invokeExact(bytes);
+            return (MemorySegment) Malloc.HANDLE.invokeExact(bytes);
         } catch (Throwable e) {
             throw failed("malloc", e);
         }
@@ -94,7 +117,7 @@ public final class Libc {
 
     public static void free(MemorySegment block) {
         try {
-            FREE.invokeExact(block);
+            Free.HANDLE.invokeExact(block);
         } catch (Throwable e) {
             throw failed("free", e);
         }
@@ -103,7 +126,7 @@ public final class Libc {
     /** @return {@code open(path, flags, mode)}: a descriptor, or -1 with errno in {@code state} */
     public static int open(MemorySegment state, MemorySegment path, int flags, int mode) {
         try {
-            return (int) OPEN.invokeExact(state, path, flags, mode);
+            return (int) Linked.OPEN.invokeExact(state, path, flags, mode);
         } catch (Throwable e) {
             throw failed("open", e);
         }
@@ -112,7 +135,7 @@ public final class Libc {
     /** @return {@code statx(dirfd, path, flags, mask, buffer)}: 0, or -1 with errno in {@code state} */
     public static int statx(MemorySegment state, int dirfd, MemorySegment path, int flags, int mask, MemorySegment buffer) {
         try {
-            return (int) STATX.invokeExact(state, dirfd, path, flags, mask, buffer);
+            return (int) Linked.STATX.invokeExact(state, dirfd, path, flags, mask, buffer);
         } catch (Throwable e) {
             throw failed("statx", e);
         }
@@ -121,7 +144,7 @@ public final class Libc {
     /** @return {@code posix_fallocate(fd, offset, length)}: 0 or the error number (errno is not set) */
     public static int posixFallocate(int fd, long offset, long length) {
         try {
-            return (int) POSIX_FALLOCATE.invokeExact(fd, offset, length);
+            return (int) Linked.POSIX_FALLOCATE.invokeExact(fd, offset, length);
         } catch (Throwable e) {
             throw failed("posix_fallocate", e);
         }
@@ -136,7 +159,7 @@ public final class Libc {
             return false;
         }
         try {
-            return (int) FCNTL.invokeExact(fd, F_GETFD, 0) != -1;
+            return (int) Linked.FCNTL.invokeExact(fd, Linked.F_GETFD, 0) != -1;
         } catch (Throwable e) {
             throw failed("fcntl", e);
         }
@@ -145,7 +168,7 @@ public final class Libc {
     /** @return {@code close(fd)}: 0 or -1 */
     public static int close(int fd) {
         try {
-            return (int) CLOSE.invokeExact(fd);
+            return (int) Linked.CLOSE.invokeExact(fd);
         } catch (Throwable e) {
             throw failed("close", e);
         }
@@ -154,7 +177,7 @@ public final class Libc {
     /** @return the effective user id of this process */
     public static int geteuid() {
         try {
-            return (int) GETEUID.invokeExact();
+            return (int) Linked.GETEUID.invokeExact();
         } catch (Throwable e) {
             throw failed("geteuid", e);
         }
@@ -167,7 +190,7 @@ public final class Libc {
     public static int eventfd() {
         int fd;
         try {
-            fd = (int) EVENTFD.invokeExact(0, EFD_CLOEXEC);
+            fd = (int) Linked.EVENTFD.invokeExact(0, Linked.EFD_CLOEXEC);
         } catch (Throwable e) {
             throw failed("eventfd", e);
         }
@@ -187,7 +210,7 @@ public final class Libc {
             MemorySegment buffer = arena.allocateFrom(ValueLayout.JAVA_LONG, value);
             long written;
             try {
-                written = (long) WRITE.invokeExact(fd, buffer, 8L);
+                written = (long) Linked.WRITE.invokeExact(fd, buffer, 8L);
             } catch (Throwable e) {
                 throw failed("write", e);
             }
@@ -201,7 +224,7 @@ public final class Libc {
     public static String strerror(int error) {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment buffer = arena.allocate(256);
-            MemorySegment message = (MemorySegment) STRERROR_R.invokeExact(error, buffer, buffer.byteSize());
+            MemorySegment message = (MemorySegment) Linked.STRERROR_R.invokeExact(error, buffer, buffer.byteSize());
             return message.reinterpret(1024).getString(0) + " (errno " + error + ")";
         } catch (Throwable e) {
             return "errno " + error;

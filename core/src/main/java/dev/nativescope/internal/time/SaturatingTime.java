@@ -20,6 +20,8 @@ public final class SaturatingTime {
     /** The longest time to a deadline that is kept as is, in either direction: about 146 years. */
     public static final long HORIZON_NANOS = Long.MAX_VALUE >> 1;
     private static final Duration HORIZON = Duration.ofNanos(HORIZON_NANOS);
+    /** Not {@code HORIZON.negated()}: that multiplies through BigDecimal, whose classes cost a fresh JVM ~10 ms. */
+    private static final Duration NEGATIVE_HORIZON = Duration.ofNanos(-HORIZON_NANOS);
 
     private SaturatingTime() {
     }
@@ -34,7 +36,7 @@ public final class SaturatingTime {
         if (duration.compareTo(HORIZON) > 0) {
             return HORIZON_NANOS;
         }
-        if (duration.compareTo(HORIZON.negated()) < 0) {
+        if (duration.compareTo(NEGATIVE_HORIZON) < 0) {
             return -HORIZON_NANOS;
         }
         return duration.toNanos();

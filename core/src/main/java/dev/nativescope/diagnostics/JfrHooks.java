@@ -2,62 +2,33 @@ package dev.nativescope.diagnostics;
 
 import dev.nativescope.Context;
 import dev.nativescope.internal.access.CallSnapshot;
-import dev.nativescope.internal.access.DiagnosticsHooks;
 import dev.nativescope.internal.access.SharedAccess;
 import dev.nativescope.internal.text.SafeText;
 
-import java.lang.management.ManagementFactory;
-import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Supplier;
-import javax.management.InstanceAlreadyExistsException;
-import javax.management.ObjectName;
 import jdk.jfr.FlightRecorder;
 
 /**
- * The call bridge's diagnostics hooks: JFR events, each behind its class's enabled check (a static
- * probe instance: {@code isEnabled()} reads the event class's state, not the instance's), and the
- * lazy set-up of the MBean and the periodic event. Stateless apart from the once-only set-up; thread-safe.
+ * The JFR side of {@link CallHooks}: each event behind its class's enabled check (a static probe
+ * instance: {@code isEnabled()} reads the event class's state, not the instance's), and the periodic
+ * stuck-cancel event. Loaded only once JFR is initialised in this JVM (a recording was started, at
+ * JVM start or later): loading the event classes loads about 170 JFR classes, tens of milliseconds
+ * that a process which never records should not pay on its first native call. Stateless; thread-safe.
  */
-final class Hooks implements DiagnosticsHooks {
+final class JfrHooks {
     private static final Events.NativeCall NATIVE_CALL = new Events.NativeCall();
     private static final Events.CancelRequested CANCEL_REQUESTED = new Events.CancelRequested();
     private static final Events.CancelObserved CANCEL_OBSERVED = new Events.CancelObserved();
     private static final Events.DeadlineExceeded DEADLINE_EXCEEDED = new Events.DeadlineExceeded();
     private static final Events.LateReturn LATE_RETURN = new Events.LateReturn();
-    private static final AtomicBoolean SET_UP = new AtomicBoolean();
-    /** Lazily, off the caller's thread: the platform MBean server costs tens of milliseconds to start. */
-    static final String SETUP_THREAD_NAME = "nativescope-diagnostics-setup";
 
-    @Override
-    public boolean registryEnabled() {
-        return Diagnostics.ENABLED;
+    private JfrHooks() {
     }
 
-    @Override
-    public boolean startTimesEnabled() {
-        return Diagnostics.START_TIMES;
-    }
-
-    @Override
-    public void bridgeLoaded() {
-        if (SET_UP.compareAndSet(false, true)) {
-            Thread.ofPlatform().daemon().name(SETUP_THREAD_NAME).start(Hooks::setUp);
-        }
-    }
-
-    /** Registers the MBean and the periodic stuck-cancel event; failures leave the rest working. */
-    static void setUp() {
+    /** Registers the periodic event; the event classes are registered by this class's initialiser. */
+    static void start() {
         try {
-            ManagementFactory.getPlatformMBeanServer().registerMBean(new DiagnosticsBean(), new ObjectName(Diagnostics.OBJECT_NAME));
-        } catch (InstanceAlreadyExistsException alreadyRegistered) {
-            // Another copy of the library (another class loader) registered first: it answers.
-        } catch (Exception | LinkageError e) {
-            System.getLogger(Diagnostics.class.getName()).log(System.Logger.Level.WARNING,
-                    "could not register the MBean " + Diagnostics.OBJECT_NAME + " (nativescope inspect will not see"
-                    + " this JVM): " + SafeText.of(e));
-        }
-        try {
-            FlightRecorder.addPeriodicEvent(Events.CancelStuck.class, Hooks::emitStuck);
+            FlightRecorder.addPeriodicEvent(Events.CancelStuck.class, JfrHooks::emitStuck);
         } catch (RuntimeException | LinkageError e) {
             System.getLogger(Diagnostics.class.getName()).log(System.Logger.Level.WARNING,
                     "could not register the JFR event dev.nativescope.CancelStuck: " + SafeText.of(e));
@@ -91,7 +62,8 @@ final class Hooks implements DiagnosticsHooks {
 
     /**
      * A new event of {@code probe}'s class when that class is enabled and the event passes its
-     * filters, else null: then the caller computes none of its fields.
+     * filters, else null: then the caller computes none of its fields. (The method references passed
+     * here are spun only once JFR is initialised, when this class loads: not on a cold start.)
      */
     private static <E extends Events.CallEvent> E toCommit(E probe, Supplier<E> create) {
         if (!probe.isEnabled()) {
@@ -101,8 +73,8 @@ final class Hooks implements DiagnosticsHooks {
         return event.shouldCommit() ? event : null;
     }
 
-    @Override
-    public Object callStarted(Object reusable) {
+    /** See {@code DiagnosticsHooks.callStarted}: {@code reusable} is the frame's event of an earlier call, or null. */
+    static Object callStarted(Object reusable) {
         if (!NATIVE_CALL.isEnabled()) {
             return null;
         }
@@ -113,8 +85,7 @@ final class Hooks implements DiagnosticsHooks {
         return event;
     }
 
-    @Override
-    public void callEnded(Object started, Context context, String label, Class<?> downcallClass, String outcome) {
+    static void callEnded(Object started, Context context, String label, Class<?> downcallClass, String outcome) {
         Events.NativeCall event = (Events.NativeCall) started;
         event.end();
         if (event.shouldCommit()) {
@@ -127,8 +98,7 @@ final class Hooks implements DiagnosticsHooks {
         }
     }
 
-    @Override
-    public void cancelRequested(Context context, String label, Class<?> downcallClass, String reason) {
+    static void cancelRequested(Context context, String label, Class<?> downcallClass, String reason) {
         Events.CancelRequested event = toCommit(CANCEL_REQUESTED, Events.CancelRequested::new);
         if (event != null) {
             event.describe(context == null ? null : Diagnostics.labelOf(label, downcallClass), context);
@@ -139,8 +109,7 @@ final class Hooks implements DiagnosticsHooks {
         }
     }
 
-    @Override
-    public void cancelObserved(Context context, String label, Class<?> downcallClass, long latencyNanos, String outcome,
+    static void cancelObserved(Context context, String label, Class<?> downcallClass, long latencyNanos, String outcome,
             boolean interrupted) {
         Events.CancelObserved event = toCommit(CANCEL_OBSERVED, Events.CancelObserved::new);
         if (event != null) {
@@ -151,8 +120,7 @@ final class Hooks implements DiagnosticsHooks {
         }
     }
 
-    @Override
-    public void deadlineExceeded(Context context, String label, Class<?> downcallClass, long latenessNanos) {
+    static void deadlineExceeded(Context context, String label, Class<?> downcallClass, long latenessNanos) {
         Events.DeadlineExceeded event = toCommit(DEADLINE_EXCEEDED, Events.DeadlineExceeded::new);
         if (event != null) {
             event.describe(Diagnostics.labelOf(label, downcallClass), context);
@@ -161,8 +129,7 @@ final class Hooks implements DiagnosticsHooks {
         }
     }
 
-    @Override
-    public void lateReturn(Context context, String label, Class<?> downcallClass, long lateNanos, String outcome) {
+    static void lateReturn(Context context, String label, Class<?> downcallClass, long lateNanos, String outcome) {
         Events.LateReturn event = toCommit(LATE_RETURN, Events.LateReturn::new);
         if (event != null) {
             event.describe(Diagnostics.labelOf(label, downcallClass), context);
