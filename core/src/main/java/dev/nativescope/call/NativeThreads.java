@@ -72,6 +72,8 @@ public final class NativeThreads {
     private static final long KEEP_ALIVE_NANOS = TimeUnit.SECONDS.toNanos(positive(KEEP_ALIVE_PROPERTY, 60));
     /** How often a caller whose call waits in the queue re-checks it (besides the wake-ups it gets). */
     private static final long QUEUED_POLL_NANOS = TimeUnit.MILLISECONDS.toNanos(1);
+    /** How long a caller polls for its call's end before parking; none on a single CPU. */
+    private static final long CALLER_SPIN_NANOS = Runtime.getRuntime().availableProcessors() > 1 ? 5_000 : 0;
     /** After a wake-up whose stop the signal has not recorded yet: the stop action is a few microseconds away. */
     private static final long STOP_PENDING_POLL_NANOS = TimeUnit.MICROSECONDS.toNanos(10);
 
@@ -234,9 +236,8 @@ public final class NativeThreads {
                 wake = context.onDone(() -> LockSupport.unpark(caller));
             }
             // A short call is back within microseconds: poll a little before parking (saves a wake-up).
-            for (int spins = queued ? Integer.MAX_VALUE : 0; spins < NativeThread.SPINS_BEFORE_PARK / 4
-                    && handoff.state() != Handoff.DONE; spins++) {
-                Thread.onSpinWait();
+            if (!queued) {
+                NativeThreadPool.spinFor(() -> handoff.state() == Handoff.DONE ? Boolean.TRUE : null, CALLER_SPIN_NANOS);
             }
             while (true) {
                 int state = handoff.state();
