@@ -12,13 +12,14 @@ import dev.nativescope.interop.CancellationSignal;
 import dev.nativescope.interop.SegmentHold;
 import dev.nativescope.tensor.Tensor;
 
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.nio.file.Path;
 import java.util.LinkedHashSet;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.CancellationException;
-import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
  * Runs an ONNX Runtime session under a {@link Context}, over {@link Tensor}s without copies.
@@ -66,9 +67,26 @@ public final class OrtPredictor implements AutoCloseable {
     private final OrtSession session;
     /** Cancelled by {@link #close()}; every run registers on it, so close reaches all of them. */
     private final CancellableContext lifetime = Context.background().withCancel();
-    /** Runs hold the read lock, close takes the write lock: the session is never closed under a run. */
-    private final ReentrantReadWriteLock runs = new ReentrantReadWriteLock();
-    private boolean closed; // guarded by the write lock
+    /**
+     * The runs in flight (low bits) and {@link #CLOSING}: a run counts itself in before it touches the
+     * session, close() sets the bit and waits on {@link #closeMonitor} until the count is zero, so the
+     * session is never closed under a run. One atomic add per run entry and exit (a read lock cost a
+     * compare-and-set and a per-thread hold count).
+     */
+    @SuppressWarnings("unused") // through RUNS
+    private volatile long runs;
+    private static final long CLOSING = 1L << 62;
+    private static final VarHandle RUNS;
+    static {
+        try {
+            RUNS = MethodHandles.lookup().findVarHandle(OrtPredictor.class, "runs", long.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+    /** What close() waits on for the last run; guards {@link #closed}. */
+    private final Object closeMonitor = new Object();
+    private boolean closed; // guarded by closeMonitor
     /** The ORT views of recent runs' tensors, reused by runs over the same tensors; closed by close(). */
     private final OrtBinding.Cache bindings = new OrtBinding.Cache();
     /** The session's output metadata, read once by the first {@link #runAllocating} (a benign race). */
@@ -192,14 +210,17 @@ public final class OrtPredictor implements AutoCloseable {
     }
 
     /**
-     * Runs {@code work} under the read lock that close() waits for, refusing a closed predictor and a
-     * context already done before anything reaches ORT.
+     * Runs {@code work} counted among the runs in flight, which close() waits for, refusing a closed
+     * predictor and a context already done before anything reaches ORT.
      */
     private <T> T whileOpen(Context context, OpenWork<T> work) throws OrtException {
-        ReentrantReadWriteLock.ReadLock readLock = runs.readLock();
-        readLock.lock();
+        // Counted in first, then the bit read by the same atomic add: close() sets the bit, then
+        // waits for the count (both on the one word), so either close() waits for this run or this
+        // run sees the bit and leaves without touching the session. A run counted in before the bit
+        // is set also sees the lifetime cancelled (close() cancels first) or gets stopped by it.
+        long state = (long) RUNS.getAndAdd(this, 1L);
         try {
-            if (lifetime.isDone()) {
+            if ((state & CLOSING) != 0 || lifetime.isDone()) {
                 throw new IllegalStateException("the OrtPredictor is closed");
             }
             if (context.isDone()) {
@@ -207,7 +228,12 @@ public final class OrtPredictor implements AutoCloseable {
             }
             return work.run();
         } finally {
-            readLock.unlock();
+            if ((long) RUNS.getAndAdd(this, -1L) == (CLOSING | 1L)) {
+                // The last run out while close() waits (or is about to): wake it.
+                synchronized (closeMonitor) {
+                    closeMonitor.notifyAll();
+                }
+            }
         }
     }
 
@@ -230,7 +256,7 @@ public final class OrtPredictor implements AutoCloseable {
     /**
      * Runs {@code work} with the views of these tensors: reused from the cache or made now, and given
      * back to the cache afterwards, whatever the outcome (views do not depend on how a run ended). Called
-     * under the read lock, so close() (write lock) finds every binding in the cache.
+     * by a run counted in flight, so close() (which waits for those) finds every binding in the cache.
      */
     private <T> T withBinding(Map<String, Tensor> inputs, Map<String, Tensor> outputs, BoundWork<T> work)
             throws OrtException {
@@ -255,8 +281,9 @@ public final class OrtPredictor implements AutoCloseable {
             throws OrtException {
         // The context (cancel, deadline), an interrupt of this thread (ORT's run is a JNI call that does
         // not notice interrupts) and close() all flip the run's terminate flag; ORT checks it between
-        // nodes and before the first.
-        try (CancellationSignal signal = CancellationSignal.open(context, lifetime, reason -> termination.terminate())) {
+        // nodes and before the first. The binding's reusable signal (one run at a time uses a binding)
+        // reaches both contexts through their stop slots: nothing registered or allocated per run.
+        try (CancellationSignal signal = binding.openSignal(lifetime, context, termination)) {
             if (!signal.isStopped()) {
                 try {
                     OrtSession.RunOptions runOptions = termination.optionsForRun();
@@ -376,18 +403,32 @@ public final class OrtPredictor implements AutoCloseable {
     @Override
     public void close() throws OrtException {
         lifetime.cancel(new CancellationException("the OrtPredictor was closed"));
-        ReentrantReadWriteLock.WriteLock writeLock = runs.writeLock();
-        writeLock.lock();
+        RUNS.getAndBitwiseOr(this, CLOSING);
+        boolean interrupted = false;
         try {
-            if (!closed) {
-                closed = true;
-                // Counted closed even if ORT fails to release the session: no run can reach it any more.
-                OrtObjects.predictorClosed();
-                bindings.closeAll(); // no run in flight: each returned its binding under the read lock
-                session.close();
+            synchronized (closeMonitor) {
+                // The last run out notifies under this monitor after its decrement: checked here under
+                // it, so that wake-up is never lost. Uninterruptible, as the write lock it replaces was:
+                // the runs were told to stop and return within a node.
+                while (((long) RUNS.getVolatile(this) & ~CLOSING) != 0) {
+                    try {
+                        closeMonitor.wait();
+                    } catch (InterruptedException e) {
+                        interrupted = true;
+                    }
+                }
+                if (!closed) {
+                    closed = true;
+                    // Counted closed even if ORT fails to release the session: no run can reach it any more.
+                    OrtObjects.predictorClosed();
+                    bindings.closeAll(); // no run in flight: each gave its binding back before counting out
+                    session.close();
+                }
             }
         } finally {
-            writeLock.unlock();
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
         }
     }
 }
