@@ -448,8 +448,15 @@ public final class CancellationSignal implements AutoCloseable {
         try {
             interruptHook.exit();
         } finally {
-            // See Link.contextStopping for the hand-off.
-            ATTACHED.setVolatile(this, (Context) null);
+            // See Link.contextStopping for the hand-off. With an owner, both fields are cleared with
+            // release stores and one full fence orders them before awaitStops' read (one fence, not two).
+            if (ownerLink == null) {
+                ATTACHED.setVolatile(this, (Context) null);
+            } else {
+                ATTACHED.setRelease(this, (Context) null);
+                OWNER_ATTACHED.setRelease(this, (Context) null);
+                VarHandle.fullFence();
+            }
             Registration fallback = onContextDone;
             if (fallback != null) {
                 onContextDone = null;
@@ -458,7 +465,6 @@ public final class CancellationSignal implements AutoCloseable {
                 CONTEXTS.detachStop(closed, link);
             }
             if (ownerLink != null) {
-                OWNER_ATTACHED.setVolatile(this, (Context) null);
                 Registration ownerFallback = onOwnerDone;
                 if (ownerFallback != null) {
                     onOwnerDone = null;

@@ -76,14 +76,7 @@ public final class OrtPredictor implements AutoCloseable {
     @SuppressWarnings("unused") // through RUNS
     private volatile long runs;
     private static final long CLOSING = 1L << 62;
-    private static final VarHandle RUNS;
-    static {
-        try {
-            RUNS = MethodHandles.lookup().findVarHandle(OrtPredictor.class, "runs", long.class);
-        } catch (ReflectiveOperationException e) {
-            throw new ExceptionInInitializerError(e);
-        }
-    }
+    private static final VarHandle RUNS = OrtObjects.field(MethodHandles.lookup(), "runs", long.class);
     /** What close() waits on for the last run; guards {@link #closed}. */
     private final Object closeMonitor = new Object();
     private boolean closed; // guarded by closeMonitor
@@ -95,6 +88,10 @@ public final class OrtPredictor implements AutoCloseable {
     private OrtPredictor(OrtEnvironment environment, OrtSession session) {
         this.environment = environment;
         this.session = session;
+        this.pinnedRun = (binding, runOptions) -> {
+            session.run(binding.ortInputs(), Set.of(), binding.ortOutputs(), runOptions).close();
+            return null;
+        };
         OrtObjects.predictorOpened();
     }
 
@@ -178,11 +175,30 @@ public final class OrtPredictor implements AutoCloseable {
         if (outputs.isEmpty()) {
             throw new IllegalArgumentException("no outputs requested: name at least one output and its tensor");
         }
-        whileOpen(context, () -> {
-            runOpen(context, inputs, outputs);
-            return null;
-        });
+        // The hot path, spelled out without the helpers' lambdas (each an allocation per run).
+        enterRun(context);
+        try {
+            OrtBinding binding = bind(inputs, outputs);
+            try {
+                RunTermination termination = new RunTermination(OrtObjects.runOptions());
+                try {
+                    runTerminable(context, termination, binding, pinnedRun);
+                } finally {
+                    OrtObjects.close(termination.finish());
+                }
+            } finally {
+                bindings.give(binding);
+            }
+        } finally {
+            exitRun();
+        }
     }
+
+    /**
+     * ORT's run with pinned outputs only (ORT wants the requested names and the pinned ones disjoint):
+     * ORT writes into our tensors, and the result holds no values of its own.
+     */
+    private final OrtRun<Void> pinnedRun;
 
     /** A run given its terminate switch. */
     @FunctionalInterface
@@ -214,37 +230,41 @@ public final class OrtPredictor implements AutoCloseable {
      * predictor and a context already done before anything reaches ORT.
      */
     private <T> T whileOpen(Context context, OpenWork<T> work) throws OrtException {
+        enterRun(context);
+        try {
+            return work.run();
+        } finally {
+            exitRun();
+        }
+    }
+
+    /**
+     * Counts a run in flight, refusing a closed predictor and a context already done (counted out
+     * again then); a run that returns normally must be counted out with {@link #exitRun()}.
+     */
+    private void enterRun(Context context) {
         // Counted in first, then the bit read by the same atomic add: close() sets the bit, then
         // waits for the count (both on the one word), so either close() waits for this run or this
         // run sees the bit and leaves without touching the session. A run counted in before the bit
         // is set also sees the lifetime cancelled (close() cancels first) or gets stopped by it.
         long state = (long) RUNS.getAndAdd(this, 1L);
-        try {
-            if ((state & CLOSING) != 0 || lifetime.isDone()) {
-                throw new IllegalStateException("the OrtPredictor is closed");
-            }
-            if (context.isDone()) {
-                throw CancellationSignal.contextStopped(context, WHAT);
-            }
-            return work.run();
-        } finally {
-            if ((long) RUNS.getAndAdd(this, -1L) == (CLOSING | 1L)) {
-                // The last run out while close() waits (or is about to): wake it.
-                synchronized (closeMonitor) {
-                    closeMonitor.notifyAll();
-                }
-            }
+        if ((state & CLOSING) != 0 || lifetime.isDone()) {
+            exitRun();
+            throw new IllegalStateException("the OrtPredictor is closed");
+        }
+        if (context.isDone()) {
+            exitRun();
+            throw CancellationSignal.contextStopped(context, WHAT);
         }
     }
 
-    private void runOpen(Context context, Map<String, Tensor> inputs, Map<String, Tensor> outputs) throws OrtException {
-        // Pinned outputs only (ORT wants the requested names and the pinned ones disjoint): ORT writes
-        // into our tensors, and the result holds no values of its own.
-        withBinding(inputs, outputs, binding -> withTermination(termination -> runTerminable(context, termination,
-                binding, runOptions -> {
-                    session.run(binding.ortInputs(), Set.of(), binding.ortOutputs(), runOptions).close();
-                    return null;
-                })));
+    private void exitRun() {
+        if ((long) RUNS.getAndAdd(this, -1L) == (CLOSING | 1L)) {
+            // The last run out while close() waits (or is about to): wake it.
+            synchronized (closeMonitor) {
+                closeMonitor.notifyAll();
+            }
+        }
     }
 
     /** Work given the ORT views of a run's tensors. */
@@ -260,10 +280,7 @@ public final class OrtPredictor implements AutoCloseable {
      */
     private <T> T withBinding(Map<String, Tensor> inputs, Map<String, Tensor> outputs, BoundWork<T> work)
             throws OrtException {
-        OrtBinding binding = bindings.take(inputs, outputs);
-        if (binding == null) {
-            binding = OrtBinding.create(environment, inputs, outputs);
-        }
+        OrtBinding binding = bind(inputs, outputs);
         try {
             return work.run(binding);
         } finally {
@@ -271,10 +288,16 @@ public final class OrtPredictor implements AutoCloseable {
         }
     }
 
-    /** ORT's run call, given the run's options. */
+    /** The views of these tensors: a cached binding, now the caller's, or new ones; give it back after. */
+    private OrtBinding bind(Map<String, Tensor> inputs, Map<String, Tensor> outputs) throws OrtException {
+        OrtBinding binding = bindings.take(inputs, outputs);
+        return binding != null ? binding : OrtBinding.create(environment, inputs, outputs);
+    }
+
+    /** ORT's run call, given the run's views and options. */
     @FunctionalInterface
     private interface OrtRun<T> {
-        T run(OrtSession.RunOptions runOptions) throws OrtException;
+        T run(OrtBinding binding, OrtSession.RunOptions runOptions) throws OrtException;
     }
 
     private <T> T runTerminable(Context context, RunTermination termination, OrtBinding binding, OrtRun<T> run)
@@ -292,9 +315,14 @@ public final class OrtPredictor implements AutoCloseable {
                     // it as inline). The segments are held on the thread that runs ORT, from before ORT reads
                     // them until it has returned: a shared arena cannot close meanwhile, another thread's
                     // confined arena (or a closed one) is refused before ORT runs, also for reused views.
+                    SegmentHold.Work<T, OrtException> held = () -> run.run(binding, runOptions);
+                    if (!NativeThreads.offloads(binding.mode())) {
+                        // Inline, as NativeThreads.call would run it, without its stop callbacks.
+                        return SegmentHold.call(binding.segments(), held);
+                    }
                     return NativeThreads.call(context, binding.mode(), null, signal::isStopped, () -> {
                         throw signal.stoppedException(WHAT);
-                    }, () -> SegmentHold.call(binding.segments(), () -> run.run(runOptions)));
+                    }, () -> SegmentHold.call(binding.segments(), held));
                 } catch (OrtException e) {
                     throw stoppedOrRethrow(signal, e);
                 }
@@ -361,8 +389,8 @@ public final class OrtPredictor implements AutoCloseable {
         return whileOpen(context, () -> {
             OrtOutputViews.checkOutputs(outputInfo(), names);
             OrtSession.Result values = withBinding(inputs, Map.of(), binding -> withTermination(termination ->
-                    runTerminable(context, termination, binding, runOptions -> {
-                        OrtSession.Result allocated = session.run(binding.ortInputs(), names, runOptions);
+                    runTerminable(context, termination, binding, (bound, runOptions) -> {
+                        OrtSession.Result allocated = session.run(bound.ortInputs(), names, runOptions);
                         OrtObjects.createdAllocated(allocated.size());
                         return allocated;
                     })));
