@@ -135,7 +135,7 @@ public final class SegmentHold {
     /** The global arena's scope (also that of {@code MemorySegment.ofAddress}): never closed. */
     private static final MemorySegment.Scope GLOBAL = MemorySegment.NULL.scope();
     /** A thread never started, so it owns no confined arena: what only a confined segment refuses. */
-    private static final Thread NOT_AN_OWNER = Thread.ofVirtual().unstarted(() -> { });
+    private static final Thread NOT_AN_OWNER = Thread.ofPlatform().unstarted(() -> { });
 
     /**
      * One native segment per arena, checked: alive, and accessible by this thread. FFM checks the
