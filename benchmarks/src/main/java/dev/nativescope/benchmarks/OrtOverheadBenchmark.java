@@ -58,7 +58,9 @@ import org.openjdk.jmh.annotations.Warmup;
  * of each pair the plain run plus one of the predictor's per-run steps instead of the predictor
  * ({@code step=predictor}, the default): {@code views} (an {@code OnnxTensor} view per tensor made and
  * closed per run, as before views were reused), {@code hold} ({@link SegmentHold#call} around the run),
- * {@code signal} (a {@link CancellationSignal} with an owner and a terminate action), {@code lock} (a
+ * {@code signal} (a {@link CancellationSignal} with an owner and a terminate action), {@code rsignal}
+ * (the same reusable, {@link CancellationSignal#reusable(Context, CancellationSignal.StopAction)},
+ * reopened per run, as the predictor does now), {@code lock} (a
  * read lock), {@code maps} (the maps, the segment list and the write check of a run without reuse).
  * The printed difference is then that step's cost, against its own floor, under the same load.
  *
@@ -82,11 +84,18 @@ public class OrtOverheadBenchmark {
         @Param({"predictor"})
         public String step;
 
+        /**
+         * The tensors' arena: {@code shared} (held by a downcall per run), or {@code confined} to the
+         * benchmark thread (JMH runs a thread state's setup on that thread), which needs no downcall.
+         */
+        @Param({"shared"})
+        public String arena;
+
         Path dir;
         OrtEnvironment environment;
         OrtSession session;
         OrtPredictor predictor;
-        Arena arena;
+        Arena memory;
         Tensor x;
         Tensor y;
         Map<String, Tensor> inputs;
@@ -96,6 +105,7 @@ public class OrtOverheadBenchmark {
         List<MemorySegment> segments;
         final CancellableContext lifetime = Context.background().withCancel();
         final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
+        final CancellationSignal reusableSignal = CancellationSignal.reusable(lifetime, reason -> { });
         float sink;
         final AlternatedPairs pairs = new AlternatedPairs();
 
@@ -130,9 +140,13 @@ public class OrtOverheadBenchmark {
                 session = environment.createSession(file.toString(), options);
                 predictor = OrtPredictor.open(file, options);
             }
-            arena = Arena.ofShared();
-            x = OrtBenchInputs.filled(arena, xShape);
-            y = OrtBenchInputs.filled(arena, yShape);
+            memory = switch (arena) {
+                case "shared" -> Arena.ofShared();
+                case "confined" -> Arena.ofConfined();
+                default -> throw new IllegalArgumentException("arena is shared or confined, not " + arena);
+            };
+            x = OrtBenchInputs.filled(memory, xShape);
+            y = OrtBenchInputs.filled(memory, yShape);
             inputs = Map.of("x", x);
             outputs = Map.of("y", y);
             ortInputs = Map.of("x", view(x));
@@ -152,7 +166,7 @@ public class OrtOverheadBenchmark {
 
         @TearDown(Level.Iteration)
         public void report() {
-            pairs.report("OrtOverhead", model + " " + step, "plain", step);
+            pairs.report("OrtOverhead", model + " " + arena + " " + step, "plain", step);
         }
 
         @TearDown(Level.Trial)
@@ -162,7 +176,7 @@ public class OrtOverheadBenchmark {
             session.close();
             predictor.close();
             lifetime.cancel();
-            arena.close();
+            memory.close();
             try (Stream<Path> paths = Files.walk(dir)) {
                 for (Path path : paths.sorted(Comparator.reverseOrder()).toList()) {
                     Files.deleteIfExists(path);
@@ -200,6 +214,13 @@ public class OrtOverheadBenchmark {
                 });
                 case "signal" -> {
                     try (CancellationSignal signal = CancellationSignal.open(Context.background(), lifetime, reason -> { })) {
+                        if (!signal.isStopped()) {
+                            plainRun();
+                        }
+                    }
+                }
+                case "rsignal" -> {
+                    try (CancellationSignal signal = reusableSignal.reopen(Context.background())) {
                         if (!signal.isStopped()) {
                             plainRun();
                         }

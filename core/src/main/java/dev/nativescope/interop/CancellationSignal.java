@@ -96,6 +96,7 @@ public final class CancellationSignal implements AutoCloseable {
     private static final VarHandle REASON = FieldHandles.of(MethodHandles.lookup(), "reason", Reason.class);
 
     private static final VarHandle ATTACHED = FieldHandles.of(MethodHandles.lookup(), "attachedOwner", Context.class);
+    private static final VarHandle OWNER_ATTACHED = FieldHandles.of(MethodHandles.lookup(), "attachedLifetime", Context.class);
     private static final VarHandle STOPS_IN_FLIGHT = FieldHandles.of(MethodHandles.lookup(), "stopsInFlight", int.class);
     /** {@link #close()} of a reusable signal: busy polls before parking (a running stop needs about a microsecond). */
     private static final int CLOSE_SPINS = 100;
@@ -108,9 +109,14 @@ public final class CancellationSignal implements AutoCloseable {
     private volatile boolean deadlineStop;
     /** Reusable only: the link in the context's stop slot, made once. */
     private final Link link;
+    /** Reusable with an owner only: the link in the owner's stop slot, made once; else null. */
+    private final Link ownerLink;
     /** Reusable only: the state owner the link is attached to for this stretch, or null between stretches. */
     @SuppressWarnings("unused") // through ATTACHED
     private volatile Context attachedOwner;
+    /** Reusable with an owner only: the owner's state owner {@link #ownerLink} is attached to, or null. */
+    @SuppressWarnings("unused") // through OWNER_ATTACHED
+    private volatile Context attachedLifetime;
     /** Reusable only: context stops running through {@link #link} right now. */
     @SuppressWarnings("unused") // through STOPS_IN_FLIGHT
     private volatile int stopsInFlight;
@@ -119,6 +125,8 @@ public final class CancellationSignal implements AutoCloseable {
 
     private Registration onContextDone;
     private Registration onOwnerDone;
+    /** Reusable with an owner only: whether {@link #ownerLink} holds the owner's slot this stretch. */
+    private boolean ownerSlotHeld;
     private InterruptHook interruptHook;
     /** Set by {@link #close()}; read by the opening thread after it. */
     private boolean missedInterrupt;
@@ -127,13 +135,14 @@ public final class CancellationSignal implements AutoCloseable {
         this.context = context;
         this.owner = owner;
         this.action = action;
-        this.link = reusable ? new Link() : null;
+        this.link = reusable ? new Link(ATTACHED, Reason.CONTEXT) : null;
+        this.ownerLink = reusable && owner != null ? new Link(OWNER_ATTACHED, Reason.OWNER) : null;
     }
 
     /**
      * Makes a closed signal for {@link #reopen(Context)}: see "Reusable signals" in the class
-     * documentation. Only the thread that reopens it may use it (one stretch at a time); there is no
-     * owner variant.
+     * documentation. Only the thread that reopens it may use it (one stretch at a time); see
+     * {@link #reusable(Context, StopAction)} for one that also stops when an owner is done.
      *
      * @param action what stops the native side; it must itself ignore a stop meant for an earlier
      *               stretch only if it keeps state across stretches beyond what {@code close()} waits for
@@ -142,6 +151,26 @@ public final class CancellationSignal implements AutoCloseable {
     public static CancellationSignal reusable(StopAction action) {
         Objects.requireNonNull(action, "action");
         return new CancellationSignal(null, null, action, true);
+    }
+
+    /**
+     * Makes a closed {@linkplain #reusable(StopAction) reusable} signal whose stretches also stop
+     * when {@code owner} is done ({@link Reason#OWNER}), like {@link #open(Context, Context, StopAction)}
+     * without allocating: the owner is reached through its stop slot as the context is (one
+     * compare-and-set per stretch; a stretch that finds the slot taken, by another signal of the same
+     * owner open at the same time, falls back to a done action). An adapter keeps one per unit of
+     * work that runs one stretch at a time (a cached binding, a worker thread) and opens each
+     * stretch with {@link #reopen(Context)}; a stretch may be opened by a different thread than the
+     * previous one, never while one is open.
+     *
+     * @param owner the adapter's lifetime, cancelled by its {@code close()}
+     * @param action what stops the native side
+     * @return the closed signal
+     */
+    public static CancellationSignal reusable(Context owner, StopAction action) {
+        Objects.requireNonNull(owner, "owner");
+        Objects.requireNonNull(action, "action");
+        return new CancellationSignal(null, owner, action, true);
     }
 
     /**
@@ -170,6 +199,9 @@ public final class CancellationSignal implements AutoCloseable {
             Link ours = link;
             onContextDone = context.onDone(() -> ours.contextStopping(stateOwner, stateOwner.isDeadlineExceeded()));
         }
+        if (ownerLink != null) {
+            attachOwner();
+        }
         // The clock, not only isDone(): an expired deadline fires here, through the link just attached.
         if (CONTEXTS.expireIfDue(context)) {
             // Done before or while we attached: a canceller that read the slot before our CAS
@@ -186,19 +218,47 @@ public final class CancellationSignal implements AutoCloseable {
         return this;
     }
 
-    /** The reusable signal's entry in the context's stop slot. */
+    /**
+     * Attaches {@link #ownerLink} to the owner's stop slot for this stretch (or a done action when
+     * the slot is taken), then stops at once if the owner is already done: an owner cancelled before
+     * the attach found no link, so this check is what stops the stretch (idempotent with one that did).
+     */
+    private void attachOwner() {
+        Context lifetime = CONTEXTS.stateOwner(owner);
+        // Published by the slot's CAS below, before the owner's canceller can find the link.
+        OWNER_ATTACHED.setRelease(this, lifetime);
+        ownerSlotHeld = CONTEXTS.attachStop(owner, ownerLink);
+        if (!ownerSlotHeld) {
+            Link ours = ownerLink;
+            onOwnerDone = owner.onDone(() -> ours.contextStopping(lifetime, false));
+        }
+        if (owner.isDone()) {
+            stop(Reason.OWNER, false);
+        }
+    }
+
+    /** A reusable signal's entry in a stop slot: the context's, or the owner's. */
     private final class Link extends StopLink {
+        /** The signal's field naming the state owner this link is attached to for the stretch. */
+        private final VarHandle attached;
+        private final Reason reason;
+
+        Link(VarHandle attached, Reason reason) {
+            this.attached = attached;
+            this.reason = reason;
+        }
+
         @Override
         public void contextStopping(Context cancelled, boolean deadline) {
             STOPS_IN_FLIGHT.getAndAdd(CancellationSignal.this, 1);
             try {
-                // Dekker with close(): we incremented, then read attachedOwner; close() clears
-                // attachedOwner, then reads stopsInFlight (all volatile): either we see null (or
-                // another stretch's context) and do nothing, or close() sees us and waits. A stale
-                // link reattached to the same context for a new stretch is stopped rightly: that
-                // context is done.
-                if (cancelled != null && ATTACHED.getVolatile(CancellationSignal.this) == cancelled) {
-                    stop(Reason.CONTEXT, deadline);
+                // Dekker with close(): we incremented, then read the attached field; close() clears
+                // it, then reads stopsInFlight (all volatile): either we see null (or another
+                // stretch's context) and do nothing, or close() sees us and waits. A stale link
+                // reattached to the same context for a new stretch is stopped rightly: that context
+                // is done. An owner stop is never a deadline stop (as in open(): the owner is closed).
+                if (cancelled != null && attached.getVolatile(CancellationSignal.this) == cancelled) {
+                    stop(reason, reason == Reason.CONTEXT && deadline);
                 }
             } finally {
                 if ((int) STOPS_IN_FLIGHT.getAndAdd(CancellationSignal.this, -1) == 1) {
@@ -388,14 +448,32 @@ public final class CancellationSignal implements AutoCloseable {
         try {
             interruptHook.exit();
         } finally {
-            // See Link.contextStopping for the hand-off.
-            ATTACHED.setVolatile(this, (Context) null);
+            // See Link.contextStopping for the hand-off. With an owner, both fields are cleared with
+            // release stores and one full fence orders them before awaitStops' read (one fence, not two).
+            if (ownerLink == null) {
+                ATTACHED.setVolatile(this, (Context) null);
+            } else {
+                ATTACHED.setRelease(this, (Context) null);
+                OWNER_ATTACHED.setRelease(this, (Context) null);
+                VarHandle.fullFence();
+            }
             Registration fallback = onContextDone;
             if (fallback != null) {
                 onContextDone = null;
                 fallback.remove(); // a running one goes through the link: awaited below
             } else {
                 CONTEXTS.detachStop(closed, link);
+            }
+            if (ownerLink != null) {
+                Registration ownerFallback = onOwnerDone;
+                if (ownerFallback != null) {
+                    onOwnerDone = null;
+                    ownerFallback.remove();
+                }
+                if (ownerSlotHeld) {
+                    ownerSlotHeld = false;
+                    CONTEXTS.detachStop(owner, ownerLink);
+                }
             }
             awaitStops();
             context = null;

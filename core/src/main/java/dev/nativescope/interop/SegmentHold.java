@@ -27,7 +27,8 @@ import java.util.Objects;
  *       downcall);</li>
  *   <li>confined: the work is refused with {@link WrongThreadException} before it starts unless the
  *       calling thread is the arena's owner (only the owner can close it, and it is busy running
- *       the work);</li>
+ *       the work; so work that closes its own confined arena while native code still uses it is
+ *       not stopped: that is the work's own use after free, as with any segment it frees);</li>
  *   <li>automatic: the segments stay reachable, so their memory is not freed;</li>
  *   <li>global: nothing to do.</li>
  * </ul>
@@ -47,7 +48,10 @@ import java.util.Objects;
  * {@code nsc_hold_run}, which calls back into Java (an upcall) on the same thread; the upcall runs
  * the work, or, for more than eight arenas, the next {@code nsc_hold_run} with the next eight. No
  * thread handoff, no file descriptor, no arena per call: a downcall and an upcall, well under a
- * microsecond (see BENCHMARKS.md). The upcall catches every {@link Throwable} the work throws (an
+ * microsecond (see BENCHMARKS.md). When every segment is the global arena's or of a confined arena of
+ * the calling thread, nothing needs holding (see above): the work runs directly, with a reachability
+ * fence, and no downcall. Work handed to another thread (an offloaded call) holds there: that thread
+ * is not the owner of a confined arena, so its segments are refused. The upcall catches every {@link Throwable} the work throws (an
  * exception escaping an upcall would end the JVM) and {@link #call} rethrows it once the downcalls
  * have returned.
  *
@@ -90,6 +94,15 @@ public final class SegmentHold {
         if (held.length == 0) {
             return work.run();
         }
+        if (!needsDowncall(held)) {
+            // Global and own-confined segments only: nothing can free them while the work runs (see
+            // the class comment); the fence keeps them reachable to the end, as the downcall would.
+            try {
+                return work.run();
+            } finally {
+                Reference.reachabilityFence(held);
+            }
+        }
         Frame frame = new Frame(held, work);
         Frame outer = CURRENT.get();
         CURRENT.set(frame);
@@ -101,6 +114,28 @@ public final class SegmentHold {
         }
         return frame.<T, X>outcome();
     }
+
+    /**
+     * {@return whether a segment of {@code held} (checked: alive, accessible by this thread) needs the
+     * downcall}: every one except the global arena's and those of a confined arena of this thread.
+     * A shared or automatic arena cannot be told apart without the JDK's internals (a shared one
+     * must be held, an automatic one only kept reachable), so both take the downcall.
+     */
+    private static boolean needsDowncall(MemorySegment[] held) {
+        for (MemorySegment segment : held) {
+            // A segment another thread cannot access is confined, and being accessible by this
+            // thread (checked) it is confined to this one: its owner, busy running the work.
+            if (!GLOBAL.equals(segment.scope()) && segment.isAccessibleBy(NOT_AN_OWNER)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** The global arena's scope (also that of {@code MemorySegment.ofAddress}): never closed. */
+    private static final MemorySegment.Scope GLOBAL = MemorySegment.NULL.scope();
+    /** A thread never started, so it owns no confined arena: what only a confined segment refuses. */
+    private static final Thread NOT_AN_OWNER = Thread.ofPlatform().unstarted(() -> { });
 
     /**
      * One native segment per arena, checked: alive, and accessible by this thread. FFM checks the

@@ -170,4 +170,70 @@ class SegmentHoldTest {
             }
         }
     }
+
+    /** {@return whether the calling code runs inside the hold's upcall, i.e. the downcall was made} */
+    private static boolean insideTheDowncall() {
+        return StackWalker.getInstance().walk(frames -> frames.anyMatch(frame ->
+                frame.getClassName().equals(SegmentHold.class.getName()) && frame.getMethodName().equals("upcallTarget")));
+    }
+
+    /**
+     * Global and own-confined segments need no hold: the work runs without the downcall. One shared or
+     * automatic segment among them (which a hold must keep open or reachable) brings the downcall
+     * back, and the shared arena then refuses to close.
+     */
+    @Test
+    void globalAndOwnConfinedSegmentsSkipTheDowncallOthersTakeIt() throws Exception {
+        try (Arena confined = Arena.ofConfined(); Arena shared = Arena.ofShared()) {
+            MemorySegment own = confined.allocate(8);
+            MemorySegment global = Arena.global().allocate(8);
+            assertThat(SegmentHold.call(List.of(own, global, own.asSlice(4)), SegmentHoldTest::insideTheDowncall))
+                    .as("global and own confined only").isFalse();
+            assertThat(SegmentHold.call(List.of(global, MemorySegment.ofArray(new byte[4])), SegmentHoldTest::insideTheDowncall))
+                    .as("global and heap").isFalse();
+            assertThat(SegmentHold.call(List.of(own, Arena.ofAuto().allocate(8)), SegmentHoldTest::insideTheDowncall))
+                    .as("with an automatic segment").isTrue();
+            Arena sharedArena = shared;
+            assertThat(SegmentHold.call(List.of(own, global, shared.allocate(8)), () -> {
+                assertThat(closeFromAnotherThread(sharedArena)).isInstanceOf(IllegalStateException.class);
+                return insideTheDowncall();
+            })).as("with a shared segment").isTrue();
+        }
+    }
+
+    /**
+     * The skip is for the owner only: with the caller's own confined segment, another thread's confined
+     * segment is still refused before the work runs; and work handed to another thread (as an offloaded
+     * call does) is refused the caller's confined segment, and holds a shared one there.
+     */
+    @Test
+    void theSkipIsTheOwnersOnlyAndOffloadedWorkStillHolds() throws Exception {
+        MemorySegment[] foreign = new MemorySegment[1];
+        Thread owner = Thread.ofPlatform().start(() -> foreign[0] = Arena.ofConfined().allocate(8));
+        owner.join();
+        AtomicInteger ran = new AtomicInteger();
+        try (Arena confined = Arena.ofConfined(); Arena shared = Arena.ofShared()) {
+            MemorySegment own = confined.allocate(8);
+            assertThatThrownBy(() -> SegmentHold.call(List.of(own, foreign[0]), ran::incrementAndGet))
+                    .isInstanceOf(WrongThreadException.class).hasMessageContaining("owner thread");
+            assertThatThrownBy(() -> SegmentHold.call(List.of(foreign[0], Arena.global().allocate(8)), ran::incrementAndGet))
+                    .isInstanceOf(WrongThreadException.class);
+            Throwable offloadedConfined = CompletableFuture.supplyAsync(() -> {
+                try {
+                    SegmentHold.call(List.of(own), ran::incrementAndGet);
+                    return (Throwable) null;
+                } catch (Throwable e) {
+                    return e;
+                }
+            }, runnable -> Thread.ofPlatform().start(runnable)).get(30, TimeUnit.SECONDS);
+            assertThat(offloadedConfined).isInstanceOf(WrongThreadException.class);
+            assertThat(ran).hasValue(0);
+            MemorySegment sharedSegment = shared.allocate(8);
+            Boolean heldThere = CompletableFuture.supplyAsync(() -> SegmentHold.call(List.of(sharedSegment), () -> {
+                assertThatThrownBy(shared::close).isInstanceOf(IllegalStateException.class);
+                return insideTheDowncall();
+            }), runnable -> Thread.ofPlatform().start(runnable)).get(30, TimeUnit.SECONDS);
+            assertThat(heldThere).isTrue();
+        }
+    }
 }

@@ -4,7 +4,9 @@ import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
 import dev.nativescope.call.CallMode;
+import dev.nativescope.Context;
 import dev.nativescope.call.NativeThreads;
+import dev.nativescope.interop.CancellationSignal;
 import dev.nativescope.interop.WritableMemory;
 import dev.nativescope.tensor.Tensor;
 
@@ -44,6 +46,10 @@ final class OrtBinding {
     private final Map<String, OnnxTensor> ortOutputs;
     private final List<MemorySegment> segments;
     private final CallMode mode;
+    /** The runs' cancellation signal, made by the first run; used by the one run that took the binding. */
+    private CancellationSignal signal;
+    /** The switch of the run the signal is open for; read by its stop action, from the stopping thread. */
+    private volatile RunTermination termination;
 
     private OrtBinding(String[] inputNames, Tensor[] inputTensors, String[] outputNames, Tensor[] outputTensors,
                        Map<String, OnnxTensor> ortInputs, Map<String, OnnxTensor> ortOutputs,
@@ -153,6 +159,28 @@ final class OrtBinding {
     /** {@return how the run's JNI call is made (inline for a confined tensor)} */
     CallMode mode() {
         return mode;
+    }
+
+    /**
+     * Opens this binding's reusable signal (made on first use) for a run under {@code context} that
+     * also stops when {@code lifetime} (the predictor's) is done, flipping {@code termination}. The
+     * cache hands the binding to one run at a time, with a happens-before edge (its compare-and-set),
+     * so the plain field needs no more. A stop of an earlier run cannot reach this one's switch: the
+     * signal's close waits for stops in flight, and a late one only finds a finished switch.
+     */
+    CancellationSignal openSignal(Context lifetime, Context context, RunTermination termination) {
+        CancellationSignal reusable = signal;
+        if (reusable == null) {
+            reusable = CancellationSignal.reusable(lifetime, reason -> {
+                RunTermination current = this.termination;
+                if (current != null) {
+                    current.terminate();
+                }
+            });
+            signal = reusable;
+        }
+        this.termination = termination;
+        return reusable.reopen(context);
     }
 
     /** {@return the number of ORT views this binding owns} */

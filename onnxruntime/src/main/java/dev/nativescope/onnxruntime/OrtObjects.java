@@ -153,4 +153,13 @@ final class OrtObjects {
                     + dtype.displayName() + " has no tensor type in ONNX Runtime's Java API");
         };
     }
+
+    /** {@return the handle of field {@code name} of the lookup's class}: for this module's lock-free state words */
+    static java.lang.invoke.VarHandle field(java.lang.invoke.MethodHandles.Lookup lookup, String name, Class<?> type) {
+        try {
+            return lookup.findVarHandle(lookup.lookupClass(), name, type);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
 }

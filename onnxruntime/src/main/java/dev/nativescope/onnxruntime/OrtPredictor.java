@@ -12,13 +12,14 @@ import dev.nativescope.interop.CancellationSignal;
 import dev.nativescope.interop.SegmentHold;
 import dev.nativescope.tensor.Tensor;
 
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.nio.file.Path;
 import java.util.LinkedHashSet;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.CancellationException;
-import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
  * Runs an ONNX Runtime session under a {@link Context}, over {@link Tensor}s without copies.
@@ -53,6 +54,9 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * tensors and maps across runs to get that. The kept views keep their tensors reachable (an
  * automatic arena's memory is not freed) until runs over other tensors replace them or the predictor
  * is closed; they never keep an arena open, and the checks above hold for every run either way.
+ * Tensors of the global arena or of a confined arena of the calling thread need no hold (nothing can
+ * free them during the run), so for a tiny model they are the cheapest: a shared arena's hold is a
+ * downcall and an upcall per run (about 0.1 us, see BENCHMARKS.md).
  *
  * <p><b>Threading.</b> {@code run} may be called from several threads at once (ORT sessions are
  * thread-safe for runs). {@link #close()} may be called from any thread at any time: it
@@ -66,9 +70,19 @@ public final class OrtPredictor implements AutoCloseable {
     private final OrtSession session;
     /** Cancelled by {@link #close()}; every run registers on it, so close reaches all of them. */
     private final CancellableContext lifetime = Context.background().withCancel();
-    /** Runs hold the read lock, close takes the write lock: the session is never closed under a run. */
-    private final ReentrantReadWriteLock runs = new ReentrantReadWriteLock();
-    private boolean closed; // guarded by the write lock
+    /**
+     * The runs in flight (low bits) and {@link #CLOSING}: a run counts itself in before it touches the
+     * session, close() sets the bit and waits on {@link #closeMonitor} until the count is zero, so the
+     * session is never closed under a run. One atomic add per run entry and exit (a read lock cost a
+     * compare-and-set and a per-thread hold count).
+     */
+    @SuppressWarnings("unused") // through RUNS
+    private volatile long runs;
+    private static final long CLOSING = 1L << 62;
+    private static final VarHandle RUNS = OrtObjects.field(MethodHandles.lookup(), "runs", long.class);
+    /** What close() waits on for the last run; guards {@link #closed}. */
+    private final Object closeMonitor = new Object();
+    private boolean closed; // guarded by closeMonitor
     /** The ORT views of recent runs' tensors, reused by runs over the same tensors; closed by close(). */
     private final OrtBinding.Cache bindings = new OrtBinding.Cache();
     /** The session's output metadata, read once by the first {@link #runAllocating} (a benign race). */
@@ -77,6 +91,10 @@ public final class OrtPredictor implements AutoCloseable {
     private OrtPredictor(OrtEnvironment environment, OrtSession session) {
         this.environment = environment;
         this.session = session;
+        this.pinnedRun = (binding, runOptions) -> {
+            session.run(binding.ortInputs(), Set.of(), binding.ortOutputs(), runOptions).close();
+            return null;
+        };
         OrtObjects.predictorOpened();
     }
 
@@ -160,11 +178,30 @@ public final class OrtPredictor implements AutoCloseable {
         if (outputs.isEmpty()) {
             throw new IllegalArgumentException("no outputs requested: name at least one output and its tensor");
         }
-        whileOpen(context, () -> {
-            runOpen(context, inputs, outputs);
-            return null;
-        });
+        // The hot path, spelled out without the helpers' lambdas (each an allocation per run).
+        enterRun(context);
+        try {
+            OrtBinding binding = bind(inputs, outputs);
+            try {
+                RunTermination termination = new RunTermination(OrtObjects.runOptions());
+                try {
+                    runTerminable(context, termination, binding, pinnedRun);
+                } finally {
+                    OrtObjects.close(termination.finish());
+                }
+            } finally {
+                bindings.give(binding);
+            }
+        } finally {
+            exitRun();
+        }
     }
+
+    /**
+     * ORT's run with pinned outputs only (ORT wants the requested names and the pinned ones disjoint):
+     * ORT writes into our tensors, and the result holds no values of its own.
+     */
+    private final OrtRun<Void> pinnedRun;
 
     /** A run given its terminate switch. */
     @FunctionalInterface
@@ -192,33 +229,45 @@ public final class OrtPredictor implements AutoCloseable {
     }
 
     /**
-     * Runs {@code work} under the read lock that close() waits for, refusing a closed predictor and a
-     * context already done before anything reaches ORT.
+     * Runs {@code work} counted among the runs in flight, which close() waits for, refusing a closed
+     * predictor and a context already done before anything reaches ORT.
      */
     private <T> T whileOpen(Context context, OpenWork<T> work) throws OrtException {
-        ReentrantReadWriteLock.ReadLock readLock = runs.readLock();
-        readLock.lock();
+        enterRun(context);
         try {
-            if (lifetime.isDone()) {
-                throw new IllegalStateException("the OrtPredictor is closed");
-            }
-            if (context.isDone()) {
-                throw CancellationSignal.contextStopped(context, WHAT);
-            }
             return work.run();
         } finally {
-            readLock.unlock();
+            exitRun();
         }
     }
 
-    private void runOpen(Context context, Map<String, Tensor> inputs, Map<String, Tensor> outputs) throws OrtException {
-        // Pinned outputs only (ORT wants the requested names and the pinned ones disjoint): ORT writes
-        // into our tensors, and the result holds no values of its own.
-        withBinding(inputs, outputs, binding -> withTermination(termination -> runTerminable(context, termination,
-                binding, runOptions -> {
-                    session.run(binding.ortInputs(), Set.of(), binding.ortOutputs(), runOptions).close();
-                    return null;
-                })));
+    /**
+     * Counts a run in flight, refusing a closed predictor and a context already done (counted out
+     * again then); a run that returns normally must be counted out with {@link #exitRun()}.
+     */
+    private void enterRun(Context context) {
+        // Counted in first, then the bit read by the same atomic add: close() sets the bit, then
+        // waits for the count (both on the one word), so either close() waits for this run or this
+        // run sees the bit and leaves without touching the session. A run counted in before the bit
+        // is set also sees the lifetime cancelled (close() cancels first) or gets stopped by it.
+        long state = (long) RUNS.getAndAdd(this, 1L);
+        if ((state & CLOSING) != 0 || lifetime.isDone()) {
+            exitRun();
+            throw new IllegalStateException("the OrtPredictor is closed");
+        }
+        if (context.isDone()) {
+            exitRun();
+            throw CancellationSignal.contextStopped(context, WHAT);
+        }
+    }
+
+    private void exitRun() {
+        if ((long) RUNS.getAndAdd(this, -1L) == (CLOSING | 1L)) {
+            // The last run out while close() waits (or is about to): wake it.
+            synchronized (closeMonitor) {
+                closeMonitor.notifyAll();
+            }
+        }
     }
 
     /** Work given the ORT views of a run's tensors. */
@@ -230,14 +279,11 @@ public final class OrtPredictor implements AutoCloseable {
     /**
      * Runs {@code work} with the views of these tensors: reused from the cache or made now, and given
      * back to the cache afterwards, whatever the outcome (views do not depend on how a run ended). Called
-     * under the read lock, so close() (write lock) finds every binding in the cache.
+     * by a run counted in flight, so close() (which waits for those) finds every binding in the cache.
      */
     private <T> T withBinding(Map<String, Tensor> inputs, Map<String, Tensor> outputs, BoundWork<T> work)
             throws OrtException {
-        OrtBinding binding = bindings.take(inputs, outputs);
-        if (binding == null) {
-            binding = OrtBinding.create(environment, inputs, outputs);
-        }
+        OrtBinding binding = bind(inputs, outputs);
         try {
             return work.run(binding);
         } finally {
@@ -245,18 +291,25 @@ public final class OrtPredictor implements AutoCloseable {
         }
     }
 
-    /** ORT's run call, given the run's options. */
+    /** The views of these tensors: a cached binding, now the caller's, or new ones; give it back after. */
+    private OrtBinding bind(Map<String, Tensor> inputs, Map<String, Tensor> outputs) throws OrtException {
+        OrtBinding binding = bindings.take(inputs, outputs);
+        return binding != null ? binding : OrtBinding.create(environment, inputs, outputs);
+    }
+
+    /** ORT's run call, given the run's views and options. */
     @FunctionalInterface
     private interface OrtRun<T> {
-        T run(OrtSession.RunOptions runOptions) throws OrtException;
+        T run(OrtBinding binding, OrtSession.RunOptions runOptions) throws OrtException;
     }
 
     private <T> T runTerminable(Context context, RunTermination termination, OrtBinding binding, OrtRun<T> run)
             throws OrtException {
         // The context (cancel, deadline), an interrupt of this thread (ORT's run is a JNI call that does
         // not notice interrupts) and close() all flip the run's terminate flag; ORT checks it between
-        // nodes and before the first.
-        try (CancellationSignal signal = CancellationSignal.open(context, lifetime, reason -> termination.terminate())) {
+        // nodes and before the first. The binding's reusable signal (one run at a time uses a binding)
+        // reaches both contexts through their stop slots: nothing registered or allocated per run.
+        try (CancellationSignal signal = binding.openSignal(lifetime, context, termination)) {
             if (!signal.isStopped()) {
                 try {
                     OrtSession.RunOptions runOptions = termination.optionsForRun();
@@ -265,9 +318,14 @@ public final class OrtPredictor implements AutoCloseable {
                     // it as inline). The segments are held on the thread that runs ORT, from before ORT reads
                     // them until it has returned: a shared arena cannot close meanwhile, another thread's
                     // confined arena (or a closed one) is refused before ORT runs, also for reused views.
+                    SegmentHold.Work<T, OrtException> held = () -> run.run(binding, runOptions);
+                    if (!NativeThreads.offloads(binding.mode())) {
+                        // Inline, as NativeThreads.call would run it, without its stop callbacks.
+                        return SegmentHold.call(binding.segments(), held);
+                    }
                     return NativeThreads.call(context, binding.mode(), null, signal::isStopped, () -> {
                         throw signal.stoppedException(WHAT);
-                    }, () -> SegmentHold.call(binding.segments(), () -> run.run(runOptions)));
+                    }, () -> SegmentHold.call(binding.segments(), held));
                 } catch (OrtException e) {
                     throw stoppedOrRethrow(signal, e);
                 }
@@ -334,8 +392,8 @@ public final class OrtPredictor implements AutoCloseable {
         return whileOpen(context, () -> {
             OrtOutputViews.checkOutputs(outputInfo(), names);
             OrtSession.Result values = withBinding(inputs, Map.of(), binding -> withTermination(termination ->
-                    runTerminable(context, termination, binding, runOptions -> {
-                        OrtSession.Result allocated = session.run(binding.ortInputs(), names, runOptions);
+                    runTerminable(context, termination, binding, (bound, runOptions) -> {
+                        OrtSession.Result allocated = session.run(bound.ortInputs(), names, runOptions);
                         OrtObjects.createdAllocated(allocated.size());
                         return allocated;
                     })));
@@ -376,18 +434,32 @@ public final class OrtPredictor implements AutoCloseable {
     @Override
     public void close() throws OrtException {
         lifetime.cancel(new CancellationException("the OrtPredictor was closed"));
-        ReentrantReadWriteLock.WriteLock writeLock = runs.writeLock();
-        writeLock.lock();
+        RUNS.getAndBitwiseOr(this, CLOSING);
+        boolean interrupted = false;
         try {
-            if (!closed) {
-                closed = true;
-                // Counted closed even if ORT fails to release the session: no run can reach it any more.
-                OrtObjects.predictorClosed();
-                bindings.closeAll(); // no run in flight: each returned its binding under the read lock
-                session.close();
+            synchronized (closeMonitor) {
+                // The last run out notifies under this monitor after its decrement: checked here under
+                // it, so that wake-up is never lost. Uninterruptible, as the write lock it replaces was:
+                // the runs were told to stop and return within a node.
+                while (((long) RUNS.getVolatile(this) & ~CLOSING) != 0) {
+                    try {
+                        closeMonitor.wait();
+                    } catch (InterruptedException e) {
+                        interrupted = true;
+                    }
+                }
+                if (!closed) {
+                    closed = true;
+                    // Counted closed even if ORT fails to release the session: no run can reach it any more.
+                    OrtObjects.predictorClosed();
+                    bindings.closeAll(); // no run in flight: each gave its binding back before counting out
+                    session.close();
+                }
             }
         } finally {
-            writeLock.unlock();
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
         }
     }
 }

@@ -3,6 +3,8 @@ package dev.nativescope.onnxruntime;
 import dev.nativescope.CancellableContext;
 import dev.nativescope.Context;
 import dev.nativescope.DeadlineExceededException;
+import dev.nativescope.call.CallMode;
+import dev.nativescope.call.NativeThreads;
 import dev.nativescope.reference.ReferencePredictors;
 import dev.nativescope.tensor.Tensor;
 import org.junit.jupiter.api.AfterAll;
@@ -16,6 +18,7 @@ import org.junit.jupiter.params.provider.ValueSource;
 import java.lang.foreign.Arena;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.CancellationException;
@@ -208,17 +211,45 @@ class OrtCancellationTest {
     }
 
     /**
-     * The memory given to a run stays valid until it returns: closing the output's (and the
-     * input's) shared arena from another thread while ORT works on it is refused, the run is
-     * unharmed, and once it has returned the arena closes.
+     * Two close() calls at once while a run is in flight (one from a virtual thread): both stop it and
+     * return (the last run out wakes every waiting close), and later runs are refused. That no close
+     * frees the session under a run is OrtRaceTest's.
      */
     @Test
-    void closingTheTensorsArenaDuringARunIsRefused() throws Exception {
+    void concurrentClosesBothWaitForTheRun() throws Exception {
+        OrtPredictor second = OrtModels.open(longChain.model());
+        Outcome run = Outcome.start(Thread.ofPlatform(), () -> second.run(Context.background(), Map.of("x", x), Map.of("y", y)));
+        Thread.sleep(300);
+        List<Outcome> closers = List.of(Outcome.start(Thread.ofPlatform(), second::close),
+                Outcome.start(Thread.ofVirtual(), second::close));
+        for (Outcome closer : closers) {
+            assertThat(closer.await(promptly)).as("close").isNull();
+        }
+        assertThat(run.await(promptly)).isInstanceOf(CancellationException.class).hasMessageContaining("closed");
+        assertThatThrownBy(() -> second.run(Context.background(), Map.of("x", x), Map.of("y", y)))
+                .isInstanceOf(IllegalStateException.class).hasMessageContaining("closed");
+        second.close();
+    }
+
+    /**
+     * The memory given to a run stays valid until it returns: closing the output's (and the
+     * input's) shared arena from another thread while ORT works on it is refused, the run is
+     * unharmed, and once it has returned the arena closes. From a virtual thread the run is offloaded
+     * to a native thread, which holds the segments there.
+     */
+    @ParameterizedTest
+    @ValueSource(booleans = {false, true})
+    void closingTheTensorsArenaDuringARunIsRefused(boolean virtual) throws Exception {
         Arena outputArena = Arena.ofShared();
         Tensor out = OrtModels.nanTensor(outputArena, SIZE, SIZE);
         try (CancellableContext ctx = Context.background().withCancel()) {
-            Outcome outcome = Outcome.start(Thread.ofPlatform(), () -> chain.run(ctx, Map.of("x", x), Map.of("y", out)));
+            AtomicReference<Boolean> offloaded = new AtomicReference<>();
+            Outcome outcome = Outcome.start(virtual ? Thread.ofVirtual() : Thread.ofPlatform(), () -> {
+                offloaded.set(NativeThreads.offloads(CallMode.AUTO));
+                chain.run(ctx, Map.of("x", x), Map.of("y", out));
+            });
             Thread.sleep(300); // well inside the run
+            assertThat(offloaded.get()).as("offloaded").isEqualTo(virtual);
             assertThatThrownBy(outputArena::close).isInstanceOf(IllegalStateException.class);
             assertThatThrownBy(arena::close).as("the input's arena").isInstanceOf(IllegalStateException.class);
             assertThat(outcome.endedNanos).as("the run is still in flight after the refused closes").isZero();
@@ -230,6 +261,37 @@ class OrtCancellationTest {
         // The run has returned: nothing holds the arena any more.
         outputArena.close();
         assertThat(out.segment().scope().isAlive()).isFalse();
+    }
+
+    /**
+     * Tensors of the running thread's own confined arena need no hold (only that thread could close
+     * it, and it is inside the run): the run still stops on a cancel from another thread, another
+     * thread's close is refused, and the arena is alive throughout; the owner closes it afterwards.
+     */
+    @Test
+    void aRunOverItsOwnConfinedArenaStillStopsAndKeepsItsMemory() throws Exception {
+        AtomicReference<Arena> owned = new AtomicReference<>();
+        AtomicReference<Tensor> ownOut = new AtomicReference<>();
+        CountDownLatch allocated = new CountDownLatch(1);
+        try (CancellableContext ctx = Context.background().withCancel()) {
+            Outcome outcome = Outcome.start(Thread.ofPlatform(), () -> {
+                try (Arena confined = Arena.ofConfined()) {
+                    owned.set(confined);
+                    Tensor in = OrtModels.tensor(confined, OrtModels.randomFloats(new Random(4), SIZE * SIZE), SIZE, SIZE);
+                    ownOut.set(OrtModels.nanTensor(confined, SIZE, SIZE));
+                    allocated.countDown();
+                    chain.run(ctx, Map.of("x", in), Map.of("y", ownOut.get()));
+                }
+            });
+            assertThat(allocated.await(30, TimeUnit.SECONDS)).isTrue();
+            Thread.sleep(300); // well inside the run
+            assertThatThrownBy(owned.get()::close).isInstanceOf(WrongThreadException.class);
+            assertThat(ownOut.get().segment().scope().isAlive()).isTrue();
+            assertThat(outcome.endedNanos).as("the run is still in flight").isZero();
+            ctx.cancel(new IllegalStateException("enough"));
+            assertThat(outcome.await(promptly.plus(UNCANCELLED_RUN))).isInstanceOf(CancellationException.class);
+        }
+        assertThat(ownOut.get().segment().scope().isAlive()).as("closed by its owner after the run").isFalse();
     }
 
     @Test
