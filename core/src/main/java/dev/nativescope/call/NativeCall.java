@@ -19,7 +19,6 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 import java.lang.ref.Reference;
-import java.util.List;
 import java.util.Locale;
 import java.util.Objects;
 import java.util.concurrent.CancellationException;
@@ -446,8 +445,9 @@ public final class NativeCall {
      *
      * <p>A virtual thread calling inline could park in {@code call()} (Java code between two
      * downcalls) and resume on another carrier, leaving the pointer on the first one: there the call
-     * runs pinned, inside a native frame ({@link SegmentHold} of the struct, an upcall), so it stays
-     * on its carrier whatever it does.
+     * runs pinned, inside a native frame ({@link SegmentHold#pinned}: a downcall that calls back), so
+     * it stays on its carrier whatever it does. (Not a hold of the struct: its global-scope segment
+     * needs none, and the hold then takes no downcall.)
      */
     private static final class WithCurrent<T> implements Downcall {
         private static final MethodHandle SET = Linker.nativeLinker().downcallHandle(
@@ -467,7 +467,7 @@ public final class NativeCall {
         @Override
         public int invoke(MemorySegment struct) throws Throwable {
             if (Thread.currentThread().isVirtual()) {
-                return SegmentHold.call(List.of(struct), () -> callAsCurrent(struct));
+                return SegmentHold.pinned(() -> callAsCurrent(struct));
             }
             return callAsCurrent(struct);
         }

@@ -58,8 +58,10 @@ import java.util.Objects;
  * <p><b>Threading.</b> Stateless and thread-safe: any number of threads may hold at once, also the
  * same segments; holds nest (the work may call {@link #call} again). The per-thread state of a
  * call in progress lives in a {@link ThreadLocal} that is restored before {@link #call} returns.
- * The work runs on the calling thread; on a virtual thread it pins the carrier for its duration
- * (native frames are on the stack), as any downcall does.
+ * The work runs on the calling thread. On a virtual thread a hold made by the downcall pins the
+ * carrier for its duration (native frames are on the stack), as any downcall does; the direct path
+ * (global and own-confined segments) does not. Work that must stay on one carrier throughout (it
+ * sets and restores a native thread-local around Java code that may park) uses {@link #pinned}.
  */
 public final class SegmentHold {
     /** Segment parameters of nsc_hold_run. */
@@ -111,6 +113,29 @@ public final class SegmentHold {
         } finally {
             CURRENT.set(outer);
             Reference.reachabilityFence(held);
+        }
+        return frame.<T, X>outcome();
+    }
+
+    /**
+     * Runs {@code work} on the calling thread inside a native frame (the shim's {@code nsc_hold_run}
+     * calling back), so that a virtual thread stays mounted on its carrier, one OS thread, until the
+     * work ends, whatever the work does (a park in it cannot move it to another carrier). On a
+     * platform thread it only costs the downcall and upcall.
+     *
+     * @param work the work; runs on the calling thread, once
+     * @return what {@code work} returned
+     * @throws X whatever {@code work} throws, rethrown unchanged
+     */
+    public static <T, X extends Exception> T pinned(Work<T, X> work) throws X {
+        Objects.requireNonNull(work, "work");
+        Frame frame = new Frame(new MemorySegment[0], work);
+        Frame outer = CURRENT.get();
+        CURRENT.set(frame);
+        try {
+            frame.enter(0);
+        } finally {
+            CURRENT.set(outer);
         }
         return frame.<T, X>outcome();
     }

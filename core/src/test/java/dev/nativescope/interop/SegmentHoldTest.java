@@ -236,4 +236,44 @@ class SegmentHoldTest {
             assertThat(heldThere).isTrue();
         }
     }
+    /**
+     * {@code pinned} keeps a virtual thread on one carrier while its work parks, with more virtual
+     * threads than carriers competing (the current context's set/restore relies on it); a hold over
+     * global segments alone runs directly and is not that guarantee.
+     */
+    @Test
+    void pinnedWorkStaysOnItsCarrierThroughParks() throws Exception {
+        List<Thread> threads = new ArrayList<>();
+        AtomicInteger moved = new AtomicInteger();
+        AtomicInteger ran = new AtomicInteger();
+        for (int t = 0; t < 32; t++) {
+            threads.add(Thread.ofVirtual().start(() -> {
+                String carrier = SegmentHold.pinned(() -> {
+                    String first = carrierOf(Thread.currentThread());
+                    for (int i = 0; i < 5; i++) {
+                        java.util.concurrent.locks.LockSupport.parkNanos(200_000);
+                        if (!carrierOf(Thread.currentThread()).equals(first)) {
+                            moved.incrementAndGet();
+                        }
+                    }
+                    return first;
+                });
+                if (!carrier.isEmpty()) {
+                    ran.incrementAndGet();
+                }
+            }));
+        }
+        for (Thread thread : threads) {
+            thread.join(TimeUnit.SECONDS.toMillis(60));
+        }
+        assertThat(ran).hasValue(32);
+        assertThat(moved).as("parks that resumed the work on another carrier").hasValue(0);
+    }
+
+    /** The carrier's name from a mounted virtual thread's toString(): {@code VirtualThread[#n]/runnable@ForkJoinPool-1-worker-3}. */
+    private static String carrierOf(Thread virtual) {
+        String text = virtual.toString();
+        int at = text.lastIndexOf('@');
+        return at < 0 ? "" : text.substring(at + 1);
+    }
 }
