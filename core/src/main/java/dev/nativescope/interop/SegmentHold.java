@@ -105,6 +105,15 @@ public final class SegmentHold {
                 Reference.reachabilityFence(held);
             }
         }
+        try {
+            return inNativeFrame(held, work);
+        } finally {
+            Reference.reachabilityFence(held);
+        }
+    }
+
+    /** Runs {@code work} in the upcall of nsc_hold_run over {@code held} (none: only the native frame). */
+    private static <T, X extends Exception> T inNativeFrame(MemorySegment[] held, Work<T, X> work) throws X {
         Frame frame = new Frame(held, work);
         Frame outer = CURRENT.get();
         CURRENT.set(frame);
@@ -112,7 +121,6 @@ public final class SegmentHold {
             frame.enter(0);
         } finally {
             CURRENT.set(outer);
-            Reference.reachabilityFence(held);
         }
         return frame.<T, X>outcome();
     }
@@ -129,15 +137,7 @@ public final class SegmentHold {
      */
     public static <T, X extends Exception> T pinned(Work<T, X> work) throws X {
         Objects.requireNonNull(work, "work");
-        Frame frame = new Frame(new MemorySegment[0], work);
-        Frame outer = CURRENT.get();
-        CURRENT.set(frame);
-        try {
-            frame.enter(0);
-        } finally {
-            CURRENT.set(outer);
-        }
-        return frame.<T, X>outcome();
+        return inNativeFrame(new MemorySegment[0], work);
     }
 
     /**
