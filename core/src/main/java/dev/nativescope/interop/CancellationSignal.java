@@ -354,14 +354,37 @@ public final class CancellationSignal implements AutoCloseable {
             throw new IllegalStateException(what + " was not stopped");
         }
         return switch (why) {
-            case CONTEXT -> contextStopped(context, what);
+            case CONTEXT -> {
+                awaitCause(context);
+                yield contextStopped(context, what);
+            }
             case INTERRUPT -> interrupted(what);
             case OWNER -> {
+                awaitCause(owner);
                 Throwable cause = owner.cause();
                 String message = SafeText.messageOf(cause);
                 yield canceled(what, message != null ? message : "its owner closed", cause);
             }
         };
+    }
+
+    /**
+     * Waits until {@code context}'s cause is visible. A reusable signal is stopped through the
+     * context's stop slot, which every cancel and expiry runs before it builds and publishes the
+     * cause (so native work stops first): the work can end and ask for its exception in between
+     * (seen: a CancellationException without the cancel's cause, OrtRaceTest). The cause is
+     * microseconds away; after a second without it (it always comes) the exception is built as is.
+     */
+    private static void awaitCause(Context context) {
+        long deadline = System.nanoTime() + 1_000_000_000L;
+        for (int spins = 0; context.cause() == null && System.nanoTime() - deadline < 0; spins++) {
+            if (spins < 100) {
+                Thread.onSpinWait();
+            } else {
+                // Parking, not yield(): the canceller may be the thread our wake-up preempted on this CPU.
+                LockSupport.parkNanos(10_000);
+            }
+        }
     }
 
     /**

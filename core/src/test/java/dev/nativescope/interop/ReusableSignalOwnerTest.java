@@ -26,6 +26,31 @@ import static org.assertj.core.api.Assertions.assertThat;
  */
 class ReusableSignalOwnerTest {
 
+    /**
+     * A cancel runs the stop slot before it publishes its cause; work that ends in that window and asks
+     * for its exception at once still gets the cancel's cause (OrtRaceTest once saw a
+     * CancellationException without it). The stop action holds the canceller inside the window.
+     */
+    @Test
+    void theExceptionCarriesTheCancelsCauseEvenWhenAskedForBeforeTheCauseIsPublished() throws Exception {
+        java.util.concurrent.CountDownLatch stopping = new java.util.concurrent.CountDownLatch(1);
+        CancellationSignal signal = CancellationSignal.reusable(reason -> {
+            stopping.countDown();
+            java.util.concurrent.locks.LockSupport.parkNanos(100_000_000L); // the cause comes after this
+        });
+        try (CancellableContext context = Context.background().withCancel()) {
+            signal.reopen(context);
+            IllegalStateException why = new IllegalStateException("client went away");
+            Thread canceller = Thread.ofPlatform().start(() -> context.cancel(why));
+            assertThat(stopping.await(30, java.util.concurrent.TimeUnit.SECONDS)).isTrue();
+            assertThat(context.cause()).as("the window: stopped, cause not yet published").isNull();
+            RuntimeException stopped = signal.stoppedException("work");
+            signal.close();
+            canceller.join();
+            assertThat(stopped).isInstanceOf(CancellationException.class).hasCause(why);
+        }
+    }
+
     @Test
     void ownerCancelStopsAnOpenStretch() {
         CancellableContext owner = Context.background().withCancel();
