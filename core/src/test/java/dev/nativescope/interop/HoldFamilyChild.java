@@ -1,6 +1,8 @@
 package dev.nativescope.interop;
 
 import dev.nativescope.testing.ArenaCloseInterrupts;
+import dev.nativescope.testing.ArenaOwner;
+import dev.nativescope.testing.ArenaOwner.Kind;
 import dev.nativescope.Context;
 import dev.nativescope.reference.ReferencePredictors;
 import dev.nativescope.tensor.DType;
@@ -15,9 +17,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * Child JVM of {@link HoldFamilyTest}: every arena kind x output access x consumer, with a close of
@@ -29,7 +29,6 @@ import java.util.concurrent.atomic.AtomicReference;
  */
 public final class HoldFamilyChild {
     private static final int N = 32;
-    enum Kind { GLOBAL, AUTO, CONFINED_OWNER, CONFINED_OTHER, SHARED }
     enum Access { READ_ONLY_MAPPING, AS_READ_ONLY, WRITABLE }
     enum Consumer { BRIDGE, DLPACK }
 
@@ -76,69 +75,17 @@ public final class HoldFamilyChild {
         System.exit(0);
     }
 
-    /** The arena the tensors come from, created (and closed, where it closes) on its owner thread. */
-    private static final class Owner {
-        final Arena arena;
-        final Thread thread;
-        final CountDownLatch closeNow = new CountDownLatch(1);
-        final AtomicReference<Throwable> closeOutcome = new AtomicReference<>();
-        MemorySegment[] xwy;
-
-        Owner(Kind kind, Access access, Path file) throws Exception {
-            if (kind == Kind.CONFINED_OTHER) {
-                AtomicReference<Arena> made = new AtomicReference<>();
-                AtomicReference<Throwable> failed = new AtomicReference<>();
-                CountDownLatch ready = new CountDownLatch(1);
-                thread = Thread.ofPlatform().daemon(true).start(() -> {
-                    try {
-                        made.set(Arena.ofConfined());
-                        xwy = allocate(made.get(), access, file);
-                    } catch (Throwable e) {
-                        failed.set(e);
-                    } finally {
-                        ready.countDown();
-                    }
-                    closeWhenTold();
-                });
-                ready.await();
-                if (failed.get() != null) {
-                    throw new AssertionError("allocating on the owner thread", failed.get());
-                }
-                arena = made.get();
-            } else {
-                arena = switch (kind) {
-                    case GLOBAL -> Arena.global();
-                    case AUTO -> Arena.ofAuto();
-                    case CONFINED_OWNER -> Arena.ofConfined();
-                    case SHARED -> Arena.ofShared();
-                    default -> throw new AssertionError(kind);
-                };
-                thread = kind == Kind.SHARED ? Thread.ofPlatform().daemon(true).start(this::closeWhenTold) : null;
-                xwy = allocate(arena, access, file);
-            }
-        }
-
-        private void closeWhenTold() {
-            try {
-                closeNow.await();
-                arena.close();
-            } catch (Throwable e) {
-                closeOutcome.set(e);
-            }
-        }
-    }
-
     private static String runOne(Kind kind, Access access, Consumer consumer, Path file, Random random)
             throws Exception {
-        Owner owner = new Owner(kind, access, file);
-        MemorySegment x = owner.xwy[0];
-        MemorySegment w = owner.xwy[1];
-        MemorySegment y = owner.xwy[2];
+        ArenaOwner owner = new ArenaOwner(kind, arena -> allocate(arena, access, file));
+        MemorySegment x = owner.segments()[0];
+        MemorySegment w = owner.segments()[1];
+        MemorySegment y = owner.segments()[2];
         // Close concurrently, at a random moment: before, during or after the call.
         int delayMicros = random.nextInt(200);
         CompletableFuture<Void> trigger = CompletableFuture.runAsync(() -> {
             java.util.concurrent.locks.LockSupport.parkNanos(delayMicros * 1000L);
-            owner.closeNow.countDown();
+            owner.closeNow();
         });
         // Only another thread's close of a shared arena may interrupt this thread (see
         // ArenaCloseInterrupts): a confined arena is closed by its owner, without a handshake.
@@ -165,16 +112,16 @@ public final class HoldFamilyChild {
         } catch (Throwable e) {
             outcome = racesClose && ArenaCloseInterrupts.isCloseInterrupt(e) ? "close interrupt" : "wrong: " + e;
         }
-        outcome = ArenaCloseInterrupts.endRound(racesClose, trigger, owner.thread, outcome);
-        Throwable closeOutcome = owner.closeOutcome.get();
+        outcome = ArenaCloseInterrupts.endRound(racesClose, trigger, owner.thread(), outcome);
+        Throwable closeOutcome = owner.closeOutcome();
         if (closeOutcome != null && !(closeOutcome instanceof IllegalStateException)) {
             outcome = "close threw " + closeOutcome;
         }
         if (kind == Kind.SHARED && closeOutcome != null) {
-            owner.arena.close(); // refused while held: close it now
+            owner.arena().close(); // refused while held: close it now
         }
         if (kind == Kind.CONFINED_OWNER) {
-            owner.arena.close();
+            owner.arena().close();
         }
         return outcome;
     }

@@ -1,6 +1,8 @@
 package dev.nativescope.onnxruntime;
 
 import dev.nativescope.testing.ArenaCloseInterrupts;
+import dev.nativescope.testing.ArenaOwner;
+import dev.nativescope.testing.ArenaOwner.Kind;
 import dev.nativescope.Context;
 import dev.nativescope.tensor.DType;
 import dev.nativescope.tensor.Tensor;
@@ -18,9 +20,7 @@ import java.util.Map;
 import java.util.Random;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
 
 /**
@@ -36,7 +36,6 @@ import java.util.concurrent.locks.LockSupport;
  */
 public final class OrtHoldFamilyChild {
     static final int N = 32;
-    enum Kind { GLOBAL, AUTO, CONFINED_OWNER, CONFINED_OTHER, SHARED }
     enum Access { READ_ONLY_MAPPING, AS_READ_ONLY, WRITABLE }
     enum Consumer { RUN_OUTPUT, RUN_INPUT, RUN_ALLOCATING }
 
@@ -97,67 +96,15 @@ public final class OrtHoldFamilyChild {
         System.exit(0);
     }
 
-    /** The arena the tensors come from, created (and closed, where it closes) on its owner thread. */
-    private static final class Owner {
-        final Arena arena;
-        final Thread thread;
-        final CountDownLatch closeNow = new CountDownLatch(1);
-        final AtomicReference<Throwable> closeOutcome = new AtomicReference<>();
-        MemorySegment[] xy;
-
-        Owner(Kind kind, Access access, Consumer consumer, Path file) throws Exception {
-            if (kind == Kind.CONFINED_OTHER) {
-                AtomicReference<Arena> made = new AtomicReference<>();
-                AtomicReference<Throwable> failed = new AtomicReference<>();
-                CountDownLatch ready = new CountDownLatch(1);
-                thread = Thread.ofPlatform().daemon(true).start(() -> {
-                    try {
-                        made.set(Arena.ofConfined());
-                        xy = allocate(made.get(), access, consumer, file);
-                    } catch (Throwable e) {
-                        failed.set(e);
-                    } finally {
-                        ready.countDown();
-                    }
-                    closeWhenTold();
-                });
-                ready.await();
-                if (failed.get() != null) {
-                    throw new AssertionError("allocating on the owner thread", failed.get());
-                }
-                arena = made.get();
-            } else {
-                arena = switch (kind) {
-                    case GLOBAL -> Arena.global();
-                    case AUTO -> Arena.ofAuto();
-                    case CONFINED_OWNER -> Arena.ofConfined();
-                    case SHARED -> Arena.ofShared();
-                    default -> throw new AssertionError(kind);
-                };
-                thread = kind == Kind.SHARED ? Thread.ofPlatform().daemon(true).start(this::closeWhenTold) : null;
-                xy = allocate(arena, access, consumer, file);
-            }
-        }
-
-        private void closeWhenTold() {
-            try {
-                closeNow.await();
-                arena.close();
-            } catch (Throwable e) {
-                closeOutcome.set(e);
-            }
-        }
-    }
-
     private static String runOne(OrtPredictor predictor, Kind kind, Access access, Consumer consumer, Path file,
                                  Random random) throws Exception {
-        Owner owner = new Owner(kind, access, consumer, file);
-        MemorySegment x = owner.xy[0];
-        MemorySegment y = owner.xy[1];
+        ArenaOwner owner = new ArenaOwner(kind, arena -> allocate(arena, access, consumer, file));
+        MemorySegment x = owner.segments()[0];
+        MemorySegment y = owner.segments()[1];
         int delayMicros = random.nextInt(300);
         CompletableFuture<Void> trigger = CompletableFuture.runAsync(() -> {
             LockSupport.parkNanos(delayMicros * 1000L);
-            owner.closeNow.countDown();
+            owner.closeNow();
         });
         boolean readOnlyOutput = consumer == Consumer.RUN_OUTPUT && access != Access.WRITABLE;
         // Only another thread's close of a shared arena may interrupt this thread (see
@@ -187,8 +134,8 @@ public final class OrtHoldFamilyChild {
         } catch (Throwable e) {
             outcome = racesClose && ArenaCloseInterrupts.isCloseInterrupt(e) ? "close interrupt" : "wrong: " + e;
         }
-        outcome = ArenaCloseInterrupts.endRound(racesClose, trigger, owner.thread, outcome);
-        Throwable closeOutcome = owner.closeOutcome.get();
+        outcome = ArenaCloseInterrupts.endRound(racesClose, trigger, owner.thread(), outcome);
+        Throwable closeOutcome = owner.closeOutcome();
         if (closeOutcome != null && !(closeOutcome instanceof IllegalStateException)) {
             outcome = "close threw " + closeOutcome;
         }
@@ -197,10 +144,10 @@ public final class OrtHoldFamilyChild {
         }
         if (kind == Kind.SHARED && closeOutcome != null) {
             closesRefused++;
-            owner.arena.close(); // refused while held: close it now
+            owner.arena().close(); // refused while held: close it now
         }
         if (kind == Kind.CONFINED_OWNER) {
-            owner.arena.close();
+            owner.arena().close();
         }
         return outcome;
     }
