@@ -3,6 +3,8 @@
  * an early deadline, and no lost wake-up when the cancel races with the start
  * of the wait (fd path, futex path, lazy fd creation).
  */
+#define _GNU_SOURCE /* ppoll, the floor of the deadline test */
+
 #include "nsc_test.h"
 
 #include <errno.h>
@@ -634,54 +636,95 @@ TEST(timed_waits_tighten_timer_slack_and_restore_it)
     close(fd);
 }
 
+/* Median by selection: n is small. */
+static int64_t median_of(const int64_t *v, int n)
+{
+    for (int i = 0; i < n; i++) {
+        int below = 0;
+        int equal = 0;
+        for (int j = 0; j < n; j++) {
+            below += v[j] < v[i];
+            equal += v[j] == v[i];
+        }
+        if (below <= n / 2 && n / 2 < below + equal) {
+            return v[i];
+        }
+    }
+    return v[0];
+}
+
+/* How late a plain ppoll with a 300 us nanosecond timeout (and the slack the shim's waits use) wakes. */
+static int64_t plain_ppoll_lateness(int fd)
+{
+    const long old = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+    (void) prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0);
+    const int64_t deadline = t_now() + 300000;
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    const struct timespec timeout = { .tv_sec = 0, .tv_nsec = 300000 };
+    (void) ppoll(&p, 1, &timeout, NULL);
+    const int64_t late = t_now() - deadline;
+    (void) prctl(PR_SET_TIMERSLACK, old, 0, 0, 0);
+    return late;
+}
+
 TEST(waits_end_at_the_deadline_by_their_own_timer)
 {
     /*
      * Nobody cancels: each wait must end by its own timer (state stays
      * NSC_OK), never before the deadline, and, with nanosecond timeouts and
      * the tight slack, well under poll's millisecond rounding: the median
-     * lateness of 300 us deadlines stays below 250 us even under sanitizers
-     * on a loaded machine (typically a few us; a poll(2) rounding up to 1 ms
-     * would be ~700 us late, the default 50 us slack ~50-60 us).
+     * lateness of 300 us deadlines stays within 250 us of a plain ppoll's,
+     * measured interleaved in the same round (typically a few us; a poll(2)
+     * rounding up to 1 ms would be ~700 us late, the default 50 us slack
+     * ~50-60 us). Under sanitizers on a loaded machine the scheduler alone
+     * once made a round's median 3 ms late: a round that misses is retried,
+     * and a real rounding defect misses all three.
      */
     int fd = new_eventfd();
-    enum { N = 41 };
-    int64_t late[3][N];
-    for (int kind = 0; kind < 3; kind++) {
+    enum { N = 41, ROUNDS = 3, KINDS = 3 };
+    int64_t late[KINDS + 1][N];
+    int64_t median[KINDS + 1];
+    int missed = 0;
+    for (int round = 0; round < ROUNDS; round++) {
         for (int i = 0; i < N; i++) {
-            const int64_t deadline = t_now() + 300000;
-            nsc_context *ctx = t_ctx_new(deadline, NULL, 0);
-            uint64_t value = 1;
-            nsc_predict_stats stats;
-            int status = kind == 0   ? nsc_wait_fd(ctx, fd, POLLIN, -1, NULL)
-                         : kind == 1 ? nsc_sleep(ctx, 60 * NS_PER_S)
-                                     : nsc_predict_wait(ctx, fd, -1, &value, &stats);
-            const int64_t now = t_now();
-            CHECK_STATUS(status, NSC_DEADLINE_EXCEEDED);
-            CHECK(now >= deadline);
-            CHECK_STATUS(nsc_check(ctx), NSC_OK);
-            if (kind == 2) {
-                CHECK(stats.end_ns >= deadline);
-                CHECK_EQ(value, 0);
-            }
-            late[kind][i] = now - deadline;
-            t_ctx_free(ctx);
-        }
-        /* Median by selection: N is small. */
-        int64_t median = 0;
-        for (int i = 0; i < N; i++) {
-            int below = 0;
-            for (int j = 0; j < N; j++) {
-                below += late[kind][j] < late[kind][i];
-            }
-            if (below == N / 2) {
-                median = late[kind][i];
-                break;
+            late[KINDS][i] = plain_ppoll_lateness(fd);
+            for (int kind = 0; kind < KINDS; kind++) {
+                const int64_t deadline = t_now() + 300000;
+                nsc_context *ctx = t_ctx_new(deadline, NULL, 0);
+                uint64_t value = 1;
+                nsc_predict_stats stats;
+                int status = kind == 0   ? nsc_wait_fd(ctx, fd, POLLIN, -1, NULL)
+                             : kind == 1 ? nsc_sleep(ctx, 60 * NS_PER_S)
+                                         : nsc_predict_wait(ctx, fd, -1, &value, &stats);
+                const int64_t now = t_now();
+                CHECK_STATUS(status, NSC_DEADLINE_EXCEEDED);
+                CHECK(now >= deadline);
+                CHECK_STATUS(nsc_check(ctx), NSC_OK);
+                if (kind == 2) {
+                    CHECK(stats.end_ns >= deadline);
+                    CHECK_EQ(value, 0);
+                }
+                late[kind][i] = now - deadline;
+                t_ctx_free(ctx);
             }
         }
-        if (median >= 250000) {
-            nsc_test_fail(__FILE__, __LINE__, "kind %d: median lateness %lld ns", kind, (long long) median);
+        for (int kind = 0; kind <= KINDS; kind++) {
+            median[kind] = median_of(late[kind], N);
         }
+        missed = 0;
+        for (int kind = 0; kind < KINDS; kind++) {
+            missed |= median[kind] >= median[KINDS] + 250000;
+        }
+        if (!missed) {
+            break;
+        }
+        printf("       round %d: median lateness %lld/%lld/%lld ns against ppoll's %lld: retried\n", round,
+               (long long) median[0], (long long) median[1], (long long) median[2], (long long) median[KINDS]);
+    }
+    if (missed) {
+        nsc_test_fail(__FILE__, __LINE__, "median lateness %lld/%lld/%lld ns, ppoll's %lld ns, in %d rounds",
+                      (long long) median[0], (long long) median[1], (long long) median[2],
+                      (long long) median[KINDS], ROUNDS);
     }
     close(fd);
 }
