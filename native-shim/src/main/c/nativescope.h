@@ -394,6 +394,21 @@ NSC_API nsc_context *nsc_current(void);
 NSC_API nsc_context *nsc_current_set(nsc_context *ctx);
 
 /**
+ * The address of the calling thread's current-context slot: the variable
+ * that nsc_current() reads and nsc_current_set() swaps. For a bridge that
+ * sets and restores the context with its own loads and stores instead of a
+ * call each (nativescope's Java side caches it per platform thread). The
+ * address is fixed for the whole life of the calling thread (initial-exec
+ * TLS: a constant offset from the thread pointer), differs between threads
+ * alive at the same time, and may be reused by a thread started after this
+ * one ended: never use it on another thread or after the thread ends. Reads
+ * and writes through it follow nsc_current_set's rules: only the calling
+ * thread, strict nesting, the previous value restored on every path.
+ * @return the calling thread's slot, never NULL.
+ */
+NSC_API nsc_context **nsc_current_slot(void);
+
+/**
  * nsc_check on the current context: one thread-local load and one acquire
  * load of its state word, no clock. The poll for code without any context
  * plumbing.

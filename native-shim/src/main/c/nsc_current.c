@@ -18,6 +18,13 @@
  * 2.11x against 6.03x and 4.96x. Should the surplus ever be used up by other
  * libraries, dlopen fails with "cannot allocate memory in static TLS block"
  * (raise it with GLIBC_TUNABLES=glibc.rtld.optional_static_tls=...).
+ *
+ * nsc_current_slot hands out the slot's address, so the Java bridge sets and
+ * restores it with two plain stores instead of two calls (BENCHMARKS.md 14b).
+ * With initial-exec the slot sits at a fixed offset from the thread pointer,
+ * so its address is fixed for the thread's life. Because the address escapes,
+ * the compiler cannot keep `current` in a register across a call that leaves
+ * this file (a callback, an upcall into Java that nests a call and stores).
  */
 #include "nsc_internal.h"
 
@@ -33,6 +40,11 @@ NSC_API nsc_context *nsc_current_set(nsc_context *ctx)
     nsc_context *previous = current;
     current = ctx;
     return previous;
+}
+
+NSC_API nsc_context **nsc_current_slot(void)
+{
+    return &current;
 }
 
 NSC_API int nsc_current_check(void)

@@ -5,7 +5,9 @@
  * cancels against calls nested 1-3 deep, with hooks registered on
  * nsc_current() carrying an outer cancel inward as the Java side's context
  * tree does: no lost cancel, no stale pointer (each round's contexts are
- * freshly allocated and freed, so ASan sees any late use).
+ * freshly allocated and freed, so ASan sees any late use). Levels set their
+ * context either with nsc_current_set or with stores through
+ * nsc_current_slot(), as the Java bridge does, mixed at random.
  */
 #define _GNU_SOURCE
 #include "nsc_test.h"
@@ -73,6 +75,78 @@ TEST(current_set_nests_and_restores_the_outer_context)
     for (int i = 0; i < 3; i++) {
         t_ctx_free(ctx[i]);
     }
+}
+
+/* A thread's slot: the same address on every call and after other threads come and go. */
+struct slot_probe {
+    nsc_context **first;
+    int same;      /* calls that returned first */
+    int written;   /* stores through the slot that nsc_current saw */
+    int release;   /* atomic: the probe may end */
+};
+
+static void *probe_slot(void *arg)
+{
+    struct slot_probe *p = arg;
+    p->first = nsc_current_slot();
+    nsc_context *marker = (nsc_context *) p; /* never dereferenced */
+    for (int i = 0; i < 1000; i++) {
+        p->same += nsc_current_slot() == p->first;
+        *p->first = marker;
+        p->written += nsc_current() == marker && nsc_current_set(NULL) == marker;
+        if ((i & 63) == 63) {
+            sched_yield();
+        }
+    }
+    while (!__atomic_load_n(&p->release, __ATOMIC_ACQUIRE)) {
+        sched_yield();
+    }
+    p->same += nsc_current_slot() == p->first;
+    return NULL;
+}
+
+TEST(current_slot_is_fixed_per_thread_and_distinct_between_live_threads)
+{
+    nsc_context **mine = nsc_current_slot();
+    CHECK(mine != NULL);
+    CHECK(*mine == nsc_current());
+    struct slot_probe probe[4];
+    pthread_t thread[4];
+    memset(probe, 0, sizeof probe);
+    for (int i = 0; i < 4; i++) {
+        t_thread_start(&thread[i], probe_slot, &probe[i]);
+    }
+    /* Threads started and ended meanwhile do not move a live thread's slot. */
+    for (int i = 0; i < 8; i++) {
+        nsc_context *seen = (nsc_context *) mine;
+        pthread_t transient;
+        t_thread_start(&transient, current_of_new_thread, &seen);
+        t_thread_join_within(transient, 10);
+        CHECK(seen == NULL);
+    }
+    for (int i = 0; i < 4; i++) {
+        __atomic_store_n(&probe[i].release, 1, __ATOMIC_RELEASE);
+        t_thread_join_within(thread[i], 10);
+        CHECK_EQ(probe[i].same, 1001);
+        CHECK_EQ(probe[i].written, 1000);
+        CHECK(probe[i].first != mine);
+        for (int j = 0; j < i; j++) {
+            CHECK(probe[i].first != probe[j].first); /* alive together: distinct */
+        }
+    }
+    CHECK(nsc_current_slot() == mine);
+
+    /* A store through the slot is what nsc_current and nsc_current_set see, and the reverse. */
+    nsc_context *ctx = t_ctx_new(NSC_NO_DEADLINE, NULL, 0);
+    nsc_context *outer = *mine;
+    *mine = ctx;
+    CHECK(nsc_current() == ctx);
+    CHECK_STATUS(nsc_context_cancel(ctx, NSC_CANCELED), NSC_OK);
+    CHECK_STATUS(nsc_current_check(), NSC_CANCELED);
+    CHECK(nsc_current_set(NULL) == ctx);
+    CHECK(*mine == NULL);
+    *mine = outer;
+    t_ctx_free(ctx);
 }
 
 TEST(current_check_clock_sees_the_deadline_and_counts_the_heartbeat)
@@ -227,6 +301,7 @@ struct race {
     nsc_context *ctx[3];
     int depth;
     int target;
+    int via_slot[3];     /* level k sets its context by stores through nsc_current_slot() */
     uint32_t delay;
     uint32_t poll_limit; /* UINT32_MAX: poll until the cancel is seen */
     int go;              /* atomic: the round the canceller may run */
@@ -284,11 +359,24 @@ static int race_level(struct race *r, int round, int k)
         int rc = nsc_hook_register(outer, propagate, hook_arg, &hook);
         CHECK(rc == NSC_OK || rc == NSC_CANCELED);
     }
-    nsc_context *previous = nsc_current_set(r->ctx[k]);
+    nsc_context **slot = nsc_current_slot();
+    nsc_context *previous;
+    if (r->via_slot[k]) {
+        previous = *slot;
+        *slot = r->ctx[k];
+    } else {
+        previous = nsc_current_set(r->ctx[k]);
+    }
     CHECK(previous == outer);
     int status = k + 1 < r->depth ? race_level(r, round, k + 1) : race_innermost(r, round);
     CHECK(nsc_current() == r->ctx[k]);
-    CHECK(nsc_current_set(previous) == r->ctx[k]);
+    CHECK(nsc_current_slot() == slot);
+    if (r->via_slot[k]) {
+        CHECK(*slot == r->ctx[k]);
+        *slot = previous;
+    } else {
+        CHECK(nsc_current_set(previous) == r->ctx[k]);
+    }
     CHECK(nsc_current() == outer);
     nsc_hook_deregister(hook);
     return status;
@@ -327,6 +415,9 @@ TEST(cancel_vs_nested_current_calls_race)
         CHECK_STATUS(nsc_current_check(), NSC_OK);
         r.depth = 1 + (int) t_rand_below(3);
         r.target = (int) t_rand_below((uint64_t) r.depth);
+        for (int k = 0; k < 3; k++) {
+            r.via_slot[k] = (int) t_rand_below(2);
+        }
         r.delay = (uint32_t) t_rand_below(4000);
         uint64_t kind = t_rand_below(8);
         r.poll_limit = kind == 0 ? 0 : kind == 1 ? UINT32_MAX : (uint32_t) t_rand_below(4000);

@@ -18,6 +18,7 @@ import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
 import org.openjdk.jmh.annotations.Measurement;
 import org.openjdk.jmh.annotations.Mode;
 import org.openjdk.jmh.annotations.OperationsPerInvocation;
@@ -34,9 +35,13 @@ import org.openjdk.jmh.annotations.Warmup;
  * <li>per call: {@link NativeCall#call(Context, NativeCall.CurrentCall)} of {@code nsc_noop} (the
  *     context is set before and restored after the downcall) against
  *     {@link NativeCall#invoke(Context, NativeCall.Downcall)} of the same function (no current
- *     context), both under a live cancellable context; goal: at most 5 ns more. The set + restore pair
- *     alone (two critical downcalls of {@code nsc_current_set}, what the bridge adds) and a bare FFM
- *     downcall of {@code nsc_noop} are the floors;</li>
+ *     context), both under a live cancellable context; goal: at most 5 ns more. {@link #alternated}
+ *     runs the two in the same invocations ({@value #BATCH} calls of each, in alternating order) and
+ *     prints, per iteration, the p50 and p90 of each batch and of their difference ({@code
+ *     [CurrentContext] ...} lines: microseconds per batch are nanoseconds per call). The set + restore
+ *     pair alone, as the bridge does it (two loads and two stores through the thread's
+ *     {@code nsc_current_slot()}), as it did before (two critical downcalls of {@code
+ *     nsc_current_set}), and a bare FFM downcall of {@code nsc_noop} are the floors;</li>
  * <li>per poll, in a tight C loop of {@value #POLLS} polls: {@code nsc_current_check()} (a call into the
  *     shim and a thread-local load) against {@code nsc_check(ctx)} on a pointer that was passed in.</li>
  * </ul>
@@ -52,9 +57,12 @@ import org.openjdk.jmh.annotations.Warmup;
 @State(Scope.Thread)
 public class CurrentContextBenchmark {
     static final int POLLS = 10_000;
+    /** Calls of each kind per {@link #alternated} invocation: about 80 us, far above the clock's resolution. */
+    static final int BATCH = 1000;
 
     /** The bridge's own setter, made the same way: critical, pointers as longs. */
     private static final MethodHandle SET;
+    private static final MethodHandle SLOT;
     private static final MethodHandle BARE_NOOP;
     private static final NativeCall.CurrentCall<Object, RuntimeException> NOOP_CALL = () -> {
         nativescope_h.nsc_noop();
@@ -71,12 +79,19 @@ public class CurrentContextBenchmark {
         BARE_NOOP = linker.downcallHandle(nativescope_h.nsc_noop$address(), FunctionDescriptor.ofVoid());
         SET = linker.downcallHandle(nativescope_h.nsc_current_set$address(),
                 FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG), Linker.Option.critical(false));
+        SLOT = linker.downcallHandle(nativescope_h.nsc_current_slot$address(),
+                FunctionDescriptor.of(ValueLayout.ADDRESS.withTargetLayout(ValueLayout.JAVA_LONG)),
+                Linker.Option.critical(false));
     }
 
     private CancellableContext context;
     private MemorySegment struct;
     private long structAddress;
     private long previous;
+    /** The benchmark thread's slot (a platform thread: the same OS thread for the whole trial). */
+    private MemorySegment slot;
+    private final AlternatedPairs pairs = new AlternatedPairs();
+    private Object sink;
 
     @Setup
     public void setUp() throws Throwable {
@@ -88,6 +103,18 @@ public class CurrentContextBenchmark {
         }
         structAddress = struct.address();
         previous = (long) SET.invokeExact(structAddress);
+        slot = (MemorySegment) SLOT.invokeExact();
+    }
+
+    @Setup(Level.Iteration)
+    public void resetPairs() {
+        pairs.reset();
+    }
+
+    /** After an iteration of {@link #alternated}: p50 of each and of call - invoke, from the same invocations. */
+    @TearDown(Level.Iteration)
+    public void reportPairs() {
+        pairs.report("CurrentContext", "per " + BATCH + " calls (us = ns per call)", "invoke", "call");
     }
 
     @TearDown
@@ -113,6 +140,16 @@ public class CurrentContextBenchmark {
         return (long) SET.invokeExact(outer);
     }
 
+    /** What the bridge adds for the current context now, alone: two loads and two stores through the slot. */
+    @Benchmark
+    public long setRestoreStores() {
+        long outer = slot.get(ValueLayout.JAVA_LONG, 0);
+        slot.set(ValueLayout.JAVA_LONG, 0, structAddress);
+        long inner = slot.get(ValueLayout.JAVA_LONG, 0);
+        slot.set(ValueLayout.JAVA_LONG, 0, outer);
+        return inner;
+    }
+
     /** The bridged call without a current context: {@code invoke} of a downcall that ignores its pointer. */
     @Benchmark
     public int noopBridged() {
@@ -123,6 +160,33 @@ public class CurrentContextBenchmark {
     @Benchmark
     public Object noopBridgedWithCurrent() {
         return NativeCall.call(context, NOOP_CALL);
+    }
+
+    /**
+     * {@value #BATCH} {@code invoke}s and {@value #BATCH} {@code call}s of the same function, timed as a pair
+     * (order alternating): the goal's difference under the same load.
+     */
+    @Benchmark
+    @OperationsPerInvocation(2 * BATCH)
+    public Object alternated() {
+        pairs.time(this::invokeBatch, this::callBatch);
+        return sink;
+    }
+
+    private void invokeBatch() {
+        int sum = 0;
+        for (int i = 0; i < BATCH; i++) {
+            sum += NativeCall.invoke(context, NOOP_DOWNCALL);
+        }
+        sink = sum;
+    }
+
+    private void callBatch() {
+        Object last = null;
+        for (int i = 0; i < BATCH; i++) {
+            last = NativeCall.call(context, NOOP_CALL);
+        }
+        sink = last;
     }
 
     /** Floor of the per-poll figures: {@code nsc_check(ctx)} on the pointer passed in, {@value #POLLS} times. */

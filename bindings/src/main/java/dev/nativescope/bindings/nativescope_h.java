@@ -1163,6 +1163,62 @@ public class nativescope_h {
         }
     }
 
+    private static class nsc_current_slot {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            nativescope_h.C_POINTER    );
+
+        public static final MemorySegment ADDR = nativescope_h.findOrThrow("nsc_current_slot");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * nsc_context **nsc_current_slot()
+     * }
+     */
+    public static FunctionDescriptor nsc_current_slot$descriptor() {
+        return nsc_current_slot.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * nsc_context **nsc_current_slot()
+     * }
+     */
+    public static MethodHandle nsc_current_slot$handle() {
+        return nsc_current_slot.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * nsc_context **nsc_current_slot()
+     * }
+     */
+    public static MemorySegment nsc_current_slot$address() {
+        return nsc_current_slot.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * nsc_context **nsc_current_slot()
+     * }
+     */
+    public static MemorySegment nsc_current_slot() {
+        var mh$ = nsc_current_slot.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("nsc_current_slot");
+            }
+            return (MemorySegment)mh$.invokeExact();
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class nsc_current_check {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             nativescope_h.C_INT    );

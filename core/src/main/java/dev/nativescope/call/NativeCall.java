@@ -12,12 +12,7 @@ import dev.nativescope.internal.text.SafeText;
 import dev.nativescope.interop.CancellationSignal;
 import dev.nativescope.library.NativeLibrary;
 import dev.nativescope.bindings.nativescope_h;
-import dev.nativescope.interop.SegmentHold;
-import java.lang.foreign.FunctionDescriptor;
-import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.lang.invoke.MethodHandle;
 import java.lang.ref.Reference;
 import java.util.Locale;
 import java.util.Objects;
@@ -201,7 +196,7 @@ public final class NativeCall {
      * {@link #invoke(Context, Downcall)} once the mode is applied (the downcall offloaded or not).
      *
      * @param kind the class that names the call in diagnostics when it has no label
-     * @param currentCall whether the downcall is a {@link WithCurrent}: its native code cannot report
+     * @param currentCall whether the downcall is a {@link CurrentDowncall}: its native code cannot report
      *        a deadline it saw on the clock, so a call that returns after the deadline is expired
      */
     private static int invokeInMode(Context context, String label, Downcall downcall, Class<?> kind,
@@ -404,97 +399,35 @@ public final class NativeCall {
             Affinity affinity, CurrentCall<? extends T, X> call) throws X {
         Objects.requireNonNull(context, "context");
         Objects.requireNonNull(call, "call");
-        NativeLibrary.load(); // before WithCurrent's initialiser looks the setter up
-        WithCurrent<T> withCurrent = new WithCurrent<>(call);
-        Downcall downcall = OffloadedDowncall.wrap(context, mode, affinity, withCurrent);
+        NativeLibrary.load(); // before CurrentDowncall's initialiser looks the slot function up
+        NativeThreadPool target = NativeThreads.targetFor(mode, affinity);
+        CurrentDowncall<T> current = CurrentDowncall.take(call, target == null);
         try {
-            invokeInMode(context, label, downcall, call.getClass(), true);
-        } catch (RuntimeException | Error stopped) {
-            if (withCurrent.failure != null && withCurrent.failure != stopped) {
-                stopped.addSuppressed(withCurrent.failure);
+            Downcall downcall = target == null ? current : new OffloadedDowncall(target, context, current);
+            try {
+                invokeInMode(context, label, downcall, call.getClass(), true);
+            } catch (RuntimeException | Error stopped) {
+                if (current.failure != null && current.failure != stopped) {
+                    stopped.addSuppressed(current.failure);
+                }
+                throw stopped;
             }
-            throw stopped;
+            if (current.unbalanced) {
+                throw new IllegalStateException("native code called nsc_current_set during a bridged call without"
+                        + " restoring the context it returned; restore it (also on error paths) before returning");
+            }
+            if (current.failure != null) {
+                throw NativeCall.<X>sneaky(current.failure);
+            }
+            return current.result;
+        } finally {
+            current.release(); // a reused adapter: after its outcome was read
         }
-        if (withCurrent.unbalanced) {
-            throw new IllegalStateException("native code called nsc_current_set during a bridged call without"
-                    + " restoring the context it returned; restore it (also on error paths) before returning");
-        }
-        if (withCurrent.failure != null) {
-            throw NativeCall.<X>sneaky(withCurrent.failure);
-        }
-        return withCurrent.result;
     }
 
     @SuppressWarnings("unchecked")
     private static <X extends Throwable> X sneaky(Throwable failure) throws X {
         throw (X) unwrapGenerated(failure);
-    }
-
-    /**
-     * The {@link Downcall} of a {@link CurrentCall}: sets the current context around it on the
-     * thread that runs it (the caller's, or an offloaded call's native thread), and returns the
-     * struct's state afterwards, so that the bridge translates a stopped call as it does any other.
-     * What the call returned or threw is kept here for {@link #callWithCurrent}, which reads it on
-     * the calling thread after the call (an offloaded call's handoff orders the native thread's
-     * writes before that read).
-     *
-     * <p>The setter is a critical downcall ({@code Linker.Option.critical}: no thread-state
-     * transition, a few nanoseconds; {@code nsc_current_set} only swaps a thread-local pointer, it
-     * never blocks). Pointers pass as {@code long}s (x86-64: the same register), so no
-     * {@code MemorySegment} is made per call.
-     *
-     * <p>A virtual thread calling inline could park in {@code call()} (Java code between two
-     * downcalls) and resume on another carrier, leaving the pointer on the first one: there the call
-     * runs pinned, inside a native frame ({@link SegmentHold#pinned}: a downcall that calls back), so
-     * it stays on its carrier whatever it does. (Not a hold of the struct: its global-scope segment
-     * needs none, and the hold then takes no downcall.)
-     */
-    private static final class WithCurrent<T> implements Downcall {
-        private static final MethodHandle SET = Linker.nativeLinker().downcallHandle(
-                nativescope_h.nsc_current_set$address(),
-                FunctionDescriptor.of(ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG),
-                Linker.Option.critical(false));
-
-        private final CurrentCall<? extends T, ?> call;
-        T result;
-        Throwable failure;
-        boolean unbalanced;
-
-        WithCurrent(CurrentCall<? extends T, ?> call) {
-            this.call = call;
-        }
-
-        @Override
-        public int invoke(MemorySegment struct) throws Throwable {
-            if (Thread.currentThread().isVirtual()) {
-                return SegmentHold.pinned(() -> callAsCurrent(struct));
-            }
-            return callAsCurrent(struct);
-        }
-
-        private int callAsCurrent(MemorySegment struct) {
-            long self = struct.address();
-            long outer = set(self);
-            try {
-                result = call.call();
-            } catch (Throwable thrown) {
-                failure = thrown;
-            } finally {
-                // Never leave the pointer behind: restored before anything else can run on this thread.
-                unbalanced = set(outer) != self;
-            }
-            // What stopped it, if anything: the bridge throws for a cancel; a deadline native code saw
-            // on the clock (the timer may not have fired yet) is checked by invokeInMode.
-            return ContextStruct.state(struct);
-        }
-
-        private static long set(long context) {
-            try {
-                return (long) SET.invokeExact(context);
-            } catch (Throwable impossible) { // the setter cannot fail
-                throw new AssertionError("nsc_current_set failed", impossible);
-            }
-        }
     }
 
     /** A canceller reached the call: report how long native code took to return, and how late a deadline was. */

@@ -1,0 +1,150 @@
+package dev.nativescope.call;
+
+import dev.nativescope.bindings.nativescope_h;
+import dev.nativescope.interop.SegmentHold;
+
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+
+/**
+ * The {@link NativeCall.Downcall} of a {@link NativeCall.CurrentCall}: makes the call's struct the
+ * current context ({@code nsc_current()}) on the thread that runs it (the caller's, or an offloaded
+ * call's native thread), runs the call, restores the previous current context, and returns the
+ * struct's state, so that the bridge translates a stopped call as it does any other. What the call
+ * returned or threw is kept here for {@link NativeCall}, which reads it on the calling thread after
+ * the call (an offloaded call's handoff orders the native thread's writes before that read).
+ *
+ * <p><b>Setting the context is two plain stores.</b> The shim's {@code nsc_current_slot()} gives the
+ * address of the running thread's thread-local slot; the context is set and restored by writing it
+ * from Java, with no downcall. That address is fixed for an OS thread's life (initial-exec TLS), and
+ * a platform thread is one OS thread for its life, so it is fetched once per platform thread and
+ * cached here with that thread's id (ids are never reused, and unlike a {@code Thread} reference an
+ * id does not keep an ended thread reachable). A virtual thread moves between carriers, so its call
+ * runs pinned inside a native frame ({@link SegmentHold#pinned}: a downcall that calls back), where
+ * it stays on one carrier whatever it does, and fetches that carrier's slot inside the frame, for
+ * this call only. The fetch is a critical downcall ({@code Linker.Option.critical}: no thread-state
+ * transition; the function returns an address and never blocks).
+ *
+ * <p><b>No allocation per call.</b> Each platform thread keeps its adapters, a chain with one per
+ * nesting level of its inline calls ({@link #take}); a call takes the first idle one and gives it
+ * back ({@link #release}) once the caller has read its outcome. Offloaded calls and calls from virtual
+ * threads get a fresh one (an offloaded call allocates its handoff anyway; a per-thread chain on
+ * short-lived virtual threads would cost more than it saves).
+ *
+ * <p>Threading: an adapter belongs to one call at a time. It is written by the thread that runs the
+ * call and read by the caller after the call (the same thread inline, ordered by the handoff when
+ * offloaded); the slot is only ever written by its own thread, so no store needs a fence: native code
+ * on that thread reads the pointer after the store in program order (a downcall is opaque to the JIT,
+ * which cannot move memory accesses across it).
+ *
+ * @param <T> the call's result
+ */
+final class CurrentDowncall<T> implements NativeCall.Downcall {
+    private static final MethodHandle SLOT = Linker.nativeLinker().downcallHandle(
+            nativescope_h.nsc_current_slot$address(),
+            FunctionDescriptor.of(ValueLayout.ADDRESS.withTargetLayout(ValueLayout.JAVA_LONG)),
+            Linker.Option.critical(false));
+    /** The first adapter of each platform thread that made an inline current call. */
+    private static final ThreadLocal<CurrentDowncall<?>> CHAIN = new ThreadLocal<>();
+
+    private NativeCall.CurrentCall<? extends T, ?> call;
+    T result;
+    Throwable failure;
+    boolean unbalanced;
+    /** Whether a call holds this adapter (chained adapters only: their owner thread alone reads it). */
+    private boolean busy;
+    /** The adapter of the next nesting level on the same thread, once one was needed. */
+    private CurrentDowncall<?> nested;
+    /** The id of the platform thread whose slot {@link #slot} is; 0 for none (ids start at 1). */
+    private long slotThread;
+    /** That thread's slot, 8 bytes: an {@code nsc_context *} as a {@code long}. */
+    private MemorySegment slot;
+
+    private CurrentDowncall() {
+    }
+
+    /**
+     * An adapter for {@code call}: the calling platform thread's first idle one when {@code inline}
+     * (the call runs on this thread), otherwise a fresh one. Give it back with {@link #release}.
+     */
+    @SuppressWarnings("unchecked")
+    static <T> CurrentDowncall<T> take(NativeCall.CurrentCall<? extends T, ?> call, boolean inline) {
+        CurrentDowncall<?> adapter;
+        if (!inline || Thread.currentThread().isVirtual()) {
+            adapter = new CurrentDowncall<>();
+        } else {
+            adapter = CHAIN.get();
+            if (adapter == null) {
+                adapter = new CurrentDowncall<>();
+                CHAIN.set(adapter);
+            }
+            // A busy one is an outer call's on this thread: nested calls go one link further.
+            while (adapter.busy) {
+                if (adapter.nested == null) {
+                    adapter.nested = new CurrentDowncall<>();
+                }
+                adapter = adapter.nested;
+            }
+            adapter.busy = true;
+        }
+        CurrentDowncall<T> mine = (CurrentDowncall<T>) adapter;
+        mine.call = call;
+        return mine;
+    }
+
+    /** After the caller has read the outcome: forgets it (nothing kept alive) and frees the adapter. */
+    void release() {
+        call = null;
+        result = null;
+        failure = null;
+        unbalanced = false;
+        busy = false;
+    }
+
+    @Override
+    public int invoke(MemorySegment struct) {
+        Thread self = Thread.currentThread();
+        long id = self.threadId();
+        if (id == slotThread) { // only ever a platform thread's id: see below
+            return callAsCurrent(slot, struct);
+        }
+        if (self.isVirtual()) {
+            // Fetched inside the native frame: the carrier it is pinned to is the OS thread whose
+            // slot it is. Never cached: the next call may run on another carrier.
+            return SegmentHold.pinned(() -> callAsCurrent(fetchSlot(), struct));
+        }
+        slot = fetchSlot();
+        slotThread = id;
+        return callAsCurrent(slot, struct);
+    }
+
+    private int callAsCurrent(MemorySegment slot, MemorySegment struct) {
+        long self = struct.address();
+        long outer = slot.get(ValueLayout.JAVA_LONG, 0);
+        slot.set(ValueLayout.JAVA_LONG, 0, self);
+        try {
+            result = call.call();
+        } catch (Throwable thrown) {
+            failure = thrown;
+        } finally {
+            // Never leave the pointer behind: restored before anything else can run on this thread.
+            unbalanced = slot.get(ValueLayout.JAVA_LONG, 0) != self;
+            slot.set(ValueLayout.JAVA_LONG, 0, outer);
+        }
+        // What stopped it, if anything: the bridge throws for a cancel; a deadline native code saw
+        // on the clock (the timer may not have fired yet) is checked by the bridge.
+        return ContextStruct.state(struct);
+    }
+
+    /** {@return the running thread's slot} */
+    static MemorySegment fetchSlot() {
+        try {
+            return (MemorySegment) SLOT.invokeExact();
+        } catch (Throwable impossible) { // returns an address, cannot fail
+            throw new AssertionError("nsc_current_slot failed", impossible);
+        }
+    }
+}
