@@ -7,6 +7,8 @@ import ai.onnxruntime.OrtSession;
 import dev.nativescope.CancellableContext;
 import dev.nativescope.Context;
 import dev.nativescope.DeadlineExceededException;
+import dev.nativescope.call.Affinity;
+import dev.nativescope.call.CallMode;
 import dev.nativescope.call.NativeThreads;
 import dev.nativescope.interop.CancellationSignal;
 import dev.nativescope.interop.SegmentHold;
@@ -58,6 +60,18 @@ import java.util.concurrent.CancellationException;
  * free them during the run), so for a tiny model they are the cheapest: a shared arena's hold is a
  * downcall and an upcall per run (about 0.1 us, see BENCHMARKS.md).
  *
+ * <p><b>One native thread per session (optional).</b> Opened with an {@link Affinity}
+ * ({@link #open(Path, OrtSession.SessionOptions, Affinity)}), the predictor makes every call of its
+ * session on that affinity's one native thread: the session's creation, every {@code run} and
+ * {@code runAllocating} (from platform and virtual threads alike; the caller parks meanwhile) and the
+ * session's close. For execution providers or custom operators that keep per-thread state (a CUDA
+ * context current on the thread, a thread-local allocator). Runs then go one at a time, in
+ * submission order, and cancellation, deadlines (which count the queue time), interrupts and
+ * {@link #close()} behave as for offloaded runs. Tensors must then be of memory the native thread may
+ * use (a shared, automatic or global arena, a mapped file): a confined arena's tensors are refused
+ * with {@link WrongThreadException} before ORT runs. The caller owns the affinity and closes it after
+ * the predictor (several predictors may share one).
+ *
  * <p><b>Threading.</b> {@code run} may be called from several threads at once (ORT sessions are
  * thread-safe for runs). {@link #close()} may be called from any thread at any time: it
  * terminates the runs in flight, waits for them to return, then closes the session; runs started
@@ -68,6 +82,8 @@ public final class OrtPredictor implements AutoCloseable {
     private static final String WHAT = "ONNX Runtime run";
     private final OrtEnvironment environment;
     private final OrtSession session;
+    /** The native thread every call of the session runs on, or null: runs inline or on the shared pool. */
+    private final Affinity affinity;
     /** Cancelled by {@link #close()}; every run registers on it, so close reaches all of them. */
     private final CancellableContext lifetime = Context.background().withCancel();
     /**
@@ -88,9 +104,10 @@ public final class OrtPredictor implements AutoCloseable {
     /** The session's output metadata, read once by the first {@link #runAllocating} (a benign race). */
     private volatile Map<String, NodeInfo> outputInfo;
 
-    private OrtPredictor(OrtEnvironment environment, OrtSession session) {
+    private OrtPredictor(OrtEnvironment environment, OrtSession session, Affinity affinity) {
         this.environment = environment;
         this.session = session;
+        this.affinity = affinity;
         this.pinnedRun = (binding, runOptions) -> {
             session.run(binding.ortInputs(), Set.of(), binding.ortOutputs(), runOptions).close();
             return null;
@@ -124,7 +141,34 @@ public final class OrtPredictor implements AutoCloseable {
         Objects.requireNonNull(model, "model");
         Objects.requireNonNull(options, "options");
         OrtEnvironment environment = OrtEnvironment.getEnvironment();
-        return new OrtPredictor(environment, environment.createSession(model.toString(), options));
+        return new OrtPredictor(environment, environment.createSession(model.toString(), options), null);
+    }
+
+    /**
+     * Opens a model file whose session is created, run and closed on {@code affinity}'s native
+     * thread only (see "One native thread per session" in the class comment).
+     *
+     * @param model the {@code .onnx} file
+     * @param options session options; the caller keeps ownership of them
+     * @param affinity the native thread for every call of the session; the caller closes it after
+     *                 the predictor
+     * @return a predictor that owns its session; close it
+     * @throws OrtException when ONNX Runtime cannot load the model
+     * @throws IllegalStateException when {@code affinity} is closed
+     */
+    public static OrtPredictor open(Path model, OrtSession.SessionOptions options, Affinity affinity)
+            throws OrtException {
+        Objects.requireNonNull(model, "model");
+        Objects.requireNonNull(options, "options");
+        Objects.requireNonNull(affinity, "affinity");
+        OrtEnvironment environment = OrtEnvironment.getEnvironment();
+        OrtSession session = onThread(affinity, () -> environment.createSession(model.toString(), options));
+        return new OrtPredictor(environment, session, affinity);
+    }
+
+    /** Runs session work that no context stops (creation, close) on {@code affinity}'s thread. */
+    private static <T> T onThread(Affinity affinity, NativeThreads.Work<T, OrtException> work) throws OrtException {
+        return NativeThreads.call(Context.background(), CallMode.AUTO, affinity, () -> false, () -> null, work);
     }
 
     /**
@@ -135,7 +179,8 @@ public final class OrtPredictor implements AutoCloseable {
      * @return the predictor
      */
     public static OrtPredictor of(OrtEnvironment environment, OrtSession session) {
-        return new OrtPredictor(Objects.requireNonNull(environment, "environment"), Objects.requireNonNull(session, "session"));
+        return new OrtPredictor(Objects.requireNonNull(environment, "environment"), Objects.requireNonNull(session, "session"),
+                null);
     }
 
     /** {@return the session, for its metadata (input and output names and shapes); do not close it} */
@@ -319,11 +364,12 @@ public final class OrtPredictor implements AutoCloseable {
                     // them until it has returned: a shared arena cannot close meanwhile, another thread's
                     // confined arena (or a closed one) is refused before ORT runs, also for reused views.
                     SegmentHold.Work<T, OrtException> held = () -> run.run(binding, runOptions);
-                    if (!NativeThreads.offloads(binding.mode())) {
+                    if (affinity == null && !NativeThreads.offloads(binding.mode())) {
                         // Inline, as NativeThreads.call would run it, without its stop callbacks.
                         return SegmentHold.call(binding.segments(), held);
                     }
-                    return NativeThreads.call(context, binding.mode(), null, signal::isStopped, () -> {
+                    // With an affinity always its thread (inline only when this is that thread).
+                    return NativeThreads.call(context, binding.mode(), affinity, signal::isStopped, () -> {
                         throw signal.stoppedException(WHAT);
                     }, () -> SegmentHold.call(binding.segments(), held));
                 } catch (OrtException e) {
@@ -424,6 +470,22 @@ public final class OrtPredictor implements AutoCloseable {
         return stopped;
     }
 
+    /** Closes the session on the affinity's thread, or here without one (or once the affinity is closed). */
+    private void closeSession() throws OrtException {
+        if (affinity != null) {
+            try {
+                onThread(affinity, () -> {
+                    session.close();
+                    return null;
+                });
+                return;
+            } catch (IllegalStateException closedAffinity) {
+                // Closed before the predictor: closing the session here beats leaking it.
+            }
+        }
+        session.close();
+    }
+
     /**
      * Terminates the runs in flight, waits until they have returned, then closes the session.
      * Idempotent; safe to call from any thread, also while runs are in flight. Must not be called
@@ -453,7 +515,7 @@ public final class OrtPredictor implements AutoCloseable {
                     // Counted closed even if ORT fails to release the session: no run can reach it any more.
                     OrtObjects.predictorClosed();
                     bindings.closeAll(); // no run in flight: each gave its binding back before counting out
-                    session.close();
+                    closeSession();
                 }
             }
         } finally {
