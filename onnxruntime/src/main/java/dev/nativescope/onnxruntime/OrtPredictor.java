@@ -40,10 +40,15 @@ import java.util.concurrent.CancellationException;
  * {@code Arena}, a mapped file, a {@code .npy}). ORT reads inputs in place (a direct, native-order
  * {@code ByteBuffer} view of the segment is not copied by its Java API) and writes outputs in place
  * (they are passed as pinned outputs: ORT writes into the given memory instead of allocating).
- * ORT reaches that memory through JNI, which FFM does not see, so each run holds the tensors'
- * segments ({@link SegmentHold#call}) from before ORT's run reads them until it has returned (ORT's
- * tensor objects only address the memory; ORT touches it only inside a run): the memory stays valid
- * until {@code run} returns, whatever the caller does meanwhile. Closing a tensor's shared arena from another thread during a run
+ * ORT's tensor objects only address the memory, and ORT touches it only inside a run, so each run
+ * holds the tensors' segments from before ORT reads them until it has returned: the memory stays
+ * valid until {@code run} returns, whatever the caller does meanwhile. How: when this module has
+ * native access ({@code --enable-native-access=dev.nativescope.onnxruntime}, or {@code ALL-UNNAMED}
+ * on the class path), a run with pre-allocated outputs calls ORT's C {@code Run} by an FFM downcall
+ * whose arguments include the segments, so FFM itself holds them for the run (and the run skips the
+ * JNI side's per-run work: faster than {@code OrtSession.run}, see BENCHMARKS.md section 20);
+ * without native access (or with {@code -Dnativescope.onnxruntime.directRun=false}) ORT's JNI
+ * {@code run} runs inside {@link SegmentHold#call}. Closing a tensor's shared arena from another thread during a run
  * throws {@link IllegalStateException} (the arena stays open; close it again after the run); a
  * tensor whose arena was already closed fails the run with an {@link IllegalStateException}, a
  * tensor of another thread's confined arena with a {@link WrongThreadException}, and a read-only
@@ -56,9 +61,9 @@ import java.util.concurrent.CancellationException;
  * tensors and maps across runs to get that. The kept views keep their tensors reachable (an
  * automatic arena's memory is not freed) until runs over other tensors replace them or the predictor
  * is closed; they never keep an arena open, and the checks above hold for every run either way.
- * Tensors of the global arena or of a confined arena of the calling thread need no hold (nothing can
- * free them during the run), so for a tiny model they are the cheapest: a shared arena's hold is a
- * downcall and an upcall per run (about 0.1 us, see BENCHMARKS.md).
+ * On the JNI path, tensors of the global arena or of a confined arena of the calling thread need no
+ * hold (nothing can free them during the run), so for a tiny model they are the cheapest there: a
+ * shared arena's hold is a downcall and an upcall per run (about 0.1 us, see BENCHMARKS.md).
  *
  * <p><b>One native thread per session (optional).</b> Opened with an {@link Affinity}
  * ({@link #open(Path, OrtSession.SessionOptions, Affinity)}), the predictor makes every call of its
@@ -339,7 +344,7 @@ public final class OrtPredictor implements AutoCloseable {
     /** The views of these tensors: a cached binding, now the caller's, or new ones; give it back after. */
     private OrtBinding bind(Map<String, Tensor> inputs, Map<String, Tensor> outputs) throws OrtException {
         OrtBinding binding = bindings.take(inputs, outputs);
-        return binding != null ? binding : OrtBinding.create(environment, inputs, outputs);
+        return binding != null ? binding : OrtBinding.create(environment, session, inputs, outputs);
     }
 
     /** ORT's run call, given the run's views and options. */
@@ -363,15 +368,22 @@ public final class OrtPredictor implements AutoCloseable {
                     // it as inline). The segments are held on the thread that runs ORT, from before ORT reads
                     // them until it has returned: a shared arena cannot close meanwhile, another thread's
                     // confined arena (or a closed one) is refused before ORT runs, also for reused views.
-                    SegmentHold.Work<T, OrtException> held = () -> run.run(binding, runOptions);
+                    // A pinned run with a direct path: ORT's C Run is itself the downcall that holds the
+                    // segments (checked first for the messages; FFM checks again, race-free).
+                    OrtDirectRun.Prepared direct = run == pinnedRun ? binding.direct() : null;
+                    SegmentHold.Work<T, OrtException> work = direct != null ? () -> {
+                        SegmentHold.check(binding.segments());
+                        direct.run(runOptions);
+                        return null; // T is Void: the pinned run returns nothing
+                    } : () -> SegmentHold.call(binding.segments(), () -> run.run(binding, runOptions));
                     if (affinity == null && !NativeThreads.offloads(binding.mode())) {
                         // Inline, as NativeThreads.call would run it, without its stop callbacks.
-                        return SegmentHold.call(binding.segments(), held);
+                        return work.run();
                     }
                     // With an affinity always its thread (inline only when this is that thread).
                     return NativeThreads.call(context, binding.mode(), affinity, signal::isStopped, () -> {
                         throw signal.stoppedException(WHAT);
-                    }, () -> SegmentHold.call(binding.segments(), held));
+                    }, work::run);
                 } catch (OrtException e) {
                     throw stoppedOrRethrow(signal, e);
                 }
