@@ -15,6 +15,7 @@ import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
+import java.lang.ref.Reference;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.Map;
@@ -158,6 +159,10 @@ final class OrtDirectRun {
                 throw e;
             } catch (Throwable e) {
                 throw new IllegalStateException("nsc_hold_ort_run failed", e);
+            } finally {
+                // The arrays are passed as addresses: without the fence this object (and the automatic
+                // arena that frees them) could be collected while ORT still reads them.
+                Reference.reachabilityFence(this);
             }
             if (status != 0) {
                 throw failure(status);
