@@ -58,3 +58,15 @@ NSC_API void nsc_hold_run(void (*run)(void), const void *s0, const void *s1, con
         run();
     }
 }
+
+NSC_API uintptr_t nsc_hold_ort_run(uintptr_t run, uintptr_t session, uintptr_t run_options, uintptr_t input_names,
+                                   uintptr_t inputs, size_t input_len, uintptr_t output_names, size_t output_len,
+                                   uintptr_t outputs, const void *s0, const void *s1, const void *s2,
+                                   const void *s3)
+{
+    unused_segments(s0, s1, s2, s3, NULL, NULL, NULL, NULL);
+    nsc__ort_run_fn fn = (nsc__ort_run_fn) run;
+    return (uintptr_t) fn((struct OrtSession *) session, (const struct OrtRunOptions *) run_options,
+                          (const char *const *) input_names, (const struct OrtValue *const *) inputs, input_len,
+                          (const char *const *) output_names, output_len, (struct OrtValue **) outputs);
+}

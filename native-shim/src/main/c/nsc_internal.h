@@ -164,4 +164,34 @@ NSC__HIDDEN int nsc__dl_f32_view(const DLTensor *t, int ndim, struct nsc__dl_f32
 NSC_API void nsc_hold_run(void (*run)(void), const void *s0, const void *s1, const void *s2, const void *s3,
                           const void *s4, const void *s5, const void *s6, const void *s7);
 
+/* ONNX Runtime's types and OrtApi::Run by their ABI (onnxruntime_c_api.h is not a build dependency of the shim). */
+struct OrtSession;
+struct OrtRunOptions;
+struct OrtValue;
+struct OrtStatus;
+typedef struct OrtStatus *(*nsc__ort_run_fn)(struct OrtSession *session, const struct OrtRunOptions *run_options,
+                                             const char *const *input_names, const struct OrtValue *const *inputs,
+                                             size_t input_len, const char *const *output_names, size_t output_len,
+                                             struct OrtValue **outputs);
+
+/*
+ * nsc_hold_ort_run - an exported entry point for nativescope's ONNX Runtime
+ * adapter (dev.nativescope.onnxruntime.OrtDirectRun), bound by hand there;
+ * not ABI, like nsc_hold_run.
+ *
+ * Calls ONNX Runtime's OrtApi::Run at address `run` with the next eight
+ * arguments (handles and arrays as addresses: session, run options, input
+ * names, input OrtValues, their count, output names, output OrtValues, their
+ * count) and returns what it returned: NULL (0) on success, else the
+ * OrtStatus* the caller reads and releases. s0..s3 are never touched: as for
+ * nsc_hold_run, the Java FFM runtime keeps their arenas open for as long as
+ * this downcall is in flight, so the tensors ORT reads and writes through the
+ * OrtValues cannot be freed meanwhile. Unused slots are NULL.
+ * @return the OrtStatus* of the run as an address, 0 when it succeeded.
+ */
+NSC_API uintptr_t nsc_hold_ort_run(uintptr_t run, uintptr_t session, uintptr_t run_options, uintptr_t input_names,
+                                   uintptr_t inputs, size_t input_len, uintptr_t output_names, size_t output_len,
+                                   uintptr_t outputs, const void *s0, const void *s1, const void *s2,
+                                   const void *s3);
+
 #endif /* NSC_INTERNAL_H */

@@ -4,9 +4,10 @@
  * interrupting poll), returns NSC_OK once it is, and never drains the fd.
  */
 #include "nsc_test.h"
-#include "nsc_internal.h" /* nsc_hold_run: exported, but for the Java side only */
+#include "nsc_internal.h" /* nsc_hold_run, nsc_hold_ort_run: exported, but for the Java side only */
 
 #include <poll.h>
+#include <string.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
@@ -130,4 +131,44 @@ TEST(hold_run_calls_back_once_and_tolerates_null)
     CHECK(hold_run_calls == 1);
     nsc_hold_run(NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
     CHECK(hold_run_calls == 1);
+}
+
+/* Stands in for OrtApi::Run: records what it was given, fails when asked to (a non-NULL OrtStatus*). */
+static struct {
+    uintptr_t session, run_options, input_names, inputs, output_names, outputs;
+    size_t input_len, output_len;
+    int calls;
+} fake_run;
+
+static struct OrtStatus *fake_ort_run(struct OrtSession *session, const struct OrtRunOptions *run_options,
+                                      const char *const *input_names, const struct OrtValue *const *inputs,
+                                      size_t input_len, const char *const *output_names, size_t output_len,
+                                      struct OrtValue **outputs)
+{
+    fake_run.calls++;
+    fake_run.session = (uintptr_t) session;
+    fake_run.run_options = (uintptr_t) run_options;
+    fake_run.input_names = (uintptr_t) input_names;
+    fake_run.inputs = (uintptr_t) inputs;
+    fake_run.input_len = input_len;
+    fake_run.output_names = (uintptr_t) output_names;
+    fake_run.output_len = output_len;
+    fake_run.outputs = (uintptr_t) outputs;
+    return input_len == 0 ? (struct OrtStatus *) (uintptr_t) 0x5a : NULL;
+}
+
+TEST(hold_ort_run_passes_every_argument_and_returns_the_status)
+{
+    char bytes[8] = { 0 };
+    memset(&fake_run, 0, sizeof fake_run);
+    uintptr_t status = nsc_hold_ort_run((uintptr_t) fake_ort_run, 0x10, 0x20, 0x30, 0x40, 2, 0x50, 1, 0x60, bytes,
+                                        NULL, NULL, bytes + 7);
+    CHECK(status == 0);
+    CHECK(fake_run.calls == 1);
+    CHECK(fake_run.session == 0x10 && fake_run.run_options == 0x20 && fake_run.input_names == 0x30);
+    CHECK(fake_run.inputs == 0x40 && fake_run.input_len == 2 && fake_run.output_names == 0x50);
+    CHECK(fake_run.output_len == 1 && fake_run.outputs == 0x60);
+    status = nsc_hold_ort_run((uintptr_t) fake_ort_run, 0x10, 0, 0, 0, 0, 0x50, 1, 0x60, NULL, NULL, NULL, NULL);
+    CHECK(status == 0x5a);
+    CHECK(fake_run.calls == 2);
 }

@@ -6,7 +6,9 @@
  * {@code com.microsoft.onnxruntime} (its manifest's {@code Automatic-Module-Name}). Both it and
  * the core are required transitively, since the API shows their types ({@code Context},
  * {@code Tensor}, {@code OrtSession}, {@code OrtException}). ONNX Runtime loads its own native
- * library through JNI, which needs no {@code --enable-native-access} for this module.
+ * library through JNI, which needs no {@code --enable-native-access} for this module. With it
+ * ({@code --enable-native-access=dev.nativescope.onnxruntime}), runs with pre-allocated outputs call
+ * ORT's C API by an FFM downcall instead of its JNI run, which is faster (see {@code OrtPredictor}).
  */
 module dev.nativescope.onnxruntime {
     requires transitive dev.nativescope.core;

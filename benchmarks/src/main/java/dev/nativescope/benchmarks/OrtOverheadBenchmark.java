@@ -7,6 +7,7 @@ import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
 import dev.nativescope.CancellableContext;
 import dev.nativescope.Context;
+import dev.nativescope.call.Affinity;
 import dev.nativescope.interop.CancellationSignal;
 import dev.nativescope.interop.SegmentHold;
 import dev.nativescope.interop.WritableMemory;
@@ -62,6 +63,8 @@ import org.openjdk.jmh.annotations.Warmup;
  * (the same reusable, {@link CancellationSignal#reusable(Context, CancellationSignal.StopAction)},
  * reopened per run, as the predictor does now), {@code lock} (a
  * read lock), {@code maps} (the maps, the segment list and the write check of a run without reuse).
+ * {@code affinity} is the predictor opened with an {@link Affinity} (every run handed to its one native
+ * thread while the benchmark thread parks).
  * The printed difference is then that step's cost, against its own floor, under the same load.
  *
  * <p>Models (written by {@code make_models.py}, run from the repository root): {@code tiny}, one
@@ -95,6 +98,9 @@ public class OrtOverheadBenchmark {
         OrtEnvironment environment;
         OrtSession session;
         OrtPredictor predictor;
+        /** Only for {@code step=affinity}: the same model on its own native thread. */
+        Affinity affinity;
+        OrtPredictor onItsThread;
         Arena memory;
         Tensor x;
         Tensor y;
@@ -139,6 +145,10 @@ public class OrtOverheadBenchmark {
                 options.setInterOpNumThreads(1);
                 session = environment.createSession(file.toString(), options);
                 predictor = OrtPredictor.open(file, options);
+                if (step.equals("affinity")) {
+                    affinity = Affinity.create();
+                    onItsThread = OrtPredictor.open(file, options, affinity);
+                }
             }
             memory = switch (arena) {
                 case "shared" -> Arena.ofShared();
@@ -175,6 +185,10 @@ public class OrtOverheadBenchmark {
             ortOutputs.values().forEach(OnnxTensor::close);
             session.close();
             predictor.close();
+            if (onItsThread != null) {
+                onItsThread.close();
+                affinity.close();
+            }
             lifetime.cancel();
             memory.close();
             try (Stream<Path> paths = Files.walk(dir)) {
@@ -198,6 +212,7 @@ public class OrtOverheadBenchmark {
         void stepRun() throws OrtException {
             switch (step) {
                 case "predictor" -> predictor.run(Context.background(), inputs, outputs);
+                case "affinity" -> onItsThread.run(Context.background(), inputs, outputs);
                 case "views" -> {
                     OnnxTensor in = view(x);
                     OnnxTensor out = view(y);

@@ -112,6 +112,19 @@ public final class SegmentHold {
         }
     }
 
+    /**
+     * Checks {@code segments} as {@link #call} does before its work runs, with the same exceptions and
+     * advice, for a caller that holds them by passing them to its own downcall (FFM then holds them for
+     * that downcall, and checks them again without a race).
+     *
+     * @param segments the segments native code will use; nulls are not allowed
+     * @throws WrongThreadException when a segment is confined to another thread
+     * @throws IllegalStateException when a segment's arena is already closed
+     */
+    public static void check(Collection<MemorySegment> segments) {
+        distinctNativeArenas(segments);
+    }
+
     /** Runs {@code work} in the upcall of nsc_hold_run over {@code held} (none: only the native frame). */
     private static <T, X extends Exception> T inNativeFrame(MemorySegment[] held, Work<T, X> work) throws X {
         Frame frame = new Frame(held, work);

@@ -79,6 +79,9 @@ class SegmentHoldTest {
         assertThatThrownBy(() -> SegmentHold.call(List.of(segment), ran::incrementAndGet))
                 .isInstanceOf(IllegalStateException.class).hasMessageStartingWith("the tensor's memory was already freed");
         assertThat(ran).hasValue(0);
+        // check(): the same refusal, for callers that hold through their own downcall.
+        assertThatThrownBy(() -> SegmentHold.check(List.of(segment))).isInstanceOf(IllegalStateException.class)
+                .hasMessageStartingWith("the tensor's memory was already freed");
     }
 
     @Test
@@ -94,6 +97,8 @@ class SegmentHoldTest {
         assertThatThrownBy(() -> SegmentHold.call(List.of(foreign[0]), ran::incrementAndGet))
                 .isInstanceOf(WrongThreadException.class).hasMessageContaining("owner thread");
         assertThat(ran).hasValue(0);
+        assertThatThrownBy(() -> SegmentHold.check(List.of(foreign[0]))).isInstanceOf(WrongThreadException.class)
+                .hasMessageContaining("owner thread");
     }
 
     @Test
@@ -102,6 +107,7 @@ class SegmentHoldTest {
             List<MemorySegment> segments = List.of(confined.allocate(8), Arena.ofAuto().allocate(8),
                     Arena.global().allocate(8), MemorySegment.ofArray(new byte[8]), MemorySegment.NULL);
             assertThat(SegmentHold.call(segments, () -> "ran")).isEqualTo("ran");
+            SegmentHold.check(segments); // accepted, as by call()
             assertThat(SegmentHold.call(List.of(), () -> "empty")).isEqualTo("empty");
         }
     }

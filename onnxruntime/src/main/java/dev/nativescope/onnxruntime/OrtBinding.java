@@ -3,6 +3,7 @@ package dev.nativescope.onnxruntime;
 import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
+import ai.onnxruntime.OrtSession;
 import dev.nativescope.call.CallMode;
 import dev.nativescope.Context;
 import dev.nativescope.call.NativeThreads;
@@ -46,13 +47,15 @@ final class OrtBinding {
     private final Map<String, OnnxTensor> ortOutputs;
     private final List<MemorySegment> segments;
     private final CallMode mode;
+    /** ORT's C run over these views, or null: runs take the JNI path ({@link OrtDirectRun}). */
+    private final OrtDirectRun.Prepared direct;
     /** The runs' cancellation signal, made by the first run; used by the one run that took the binding. */
     private CancellationSignal signal;
     /** The switch of the run the signal is open for; read by its stop action, from the stopping thread. */
     private volatile RunTermination termination;
 
-    private OrtBinding(String[] inputNames, Tensor[] inputTensors, String[] outputNames, Tensor[] outputTensors,
-                       Map<String, OnnxTensor> ortInputs, Map<String, OnnxTensor> ortOutputs,
+    private OrtBinding(OrtSession session, String[] inputNames, Tensor[] inputTensors, String[] outputNames,
+                       Tensor[] outputTensors, Map<String, OnnxTensor> ortInputs, Map<String, OnnxTensor> ortOutputs,
                        List<MemorySegment> segments) {
         this.inputNames = inputNames;
         this.inputTensors = inputTensors;
@@ -67,14 +70,16 @@ final class OrtBinding {
         // thread it runs on a native thread while that thread parks (AUTO); a confined tensor keeps it
         // inline, on its owner. Confinement belongs to the arena, so it is fixed for these tensors.
         this.mode = NativeThreads.modeFor(CallMode.AUTO, this.segments.toArray(MemorySegment[]::new));
+        this.direct = this.ortOutputs.isEmpty() ? null
+                : OrtDirectRun.prepare(session, this.ortInputs, this.ortOutputs, this.segments);
     }
 
     /**
      * Checks the tensors (not null, outputs writable, each viewable by ORT) and makes their views;
      * on failure closes the views it made.
      */
-    static OrtBinding create(OrtEnvironment environment, Map<String, Tensor> inputs, Map<String, Tensor> outputs)
-            throws OrtException {
+    static OrtBinding create(OrtEnvironment environment, OrtSession session, Map<String, Tensor> inputs,
+                             Map<String, Tensor> outputs) throws OrtException {
         List<MemorySegment> segments = new ArrayList<>(inputs.size() + outputs.size());
         String[] inputNames = new String[inputs.size()];
         Tensor[] inputTensors = new Tensor[inputNames.length];
@@ -107,7 +112,7 @@ final class OrtBinding {
             for (int k = 0; k < outputNames.length; k++) {
                 ortOutputs.put(outputNames[k], OrtObjects.view(environment, "output", outputNames[k], outputTensors[k]));
             }
-            OrtBinding binding = new OrtBinding(inputNames, inputTensors, outputNames, outputTensors, ortInputs,
+            OrtBinding binding = new OrtBinding(session, inputNames, inputTensors, outputNames, outputTensors, ortInputs,
                     ortOutputs, segments);
             // From here the views are the binding's (kept for reuse), no longer per-run objects: counted
             // once here and once in close(), not per run.
@@ -154,6 +159,11 @@ final class OrtBinding {
     /** {@return the segments ORT reaches during the run, to hold} */
     List<MemorySegment> segments() {
         return segments;
+    }
+
+    /** {@return ORT's C run over these views (pinned outputs), or null for the JNI path} */
+    OrtDirectRun.Prepared direct() {
+        return direct;
     }
 
     /** {@return how the run's JNI call is made (inline for a confined tensor)} */

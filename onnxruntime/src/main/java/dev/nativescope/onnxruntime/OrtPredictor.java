@@ -7,6 +7,8 @@ import ai.onnxruntime.OrtSession;
 import dev.nativescope.CancellableContext;
 import dev.nativescope.Context;
 import dev.nativescope.DeadlineExceededException;
+import dev.nativescope.call.Affinity;
+import dev.nativescope.call.CallMode;
 import dev.nativescope.call.NativeThreads;
 import dev.nativescope.interop.CancellationSignal;
 import dev.nativescope.interop.SegmentHold;
@@ -38,10 +40,15 @@ import java.util.concurrent.CancellationException;
  * {@code Arena}, a mapped file, a {@code .npy}). ORT reads inputs in place (a direct, native-order
  * {@code ByteBuffer} view of the segment is not copied by its Java API) and writes outputs in place
  * (they are passed as pinned outputs: ORT writes into the given memory instead of allocating).
- * ORT reaches that memory through JNI, which FFM does not see, so each run holds the tensors'
- * segments ({@link SegmentHold#call}) from before ORT's run reads them until it has returned (ORT's
- * tensor objects only address the memory; ORT touches it only inside a run): the memory stays valid
- * until {@code run} returns, whatever the caller does meanwhile. Closing a tensor's shared arena from another thread during a run
+ * ORT's tensor objects only address the memory, and ORT touches it only inside a run, so each run
+ * holds the tensors' segments from before ORT reads them until it has returned: the memory stays
+ * valid until {@code run} returns, whatever the caller does meanwhile. How: when this module has
+ * native access ({@code --enable-native-access=dev.nativescope.onnxruntime}, or {@code ALL-UNNAMED}
+ * on the class path), a run with pre-allocated outputs calls ORT's C {@code Run} by an FFM downcall
+ * whose arguments include the segments, so FFM itself holds them for the run (and the run skips the
+ * JNI side's per-run work: faster than {@code OrtSession.run}, see BENCHMARKS.md section 20);
+ * without native access (or with {@code -Dnativescope.onnxruntime.directRun=false}) ORT's JNI
+ * {@code run} runs inside {@link SegmentHold#call}. Closing a tensor's shared arena from another thread during a run
  * throws {@link IllegalStateException} (the arena stays open; close it again after the run); a
  * tensor whose arena was already closed fails the run with an {@link IllegalStateException}, a
  * tensor of another thread's confined arena with a {@link WrongThreadException}, and a read-only
@@ -54,9 +61,21 @@ import java.util.concurrent.CancellationException;
  * tensors and maps across runs to get that. The kept views keep their tensors reachable (an
  * automatic arena's memory is not freed) until runs over other tensors replace them or the predictor
  * is closed; they never keep an arena open, and the checks above hold for every run either way.
- * Tensors of the global arena or of a confined arena of the calling thread need no hold (nothing can
- * free them during the run), so for a tiny model they are the cheapest: a shared arena's hold is a
- * downcall and an upcall per run (about 0.1 us, see BENCHMARKS.md).
+ * On the JNI path, tensors of the global arena or of a confined arena of the calling thread need no
+ * hold (nothing can free them during the run), so for a tiny model they are the cheapest there: a
+ * shared arena's hold is a downcall and an upcall per run (about 0.1 us, see BENCHMARKS.md).
+ *
+ * <p><b>One native thread per session (optional).</b> Opened with an {@link Affinity}
+ * ({@link #open(Path, OrtSession.SessionOptions, Affinity)}), the predictor makes every call of its
+ * session on that affinity's one native thread: the session's creation, every {@code run} and
+ * {@code runAllocating} (from platform and virtual threads alike; the caller parks meanwhile) and the
+ * session's close. For execution providers or custom operators that keep per-thread state (a CUDA
+ * context current on the thread, a thread-local allocator). Runs then go one at a time, in
+ * submission order, and cancellation, deadlines (which count the queue time), interrupts and
+ * {@link #close()} behave as for offloaded runs. Tensors must then be of memory the native thread may
+ * use (a shared, automatic or global arena, a mapped file): a confined arena's tensors are refused
+ * with {@link WrongThreadException} before ORT runs. The caller owns the affinity and closes it after
+ * the predictor (several predictors may share one).
  *
  * <p><b>Threading.</b> {@code run} may be called from several threads at once (ORT sessions are
  * thread-safe for runs). {@link #close()} may be called from any thread at any time: it
@@ -68,6 +87,8 @@ public final class OrtPredictor implements AutoCloseable {
     private static final String WHAT = "ONNX Runtime run";
     private final OrtEnvironment environment;
     private final OrtSession session;
+    /** The native thread every call of the session runs on, or null: runs inline or on the shared pool. */
+    private final Affinity affinity;
     /** Cancelled by {@link #close()}; every run registers on it, so close reaches all of them. */
     private final CancellableContext lifetime = Context.background().withCancel();
     /**
@@ -88,9 +109,10 @@ public final class OrtPredictor implements AutoCloseable {
     /** The session's output metadata, read once by the first {@link #runAllocating} (a benign race). */
     private volatile Map<String, NodeInfo> outputInfo;
 
-    private OrtPredictor(OrtEnvironment environment, OrtSession session) {
+    private OrtPredictor(OrtEnvironment environment, OrtSession session, Affinity affinity) {
         this.environment = environment;
         this.session = session;
+        this.affinity = affinity;
         this.pinnedRun = (binding, runOptions) -> {
             session.run(binding.ortInputs(), Set.of(), binding.ortOutputs(), runOptions).close();
             return null;
@@ -124,7 +146,34 @@ public final class OrtPredictor implements AutoCloseable {
         Objects.requireNonNull(model, "model");
         Objects.requireNonNull(options, "options");
         OrtEnvironment environment = OrtEnvironment.getEnvironment();
-        return new OrtPredictor(environment, environment.createSession(model.toString(), options));
+        return new OrtPredictor(environment, environment.createSession(model.toString(), options), null);
+    }
+
+    /**
+     * Opens a model file whose session is created, run and closed on {@code affinity}'s native
+     * thread only (see "One native thread per session" in the class comment).
+     *
+     * @param model the {@code .onnx} file
+     * @param options session options; the caller keeps ownership of them
+     * @param affinity the native thread for every call of the session; the caller closes it after
+     *                 the predictor
+     * @return a predictor that owns its session; close it
+     * @throws OrtException when ONNX Runtime cannot load the model
+     * @throws IllegalStateException when {@code affinity} is closed
+     */
+    public static OrtPredictor open(Path model, OrtSession.SessionOptions options, Affinity affinity)
+            throws OrtException {
+        Objects.requireNonNull(model, "model");
+        Objects.requireNonNull(options, "options");
+        Objects.requireNonNull(affinity, "affinity");
+        OrtEnvironment environment = OrtEnvironment.getEnvironment();
+        OrtSession session = onThread(affinity, () -> environment.createSession(model.toString(), options));
+        return new OrtPredictor(environment, session, affinity);
+    }
+
+    /** Runs session work that no context stops (creation, close) on {@code affinity}'s thread. */
+    private static <T> T onThread(Affinity affinity, NativeThreads.Work<T, OrtException> work) throws OrtException {
+        return NativeThreads.call(Context.background(), CallMode.AUTO, affinity, () -> false, () -> null, work);
     }
 
     /**
@@ -135,7 +184,8 @@ public final class OrtPredictor implements AutoCloseable {
      * @return the predictor
      */
     public static OrtPredictor of(OrtEnvironment environment, OrtSession session) {
-        return new OrtPredictor(Objects.requireNonNull(environment, "environment"), Objects.requireNonNull(session, "session"));
+        return new OrtPredictor(Objects.requireNonNull(environment, "environment"), Objects.requireNonNull(session, "session"),
+                null);
     }
 
     /** {@return the session, for its metadata (input and output names and shapes); do not close it} */
@@ -294,7 +344,7 @@ public final class OrtPredictor implements AutoCloseable {
     /** The views of these tensors: a cached binding, now the caller's, or new ones; give it back after. */
     private OrtBinding bind(Map<String, Tensor> inputs, Map<String, Tensor> outputs) throws OrtException {
         OrtBinding binding = bindings.take(inputs, outputs);
-        return binding != null ? binding : OrtBinding.create(environment, inputs, outputs);
+        return binding != null ? binding : OrtBinding.create(environment, session, inputs, outputs);
     }
 
     /** ORT's run call, given the run's views and options. */
@@ -318,14 +368,22 @@ public final class OrtPredictor implements AutoCloseable {
                     // it as inline). The segments are held on the thread that runs ORT, from before ORT reads
                     // them until it has returned: a shared arena cannot close meanwhile, another thread's
                     // confined arena (or a closed one) is refused before ORT runs, also for reused views.
-                    SegmentHold.Work<T, OrtException> held = () -> run.run(binding, runOptions);
-                    if (!NativeThreads.offloads(binding.mode())) {
+                    // A pinned run with a direct path: ORT's C Run is itself the downcall that holds the
+                    // segments (checked first for the messages; FFM checks again, race-free).
+                    OrtDirectRun.Prepared direct = run == pinnedRun ? binding.direct() : null;
+                    SegmentHold.Work<T, OrtException> work = direct != null ? () -> {
+                        SegmentHold.check(binding.segments());
+                        direct.run(runOptions);
+                        return null; // T is Void: the pinned run returns nothing
+                    } : () -> SegmentHold.call(binding.segments(), () -> run.run(binding, runOptions));
+                    if (affinity == null && !NativeThreads.offloads(binding.mode())) {
                         // Inline, as NativeThreads.call would run it, without its stop callbacks.
-                        return SegmentHold.call(binding.segments(), held);
+                        return work.run();
                     }
-                    return NativeThreads.call(context, binding.mode(), null, signal::isStopped, () -> {
+                    // With an affinity always its thread (inline only when this is that thread).
+                    return NativeThreads.call(context, binding.mode(), affinity, signal::isStopped, () -> {
                         throw signal.stoppedException(WHAT);
-                    }, () -> SegmentHold.call(binding.segments(), held));
+                    }, work::run);
                 } catch (OrtException e) {
                     throw stoppedOrRethrow(signal, e);
                 }
@@ -424,6 +482,22 @@ public final class OrtPredictor implements AutoCloseable {
         return stopped;
     }
 
+    /** Closes the session on the affinity's thread, or here without one (or once the affinity is closed). */
+    private void closeSession() throws OrtException {
+        if (affinity != null) {
+            try {
+                onThread(affinity, () -> {
+                    session.close();
+                    return null;
+                });
+                return;
+            } catch (IllegalStateException closedAffinity) {
+                // Closed before the predictor: closing the session here beats leaking it.
+            }
+        }
+        session.close();
+    }
+
     /**
      * Terminates the runs in flight, waits until they have returned, then closes the session.
      * Idempotent; safe to call from any thread, also while runs are in flight. Must not be called
@@ -453,7 +527,7 @@ public final class OrtPredictor implements AutoCloseable {
                     // Counted closed even if ORT fails to release the session: no run can reach it any more.
                     OrtObjects.predictorClosed();
                     bindings.closeAll(); // no run in flight: each gave its binding back before counting out
-                    session.close();
+                    closeSession();
                 }
             }
         } finally {

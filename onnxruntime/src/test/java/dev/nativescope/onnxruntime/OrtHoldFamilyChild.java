@@ -90,6 +90,7 @@ public final class OrtHoldFamilyChild {
             System.out.println("FAILURE " + open + " ORT objects left open");
         }
         System.out.println(ArenaCloseInterrupts.report());
+        System.out.println("direct run: " + OrtDirectRun.available());
         System.out.println("done: " + ran + " ran, " + refused + " refused (" + closedFirst + " closed first); "
                 + closesRefused + " closes refused during a run");
         System.out.flush();

@@ -1,7 +1,8 @@
 package dev.nativescope.onnxruntime;
 
-import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import java.io.File;
 import java.lang.module.ModuleFinder;
@@ -19,14 +20,17 @@ import static org.assertj.core.api.Assertions.assertThat;
 /**
  * The module descriptor works with ONNX Runtime as the automatic module
  * {@code com.microsoft.onnxruntime}: a child JVM with nativescope's modules and ORT's jar on the
- * module path resolves {@code dev.nativescope.onnxruntime} and runs a model.
+ * module path resolves {@code dev.nativescope.onnxruntime} and runs a model: without native access
+ * for that module (ORT's JNI run) and with it (ORT's C run by a downcall, {@link OrtDirectRun}).
  */
 class OrtModulePathTest {
     @TempDir
     Path dir;
 
-    @Test
-    void runsAModelFromTheModulePath() throws Exception {
+    @ParameterizedTest
+    @ValueSource(strings = {"dev.nativescope.core,dev.nativescope.bindings",
+            "dev.nativescope.core,dev.nativescope.bindings,dev.nativescope.onnxruntime"})
+    void runsAModelFromTheModulePath(String nativeAccess) throws Exception {
         Path model = OrtModels.mlp(dir);
         List<String> modulePath = new ArrayList<>();
         List<String> classPath = new ArrayList<>();
@@ -44,7 +48,7 @@ class OrtModulePathTest {
         assertThat(modulePath).as("module path").hasSize(5); // native-shim, bindings, core, onnxruntime, ORT
         Path java = Path.of(System.getProperty("java.home"), "bin", "java");
         Process process = new ProcessBuilder(java.toString(),
-                "--enable-native-access=dev.nativescope.core,dev.nativescope.bindings",
+                "--enable-native-access=" + nativeAccess,
                 "--module-path", String.join(File.pathSeparator, modulePath),
                 "--add-modules", "dev.nativescope.onnxruntime",
                 "-cp", String.join(File.pathSeparator, classPath),
@@ -53,6 +57,9 @@ class OrtModulePathTest {
         String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         assertThat(process.waitFor(60, TimeUnit.SECONDS)).isTrue();
         assertThat(process.exitValue()).as(output).isZero();
+        // Without native access the direct run is not tried, so the JDK warns of no restricted call of ours
+        // (ORT's own System.load is warned about: ORT's module is not given native access here).
+        assertThat(output).doesNotContain("called by dev.nativescope.onnxruntime");
         assertThat(output).contains("PROBE-MODULES dev.nativescope.onnxruntime com.microsoft.onnxruntime dev.nativescope.core");
         String actual = output.lines().filter(line -> line.startsWith("PROBE-OUTPUT ")).findFirst().orElseThrow();
         float[] x = new float[OrtModels.MLP_BATCH * OrtModels.MLP_IN];
