@@ -23,7 +23,8 @@ import java.lang.invoke.VarHandle;
  * ({@code NativeCall.invoke} after the downcall returned: the signal's close, the frame's release,
  * the diagnostics entry) took 3.4-6.7 us at p50, the interrupt hook's exit alone 0.5-0.8 us. The
  * bridge stays for waits with a deadline (its timer and expiry rules) and for virtual threads (the
- * offload that keeps carriers free).
+ * offload that keeps carriers free). Not being a bridged call, such a wait is not listed in the
+ * bridge's in-flight registry ({@code Diagnostics.inFlight()}).
  *
  * <p>Threading: one waiting thread at a time (the {@link Consumer}'s); the stop action runs in a
  * cancelling or interrupting thread. The stop word lives in an automatic arena, so an action that
