@@ -6,7 +6,11 @@
  * block mode, FUTEX_WAKEs it; the consumer spins on the word (spin) or
  * FUTEX_WAITs on it (block) and records now - stamp.
  *
- *   futex_floor MODE MESSAGES WARMUP INTERVAL_US
+ *   futex_floor MODE MESSAGES WARMUP INTERVAL_US [WORK_NS]
+ *
+ * WORK_NS (default 0): the consumer busy-waits that long after each message, as
+ * a consumer that does something with it would run (BENCHMARKS.md section 19:
+ * from ~6 us of work per message, the blocked wake often takes ~10 us more).
  *
  * MODE is spin or block (the two ExchangeLatency runs), or one of the variants
  * that located the exchange's blocked-wake gap (BENCHMARKS.md section 10), run
@@ -164,9 +168,9 @@ static void wait_word(uint32_t *word, uint32_t seen, const struct mode *m)
 int main(int argc, char **argv)
 {
     struct mode m;
-    if (argc != 5 || parse_mode(argv[1], &m) != 0) {
+    if ((argc != 5 && argc != 6) || parse_mode(argv[1], &m) != 0) {
         fprintf(stderr, "usage: %s spin|block|block-file|block-waitv|block-waitv-file|block-waitv-file-timeout"
-                "|block-waitv-file-timeout30s MESSAGES WARMUP INTERVAL_US\n", argv[0]);
+                "|block-waitv-file-timeout30s MESSAGES WARMUP INTERVAL_US [WORK_NS]\n", argv[0]);
         return 2;
     }
 #ifdef NSC_FLOOR_WITH_SHIM
@@ -180,6 +184,7 @@ int main(int argc, char **argv)
 #endif
     const long messages = atol(argv[2]), warmup = atol(argv[3]), total = messages + warmup;
     const long interval_us = atol(argv[4]);
+    const int64_t work_ns = argc == 6 ? atol(argv[5]) : 0;
     size_t size = sizeof(struct shared) + (size_t) total * sizeof(int64_t);
     struct shared *s = map_shared(size, m.file);
     if (s == MAP_FAILED) {
@@ -229,6 +234,9 @@ int main(int argc, char **argv)
             int64_t t = now_ns();
             s->latencies[cur - 1] = t - __atomic_load_n(&s->stamp, __ATOMIC_RELAXED);
             seen = cur;
+            while (now_ns() - t < work_ns) {
+                __builtin_ia32_pause();
+            }
         }
         _exit(0);
     }

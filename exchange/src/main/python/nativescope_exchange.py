@@ -21,12 +21,20 @@ library and NumPy (Debian's python3-numpy): `struct`/`ctypes` for the header,
 Memory ordering: x86-64 only (like the shim). Aligned 4- and 8-byte loads and
 stores through ctypes are single instructions, and x86 keeps loads in order
 and stores in order (TSO), which gives the acquire loads and release stores
-the protocol needs. The one store-then-load (Dekker) point, the producer's
-odd sequence store before it reads the lease table, is fenced by a
-FUTEX_WAKE syscall (the kernel runs a full barrier in futex_wake).
+the protocol needs. The read-modify-writes (taking and freeing lease entries)
+and the two store-then-load (Dekker) points, the producer's odd sequence
+store before it reads the lease table and a lease taker's slot store before
+it re-reads the sequence, use a compare-and-swap: `lock cmpxchg`, the
+instruction Java's and C's CAS compile to, so all three agree on the same
+words. It is a 7-byte function of our own, called through ctypes from a page
+mapped executable for it (see _Cas); where the system refuses executable
+anonymous memory, libatomic's __atomic_compare_exchange_4 (Debian's
+libatomic1) is used instead (NSC_EXCHANGE_CAS=code or libatomic picks one),
+and without either, lease() raises (reading and producing do not need it).
 
 Views stay readable while the Exchange is open; a slot is reused after
-slots - 1 further publications: check still_valid() after reading (or copy).
+slots - 1 further publications: check still_valid() after reading, or hold
+the slot with lease(r) (released by release() or a with block).
 Threading: one thread per Exchange object.
 """
 
@@ -81,6 +89,69 @@ _libc.syscall.restype = ctypes.c_long
 
 class _Timespec(ctypes.Structure):
     _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+class _Cas:
+    """cas(address, expected, new) -> the u32 found at address; it was replaced iff that equals expected.
+
+    A full barrier either way (lock-prefixed). The function is
+        mov eax, esi ; lock cmpxchg [rdi], edx ; ret
+    (System V x86-64: rdi = address, esi = expected, edx = new; returns the old value in eax), copied
+    into a private anonymous page that is then made read+execute (never writable and executable at once).
+    """
+
+    _CODE = bytes([0x89, 0xF0, 0xF0, 0x0F, 0xB1, 0x17, 0xC3])
+    _PROT_READ, _PROT_WRITE, _PROT_EXEC = 1, 2, 4
+    _MAP_PRIVATE, _MAP_ANONYMOUS = 0x02, 0x20
+
+    def __init__(self, backend=None):
+        self.backend, self.problem, self._fn, self._atomic = None, None, None, None
+        problems = []
+        if backend in (None, "code"):
+            try:
+                self._fn = self._map_code()
+                self.backend = "code"
+            except OSError as e:
+                problems.append("executable page refused (%s)" % e)
+        if self.backend is None and backend in (None, "libatomic"):
+            try:
+                lib = ctypes.CDLL("libatomic.so.1")
+                f = getattr(lib, "__atomic_compare_exchange_4")  # getattr: a literal __name would be mangled here
+                f.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_int]
+                f.restype = ctypes.c_bool
+                self._atomic, self.backend = f, "libatomic"
+            except (OSError, AttributeError) as e:
+                problems.append("no libatomic.so.1 (%s)" % e)
+        if self.backend is None:
+            self.problem = "; ".join(problems) or "unknown backend %r" % backend
+
+    @classmethod
+    def _map_code(cls):
+        mmap_ = _libc.mmap
+        mmap_.restype, mmap_.argtypes = ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                                                          ctypes.c_int, ctypes.c_long]
+        page = mmap_(None, 4096, cls._PROT_READ | cls._PROT_WRITE, cls._MAP_PRIVATE | cls._MAP_ANONYMOUS, -1, 0)
+        if page in (None, ctypes.c_void_p(-1).value):
+            raise OSError(ctypes.get_errno(), "mmap")
+        ctypes.memmove(page, cls._CODE, len(cls._CODE))
+        _libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        if _libc.mprotect(page, 4096, cls._PROT_READ | cls._PROT_EXEC) != 0:
+            raise OSError(ctypes.get_errno(), "mprotect PROT_EXEC: " + os.strerror(ctypes.get_errno()))
+        # The page is never unmapped: the module keeps the function for the life of the process.
+        return ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint32)(page)
+
+    def __call__(self, address, expected, new):
+        if self._fn is not None:
+            return self._fn(address, expected & 0xFFFFFFFF, new & 0xFFFFFFFF)
+        if self._atomic is None:
+            raise OSError("the exchange's leases need a compare-and-swap, and none is available here: " + self.problem)
+        seen = ctypes.c_uint32(expected & 0xFFFFFFFF)
+        self._atomic(address, ctypes.byref(seen), new & 0xFFFFFFFF, 5, 5)  # __ATOMIC_SEQ_CST
+        return seen.value  # left as expected on success, the value found on failure
+
+
+# NSC_EXCHANGE_CAS=code|libatomic picks one (tests run both); unset: the code page, else libatomic.
+_cas = _Cas(os.environ.get("NSC_EXCHANGE_CAS") or None)
 
 
 class ExchangeFormatError(ValueError):
@@ -146,6 +217,39 @@ class Received:
         if self.status == OK:
             return "Received(v%d slot %d %s %s)" % (self.version, self.slot, self.array.dtype, self.array.shape)
         return "Received(%s%s)" % (self.status, ", %d missed" % self.missed if self.status == OVERRUN else "")
+
+
+class Lease:
+    """A consumer's hold on a slot (Exchange.lease): the producer skips it until release().
+
+    While held, the leased Received's array stays unchanged and still_valid() stays true.
+    Released by release() or at the end of a with block; a process killed while holding it
+    leaves nothing behind (the producer frees entries whose holder is gone).
+    """
+
+    def __init__(self, exchange, entry, received):
+        self.entry, self.received, self._exchange = entry, received, exchange
+
+    def release(self):
+        """Frees the entry: slot, start, then the pid that frees it (as Java's Leases.release). Idempotent."""
+        x, self._exchange = self._exchange, None
+        if x is None or x._mm is None:
+            return
+        e = OFF_LEASES + self.entry * LEASE_LENGTH
+        if x._u32(e + LEASE_OFF_PID) != os.getpid():
+            return  # freed for us already (it can only be so if this process was taken for dead)
+        x._set_u32(e + LEASE_OFF_SLOT, 0xFFFFFFFF)
+        x._set_u64(e + LEASE_OFF_START, 0)
+        x._set_u32(e + LEASE_OFF_PID, 0)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+    def __repr__(self):
+        return "Lease(entry %d, %r%s)" % (self.entry, self.received, "" if self._exchange else ", released")
 
 
 class Exchange:
@@ -268,6 +372,12 @@ class Exchange:
     def _slot_off(self, i):
         return HEADER_LENGTH + i * SLOT_META_LENGTH
 
+    def _cas(self, off, expected, new):
+        """Compare-and-swap of the u32 at off: the value found (it was replaced iff it equals expected)."""
+        if self._mm is None:
+            raise ValueError("the exchange %s is closed" % self.path)
+        return _cas(self._base_address + off, expected, new)
+
     def _futex(self, off, op, val, timeout_s=None):
         ts = None
         if timeout_s is not None:
@@ -298,13 +408,18 @@ class Exchange:
     # -- producer ---------------------------------------------------------------------------
 
     def _leased(self, slot):
+        """True when a live consumer holds slot; frees the entries of dead holders."""
         for i in range(LEASE_COUNT):
             e = OFF_LEASES + i * LEASE_LENGTH
             pid = self._u32(e + LEASE_OFF_PID)
             if pid and self._u32(e + LEASE_OFF_SLOT) == slot:
                 if process_alive(pid, self._u64(e + LEASE_OFF_START)):
                     return True
-                self._set_u32(e + LEASE_OFF_PID, 0)
+                # pid, slot and start are three loads: the holder may have released the entry and
+                # another consumer taken it since (its start then fails the check above). Free the
+                # entry only if it still names pid (a CAS), never a new holder's lease.
+                if _cas.backend is not None:  # without a CAS the entry stays taken; its slot is free anyway
+                    self._cas(e + LEASE_OFF_PID, pid, 0)
         return False
 
     def claim(self, dtype, shape):
@@ -328,9 +443,13 @@ class Exchange:
                 continue
             so = self._slot_off(i) + SLOT_SEQ
             seq = self._u32(so)
-            self._set_u32(so, seq + 1)
-            # Full barrier between the odd store and the lease loads (see the module docstring).
-            self._futex(so, _FUTEX_WAKE, 1)
+            # The odd store as a CAS (only the producer writes seq): a full barrier before the lease
+            # loads below, Dekker with a lease taker, who stores its slot and then re-reads seq.
+            if _cas.backend is not None:
+                self._cas(so, seq, seq + 1)
+            else:
+                self._set_u32(so, seq + 1)
+                self._futex(so, _FUTEX_WAKE, 1)  # no CAS here: the kernel's futex_wake runs a full barrier
             if self._leased(i):
                 self._set_u32(so, seq)
                 continue
@@ -437,6 +556,34 @@ class Exchange:
         r = self._view(best)
         self.position = best[3]
         return r
+
+    def lease(self, received):
+        """Holds received's slot against reuse until the returned Lease is released (or its with block ends).
+
+        None when the slot was overwritten before the lease took hold (nothing is held: read again).
+        Raises RuntimeError when all LEASE_COUNT entries are taken, OSError when no compare-and-swap
+        is available (see the module docstring). The table is the one Java's Consumer.lease and C's
+        nsc_exchange_lease use: this process's pid is CASed into a free entry, then its start time
+        and the slot are stored, then (a CAS on the entry: a full barrier) the slot's seq is read
+        again; the producer makes seq odd before it reads the table, so one of the two sees the other.
+        A process that dies holding leases leaves nothing behind: the producer frees their entries.
+        """
+        if received.status != OK or received._exchange is not self:
+            raise ValueError("nothing of this exchange to lease: %r" % (received,))
+        pid = os.getpid()
+        for i in range(LEASE_COUNT):
+            e = OFF_LEASES + i * LEASE_LENGTH
+            if self._u32(e + LEASE_OFF_PID) != 0 or self._cas(e + LEASE_OFF_PID, 0, pid) != 0:
+                continue
+            self._set_u64(e + LEASE_OFF_START, _SELF_START)
+            self._set_u32(e + LEASE_OFF_SLOT, received.slot)
+            self._cas(e + LEASE_OFF_PID, pid, pid)  # the barrier: the slot store before the seq load
+            lease = Lease(self, i, received)
+            if self._u32(self._slot_off(received.slot) + SLOT_SEQ) != received._seq:
+                lease.release()
+                return None
+            return lease
+        raise RuntimeError("all %d lease entries of %s are taken" % (LEASE_COUNT, self.path))
 
     def wait_next(self, timeout=None, liveness=0.002):
         """Blocks (futex on the notify word) for the next version; TIMEOUT, PRODUCER_DEAD or PRODUCER_CLOSED else."""

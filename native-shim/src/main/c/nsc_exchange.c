@@ -615,6 +615,34 @@ static int liveness_check(struct liveness *l, const nsc_xchg_header *h, int poll
 
 static int waitv_missing = 0; /* set once futex_waitv answered ENOSYS */
 
+/*
+ * What ends a wait besides a publication, a bound or the producer: a
+ * process-private word that differs from `seen`. For nsc_exchange_wait it is
+ * ctx->state (seen NSC_OK; its value is the status returned); for
+ * nsc_exchange_wait_stoppable the caller's stop word (NSC_CANCELED).
+ */
+struct stop {
+    const uint32_t *word; /* NULL: none */
+    uint32_t seen;
+    int is_state;         /* 1: the word's value is the status to return */
+};
+
+static int wait_publication(const nsc_xchg_header *h, uint32_t expected, struct stop stop, int64_t deadline,
+                            int64_t timeout_ns, int64_t liveness_ns);
+
+/* The checks both waits make on their header. @return NSC_OK or the status to return. */
+static int wait_header_ok(const void *header)
+{
+    if (header == NULL || ((uintptr_t) header & 63) != 0) {
+        return NSC_ERR_INVALID;
+    }
+    const nsc_xchg_header *h = header;
+    if (h->magic != NSC_XCHG_MAGIC || LOAD_ACQ(&h->version) != NSC_XCHG_LAYOUT_VERSION) {
+        return NSC_XCHG_ERR_FORMAT;
+    }
+    return NSC_OK;
+}
+
 NSC_API int nsc_exchange_wait(nsc_context *ctx, const void *header, uint32_t expected, int64_t timeout_ns,
                               int64_t liveness_ns)
 {
@@ -624,14 +652,59 @@ NSC_API int nsc_exchange_wait(nsc_context *ctx, const void *header, uint32_t exp
     if (ctx != NULL && !nsc__ctx_live(ctx)) {
         return NSC_ERR_ABI;
     }
-    const nsc_xchg_header *h = header;
-    if (h->magic != NSC_XCHG_MAGIC || LOAD_ACQ(&h->version) != NSC_XCHG_LAYOUT_VERSION) {
-        return NSC_XCHG_ERR_FORMAT;
+    int ok = wait_header_ok(header);
+    if (ok != NSC_OK) {
+        return ok;
     }
+    /*
+     * As in nsc_sleep: announce ourselves on ctx->sleepers (seq_cst) before
+     * the first load of state, so that nsc_context_cancel (CAS state, then
+     * load sleepers) either sees us and FUTEX_WAKEs the state word, or its
+     * state store precedes our load and futex_waitv's compare of state with
+     * NSC_OK fails with EAGAIN.
+     */
+    if (ctx != NULL) {
+        __atomic_add_fetch(&ctx->sleepers, 1, __ATOMIC_SEQ_CST);
+    }
+    struct stop stop = { .word = ctx != NULL ? (const uint32_t *) &ctx->state : NULL, .seen = NSC_OK, .is_state = 1 };
+    int result = wait_publication(header, expected, stop, ctx != NULL ? ctx->deadline_ns : NSC_NO_DEADLINE,
+                                  timeout_ns, liveness_ns);
+    if (ctx != NULL) {
+        __atomic_sub_fetch(&ctx->sleepers, 1, __ATOMIC_SEQ_CST);
+    }
+    return result;
+}
+
+NSC_API int nsc_exchange_wait_stoppable(const void *header, uint32_t expected, const uint32_t *stop_word,
+                                        uint32_t stop_seen, int64_t timeout_ns, int64_t liveness_ns)
+{
+    if (stop_word == NULL || ((uintptr_t) stop_word & 3) != 0) {
+        return NSC_ERR_INVALID;
+    }
+    int ok = wait_header_ok(header);
+    if (ok != NSC_OK) {
+        return ok;
+    }
+    struct stop stop = { .word = stop_word, .seen = stop_seen, .is_state = 0 };
+    return wait_publication(header, expected, stop, NSC_NO_DEADLINE, timeout_ns, liveness_ns);
+}
+
+NSC_API void nsc_exchange_stop_wait(uint32_t *stop_word)
+{
+    if (stop_word == NULL) {
+        return;
+    }
+    /* seq_cst, then the wake: a wait that loaded the old value either sees the new one or is queued (EAGAIN). */
+    __atomic_add_fetch(stop_word, 1, __ATOMIC_SEQ_CST);
+    syscall(SYS_futex, stop_word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+static int wait_publication(const nsc_xchg_header *h, uint32_t expected, struct stop stop, int64_t deadline,
+                            int64_t timeout_ns, int64_t liveness_ns)
+{
     if (liveness_ns <= 0) {
         liveness_ns = NSC__DEFAULT_LIVENESS_NS;
     }
-    const int64_t deadline = ctx != NULL ? ctx->deadline_ns : NSC_NO_DEADLINE;
     const int64_t until = timeout_ns < 0 ? INT64_MAX : nsc__add_sat(nsc__now(), timeout_ns);
     uint32_t *notify = (uint32_t *) &h->notify;
 
@@ -654,28 +727,21 @@ NSC_API int nsc_exchange_wait(nsc_context *ctx, const void *header, uint32_t exp
     int result;
 
     /*
-     * As in nsc_sleep: announce ourselves on ctx->sleepers (seq_cst) before
-     * the first load of state, so that nsc_context_cancel (CAS state, then
-     * load sleepers) either sees us and FUTEX_WAKEs the state word, or its
-     * state store precedes our load and futex_waitv's compare of state with
-     * NSC_OK fails with EAGAIN. The state word and `deaths` are
-     * process-private memory: waited on with FUTEX2_PRIVATE, matching the
+     * The stop word (a context's state or a caller's stop word) and `deaths`
+     * are process-private memory: waited on with FUTEX2_PRIVATE, matching the
      * FUTEX_WAKE_PRIVATEs. The notify word is in the shared mapping: no
      * FUTEX2_PRIVATE, so the producer's FUTEX_WAKE from another process
      * reaches us. A wake that lands between our load of a word and the
      * kernel queueing us is not lost: the kernel compares each word with the
      * value we loaded and returns EAGAIN when one changed.
      */
-    if (ctx != NULL) {
-        __atomic_add_fetch(&ctx->sleepers, 1, __ATOMIC_SEQ_CST);
-    }
     int64_t next_check = 0;
     for (;;) {
         uint32_t deaths_seen = __atomic_load_n(&deaths, __ATOMIC_SEQ_CST);
-        if (ctx != NULL) {
-            int status = (int) __atomic_load_n(&ctx->state, __ATOMIC_SEQ_CST);
-            if (status != NSC_OK) {
-                result = status;
+        if (stop.word != NULL) {
+            uint32_t now_stop = __atomic_load_n(stop.word, __ATOMIC_SEQ_CST);
+            if (now_stop != stop.seen) {
+                result = stop.is_state ? (int) now_stop : NSC_CANCELED;
                 break;
             }
         }
@@ -715,12 +781,12 @@ NSC_API int nsc_exchange_wait(nsc_context *ctx, const void *header, uint32_t exp
                 { .val = expected, .uaddr = (uint64_t) (uintptr_t) notify, .flags = NSC__FUTEX2_SIZE_U32, .reserved = 0 },
                 { .val = deaths_seen, .uaddr = (uint64_t) (uintptr_t) &deaths,
                   .flags = NSC__FUTEX2_SIZE_U32 | NSC__FUTEX2_PRIVATE, .reserved = 0 },
-                { .val = NSC_OK, .uaddr = ctx != NULL ? (uint64_t) (uintptr_t) &ctx->state : 0,
+                { .val = stop.seen, .uaddr = (uint64_t) (uintptr_t) stop.word,
                   .flags = NSC__FUTEX2_SIZE_U32 | NSC__FUTEX2_PRIVATE, .reserved = 0 },
             };
             /* No timer unless the wait has a bound: arming one costs the wake several microseconds. */
             struct timespec abs = nsc__ns_to_timespec(wake_at);
-            rc = syscall(SYS_futex_waitv, fw, ctx != NULL ? 3u : 2u, 0u, wake_at == INT64_MAX ? NULL : &abs,
+            rc = syscall(SYS_futex_waitv, fw, stop.word != NULL ? 3u : 2u, 0u, wake_at == INT64_MAX ? NULL : &abs,
                          CLOCK_MONOTONIC);
             if (rc < 0 && errno == ENOSYS) {
                 __atomic_store_n(&waitv_missing, 1, __ATOMIC_RELAXED);
@@ -742,9 +808,6 @@ NSC_API int nsc_exchange_wait(nsc_context *ctx, const void *header, uint32_t exp
             result = NSC_ERR_SYSTEM;
             break;
         }
-    }
-    if (ctx != NULL) {
-        __atomic_sub_fetch(&ctx->sleepers, 1, __ATOMIC_SEQ_CST);
     }
     watch_release(l.watch);
     return result;

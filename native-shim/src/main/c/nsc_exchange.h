@@ -246,6 +246,24 @@ NSC_API int nsc_exchange_validate_slot(const void *base, uint64_t length, uint32
 NSC_API int nsc_exchange_wait(nsc_context *ctx, const void *header, uint32_t expected, int64_t timeout_ns,
                               int64_t liveness_ns);
 
+/**
+ * nsc_exchange_wait for a caller that stops its wait without an nsc_context
+ * (the Java consumer on a platform thread, whose cancel and interrupt hooks
+ * call nsc_exchange_stop_wait): the same futex_waitv, with the process-private
+ * `stop_word` in the place of ctx->state. The wait ends when *stop_word
+ * differs from `stop_seen` (read it before arranging for the stop, so a stop
+ * that comes before the wait ends it at once). No deadline but timeout_ns.
+ * @return NSC_OK, NSC_CANCELED (the stop word moved), NSC_TIMEOUT,
+ *         NSC_XCHG_PRODUCER_DEAD, NSC_XCHG_PRODUCER_CLOSED, NSC_ERR_INVALID
+ *         (NULL or misaligned header or stop word), NSC_XCHG_ERR_FORMAT,
+ *         NSC_ERR_SYSTEM.
+ */
+NSC_API int nsc_exchange_wait_stoppable(const void *header, uint32_t expected, const uint32_t *stop_word,
+                                        uint32_t stop_seen, int64_t timeout_ns, int64_t liveness_ns);
+
+/** Ends the nsc_exchange_wait_stoppable waits on stop_word: increments it (seq_cst) and FUTEX_WAKE_PRIVATEs it. NULL is ignored. */
+NSC_API void nsc_exchange_stop_wait(uint32_t *stop_word);
+
 /** Increments the header's notify word and wakes every waiter (FUTEX_WAKE, shared). */
 NSC_API void nsc_exchange_notify(void *header);
 

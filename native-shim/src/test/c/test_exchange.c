@@ -208,33 +208,32 @@ TEST(exchange_bad_files_are_refused)
     unlink(path);
 }
 
-struct canceller {
-    nsc_context *ctx;
+/* An action run by another thread after a delay: a cancel, a publication's notify, a stop. */
+struct later {
+    void (*action)(void *arg);
+    void *arg;
     int64_t delay_ns;
 };
 
-static void *cancel_later(void *arg)
+static void *run_later(void *arg)
 {
-    struct canceller *c = arg;
-    t_sleep_ns(c->delay_ns);
-    nsc_context_cancel(c->ctx, NSC_CANCELED);
+    struct later *l = arg;
+    t_sleep_ns(l->delay_ns);
+    l->action(l->arg);
     return NULL;
 }
 
-struct notifier {
-    void *header;
-    int64_t delay_ns;
-};
-
-static void *notify_later(void *arg)
+static void cancel_ctx(void *ctx)
 {
-    struct notifier *n = arg;
-    t_sleep_ns(n->delay_ns);
-    nsc_exchange_notify(n->header);
-    return NULL;
+    nsc_context_cancel(ctx, NSC_CANCELED);
 }
 
-TEST(exchange_wait_ends_on_notify_cancel_deadline_timeout_and_close)
+static void stop_word(void *word)
+{
+    nsc_exchange_stop_wait(word);
+}
+
+TEST(exchange_waits_end_on_notify_cancel_stop_deadline_timeout_and_close)
 {
     char path[128];
     temp_path(path, sizeof path, "wait");
@@ -248,15 +247,15 @@ TEST(exchange_wait_ends_on_notify_cancel_deadline_timeout_and_close)
     CHECK_STATUS(nsc_exchange_wait(NULL, (char *) h + 1, seen, -1, 0), NSC_ERR_INVALID);
 
     pthread_t thread;
-    struct notifier n = { h, 20 * NS_PER_MS };
-    t_thread_start(&thread, notify_later, &n);
+    struct later n = { nsc_exchange_notify, h, 20 * NS_PER_MS };
+    t_thread_start(&thread, run_later, &n);
     CHECK_STATUS(nsc_exchange_wait(NULL, h, seen, 10 * NS_PER_S, 0), NSC_OK);
     t_thread_join_within(thread, 10);
     seen = __atomic_load_n(&h->notify, __ATOMIC_ACQUIRE);
 
     nsc_context *ctx = t_ctx_new(NSC_NO_DEADLINE, NULL, 0);
-    struct canceller c = { ctx, 20 * NS_PER_MS };
-    t_thread_start(&thread, cancel_later, &c);
+    struct later c = { cancel_ctx, ctx, 20 * NS_PER_MS };
+    t_thread_start(&thread, run_later, &c);
     int64_t t0 = t_now();
     CHECK_STATUS(nsc_exchange_wait(ctx, h, seen, 10 * NS_PER_S, 50 * NS_PER_MS), NSC_CANCELED);
     CHECK(t_now() - t0 < 5 * NS_PER_S);
@@ -269,6 +268,30 @@ TEST(exchange_wait_ends_on_notify_cancel_deadline_timeout_and_close)
     CHECK(t_now() >= ctx->deadline_ns);
     t_ctx_free(ctx);
 
+    /* The wait without a context (Java's platform-thread consumer): its stop word ends it like a cancel. */
+    uint32_t word = 7;
+    CHECK_STATUS(nsc_exchange_wait_stoppable(h, seen, &word, 7, 20 * NS_PER_MS, 0), NSC_TIMEOUT);
+    CHECK_STATUS(nsc_exchange_wait_stoppable(h, seen, &word, 6, -1, 0), NSC_CANCELED); /* stopped before it began */
+    CHECK_STATUS(nsc_exchange_wait_stoppable(h, seen + 1, &word, 7, -1, 0), NSC_OK);
+    CHECK_STATUS(nsc_exchange_wait_stoppable(h, seen, NULL, 0, -1, 0), NSC_ERR_INVALID);
+    CHECK_STATUS(nsc_exchange_wait_stoppable((char *) h + 1, seen, &word, 7, -1, 0), NSC_ERR_INVALID);
+    CHECK_STATUS(nsc_exchange_wait_stoppable(h, seen, (uint32_t *) ((char *) &word + 1), 7, -1, 0), NSC_ERR_INVALID);
+
+    /* Stopped from another thread while blocked without a timer. */
+    struct later st = { stop_word, &word, 20 * NS_PER_MS };
+    t_thread_start(&thread, run_later, &st);
+    t0 = t_now();
+    CHECK_STATUS(nsc_exchange_wait_stoppable(h, seen, &word, 7, -1, 0), NSC_CANCELED);
+    CHECK(t_now() - t0 < 5 * NS_PER_S);
+    t_thread_join_within(thread, 10);
+    CHECK_EQ(word, 8u);
+
+    n.delay_ns = 20 * NS_PER_MS;
+    t_thread_start(&thread, run_later, &n);
+    CHECK_STATUS(nsc_exchange_wait_stoppable(h, seen, &word, 8, -1, 0), NSC_OK);
+    t_thread_join_within(thread, 10);
+    nsc_exchange_stop_wait(NULL); /* ignored */
+
     /* Closing wakes waiters with PRODUCER_CLOSED: a consumer's own mapping stays valid. */
     nsc_exchange *cons = NULL;
     CHECK_STATUS(nsc_exchange_open(path, 0, &cons), NSC_OK);
@@ -276,6 +299,8 @@ TEST(exchange_wait_ends_on_notify_cancel_deadline_timeout_and_close)
     CHECK_STATUS(nsc_exchange_wait(NULL, nsc_exchange_base(cons, NULL), seen, 10 * NS_PER_S, 0), NSC_OK);
     nsc_xchg_header *hc = nsc_exchange_base(cons, NULL);
     CHECK_STATUS(nsc_exchange_wait(NULL, hc, __atomic_load_n(&hc->notify, __ATOMIC_ACQUIRE), 10 * NS_PER_S, 0),
+                 NSC_XCHG_PRODUCER_CLOSED);
+    CHECK_STATUS(nsc_exchange_wait_stoppable(hc, __atomic_load_n(&hc->notify, __ATOMIC_ACQUIRE), &word, word, -1, 0),
                  NSC_XCHG_PRODUCER_CLOSED);
     nsc_exchange_close(cons);
     unlink(path);

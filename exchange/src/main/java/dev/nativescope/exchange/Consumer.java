@@ -27,9 +27,12 @@ import java.util.Optional;
  * hold it.
  *
  * <p><b>Waiting.</b> {@link #awaitNext(Context, Duration)} optionally spins (reading the notify
- * word) for {@link #spinBeforeBlocking(Duration)}, then blocks in the shim's {@code
- * nsc_exchange_wait} through {@link NativeCall#invoke(Context, CallMode, NativeCall.Downcall)}: one
- * {@code futex_waitv} on the header's notify word (a shared futex), the call's context state word
+ * word) for {@link #spinBeforeBlocking(Duration)}, then blocks. A platform thread under a context
+ * without a deadline calls {@code nsc_exchange_wait_stoppable} directly ({@link PlatformWait}: the
+ * bridge's exit path cost the wake microseconds); otherwise the wait is the shim's {@code
+ * nsc_exchange_wait} through {@link NativeCall#invoke(Context, CallMode, NativeCall.Downcall)}. Either
+ * way it is one {@code futex_waitv} on the header's notify word (a shared futex), a stop word (the
+ * call's context state, or {@link PlatformWait}'s word that a cancel or an interrupt moves)
  * and a word the shim's watcher thread bumps when the producer process exits (it polls the pidfds of
  * the producers being waited for), so a cancel, a deadline, an interrupt or the producer's death ends
  * it at once, and a wait without a timeout or deadline arms no timer (a 2 ms liveness timer used to
@@ -52,6 +55,7 @@ public final class Consumer implements AutoCloseable {
     private long position;
     private long spinNanos;
     private long livenessNanos = 2_000_000;
+    private PlatformWait platformWait;
 
     Consumer(ExchangeFile file) {
         this.file = file;
@@ -231,12 +235,7 @@ public final class Consumer implements AutoCloseable {
             if (until != Long.MAX_VALUE && until - System.nanoTime() <= 0) {
                 return Received.of(ReadStatus.TIMEOUT);
             }
-            long liveness = livenessNanos;
-            long deadline = until;
-            // AUTO: a virtual thread parks (its carrier free) while a native thread blocks in the futex.
-            // The remaining time is taken where the wait runs, so a wait queued for a thread loses it.
-            int status = NativeCall.invoke(context, CallMode.AUTO, ctx -> ExchangeNative.await(ctx, file.header, seen,
-                    deadline == Long.MAX_VALUE ? -1 : Math.max(0, deadline - System.nanoTime()), liveness));
+            int status = block(context, seen, until);
             if (status == NativeStatus.OK.code()) {
                 continue;
             }
@@ -253,6 +252,21 @@ public final class Consumer implements AutoCloseable {
             throw new CorruptExchangeException(file.path, "nsc_exchange_wait returned " + status
                     + " (the header's magic or version changed under the mapping)");
         }
+    }
+
+    /** One blocked wait while the notify word is {@code seen}: @return the shim's status */
+    private int block(Context context, int seen, long until) {
+        long liveness = livenessNanos;
+        if (PlatformWait.applies(context)) {
+            // A platform thread under a context without deadline: straight into futex_waitv (PlatformWait).
+            PlatformWait direct = platformWait == null ? platformWait = new PlatformWait() : platformWait;
+            return direct.await(context, file.header, seen,
+                    until == Long.MAX_VALUE ? -1 : Math.max(0, until - System.nanoTime()), liveness);
+        }
+        // AUTO: a virtual thread parks (its carrier free) while a native thread blocks in the futex.
+        // The remaining time is taken where the wait runs, so a wait queued for a thread loses it.
+        return NativeCall.invoke(context, CallMode.AUTO, ctx -> ExchangeNative.await(ctx, file.header, seen,
+                until == Long.MAX_VALUE ? -1 : Math.max(0, until - System.nanoTime()), liveness));
     }
 
     /** @return true when the notify word moved before {@code untilNanos} */

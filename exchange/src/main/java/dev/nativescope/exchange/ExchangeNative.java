@@ -19,6 +19,8 @@ final class ExchangeNative {
     static final int PRODUCER_CLOSED = ExchangeDescriptor.STATUS_PRODUCER_CLOSED;
 
     private static final MethodHandle WAIT;
+    private static final MethodHandle WAIT_STOPPABLE;
+    private static final MethodHandle STOP_WAIT;
     private static final MethodHandle NOTIFY;
 
     static {
@@ -27,6 +29,10 @@ final class ExchangeNative {
         SymbolLookup lookup = SymbolLookup.loaderLookup();
         WAIT = linker.downcallHandle(find(lookup, "nsc_exchange_wait"), FunctionDescriptor.of(ValueLayout.JAVA_INT,
                 ValueLayout.ADDRESS, ValueLayout.ADDRESS, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG));
+        WAIT_STOPPABLE = linker.downcallHandle(find(lookup, "nsc_exchange_wait_stoppable"), FunctionDescriptor.of(
+                ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT,
+                ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG));
+        STOP_WAIT = linker.downcallHandle(find(lookup, "nsc_exchange_stop_wait"), FunctionDescriptor.ofVoid(ValueLayout.ADDRESS));
         NOTIFY = linker.downcallHandle(find(lookup, "nsc_exchange_notify"), FunctionDescriptor.ofVoid(ValueLayout.ADDRESS));
     }
 
@@ -43,6 +49,25 @@ final class ExchangeNative {
     static int await(MemorySegment context, MemorySegment header, int expected, long timeoutNanos, long livenessNanos)
             throws Throwable {
         return (int) WAIT.invokeExact(context, header, expected, timeoutNanos, livenessNanos);
+    }
+
+    /** nsc_exchange_wait_stoppable: the wait without a context, ended by {@link #stopWait} on {@code stopWord}. */
+    static int awaitStoppable(MemorySegment header, int expected, MemorySegment stopWord, int stopSeen, long timeoutNanos,
+                              long livenessNanos) {
+        try {
+            return (int) WAIT_STOPPABLE.invokeExact(header, expected, stopWord, stopSeen, timeoutNanos, livenessNanos);
+        } catch (Throwable e) {
+            throw new IllegalStateException("nsc_exchange_wait_stoppable failed: " + e, e);
+        }
+    }
+
+    /** nsc_exchange_stop_wait: stopWord += 1 (seq_cst) and FUTEX_WAKE_PRIVATE, from any thread. */
+    static void stopWait(MemorySegment stopWord) {
+        try {
+            STOP_WAIT.invokeExact(stopWord);
+        } catch (Throwable e) {
+            throw new IllegalStateException("nsc_exchange_stop_wait failed: " + e, e);
+        }
     }
 
     /** nsc_exchange_notify: notify += 1 (seq_cst) and FUTEX_WAKE on the shared mapping. */

@@ -7,6 +7,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 
 /** Starts child processes for the two-process tests: a JVM running {@link ExchangeChild}, or Python. */
 final class Children {
@@ -35,6 +36,11 @@ final class Children {
     }
 
     static Process python(String script, String... args) throws IOException {
+        return python(Map.of(), script, args);
+    }
+
+    /** Python with extra environment variables (e.g. NSC_EXCHANGE_CAS). */
+    static Process python(Map<String, String> env, String script, String... args) throws IOException {
         List<String> command = new ArrayList<>();
         command.add(System.getProperty("nsc.test.python", "python3"));
         command.add("-c");
@@ -43,6 +49,7 @@ final class Children {
         ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true);
         builder.environment().put("PYTHONPATH", System.getProperty("nsc.exchange.python.dir", "src/main/python"));
         builder.environment().put("PYTHONDONTWRITEBYTECODE", "1");
+        builder.environment().putAll(env);
         return builder.start();
     }
 

@@ -7,11 +7,15 @@ import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.io.PrintWriter;
 import java.time.Duration;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** The shipped Python module (src/main/python/nativescope_exchange.py, Debian's python3-numpy) against Java. */
 class PythonInteropTest {
@@ -35,6 +39,12 @@ class PythonInteropTest {
     @AfterEach
     void delete() throws Exception {
         TensorExchange.delete(file);
+    }
+
+    /** Python ends within a minute with status 0 (its output in the failure message). */
+    private static void exitsCleanly(Process python) throws Exception {
+        assertThat(python.waitFor(60, TimeUnit.SECONDS)).isTrue();
+        assertThat(python.exitValue()).as(new String(python.getInputStream().readAllBytes(), StandardCharsets.UTF_8)).isZero();
     }
 
     @Test
@@ -101,8 +111,7 @@ class PythonInteropTest {
                 }
                 assertThat(consumer.awaitNext(Duration.ofSeconds(30)).status()).isEqualTo(ReadStatus.PRODUCER_CLOSED);
             }
-            assertThat(python.waitFor(60, TimeUnit.SECONDS)).isTrue();
-            assertThat(python.exitValue()).as(new String(python.getInputStream().readAllBytes(), StandardCharsets.UTF_8)).isZero();
+            exitsCleanly(python);
         } finally {
             python.destroyForcibly().waitFor();
         }
@@ -143,5 +152,185 @@ class PythonInteropTest {
                 l -> assertThat(l).contains("format:", "truncated or resized"),
                 l -> assertThat(l).contains("permission:", "other users can write"),
                 l -> assertThat(l).contains("format:", "outside the slot"));
+    }
+
+    /**
+     * A Python consumer's lease (Exchange.lease, a CAS on the header's table) holds its slot against
+     * the Java producer, with either compare-and-swap the module can use; a view overwritten before
+     * the lease took hold is refused (None).
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"code", "libatomic"})
+    void aJavaProducerSkipsASlotLeasedByAPythonConsumer(String cas) throws Exception {
+        String script = PATTERN + """
+                x = nx.Exchange.open(sys.argv[1])
+                assert nx._cas.backend == sys.argv[2], nx._cas.backend
+                stale = x.latest()
+                print("read", stale.slot, stale.version, flush=True)
+                sys.stdin.readline()                         # the producer lapped the slot meanwhile
+                print("stale", x.lease(stale), flush=True)
+                r = x.latest()
+                lease = x.lease(r)
+                expected = pattern(r.version, r.array.nbytes)
+                print("leased", r.slot, r.version, lease.entry, flush=True)
+                sys.stdin.readline()                         # 20 more versions published meanwhile
+                assert r.still_valid(), "overwritten while leased"
+                assert (np.frombuffer(r.array.tobytes(), np.uint8) == expected).all()
+                with lease:
+                    pass
+                assert x._u32(nx.OFF_LEASES + lease.entry * nx.LEASE_LENGTH) == 0
+                print("released", flush=True)
+                """;
+        try (Producer producer = TensorExchange.create(file, 3, 8192);
+             Consumer consumer = TensorExchange.openConsumer(file)) {
+            TensorExchangeTest.publish(producer, 1);
+            int firstSlot = consumer.latest().slot();
+            Process python = Children.python(Map.of("NSC_EXCHANGE_CAS", cas), script, file.toString(), cas);
+            try {
+                BufferedReader out = new BufferedReader(new InputStreamReader(python.getInputStream(), StandardCharsets.UTF_8));
+                PrintWriter in = new PrintWriter(python.getOutputStream(), true, StandardCharsets.UTF_8);
+                assertThat(out.readLine()).isEqualTo("read " + firstSlot + " 1");
+                TensorExchangeTest.publish(producer, 2, 4); // round-robin over 3 slots: version 4 reuses version 1's
+                in.println();
+                assertThat(out.readLine()).isEqualTo("stale None");
+                Received leased = consumer.latest();
+                String[] line = out.readLine().split(" ");
+                assertThat(line).as(String.join(" ", line)).hasSize(4).startsWith("leased", Integer.toString(leased.slot()), "4");
+                int entry = Integer.parseInt(line[3]);
+                assertThat(producer.mapping().get(java.lang.foreign.ValueLayout.JAVA_INT, Leases.entry(entry)))
+                        .as("the entry names the Python process").isEqualTo((int) python.pid());
+                for (long v = 5; v <= 24; v++) {
+                    TensorExchangeTest.publish(producer, v);
+                    assertThat(leased.isStillValid()).as("after version %d", v).isTrue();
+                }
+                in.println();
+                String rest = out.readLine() + new String(python.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+                assertThat(python.waitFor(60, TimeUnit.SECONDS)).isTrue();
+                assertThat(rest).startsWith("released");
+                assertThat(python.exitValue()).as(rest).isZero();
+            } finally {
+                python.destroyForcibly().waitFor();
+            }
+            TensorExchangeTest.publish(producer, 25, 30);
+            assertThat(consumer.latest().version()).isEqualTo(30);
+        }
+    }
+
+    /** The Python producer honours a Java consumer's lease (its odd seq store is a CAS: Dekker with the taker). */
+    @Test
+    void aPythonProducerSkipsASlotLeasedByAJavaConsumer() throws Exception {
+        String script = PATTERN + """
+                x = nx.Exchange.create(sys.argv[1], 3, 8192)
+                v = 0
+                def publish(n):
+                    global v
+                    for _ in range(n):
+                        v += 1
+                        a = x.claim(dtype(v), shape(v))
+                        a.reshape(-1).view(np.uint8)[:] = pattern(v, a.nbytes)
+                        assert x.publish() == v
+                publish(1)
+                print("ready", flush=True)
+                for line in sys.stdin:
+                    publish(int(line))
+                    print("published", v, flush=True)
+                x.close()
+                """;
+        Process python = Children.python(script, file.toString());
+        try {
+            BufferedReader out = new BufferedReader(new InputStreamReader(python.getInputStream(), StandardCharsets.UTF_8));
+            PrintWriter in = new PrintWriter(python.getOutputStream(), true, StandardCharsets.UTF_8);
+            assertThat(out.readLine()).isEqualTo("ready");
+            try (Consumer consumer = TensorExchange.openConsumer(file)) {
+                Received first = consumer.latest();
+                try (Lease lease = consumer.lease(first).orElseThrow()) {
+                    in.println(20);
+                    assertThat(out.readLine()).isEqualTo("published 21");
+                    assertThat(first.isStillValid()).as("the Python producer reused a leased slot").isTrue();
+                    assertThat(Pattern.mismatch(first.tensor().data(), 1)).isEqualTo(-1);
+                    assertThat(lease.received().version()).isEqualTo(1);
+                }
+                in.println(6);
+                assertThat(out.readLine()).isEqualTo("published 27");
+                assertThat(first.isStillValid()).as("released: the slot is reused").isFalse();
+            }
+            in.close();
+            exitsCleanly(python);
+        } finally {
+            python.destroyForcibly().waitFor();
+        }
+    }
+
+    /**
+     * The lease-entry race of the Python producer: it reads an entry's pid, slot and start in three
+     * loads, so the holder may release the entry and another consumer take it in between; the stale
+     * start then fails the liveness check. The producer must not free the new holder's lease (a
+     * plain store of 0 did; a CAS from the pid it read does not). The interleaving is forced by a
+     * liveness check that re-takes the entry before answering.
+     */
+    @Test
+    void thePythonProducerNeverFreesALeaseTakenWhileItChecked() throws Exception {
+        String script = """
+                import os, sys, nativescope_exchange as nx
+                x = nx.Exchange.create(sys.argv[1], 3, 8192)
+                x.publish_array([1.0])
+                e = nx.OFF_LEASES
+                x._set_u32(e + nx.LEASE_OFF_SLOT, 1)
+                x._set_u64(e + nx.LEASE_OFF_START, 1)           # the first holder, about to release
+                x._set_u32(e + nx.LEASE_OFF_PID, os.getppid())
+                real = nx.process_alive
+                def retaken_while_checking(pid, start):
+                    # The first holder releases, a second consumer (this process) takes the entry for slot 1.
+                    x._set_u32(e + nx.LEASE_OFF_SLOT, 0xFFFFFFFF); x._set_u64(e + nx.LEASE_OFF_START, 0)
+                    x._set_u32(e + nx.LEASE_OFF_PID, os.getpid())  # (a CAS from 0 in a real taker)
+                    x._set_u64(e + nx.LEASE_OFF_START, nx._SELF_START); x._set_u32(e + nx.LEASE_OFF_SLOT, 1)
+                    nx.process_alive = real
+                    return False                                  # what the old holder's pid with the new start gives
+                nx.process_alive = retaken_while_checking
+                held = x._leased(1)
+                print("pid", x._u32(e + nx.LEASE_OFF_PID) == os.getpid(), "held", x._leased(1), "first", held, flush=True)
+                x.close()
+                """;
+        Process python = Children.python(script, file.toString());
+        try {
+            String out = new String(python.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            assertThat(python.waitFor(60, TimeUnit.SECONDS)).isTrue();
+            assertThat(python.exitValue()).as(out).isZero();
+            assertThat(out.strip()).as("the new holder's entry survives and holds the slot").isEqualTo("pid True held True first False");
+        } finally {
+            python.destroyForcibly().waitFor();
+        }
+    }
+
+    /** A Python consumer killed while it holds a lease leaves nothing behind: the Java producer frees its entry. */
+    @Test
+    void aPythonConsumerKilledHoldingALeaseLeavesNothingBehind() throws Exception {
+        String script = """
+                import sys, time, nativescope_exchange as nx
+                x = nx.Exchange.open(sys.argv[1])
+                r = x.latest()
+                lease = x.lease(r)
+                print("leased", r.slot, lease.entry, flush=True)
+                time.sleep(600)
+                """;
+        try (Producer producer = TensorExchange.create(file, 3, 8192);
+             Consumer consumer = TensorExchange.openConsumer(file)) {
+            TensorExchangeTest.publish(producer, 1);
+            Received first = consumer.latest();
+            Process python = Children.python(script, file.toString());
+            int entry;
+            try {
+                String[] line = Children.firstLine(python).split(" ");
+                assertThat(line[0]).as(String.join(" ", line)).isEqualTo("leased");
+                entry = Integer.parseInt(line[2]);
+                TensorExchangeTest.publish(producer, 2, 6);
+                assertThat(first.isStillValid()).as("held by the live Python process").isTrue();
+            } finally {
+                python.destroyForcibly().waitFor();
+            }
+            TensorExchangeTest.publish(producer, 7, 12);
+            assertThat(first.isStillValid()).as("the dead holder's slot is reused").isFalse();
+            assertThat(producer.mapping().get(java.lang.foreign.ValueLayout.JAVA_INT, Leases.entry(entry))).isZero();
+        }
     }
 }

@@ -2,6 +2,7 @@ package dev.nativescope.exchange;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.fail;
 
 import dev.nativescope.CancellableContext;
 import dev.nativescope.Context;
@@ -15,6 +16,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
+import java.util.SplittableRandom;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
@@ -24,6 +26,7 @@ import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.concurrent.locks.LockSupport;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -31,6 +34,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 class TensorExchangeTest {
+    private static final int STRESS_ITERATIONS = 1500;
     private Path file;
 
     @BeforeEach
@@ -235,6 +239,82 @@ class TensorExchangeTest {
         }
     }
 
+    /**
+     * The platform thread's direct wait ({@link PlatformWait}) raced against what ends it: a
+     * publication, a cancel of the waiter's context, an interrupt of the waiter, each from another
+     * thread after a random delay (0 to 300 us, so also before the wait blocks), and both a
+     * publication and a cancel at once. No end is lost (every wait has a 10 s bound, which would show
+     * as TIMEOUT), each ends with its own outcome, and a stop that runs late never spoils the next wait.
+     */
+    @Test
+    void publicationsCancelsAndInterruptsRacingTheWaitAreNeverLost() throws Exception {
+        long seed = System.nanoTime();
+        SplittableRandom random = new SplittableRandom(seed);
+        Thread waiter = Thread.currentThread();
+        int[] outcomes = new int[4];
+        try (Producer producer = TensorExchange.create(file, 4, 8192);
+             Consumer consumer = TensorExchange.openConsumer(file);
+             ExecutorService other = Executors.newSingleThreadExecutor()) {
+            long version = 0;
+            for (int i = 0; i < STRESS_ITERATIONS; i++) {
+                int kind = random.nextInt(4);
+                long delay = random.nextLong(300_000);
+                String what = "iteration " + i + ", kind " + kind + ", delay " + delay + " ns, seed " + seed;
+                try (CancellableContext ctx = Context.background().withCancel()) {
+                    long next = version + 1;
+                    Future<?> event = other.submit(() -> {
+                        LockSupport.parkNanos(delay);
+                        switch (kind) {
+                            case 0 -> TensorExchangeTest.publish(producer, next);
+                            case 1 -> ctx.cancel();
+                            case 2 -> waiter.interrupt();
+                            default -> {
+                                TensorExchangeTest.publish(producer, next);
+                                ctx.cancel();
+                            }
+                        }
+                    });
+                    Received received = null;
+                    Throwable stopped = null;
+                    try {
+                        received = consumer.awaitNext(ctx, Duration.ofSeconds(10));
+                    } catch (CancellationException e) {
+                        stopped = e;
+                    }
+                    // Cleared for the next iteration (and for get()); in kind 2 only the interrupt ends the wait.
+                    boolean interrupted = Thread.interrupted();
+                    event.get(10, TimeUnit.SECONDS);
+                    if (kind == 0 || kind == 3) {
+                        version = next; // published either way; the cancel may win the race in kind 3
+                    }
+                    if (received != null) {
+                        assertThat(received.status()).as(what).isEqualTo(ReadStatus.OK);
+                        assertThat(received.version()).as(what).isEqualTo(next);
+                        assertThat(kind == 0 || kind == 3).as(what + ": a tensor without a publication").isTrue();
+                        outcomes[kind]++;
+                    } else {
+                        assertThat(kind).as(what + ": stopped without a stop").isIn(1, 2, 3);
+                        if (kind == 2) {
+                            assertThat(interrupted).as(what + ": the interrupt status stays set").isTrue();
+                            assertThat(stopped.getCause()).as(what).isInstanceOf(InterruptedException.class);
+                        }
+                        outcomes[kind]++;
+                    }
+                    if (kind == 3 && received == null) {
+                        consumer.seek(next); // the tensor came with the cancel: skip it
+                    }
+                }
+            }
+            assertThat(consumer.position()).isEqualTo(version);
+            // A late stop of an earlier wait ends the next one early at most, which reads as "look again".
+            TensorExchangeTest.publish(producer, version + 1);
+            assertThat(consumer.awaitNext(Duration.ofSeconds(10)).version()).isEqualTo(version + 1);
+        } catch (AssertionError e) {
+            fail("seed " + seed + ": " + e.getMessage(), e);
+        }
+        assertThat(outcomes[0] + outcomes[1] + outcomes[2] + outcomes[3]).isEqualTo(STRESS_ITERATIONS);
+    }
+
     @Test
     void spinningWaitSeesAPublication() throws Exception {
         try (Producer producer = TensorExchange.create(file, 2, 8192);
@@ -250,6 +330,13 @@ class TensorExchangeTest {
         Producer.Slot slot = producer.claim(Pattern.dtype(v), Pattern.shape(v));
         Pattern.fill(slot.tensor().data(), v);
         slot.publish();
+    }
+
+    /** Publishes versions {@code from..to} (inclusive). */
+    static void publish(Producer producer, long from, long to) {
+        for (long v = from; v <= to; v++) {
+            publish(producer, v);
+        }
     }
 
     static void markClosed(Path file) throws Exception {

@@ -1,5 +1,7 @@
 package dev.nativescope.benchmarks.exchange;
 
+import dev.nativescope.CancellableContext;
+import dev.nativescope.Context;
 import dev.nativescope.exchange.Consumer;
 import dev.nativescope.exchange.Producer;
 import dev.nativescope.exchange.ReadStatus;
@@ -62,7 +64,12 @@ import org.agrona.concurrent.UnsafeBuffer;
  *     process) with a busy-spin and with Aeron's default back-off idle strategy, all at the same
  *     rate.</li>
  * <li>{@code blocked}: the blocked consumer (platform and virtual thread) against the C FUTEX_WAIT floor in
- *     {@code pairs} alternating rounds, with the per-round ratios (the goal: within 1.5x of the floor).</li>
+ *     {@code pairs} alternating rounds, with the per-round ratios (the goal: within 1.5x of the floor); also
+ *     the platform thread under a context with a far deadline ({@code block-bridged}), which waits through
+ *     the call bridge as every wait did before {@code PlatformWait}, and with a far timeout ({@code block-timed}).</li>
+ * <li>{@code interleaved}: one producer stream, the platform-thread consumer alternating message by message
+ *     between the direct wait and the bridged one (far deadline), in {@code pairs} rounds: the two paths under
+ *     the same scheduling, which the per-round cases of {@code blocked} do not share.</li>
  * <li>{@code handoff}: time from "the producer has the tensor in memory" to "the consumer can read
  *     it" for 4 KiB, 1 MiB and 64 MiB, through the exchange (the producer writes into the slot, then
  *     publishes) and through a UNIX domain socket (write of the bytes, read into a buffer of the
@@ -93,6 +100,9 @@ public final class ExchangeLatency {
         }
         if (what.equals("blocked")) {
             blocked(o);
+        }
+        if (what.equals("interleaved")) {
+            interleaved(o);
         }
         if (what.equals("handoff") || what.equals("all")) {
             handoff(o);
@@ -182,7 +192,7 @@ public final class ExchangeLatency {
                 + o.messages() + " messages, one per " + o.intervalMicros() + " us (us)");
         System.out.println(Stats.HEADER);
         Path floor = buildFloor();
-        List<String> cases = List.of("floor", "block", "block-virtual");
+        List<String> cases = List.of("floor", "block", "block-bridged", "block-timed", "block-virtual");
         double[][] p50 = new double[cases.size()][o.pairs()];
         double[][] p90 = new double[cases.size()][o.pairs()];
         for (int round = 0; round < o.pairs(); round++) {
@@ -199,8 +209,7 @@ public final class ExchangeLatency {
                     stats = Stats.fromFloorLine("round " + round + ": C futex word, FUTEX_WAIT", line);
                 } else {
                     Stats e = exchangeWake(o, cases.get(c));
-                    stats = new Stats("round " + round + ": " + e.name().replace("nativescope exchange, ", "exchange, "),
-                            e.n(), e.p50(), e.p90(), e.p99(), e.p999(), e.max());
+                    stats = e.renamed("round " + round + ": " + e.name().replace("nativescope exchange, ", "exchange, "));
                 }
                 p50[c][round] = stats.p50();
                 p90[c][round] = stats.p90();
@@ -218,6 +227,26 @@ public final class ExchangeLatency {
                     cases.get(c), ratios(r50), median(r50), ratios(r90), median(r90));
         }
     }
+
+    /** The direct and the bridged wait alternating per message behind one producer: their p50 ratio per round. */
+    static void interleaved(Options o) throws Exception {
+        System.out.println("## blocked wake, direct (PlatformWait) and bridged (far deadline) waits alternating per message, "
+                + o.pairs() + " rounds (us)");
+        System.out.println(Stats.HEADER);
+        double[] ratio = new double[o.pairs()];
+        for (int round = 0; round < o.pairs(); round++) {
+            INTERLEAVED_BRIDGED[0] = null;
+            Stats direct = exchangeWake(o, "block-interleaved");
+            Stats bridged = INTERLEAVED_BRIDGED[0];
+            System.out.println(direct.renamed("round " + round + ": direct (awaitNext, no deadline)"));
+            System.out.println(bridged.renamed("round " + round + ": bridged (awaitNext, far deadline)"));
+            ratio[round] = bridged.p50() / direct.p50();
+        }
+        System.out.printf("# bridged / direct, same stream: p50 ratios %s (median %.2f)%n", ratios(ratio), median(ratio));
+    }
+
+    /** The bridged half of the last {@code block-interleaved} run (its direct half is returned). */
+    private static final Stats[] INTERLEAVED_BRIDGED = new Stats[1];
 
     private static String ratios(double[] r) {
         StringBuilder b = new StringBuilder();
@@ -267,8 +296,13 @@ public final class ExchangeLatency {
             expectLine(child, "ready");
             long total = o.messages() + o.warmup();
             long[] latencies = new long[o.messages()];
+            long[] bridgedLatencies = new long[o.messages()];
             int n = 0;
-            try (Consumer consumer = TensorExchange.openConsumer(file)) {
+            int nb = 0;
+            boolean interleave = mode.equals("block-interleaved");
+            try (Consumer consumer = TensorExchange.openConsumer(file);
+                 CancellableContext bridged = mode.equals("block-bridged") || interleave
+                         ? Context.background().withTimeout(Duration.ofHours(1)) : null) {
                 if (mode.equals("spin-then-block")) {
                     consumer.spinBeforeBlocking(Duration.ofNanos(o.spinMicros() * 1000));
                 }
@@ -284,6 +318,10 @@ public final class ExchangeLatency {
                                 Thread.onSpinWait();
                             }
                         } while (r.status() == ReadStatus.EMPTY);
+                    } else if (mode.equals("block-timed")) {
+                        r = consumer.awaitNext(Duration.ofHours(1)); // as "block", with a far timer armed per wait
+                    } else if (bridged != null && (!interleave || (last & 1) == 1)) {
+                        r = consumer.awaitNext(bridged, null); // a deadline: through NativeCall.invoke
                     } else {
                         r = consumer.awaitNext(); // no timeout: no timer armed; a dead producer still ends it
                     }
@@ -295,16 +333,25 @@ public final class ExchangeLatency {
                         throw new IllegalStateException("exchange wake: " + r.status() + " after version " + last);
                     }
                     long stamp = r.tensor().data().get(ValueLayout.JAVA_LONG, 0);
+                    boolean viaBridge = interleave && (last & 1) == 1; // the mode the wait for this version ran in
                     last = r.version();
-                    if (last > o.warmup() && n < latencies.length) {
+                    if (viaBridge && last > o.warmup() && nb < bridgedLatencies.length) {
+                        bridgedLatencies[nb++] = now - stamp;
+                    } else if (last > o.warmup() && n < latencies.length) {
                         latencies[n++] = now - stamp;
                     }
                 }
             }
             finish(child);
+            if (interleave) {
+                INTERLEAVED_BRIDGED[0] = Stats.of("bridged", Arrays.copyOf(bridgedLatencies, nb));
+            }
             return Stats.of("nativescope exchange, " + switch (mode) {
                         case "spin" -> "spinning (next())";
                         case "block" -> "blocked (awaitNext)";
+                        case "block-bridged" -> "blocked (awaitNext), far deadline: bridge";
+                        case "block-timed" -> "blocked (awaitNext), far timeout";
+                        case "block-interleaved" -> "blocked (awaitNext), direct half of the interleaved run";
                         case "block-virtual" -> "blocked (awaitNext), virtual thread";
                         default -> "awaitNext, spinBeforeBlocking " + o.spinMicros() + " us";
                     },
@@ -695,6 +742,10 @@ public final class ExchangeLatency {
             int n = s.length;
             return new Stats(name, n, s[n / 2] / 1e3, s[(int) (n * 0.90)] / 1e3, s[(int) (n * 0.99)] / 1e3,
                     s[Math.min(n - 1, (int) (n * 0.999))] / 1e3, s[n - 1] / 1e3);
+        }
+
+        Stats renamed(String newName) {
+            return new Stats(newName, n, p50, p90, p99, p999, max);
         }
 
         static Stats fromFloorLine(String name, String line) {
