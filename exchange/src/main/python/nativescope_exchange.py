@@ -26,11 +26,12 @@ and the two store-then-load (Dekker) points, the producer's odd sequence
 store before it reads the lease table and a lease taker's slot store before
 it re-reads the sequence, use a compare-and-swap: `lock cmpxchg`, the
 instruction Java's and C's CAS compile to, so all three agree on the same
-words. It is a 7-byte function of our own, called through ctypes from a page
-mapped executable for it (see _Cas); where the system refuses executable
-anonymous memory, libatomic's __atomic_compare_exchange_4 (Debian's
-libatomic1) is used instead (NSC_EXCHANGE_CAS=code or libatomic picks one),
-and without either, lease() raises (reading and producing do not need it).
+words. It is libatomic's __atomic_compare_exchange_4 (Debian's libatomic1, there
+wherever GCC's runtime is), called through ctypes; without libatomic, a
+7-byte function of our own in a page mapped executable for it (see _Cas;
+systems that refuse executable anonymous memory refuse that too);
+NSC_EXCHANGE_CAS=libatomic or code picks one, and without either, lease()
+raises (reading and producing do not need it).
 
 Views stay readable while the Exchange is open; a slot is reused after
 slots - 1 further publications: check still_valid() after reading, or hold
@@ -107,13 +108,7 @@ class _Cas:
     def __init__(self, backend=None):
         self.backend, self.problem, self._fn, self._atomic = None, None, None, None
         problems = []
-        if backend in (None, "code"):
-            try:
-                self._fn = self._map_code()
-                self.backend = "code"
-            except OSError as e:
-                problems.append("executable page refused (%s)" % e)
-        if self.backend is None and backend in (None, "libatomic"):
+        if backend in (None, "libatomic"):
             try:
                 lib = ctypes.CDLL("libatomic.so.1")
                 f = getattr(lib, "__atomic_compare_exchange_4")  # getattr: a literal __name would be mangled here
@@ -122,6 +117,12 @@ class _Cas:
                 self._atomic, self.backend = f, "libatomic"
             except (OSError, AttributeError) as e:
                 problems.append("no libatomic.so.1 (%s)" % e)
+        if self.backend is None and backend in (None, "code"):
+            try:
+                self._fn = self._map_code()
+                self.backend = "code"
+            except OSError as e:
+                problems.append("executable page refused (%s)" % e)
         if self.backend is None:
             self.problem = "; ".join(problems) or "unknown backend %r" % backend
 
@@ -150,7 +151,7 @@ class _Cas:
         return seen.value  # left as expected on success, the value found on failure
 
 
-# NSC_EXCHANGE_CAS=code|libatomic picks one (tests run both); unset: the code page, else libatomic.
+# NSC_EXCHANGE_CAS=libatomic|code picks one (tests run both); unset: libatomic, else the code page.
 _cas = _Cas(os.environ.get("NSC_EXCHANGE_CAS") or None)
 
 
