@@ -31,6 +31,11 @@
  *         before the store. The floor of a cancel of a spinning call: the same
  *         thread choreography as CancelLatencyBenchmark.cancelSpin, with a
  *         plain store instead of nativescope's cancel.
+ *   wokenEventfdWake: eventfdWake with the same choreography: the waiter
+ *         pthread is woken per sample through an eventfd (as the Java worker
+ *         is unparked), announces itself and blocks in poll; the caller waits
+ *         for the announcement, lets settle_ns pass, writes the eventfd and
+ *         blocks until the waiter reports. The floor of the paired fd cases.
  */
 #define _GNU_SOURCE
 #include <jni.h>
@@ -240,6 +245,31 @@ static void spin_init(void)
     spin_ok = start_detached(stop_spinner);
 }
 
+/*
+ * The worker's choreography, shared by the spinStop and wokenEventfdWake floors:
+ * wakes the floor's thread through start_fd (as the benchmark unparks its
+ * worker), waits until it sets *announced (spin, then yield, as
+ * Worker.awaitInCall), then lets settle_ns pass. The thread is blocked in read
+ * on start_fd when this is called, so the reset of *announced races with nothing.
+ * @return 0, or -1 when the wake-up could not be written
+ */
+static int start_and_settle(int start_fd, int *announced, int64_t settle_ns)
+{
+    __atomic_store_n(announced, 0, __ATOMIC_RELAXED);
+    const uint64_t one = 1;
+    if (write(start_fd, &one, sizeof one) != (ssize_t) sizeof one) {
+        return -1;
+    }
+    for (int spins = 0; !__atomic_load_n(announced, __ATOMIC_ACQUIRE); spins++) {
+        if (spins > 1000) {
+            sched_yield();
+        }
+        __builtin_ia32_pause();
+    }
+    sleep_ns(settle_ns);
+    return 0;
+}
+
 /* @return ns from just before the store to the spinner's clock read after it saw it, or -1 on error */
 JNIEXPORT jlong JNICALL Java_dev_nativescope_benchmarks_JniNoop_spinStop(JNIEnv *env, jclass clazz, jlong settle_ns)
 {
@@ -249,21 +279,11 @@ JNIEXPORT jlong JNICALL Java_dev_nativescope_benchmarks_JniNoop_spinStop(JNIEnv 
     if (!spin_ok) {
         return -1;
     }
-    /* The spinner is blocked in read: nothing races with these resets. */
+    /* The spinner is blocked in read: nothing races with this reset. */
     __atomic_store_n(&spin_stop_flag, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&spin_running, 0, __ATOMIC_RELAXED);
-    const uint64_t one = 1;
-    if (write(spin_start_fd, &one, sizeof one) != (ssize_t) sizeof one) {
+    if (start_and_settle(spin_start_fd, &spin_running, settle_ns) != 0) {
         return -1;
     }
-    /* As Worker.awaitInCall: spin, then yield, until the spinner announces itself. */
-    for (int spins = 0; !__atomic_load_n(&spin_running, __ATOMIC_ACQUIRE); spins++) {
-        if (spins > 1000) {
-            sched_yield();
-        }
-        __builtin_ia32_pause();
-    }
-    sleep_ns(settle_ns);
     spin_caller_cpu = sched_getcpu();
     const int64_t start = now_ns();
     __atomic_store_n(&spin_stop_flag, 1, __ATOMIC_RELEASE);
@@ -279,4 +299,75 @@ JNIEXPORT jboolean JNICALL Java_dev_nativescope_benchmarks_JniNoop_spinStopSameC
     (void) env;
     (void) clazz;
     return spin_spinner_cpu == spin_caller_cpu ? JNI_TRUE : JNI_FALSE;
+}
+
+/* ---------------------------------------------------------------------------
+ * The fd floor with the worker's choreography (wokenEventfdWake)
+ * ------------------------------------------------------------------------- */
+
+static int woken_start_fd = -1;
+static int woken_wake_fd = -1;
+static int woken_reply_fd = -1;
+static int woken_polling;
+static int64_t woken_at;
+static pthread_once_t woken_once = PTHREAD_ONCE_INIT;
+static int woken_ok;
+
+static void *woken_waiter(void *arg)
+{
+    (void) arg;
+    for (;;) {
+        uint64_t v;
+        if (read(woken_start_fd, &v, sizeof v) != (ssize_t) sizeof v) {
+            continue;
+        }
+        __atomic_store_n(&woken_polling, 1, __ATOMIC_RELEASE);
+        struct pollfd p = { .fd = woken_wake_fd, .events = POLLIN, .revents = 0 };
+        while (poll(&p, 1, -1) != 1) {
+        }
+        const int64_t t = now_ns();
+        while (read(woken_wake_fd, &v, sizeof v) != (ssize_t) sizeof v) {
+        }
+        __atomic_store_n(&woken_at, t, __ATOMIC_RELEASE);
+        const uint64_t one = 1;
+        while (write(woken_reply_fd, &one, sizeof one) < 0) {
+        }
+    }
+    return NULL;
+}
+
+static void woken_init(void)
+{
+    woken_start_fd = eventfd(0, EFD_CLOEXEC);
+    woken_wake_fd = eventfd(0, EFD_CLOEXEC);
+    woken_reply_fd = eventfd(0, EFD_CLOEXEC);
+    if (woken_start_fd < 0 || woken_wake_fd < 0 || woken_reply_fd < 0) {
+        return;
+    }
+    /* Lives until the JVM exits: one per process, blocked in read between samples. */
+    woken_ok = start_detached(woken_waiter);
+}
+
+/* @return ns from just before the write to the waiter's clock read after poll returned, or -1 on error */
+JNIEXPORT jlong JNICALL Java_dev_nativescope_benchmarks_JniNoop_wokenEventfdWake(JNIEnv *env, jclass clazz,
+                                                                                 jlong settle_ns)
+{
+    (void) env;
+    (void) clazz;
+    pthread_once(&woken_once, woken_init);
+    if (!woken_ok) {
+        return -1;
+    }
+    if (start_and_settle(woken_start_fd, &woken_polling, settle_ns) != 0) {
+        return -1;
+    }
+    const int64_t start = now_ns();
+    const uint64_t one = 1;
+    if (write(woken_wake_fd, &one, sizeof one) != (ssize_t) sizeof one) {
+        return -1;
+    }
+    uint64_t v;
+    while (read(woken_reply_fd, &v, sizeof v) != (ssize_t) sizeof v) {
+    }
+    return (jlong) (__atomic_load_n(&woken_at, __ATOMIC_ACQUIRE) - start);
 }

@@ -278,13 +278,16 @@ public class CancelLatencyBenchmark {
         paired(false, true);
     }
 
-    /** (b) beside {@link Floors#eventfdWake}, alternated as in {@link #cancelSpinPaired}. */
+    /**
+     * (b) beside an eventfd wake with the worker's choreography ({@code JniNoop.wokenEventfdWake}: the C
+     * waiter woken per sample, as the worker is), alternated as in {@link #cancelSpinPaired}.
+     */
     @Benchmark
     public void cancelFdPaired() {
         paired(true, false);
     }
 
-    /** (c)/(d) beside {@link Floors#eventfdWake}, alternated as in {@link #cancelSpinPaired}. */
+    /** (c)/(d) beside the same floor as {@link #cancelFdPaired}. */
     @Benchmark
     public void interruptFdPaired() {
         paired(true, true);
@@ -303,7 +306,7 @@ public class CancelLatencyBenchmark {
 
     private void floorSample(boolean fd) {
         JniNoop.ensureLoaded();
-        long nanos = fd ? JniNoop.eventfdWake(SETTLE_NANOS) : JniNoop.spinStop(SETTLE_NANOS);
+        long nanos = fd ? JniNoop.wokenEventfdWake(SETTLE_NANOS) : JniNoop.spinStop(SETTLE_NANOS);
         if (nanos < 0 || !measuring) {
             return;
         }

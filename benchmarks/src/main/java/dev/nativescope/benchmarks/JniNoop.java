@@ -61,6 +61,15 @@ final class JniNoop {
      */
     static native long spinStop(long settleNanos);
 
+    /**
+     * {@link #eventfdWake} with the worker's choreography: the C waiter is woken per sample, announces
+     * itself and blocks in {@code poll}; this thread waits for that, sleeps {@code settleNanos},
+     * writes the eventfd and blocks until the waiter reports.
+     *
+     * @return ns from just before the write to the waiter's clock read after {@code poll} returned, -1 on error
+     */
+    static native long wokenEventfdWake(long settleNanos);
+
     /** {@return whether the last {@link #spinStop} sample's spinner saw the store on this thread's CPU} */
     static native boolean spinStopSameCpu();
 
