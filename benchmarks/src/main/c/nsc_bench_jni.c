@@ -212,15 +212,20 @@ static int spin_caller_cpu;
 static pthread_once_t spin_once = PTHREAD_ONCE_INIT;
 static int spin_ok;
 
+/* The floor thread's side of start_and_settle: blocks until woken, then announces itself. */
+static void await_start(int start_fd, int *announced)
+{
+    uint64_t v;
+    while (read(start_fd, &v, sizeof v) != (ssize_t) sizeof v) {
+    }
+    __atomic_store_n(announced, 1, __ATOMIC_RELEASE);
+}
+
 static void *stop_spinner(void *arg)
 {
     (void) arg;
     for (;;) {
-        uint64_t v;
-        if (read(spin_start_fd, &v, sizeof v) != (ssize_t) sizeof v) {
-            continue;
-        }
-        __atomic_store_n(&spin_running, 1, __ATOMIC_RELEASE);
+        await_start(spin_start_fd, &spin_running);
         while (!__atomic_load_n(&spin_stop_flag, __ATOMIC_ACQUIRE)) {
             __builtin_ia32_pause();
         }
@@ -317,11 +322,8 @@ static void *woken_waiter(void *arg)
 {
     (void) arg;
     for (;;) {
+        await_start(woken_start_fd, &woken_polling);
         uint64_t v;
-        if (read(woken_start_fd, &v, sizeof v) != (ssize_t) sizeof v) {
-            continue;
-        }
-        __atomic_store_n(&woken_polling, 1, __ATOMIC_RELEASE);
         struct pollfd p = { .fd = woken_wake_fd, .events = POLLIN, .revents = 0 };
         while (poll(&p, 1, -1) != 1) {
         }
