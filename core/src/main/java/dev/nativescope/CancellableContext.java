@@ -49,13 +49,15 @@ import java.util.concurrent.ScheduledFuture;
  * A native call in flight under this context is stopped through the context's {@link StopLink} slot
  * (the call bridge attaches its frame's link there for the call's extent), and every way to cancel
  * runs that link before anything else: {@link #cancel()} and {@link #close()} before they build their
- * default {@link CancellationException} (whose stack trace is the costly part), {@link #cancel(Throwable)}
+ * default cause, {@link #cancel(Throwable)}
  * before it takes the lock, the deadline timer and the native entry check before they build the
  * {@link DeadlineExceededException}, and a parent's cancel for each descendant right after marking it
  * done, before any action runs. The link is run again after {@code markDone}, for a call that attached
  * between the first run and the transition (it then sees the cause only after our second read: see
- * {@link #cancelTree}). The default cause stays an exact {@link CancellationException} built by the
- * cancelling call, so it shows where the cancel came from; only its cost moved behind the state word.
+ * {@link #cancelTree}). What runs after the link still delays a call that shares the canceller's
+ * CPU (it runs only once the canceller gives the CPU up), so the default cause is cheap: a
+ * {@link CancellationException} that names the cancelling thread and fills no stack trace
+ * ({@link ContextCanceledException}; BENCHMARKS.md section 18).
  */
 public final class CancellableContext extends Context implements AutoCloseable {
     /**
@@ -248,14 +250,17 @@ public final class CancellableContext extends Context implements AutoCloseable {
 
     /**
      * Cancels this context and its descendants with a {@link CancellationException} whose message is
-     * "context canceled". Does nothing if this context is already done.
+     * "context canceled" followed by the cancelling thread's name and id, e.g.
+     * {@code context canceled (by thread "main" #1)}; it has no stack trace (filling one would delay
+     * native code that shares this thread's CPU): pass a cause of your own to
+     * {@link #cancel(Throwable)} for one. Does nothing if this context is already done.
      *
      * @see #cancel(Throwable)
      */
     public void cancel() {
         if (cause == null) {
             stopFirst(false);
-            cancelTree(new CancellationException("context canceled"));
+            cancelTree(new ContextCanceledException("context canceled"));
         }
     }
 
@@ -282,7 +287,8 @@ public final class CancellableContext extends Context implements AutoCloseable {
 
     /**
      * Ends this context as its owner: cancels it with a {@link CancellationException} whose message is
-     * "context closed" (unless it is already done, then the first cause stays), waits until every
+     * "context closed" followed by the closing thread, as {@link #cancel()} does (unless it is already
+     * done, then the first cause stays), waits until every
      * {@link #onDone(Runnable)} action of this context that was registered before it became done has
      * run or been removed, even if another thread is running them, and marks the context closed.
      * Idempotent.
@@ -296,7 +302,7 @@ public final class CancellableContext extends Context implements AutoCloseable {
     public void close() {
         if (cause == null) {
             stopFirst(false);
-            cancelTree(new CancellationException("context closed"));
+            cancelTree(new ContextCanceledException("context closed"));
         }
         awaitSettled();
         closed = true;

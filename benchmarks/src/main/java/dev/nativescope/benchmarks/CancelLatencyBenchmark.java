@@ -3,21 +3,30 @@ package dev.nativescope.benchmarks;
 import dev.nativescope.CancellableContext;
 import dev.nativescope.Context;
 import dev.nativescope.DeadlineExceededException;
+import dev.nativescope.bindings.nativescope_h;
+import dev.nativescope.bindings.nsc_predict_stats;
+import dev.nativescope.call.CallMode;
+import dev.nativescope.call.NativeCall;
 import dev.nativescope.reference.EventFd;
 import dev.nativescope.library.NativeLibrary;
-import dev.nativescope.reference.PredictionStats;
 import dev.nativescope.reference.ReferencePredictors;
 
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Locale;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
-import java.util.function.Consumer;
 
 import org.HdrHistogram.Histogram;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -51,13 +60,24 @@ import org.openjdk.jmh.runner.IterationType;
  * are recorded into HdrHistograms (measurement iterations only) and printed when the trial ends, as
  * {@code LATENCY ...} lines:
  * <ul>
- * <li>{@code native}: to {@link PredictionStats#endNanoTime()}, the predictor's last clock read
+ * <li>{@code native}: to the predictor's {@code nsc_predict_stats.end_ns}, the predictor's last clock read
  *     before it returns; the figure the goals are about;</li>
  * <li>{@code caught}: to the worker catching the {@link CancellationException}, i.e. including
  *     the bridge's way out (hook removal, status translation, exception construction);</li>
  * <li>{@code cancel-call}: how long the cancelling call itself took in the cancelling thread (for
- *     an interrupt, the JDK's interrupt path plus our hook, cancel and eventfd write).</li>
+ *     an interrupt, the JDK's interrupt path plus our hook, cancel and eventfd write);</li>
+ * <li>{@code state-word}: to the {@code cancel_ns} that {@code nsc_context_cancel} records right
+ *     after its compare-and-set of the state word (read by the Downcall before it returns): what
+ *     runs in the library before native code can see the cancel;</li>
+ * <li>{@code native-after-return}: from the cancelling call's return to the native return, negative
+ *     values clamped to 0: how long native code went on after the canceller was done (on the
+ *     canceller's CPU it cannot run before the canceller gives the CPU up).</li>
  * </ul>
+ * The spin and fd predictors are called as {@link ReferencePredictors#spin} and
+ * {@link ReferencePredictors#awaitFd} call them ({@code NativeCall.invoke} in {@link CallMode#AUTO},
+ * {@code nsc_predict_spin} / {@code nsc_predict_wait}), so the Downcall can read the state word's time.
+ * With {@code -Dcancel.trace=FILE} every measured sample's timestamps, CPUs and the threads'
+ * {@code /proc/thread-self/schedstat} deltas (read outside the timed window) go to FILE.{benchmark}.{worker}.csv.
  * The same {@code native} histogram is also split by whether the worker returned on the CPU the
  * cancelling thread ran on ({@code sched_getcpu()} in both), to see where wake-ups land.
  *
@@ -68,7 +88,7 @@ import org.openjdk.jmh.runner.IterationType;
  *
  * <p>{@code deadlineFd}: the fd-blocked predictor under a {@value #DEADLINE_MILLIS} ms
  * {@code withTimeout} context that nobody cancels; {@code native} is then the lateness,
- * {@link PredictionStats#endNanoTime()} minus the deadline, and the trial also counts who was
+ * the predictor's {@code nsc_predict_stats.end_ns} minus the deadline, and the trial also counts who was
  * first: the native wait's own timer ({@code native-first}: the context's
  * {@link DeadlineExceededException#detectedNanoTime()} comes after the native return, so the Java
  * timer had not even read its clock when the wait ended: surely ended by the wait itself) or the
@@ -123,6 +143,14 @@ public class CancelLatencyBenchmark {
     private final Histogram cancelCall = histogram();
     private final Histogram nativeSameCpu = histogram();
     private final Histogram nativeOtherCpu = histogram();
+    private final Histogram stateWord = histogram();
+    /** The *Paired benchmarks: the plain C floor, one sample beside each library sample. */
+    private final Histogram floor = histogram();
+    private final Histogram floorSameCpu = histogram();
+    private final Histogram floorOtherCpu = histogram();
+    private long pairs;
+    private final Histogram nativeAfterReturn = histogram();
+    private final Trace trace = Trace.fromProperty();
     private long migrated;
     /** Samples whose cancel came before the worker was in native code (it was descheduled for 200 us). */
     private long notInNative;
@@ -147,6 +175,7 @@ public class CancelLatencyBenchmark {
         };
         neverSignalled = EventFd.create();
         workerTask = new Worker(Thread.currentThread(), neverSignalled.fd(), spinCanceller);
+        workerTask.traced = trace.enabled();
         workerThread = switch (worker) {
             case "platform" -> Thread.ofPlatform().daemon().name("latency-worker").start(workerTask);
             case "virtual" -> Thread.ofVirtual().name("latency-worker").start(workerTask);
@@ -172,11 +201,16 @@ public class CancelLatencyBenchmark {
         print(label, "cancel-call", cancelCall);
         print(label, "native-same-cpu", nativeSameCpu);
         print(label, "native-other-cpu", nativeOtherCpu);
-        System.out.printf(Locale.ROOT, "LATENCY %s worker-migrated-during-call=%d cancelled-before-native=%d unexpected=%d%n",
-                label, migrated, notInNative, unexpected);
-        if (nativeFirst + timerFirst > 0) {
-            System.out.printf(Locale.ROOT, "LATENCY %s deadline-ended-by native-first=%d timer-first=%d load=%s%n",
-                    label, nativeFirst, timerFirst, loadAverage());
+        print(label, "state-word", stateWord);
+        print(label, "native-after-return", nativeAfterReturn);
+        trace.write(benchmarkName + "." + worker);
+        if (floor.getTotalCount() > 0) {
+            print(label, "floor", floor);
+            print(label, "floor-same-cpu", floorSameCpu);
+            print(label, "floor-other-cpu", floorOtherCpu);
+            System.out.printf(Locale.ROOT, "LATENCY %s ratio-to-floor p50=%.2f p90=%.2f p99=%.2f load=%s%n", label,
+                    ratio(nativeReturn, floor, 50), ratio(nativeReturn, floor, 90), ratio(nativeReturn, floor, 99),
+                    loadAverage());
         }
     }
 
@@ -194,6 +228,10 @@ public class CancelLatencyBenchmark {
                 label, what, histogram.getTotalCount(), us(histogram.getValueAtPercentile(50)),
                 us(histogram.getValueAtPercentile(90)), us(histogram.getValueAtPercentile(99)),
                 us(histogram.getValueAtPercentile(99.9)), us(histogram.getMaxValue()), histogram.getMean() / 1000.0);
+    }
+
+    private static double ratio(Histogram measured, Histogram floor, double percentile) {
+        return (double) measured.getValueAtPercentile(percentile) / Math.max(1, floor.getValueAtPercentile(percentile));
     }
 
     private static double us(long nanos) {
@@ -222,6 +260,60 @@ public class CancelLatencyBenchmark {
     @Benchmark
     public void interruptSpin() {
         sample(false, true);
+    }
+
+    /**
+     * (a) beside its floor: each invocation takes one {@link #cancelSpin} sample and one
+     * {@link Floors#spinStop} sample (a C spinner stopped by a plain store, same choreography), in
+     * alternating order, so both see the same load; printed as {@code native} and {@code floor}.
+     */
+    @Benchmark
+    public void cancelSpinPaired() {
+        paired(false, false);
+    }
+
+    /** (e) beside the same floor as {@link #cancelSpinPaired}. */
+    @Benchmark
+    public void interruptSpinPaired() {
+        paired(false, true);
+    }
+
+    /**
+     * (b) beside an eventfd wake with the worker's choreography ({@code JniNoop.wokenEventfdWake}: the C
+     * waiter woken per sample, as the worker is), alternated as in {@link #cancelSpinPaired}.
+     */
+    @Benchmark
+    public void cancelFdPaired() {
+        paired(true, false);
+    }
+
+    /** (c)/(d) beside the same floor as {@link #cancelFdPaired}. */
+    @Benchmark
+    public void interruptFdPaired() {
+        paired(true, true);
+    }
+
+    private void paired(boolean fd, boolean interrupt) {
+        boolean floorFirst = (pairs++ & 1) == 0;
+        if (floorFirst) {
+            floorSample(fd);
+        }
+        sample(fd, interrupt);
+        if (!floorFirst) {
+            floorSample(fd);
+        }
+    }
+
+    private void floorSample(boolean fd) {
+        JniNoop.ensureLoaded();
+        long nanos = fd ? JniNoop.wokenEventfdWake(SETTLE_NANOS) : JniNoop.spinStop(SETTLE_NANOS);
+        if (nanos < 0 || !measuring) {
+            return;
+        }
+        floor.recordValue(nanos);
+        if (!fd) {
+            (JniNoop.spinStopSameCpu() ? floorSameCpu : floorOtherCpu).recordValue(nanos);
+        }
     }
 
     /**
@@ -277,6 +369,7 @@ public class CancelLatencyBenchmark {
                 }
             }
 
+            long[] cancellerSched = trace.enabled() ? Trace.schedstat() : null;
             int cancellerCpu = cpu();
             long start = System.nanoTime();
             if (interrupt) {
@@ -302,6 +395,13 @@ public class CancelLatencyBenchmark {
             nativeReturn.recordValue(nativeNanos);
             caught.recordValue(Math.max(0, workerTask.caughtAt - start));
             cancelCall.recordValue(cancelReturned - start);
+            if (workerTask.stateAt != 0) {
+                stateWord.recordValue(Math.max(0, workerTask.stateAt - start));
+            }
+            nativeAfterReturn.recordValue(Math.max(0, workerTask.nativeEnd - cancelReturned));
+            if (cancellerSched != null) {
+                trace.add(workerTask, start, cancelReturned, cancellerCpu, cancellerSched, Trace.schedstat());
+            }
             (workerTask.cpuAfter == cancellerCpu ? nativeSameCpu : nativeOtherCpu).recordValue(nativeNanos);
             if (workerTask.cpuAfter != workerTask.cpuBefore) {
                 migrated++;
@@ -339,6 +439,9 @@ public class CancelLatencyBenchmark {
         private final Histogram wake = histogram();
         private final Histogram ppollDefault = histogram();
         private final Histogram ppollTight = histogram();
+        private final Histogram spinStop = histogram();
+        private final Histogram spinStopSameCpu = histogram();
+        private final Histogram spinStopOtherCpu = histogram();
         private boolean measuring;
         private long errors;
 
@@ -358,7 +461,8 @@ public class CancelLatencyBenchmark {
             String label = "CancelLatencyBenchmark.Floors load=" + loadAverage();
             // JMH gives each benchmark method its own state: print only what this one measured.
             for (var entry : java.util.Map.of("eventfd-wake", wake, "ppoll-default-slack-late", ppollDefault,
-                    "ppoll-1ns-slack-late", ppollTight).entrySet()) {
+                    "ppoll-1ns-slack-late", ppollTight, "spin-stop", spinStop, "spin-stop-same-cpu", spinStopSameCpu,
+                    "spin-stop-other-cpu", spinStopOtherCpu).entrySet()) {
                 if (entry.getValue().getTotalCount() > 0) {
                     print(label, entry.getKey(), entry.getValue());
                 }
@@ -379,6 +483,16 @@ public class CancelLatencyBenchmark {
         @Benchmark
         public void eventfdWake() {
             record(wake, JniNoop.eventfdWake(SETTLE_NANOS));
+        }
+
+        /** The floor of {@code cancelSpin}: a C spinner stopped by a plain store, same choreography. */
+        @Benchmark
+        public void spinStop() {
+            long nanos = JniNoop.spinStop(SETTLE_NANOS);
+            record(spinStop, nanos);
+            if (nanos >= 0 && measuring) {
+                (JniNoop.spinStopSameCpu() ? spinStopSameCpu : spinStopOtherCpu).recordValue(nanos);
+            }
         }
 
         @Benchmark
@@ -403,7 +517,11 @@ public class CancelLatencyBenchmark {
         private final Thread benchmarkThread;
         private final int fd;
         private final boolean spinWaits;
-        private final Consumer<PredictionStats> onReturn = this::onReturn;
+        /** The predictors' stats, reused by every call (shared: an offloaded call writes it on a native thread). */
+        private final MemorySegment stats = nsc_predict_stats.allocate(Arena.ofShared());
+        private final MemorySegment value = Arena.ofShared().allocate(ValueLayout.JAVA_LONG);
+        private final NativeCall.Downcall spinCall = this::spinCall;
+        private final NativeCall.Downcall fdCall = this::fdCall;
 
         private volatile long requestSeq;
         private volatile long inCallSeq;
@@ -418,6 +536,11 @@ public class CancelLatencyBenchmark {
         long caughtAt;
         int cpuBefore;
         int cpuAfter;
+        /** The struct's cancel_ns on the System.nanoTime() clock, or 0 when not cancelled. */
+        long stateAt;
+        long[] schedBefore;
+        long[] schedAfter;
+        boolean traced;
 
         Worker(Thread benchmarkThread, int fd, boolean spinWaits) {
             this.benchmarkThread = benchmarkThread;
@@ -459,9 +582,30 @@ public class CancelLatencyBenchmark {
             LockSupport.unpark(thread);
         }
 
-        private void onReturn(PredictionStats stats) {
-            nativeEnd = stats.endNanoTime();
-            status = stats.status();
+        private int spinCall(MemorySegment ctx) {
+            int result = nativescope_h.nsc_predict_spin(ctx, -1, stats);
+            stateAt = stateWordNanoTime(ctx);
+            return result;
+        }
+
+        private int fdCall(MemorySegment ctx) {
+            int result = nativescope_h.nsc_predict_wait(ctx, fd, -1, value, stats);
+            stateAt = stateWordNanoTime(ctx);
+            return result;
+        }
+
+        /** {@code cancel_ns} (offset 24 of nsc_context) on the System.nanoTime() clock; 0 if not cancelled. */
+        private static long stateWordNanoTime(MemorySegment ctx) {
+            long cancelNs = ctx.reinterpret(32).get(ValueLayout.JAVA_LONG, 24);
+            return cancelNs == 0 ? 0 : cancelNs - NativeLibrary.toMonotonicNanos(0);
+        }
+
+        private void readStats() {
+            // start_ns stays 0 when the bridge refused to enter native code (context already done).
+            if (nsc_predict_stats.start_ns(stats) != 0) {
+                nativeEnd = nsc_predict_stats.end_ns(stats) - NativeLibrary.toMonotonicNanos(0);
+                status = nsc_predict_stats.status(stats);
+            }
         }
 
         @Override
@@ -480,22 +624,91 @@ public class CancelLatencyBenchmark {
                 nativeEnd = 0;
                 status = -1;
                 caughtAt = 0;
+                stateAt = 0;
+                nsc_predict_stats.start_ns(stats, 0);
+                schedBefore = traced ? Trace.schedstat() : null;
                 cpuBefore = cpu();
                 inCallSeq = seq;
                 try {
-                    if (fdPredictor) {
-                        ReferencePredictors.awaitFd(context, fd, null, onReturn);
-                    } else {
-                        ReferencePredictors.spin(context, null, onReturn);
-                    }
+                    NativeCall.invoke(context, fdPredictor ? "nsc_predict_wait" : "nsc_predict_spin", CallMode.AUTO,
+                            fdPredictor ? fdCall : spinCall);
                 } catch (CancellationException expected) {
                     caughtAt = System.nanoTime();
                 }
                 cpuAfter = cpu();
+                readStats();
+                schedAfter = traced ? Trace.schedstat() : null;
                 // The interrupt that cancelled the call stays pending: clear it for the next sample.
                 Thread.interrupted();
                 doneSeq = seq;
                 LockSupport.unpark(benchmarkThread);
+            }
+        }
+    }
+
+    /**
+     * Per-sample timestamps for {@code -Dcancel.trace=FILE}: one CSV row per measured sample, in
+     * memory until the trial ends. Columns (ns on the System.nanoTime() clock, relative to the cancel's
+     * start): state word written, cancel call returned, native return, exception caught; CPUs of the
+     * canceller (at the cancel) and of the worker (before and after the call); the canceller's and the
+     * worker's schedstat deltas (run ns, runnable-but-waiting ns, context switches) around the sample.
+     */
+    static final class Trace {
+        private static final int MAX_ROWS = 200_000;
+        private final String prefix;
+        private final StringBuilder rows = new StringBuilder();
+        private int count;
+
+        private Trace(String prefix) {
+            this.prefix = prefix;
+        }
+
+        static Trace fromProperty() {
+            return new Trace(System.getProperty("cancel.trace"));
+        }
+
+        boolean enabled() {
+            return prefix != null;
+        }
+
+        /** {@return run ns, wait ns and timeslices of the calling thread, from /proc/thread-self/schedstat} */
+        static long[] schedstat() {
+            try {
+                String[] fields = Files.readString(Path.of("/proc/thread-self/schedstat")).trim().split(" ");
+                return new long[] {Long.parseLong(fields[0]), Long.parseLong(fields[1]), Long.parseLong(fields[2])};
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }
+
+        void add(Worker w, long start, long cancelReturned, int cancellerCpu, long[] cancellerBefore,
+                 long[] cancellerAfter) {
+            if (count++ >= MAX_ROWS) {
+                return;
+            }
+            rows.append(w.stateAt == 0 ? -1 : w.stateAt - start).append(',')
+                    .append(cancelReturned - start).append(',')
+                    .append(w.nativeEnd - start).append(',')
+                    .append(w.caughtAt - start).append(',')
+                    .append(cancellerCpu).append(',').append(w.cpuBefore).append(',').append(w.cpuAfter);
+            for (long[][] pair : new long[][][] {{cancellerBefore, cancellerAfter}, {w.schedBefore, w.schedAfter}}) {
+                for (int i = 0; i < 3; i++) {
+                    rows.append(',').append(pair[1][i] - pair[0][i]);
+                }
+            }
+            rows.append('\n');
+        }
+
+        void write(String name) {
+            if (prefix == null) {
+                return;
+            }
+            try (PrintWriter out = new PrintWriter(Files.newBufferedWriter(Path.of(prefix + "." + name + ".csv")))) {
+                out.println("state,cancel_return,native,caught,canceller_cpu,worker_cpu_before,worker_cpu_after,"
+                        + "canceller_run,canceller_wait,canceller_switches,worker_run,worker_wait,worker_switches");
+                out.print(rows);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
             }
         }
     }

@@ -52,6 +52,27 @@ final class JniNoop {
      */
     static native long ppollLate(long timeoutNanos, long slackNanos);
 
+    /**
+     * The plain C floor of a cancel of spinning native code: a C spinner thread, woken per sample,
+     * spins on a plain flag; this thread waits until it spins, sleeps {@code settleNanos}, stores the
+     * flag and blocks until the spinner reports.
+     *
+     * @return ns from just before the store to the spinner's clock read after it saw it, -1 on error
+     */
+    static native long spinStop(long settleNanos);
+
+    /**
+     * {@link #eventfdWake} with the worker's choreography: the C waiter is woken per sample, announces
+     * itself and blocks in {@code poll}; this thread waits for that, sleeps {@code settleNanos},
+     * writes the eventfd and blocks until the waiter reports.
+     *
+     * @return ns from just before the write to the waiter's clock read after {@code poll} returned, -1 on error
+     */
+    static native long wokenEventfdWake(long settleNanos);
+
+    /** {@return whether the last {@link #spinStop} sample's spinner saw the store on this thread's CPU} */
+    static native boolean spinStopSameCpu();
+
     /** Makes sure the library is loaded (class initialisation does it). */
     static void ensureLoaded() {
     }

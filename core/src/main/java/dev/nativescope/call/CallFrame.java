@@ -10,6 +10,7 @@ import dev.nativescope.internal.access.FieldHandles;
 import dev.nativescope.library.NativeLibrary;
 import dev.nativescope.internal.posix.NativeHeap;
 import dev.nativescope.interop.CancellationSignal;
+import dev.nativescope.internal.text.SafeText;
 
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
@@ -122,8 +123,13 @@ final class CallFrame {
      * ended per call instead of allocated per call. Only the calling thread touches it.
      */
     Object jfrEvent;
-    /** The cancelling thread and the native check count at the cancel; meaningful once {@link #cancelledByUs}. */
-    private String cancelledBy;
+    /**
+     * The cancelling thread and the native check count at the cancel; meaningful once {@link #cancelledByUs}.
+     * The thread itself, not its {@code toString()}: formatting it cost the canceller 0.6-3.7 us p50 after
+     * the state word, which a spinning call on the canceller's CPU waited for (BENCHMARKS.md section 18);
+     * a dump formats it. Cleared by {@link #untrack()}, so a pooled frame keeps no thread alive.
+     */
+    private Thread cancelledBy;
     private long checksAtCancel;
 
     private CallFrame() {
@@ -182,6 +188,7 @@ final class CallFrame {
         VarHandle.storeStoreFence();
         callThread = null;
         callContext = null;
+        cancelledBy = null;
         NATIVE_THREAD.setOpaque(this, (Thread) null);
     }
 
@@ -226,7 +233,7 @@ final class CallFrame {
         Thread offloaded = (Thread) NATIVE_THREAD.getAcquire(this);
         boolean cancelled = cancelledByUs;
         long cancelAt = cancelled ? cancelNanoTime : -1;
-        String by = cancelled ? cancelledBy : null;
+        Thread by = cancelled ? cancelledBy : null;
         boolean byInterrupt = cancelled && interrupted;
         long atCancel = cancelled ? checksAtCancel : 0;
         long checks = ContextStruct.heartbeat(struct, ContextStruct.HEARTBEAT_COUNT);
@@ -235,7 +242,8 @@ final class CallFrame {
         if ((long) SEQ.getOpaque(this) != seq || thread == null || context == null) {
             return null;
         }
-        return new CallSnapshot(thread, offloaded, label, downcall, context, start, cancelAt, by, byInterrupt,
+        return new CallSnapshot(thread, offloaded, label, downcall, context, start, cancelAt,
+                by == null ? null : SafeText.of(by), byInterrupt,
                 checks, atCancel, heartbeat == 0 ? 0 : heartbeat - monotonicMinusNanoTime);
     }
 
@@ -363,7 +371,7 @@ final class CallFrame {
             if (NativeCall.DIAGNOSTICS_ON) {
                 // After the state word: the native side already sees the cancel; this is for dumps.
                 checksAtCancel = ContextStruct.heartbeat(struct, ContextStruct.HEARTBEAT_COUNT);
-                cancelledBy = Thread.currentThread().toString();
+                cancelledBy = Thread.currentThread();
             }
             cancelledByUs = true;
             NativeCall.cancelRequested(this, byInterrupt ? "interrupt"

@@ -112,10 +112,10 @@ public final class CancellationSignal implements AutoCloseable {
     /** Reusable with an owner only: the link in the owner's stop slot, made once; else null. */
     private final Link ownerLink;
     /** Reusable only: the state owner the link is attached to for this stretch, or null between stretches. */
-    @SuppressWarnings("unused") // through ATTACHED
+    // Written through ATTACHED, read directly by Link.attachedNow()
     private volatile Context attachedOwner;
     /** Reusable with an owner only: the owner's state owner {@link #ownerLink} is attached to, or null. */
-    @SuppressWarnings("unused") // through OWNER_ATTACHED
+    // Written through OWNER_ATTACHED, read directly by Link.attachedNow()
     private volatile Context attachedLifetime;
     /** Reusable only: context stops running through {@link #link} right now. */
     @SuppressWarnings("unused") // through STOPS_IN_FLIGHT
@@ -135,8 +135,8 @@ public final class CancellationSignal implements AutoCloseable {
         this.context = context;
         this.owner = owner;
         this.action = action;
-        this.link = reusable ? new Link(ATTACHED, Reason.CONTEXT) : null;
-        this.ownerLink = reusable && owner != null ? new Link(OWNER_ATTACHED, Reason.OWNER) : null;
+        this.link = reusable ? new Link(Reason.CONTEXT) : null;
+        this.ownerLink = reusable && owner != null ? new Link(Reason.OWNER) : null;
     }
 
     /**
@@ -239,13 +239,19 @@ public final class CancellationSignal implements AutoCloseable {
 
     /** A reusable signal's entry in a stop slot: the context's, or the owner's. */
     private final class Link extends StopLink {
-        /** The signal's field naming the state owner this link is attached to for the stretch. */
-        private final VarHandle attached;
         private final Reason reason;
 
-        Link(VarHandle attached, Reason reason) {
-            this.attached = attached;
+        Link(Reason reason) {
             this.reason = reason;
+        }
+
+        /**
+         * The signal's field naming the state owner this link is attached to for the stretch, read as
+         * a volatile field, not through a VarHandle held in an instance field: such a handle is not a
+         * constant to the JIT, and this read comes before the state word on every cancel.
+         */
+        private Context attachedNow() {
+            return reason == Reason.OWNER ? attachedLifetime : attachedOwner;
         }
 
         @Override
@@ -257,7 +263,7 @@ public final class CancellationSignal implements AutoCloseable {
                 // stretch's context) and do nothing, or close() sees us and waits. A stale link
                 // reattached to the same context for a new stretch is stopped rightly: that context
                 // is done. An owner stop is never a deadline stop (as in open(): the owner is closed).
-                if (cancelled != null && attached.getVolatile(CancellationSignal.this) == cancelled) {
+                if (cancelled != null && attachedNow() == cancelled) {
                     stop(reason, reason == Reason.CONTEXT && deadline);
                 }
             } finally {

@@ -96,6 +96,40 @@ class DiagnosticsTest {
         assertThat(labelled("usleep")).isEmpty();
     }
 
+    /**
+     * The cancelling thread is recorded, not formatted, by the cancel: a call spinning on the
+     * canceller's CPU waits for everything the cancel does after the state word (BENCHMARKS.md section
+     * 18). The dump formats it.
+     */
+    @Test
+    void theCancellingThreadIsFormattedByTheDumpNotByTheCancel() throws Exception {
+        AtomicInteger formatted = new AtomicInteger();
+        try (CancellableContext request = Context.background().withTimeout(Duration.ofMinutes(5))) {
+            CountDownLatch entered = new CountDownLatch(1);
+            Thread caller = Thread.ofPlatform().name("diag-usleep-by").start(() ->
+                    NativeCall.invoke(request, "usleep-by", ignored -> {
+                        entered.countDown();
+                        return (int) USLEEP.invokeExact(2_000_000);
+                    }));
+            assertThat(entered.await(30, TimeUnit.SECONDS)).isTrue();
+            awaitOne("usleep-by", c -> true);
+            Thread canceller = new Thread(() -> request.cancel(new IllegalStateException("counted")), "counted-canceller") {
+                @Override
+                public String toString() {
+                    formatted.incrementAndGet();
+                    return "counted-canceller-thread";
+                }
+            };
+            canceller.start();
+            canceller.join();
+            assertThat(formatted).as("toString() calls of the cancelling thread during its cancel").hasValue(0);
+            InFlightCall stuck = awaitOne("usleep-by", InFlightCall::stuck);
+            assertThat(stuck.cancelledBy()).isEqualTo("counted-canceller-thread");
+            caller.join(Duration.ofSeconds(30));
+        }
+        assertThat(labelled("usleep-by")).isEmpty();
+    }
+
     @Test
     void computingUncheckedCodeIsNotCheckingAndACheckingPredictorIsNotStuck() throws Exception {
         AtomicBoolean stop = new AtomicBoolean();
