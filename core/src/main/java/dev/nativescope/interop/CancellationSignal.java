@@ -187,8 +187,12 @@ public final class CancellationSignal implements AutoCloseable {
         }
         this.context = context;
         missedInterrupt = false;
-        deadlineStop = false;
-        // No stop of the previous stretch is in flight (close() waited), so this reset races with nothing.
+        // No stop of the previous stretch is in flight (close() waited), so these resets race with
+        // nothing; the stop slot's CAS and the hook's entry below publish them. The flag is written
+        // only when set: a volatile store is a full fence, the price of an atomic per stretch.
+        if (deadlineStop) {
+            deadlineStop = false;
+        }
         REASON.setRelease(this, (Reason) null);
         Context stateOwner = CONTEXTS.stateOwner(context);
         // Published by the slot's CAS below, before any canceller can find the link.
