@@ -149,6 +149,11 @@ public class CancellableCallBenchmark {
     @Setup
     public void setUp(BenchmarkParams params) {
         benchmarkName = params.getBenchmark().replace("dev.nativescope.benchmarks.", "");
+        open();
+    }
+
+    /** The state of every benchmark here, without JMH (also for {@link CallPathCpuTime}). */
+    void open() {
         arena = Arena.ofShared();
         stats = nsc_predict_stats.allocate(arena);
         // 128 bytes per trial that are never freed: the global arena is what makes the call cheapest.

@@ -478,7 +478,12 @@ public final class CancellationSignal implements AutoCloseable {
             // See Link.contextStopping for the hand-off. With an owner, both fields are cleared with
             // release stores and one full fence orders them before awaitStops' read (one fence, not two).
             if (ownerLink == null) {
-                ATTACHED.setVolatile(this, (Context) null);
+                // Null under a context that can never be done (Context.background() and its value
+                // children): nothing was attached, no canceller can reach the link, so no fence.
+                // Only this thread writes the field, so the plain read is exact.
+                if ((Context) ATTACHED.get(this) != null) {
+                    ATTACHED.setVolatile(this, (Context) null);
+                }
             } else {
                 ATTACHED.setRelease(this, (Context) null);
                 OWNER_ATTACHED.setRelease(this, (Context) null);
