@@ -7,6 +7,8 @@ import dev.nativescope.library.NativeLibrary;
 import dev.nativescope.bindings.nativescope_h;
 import dev.nativescope.bindings.nsc_context;
 import dev.nativescope.bindings.nsc_predict_stats;
+import dev.nativescope.interop.CancellationSignal;
+import dev.nativescope.interop.InterruptHook;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
@@ -15,8 +17,11 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
+import java.nio.channels.AsynchronousCloseException;
+import java.nio.channels.spi.AbstractInterruptibleChannel;
 import java.util.Locale;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
 
 import org.HdrHistogram.Histogram;
 
@@ -60,6 +65,17 @@ import org.openjdk.jmh.runner.IterationType;
  * goals: no-op at most 3x the bare call, the 10 us call at most 1.01x, and virtual threads
  * ({@link Virtual}, the same methods with JMH's virtual-thread executor) within 1.5x of platform
  * threads.
+ *
+ * <p><b>The fast path by layers</b> (issue 12 item 1; BENCHMARKS.md section 17): between the bare
+ * call and the bridge, {@link #noopJdkHook} runs the same downcall inside
+ * {@code AbstractInterruptibleChannel.begin()/end()} (the JDK's interrupt hook, the one cost the JDK
+ * imposes), {@link #noopInterruptHook} inside {@link InterruptHook} (adds the per-thread stack of
+ * nested hooks), {@link #noopSignalBackground} / {@link #noopSignalLive} inside a reusable
+ * {@link CancellationSignal} reopened per call as the bridge's frame does (adds the context's stop
+ * slot and the entry checks); the bridge then adds the frame pool, the values hold, arming the
+ * struct, the in-flight registry and the status translation. Each difference between neighbours is
+ * that layer's cost in the same fork (the JIT schedules neighbours together, so read it with the
+ * run's error). The {@code primitive*} methods price the steps the layers are made of, alone.
  */
 @State(Scope.Thread)
 @BenchmarkMode(Mode.AverageTime)
@@ -86,6 +102,33 @@ public class CancellableCallBenchmark {
         JniNoop.ensureLoaded();
     }
 
+    /** The JDK's hook alone: begin()/end() made callable. */
+    private static final class BareChannel extends AbstractInterruptibleChannel {
+        void enter() {
+            begin();
+        }
+
+        void exit() {
+            try {
+                end(true);
+            } catch (AsynchronousCloseException closed) {
+                throw new IllegalStateException("the benchmark thread was interrupted", closed);
+            }
+        }
+
+        @Override
+        protected void implCloseChannel() {
+        }
+    }
+
+    private static final ThreadLocal<Object> LOCAL = ThreadLocal.withInitial(Object::new);
+
+    private final BareChannel channel = new BareChannel();
+    private final InterruptHook hook = new InterruptHook(() -> { });
+    private CancellationSignal signal;
+    private final AtomicReference<Object> slot = new AtomicReference<>();
+    private final Object lock = new Object();
+    private int guarded;
     private Arena arena;
     /**
      * The bare calls' struct, initialised once: in the global arena, whose segments cost a
@@ -106,12 +149,19 @@ public class CancellableCallBenchmark {
     @Setup
     public void setUp(BenchmarkParams params) {
         benchmarkName = params.getBenchmark().replace("dev.nativescope.benchmarks.", "");
+        open();
+    }
+
+    /** The state of every benchmark here, without JMH (also for {@link CallPathCpuTime}). */
+    void open() {
         arena = Arena.ofShared();
         stats = nsc_predict_stats.allocate(arena);
         // 128 bytes per trial that are never freed: the global arena is what makes the call cheapest.
         bareStruct = initialised(Arena.global().allocate(nsc_context.sizeof(), 64));
         bareSharedStruct = initialised(arena.allocate(nsc_context.sizeof(), 64));
         context = Context.background().withCancel();
+        MemorySegment cancelled = bareStruct;
+        signal = CancellationSignal.reusable(reason -> nativescope_h.nsc_context_cancel(cancelled, nativescope_h.NSC_CANCELED()));
         // JMH runs state setup in the benchmark thread: this line shows which kind the run used.
         System.out.println("# benchmark thread: " + (Thread.currentThread().isVirtual() ? "virtual" : "platform")
                 + " (" + Thread.currentThread() + ")");
@@ -174,6 +224,89 @@ public class CancellableCallBenchmark {
     @Benchmark
     public int noopBackground() {
         return NativeCall.invoke(Context.background(), nativescope_h::nsc_noop_ctx);
+    }
+
+    /** Layer 2: the bare call inside the JDK's interrupt hook ({@code begin()/end()} on a channel made once). */
+    @Benchmark
+    public int noopJdkHook() throws Throwable {
+        channel.enter();
+        try {
+            return (int) BARE_NOOP_CTX.invokeExact(bareStruct);
+        } finally {
+            channel.exit();
+        }
+    }
+
+    /** Layer 3: inside an {@link InterruptHook} made once: the JDK's hook plus the stack of nested hooks. */
+    @Benchmark
+    public int noopInterruptHook() throws Throwable {
+        hook.enter();
+        int status;
+        try {
+            status = (int) BARE_NOOP_CTX.invokeExact(bareStruct);
+        } finally {
+            hook.exit();
+        }
+        return status;
+    }
+
+    /** Layer 4a: inside a reusable signal reopened under {@code Context.background()} (no stop slot). */
+    @Benchmark
+    public int noopSignalBackground() throws Throwable {
+        return underSignal(Context.background());
+    }
+
+    /** Layer 4b: inside a reusable signal reopened under the live context: its stop slot, attached and detached. */
+    @Benchmark
+    public int noopSignalLive() throws Throwable {
+        return underSignal(context);
+    }
+
+    private int underSignal(Context under) throws Throwable {
+        CancellationSignal open = signal.reopen(under);
+        try {
+            return open.isStopped() ? -1 : (int) BARE_NOOP_CTX.invokeExact(bareStruct);
+        } finally {
+            open.close();
+        }
+    }
+
+    /** A step alone: one {@code ThreadLocal.get()}. */
+    @Benchmark
+    public Object primitiveThreadLocalGet() {
+        return LOCAL.get();
+    }
+
+    /** A step alone: an uncontended compare-and-set and a release store back (a stop slot's attach and detach). */
+    @Benchmark
+    public boolean primitiveCasAndRelease() {
+        boolean won = slot.compareAndSet(null, lock);
+        slot.setRelease(null);
+        return won;
+    }
+
+    /** A step alone: an uncontended exchange (the frame cache's take). */
+    @Benchmark
+    public Object primitiveExchange() {
+        return slot.getAndSet(null);
+    }
+
+    /** A step alone: a volatile store (on x86 a store and a full fence). */
+    @Benchmark
+    public void primitiveVolatileStore() {
+        slot.set(null);
+    }
+
+    /** A step alone: two uncontended synchronized blocks, as begin() and end() each take the thread's interrupt lock. */
+    @Benchmark
+    public int primitiveTwoMonitors() {
+        synchronized (lock) {
+            guarded++;
+        }
+        synchronized (lock) {
+            guarded++;
+        }
+        return guarded;
     }
 
     /** JNI baseline: a static native method that returns at once. */

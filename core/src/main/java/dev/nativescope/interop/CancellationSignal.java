@@ -187,8 +187,12 @@ public final class CancellationSignal implements AutoCloseable {
         }
         this.context = context;
         missedInterrupt = false;
-        deadlineStop = false;
-        // No stop of the previous stretch is in flight (close() waited), so this reset races with nothing.
+        // No stop of the previous stretch is in flight (close() waited), so these resets race with
+        // nothing; the stop slot's CAS and the hook's entry below publish them. The flag is written
+        // only when set: a volatile store is a full fence, the price of an atomic per stretch.
+        if (deadlineStop) {
+            deadlineStop = false;
+        }
         REASON.setRelease(this, (Reason) null);
         Context stateOwner = CONTEXTS.stateOwner(context);
         // Published by the slot's CAS below, before any canceller can find the link.
@@ -480,7 +484,12 @@ public final class CancellationSignal implements AutoCloseable {
             // See Link.contextStopping for the hand-off. With an owner, both fields are cleared with
             // release stores and one full fence orders them before awaitStops' read (one fence, not two).
             if (ownerLink == null) {
-                ATTACHED.setVolatile(this, (Context) null);
+                // Null under a context that can never be done (Context.background() and its value
+                // children): nothing was attached, no canceller can reach the link, so no fence.
+                // Only this thread writes the field, so the plain read is exact.
+                if ((Context) ATTACHED.get(this) != null) {
+                    ATTACHED.setVolatile(this, (Context) null);
+                }
             } else {
                 ATTACHED.setRelease(this, (Context) null);
                 OWNER_ATTACHED.setRelease(this, (Context) null);

@@ -24,17 +24,34 @@ import java.util.Objects;
  *
  * <p>A hook fires at most once: once closed (by an interrupt) it cannot fire again, so make a
  * new one per stretch of work (see {@link #isOpen()}). Threading: {@link #enter()} and
- * {@link #exit()} are called by the thread making the call, in LIFO order with other hooks; the
+ * {@link #exit()} are called by the thread making the call, in LIFO order with other hooks (a hook
+ * may be entered by another thread later, after its exit, when something that orders the two hands
+ * it over, such as a pool); the
  * action runs in the interrupting thread (or in this one, when entering finds the thread
  * interrupted) and must be short and must not block.
  */
 public final class InterruptHook extends AbstractInterruptibleChannel {
-    /** The innermost hook entered and not yet exited, per thread: the top of a stack linked by {@link #outer}. */
-    private static final ThreadLocal<InterruptHook> ACTIVE = new ThreadLocal<>();
+    /** Each thread's stack of hooks entered and not yet exited, made on its first entry. */
+    private static final ThreadLocal<Stack> STACKS = ThreadLocal.withInitial(Stack::new);
+
+    /** One thread's stack: its innermost hook, linked to the outer ones by {@link #outer}; only that thread touches it. */
+    private static final class Stack {
+        InterruptHook top;
+    }
 
     private final Runnable onInterrupt;
     /** The hook that was active on the entering thread when this one entered; only that thread touches it. */
     private InterruptHook outer;
+    /**
+     * The stack of the thread that entered this hook last, and that thread's id: a hook entered
+     * again by the same thread (a call frame's, once per call) finds its stack without a thread-local
+     * look-up (four per enter/exit before). The id, not the thread: a pooled hook must not keep an
+     * ended thread reachable. Thread ids are never reused, so an id match is the same thread.
+     * Written by the entering thread; a hook passes between threads only through whatever hands its
+     * owner over (a pool's atomic), which orders these plain fields.
+     */
+    private Stack stack;
+    private long stackThreadId = -1;
 
     /**
      * @param onInterrupt what an interrupt of the entered thread does, e.g. cancel its native call
@@ -45,8 +62,15 @@ public final class InterruptHook extends AbstractInterruptibleChannel {
 
     /** Registers the hook for the calling thread; an interrupt already pending fires it at once. */
     public void enter() {
-        outer = ACTIVE.get();
-        ACTIVE.set(this);
+        Stack mine = stack;
+        long self = Thread.currentThread().threadId();
+        if (mine == null || stackThreadId != self) {
+            mine = STACKS.get();
+            stack = mine;
+            stackThreadId = self;
+        }
+        outer = mine.top;
+        mine.top = this;
         begin();
     }
 
@@ -75,10 +99,14 @@ public final class InterruptHook extends AbstractInterruptibleChannel {
 
     /** Removes this hook from the thread's stack; returns the innermost hook still active, or null. */
     private InterruptHook unlink() {
-        InterruptHook top = ACTIVE.get();
+        Stack mine = stack; // the stack enter() pushed this hook on: exit() runs on the same thread
+        if (mine == null) {
+            return null; // never entered
+        }
+        InterruptHook top = mine.top;
         if (top == this) {
             top = outer;
-            ACTIVE.set(top);
+            mine.top = top;
         } else {
             // Exited out of order: drop this hook from the middle of the stack, keep the top.
             for (InterruptHook hook = top; hook != null; hook = hook.outer) {
