@@ -540,6 +540,11 @@ public class CancelLatencyBenchmark {
         long stateAt;
         long[] schedBefore;
         long[] schedAfter;
+        /** Traced only: the CPU and schedstat of the thread running the downcall (a native thread when offloaded), around it. */
+        int downcallCpuBefore;
+        int downcallCpuAfter;
+        long[] downcallSchedBefore;
+        long[] downcallSchedAfter;
         boolean traced;
 
         Worker(Thread benchmarkThread, int fd, boolean spinWaits) {
@@ -583,15 +588,35 @@ public class CancelLatencyBenchmark {
         }
 
         private int spinCall(MemorySegment ctx) {
+            downcallBefore();
             int result = nativescope_h.nsc_predict_spin(ctx, -1, stats);
             stateAt = stateWordNanoTime(ctx);
+            downcallAfter();
             return result;
         }
 
         private int fdCall(MemorySegment ctx) {
+            downcallBefore();
             int result = nativescope_h.nsc_predict_wait(ctx, fd, -1, value, stats);
             stateAt = stateWordNanoTime(ctx);
+            downcallAfter();
             return result;
+        }
+
+        /** Traced only, on the thread that runs the downcall, before the timed window opens (the canceller settles 200 us). */
+        private void downcallBefore() {
+            if (traced) {
+                downcallSchedBefore = Trace.schedstat();
+                downcallCpuBefore = cpu();
+            }
+        }
+
+        /** Traced only, after the predictor's end_ns: outside the timed window. */
+        private void downcallAfter() {
+            if (traced) {
+                downcallCpuAfter = cpu();
+                downcallSchedAfter = Trace.schedstat();
+            }
         }
 
         /** {@code cancel_ns} (offset 24 of nsc_context) on the System.nanoTime() clock; 0 if not cancelled. */
@@ -650,8 +675,10 @@ public class CancelLatencyBenchmark {
      * Per-sample timestamps for {@code -Dcancel.trace=FILE}: one CSV row per measured sample, in
      * memory until the trial ends. Columns (ns on the System.nanoTime() clock, relative to the cancel's
      * start): state word written, cancel call returned, native return, exception caught; CPUs of the
-     * canceller (at the cancel) and of the worker (before and after the call); the canceller's and the
-     * worker's schedstat deltas (run ns, runnable-but-waiting ns, context switches) around the sample.
+     * canceller (at the cancel), of the worker (before and after the call) and of the thread running the
+     * downcall (the worker inline, a native thread offloaded; before and after it); the canceller's, the
+     * worker's and the downcall thread's schedstat deltas (run ns, runnable-but-waiting ns, context
+     * switches) around the sample.
      */
     static final class Trace {
         private static final int MAX_ROWS = 200_000;
@@ -690,8 +717,10 @@ public class CancelLatencyBenchmark {
                     .append(cancelReturned - start).append(',')
                     .append(w.nativeEnd - start).append(',')
                     .append(w.caughtAt - start).append(',')
-                    .append(cancellerCpu).append(',').append(w.cpuBefore).append(',').append(w.cpuAfter);
-            for (long[][] pair : new long[][][] {{cancellerBefore, cancellerAfter}, {w.schedBefore, w.schedAfter}}) {
+                    .append(cancellerCpu).append(',').append(w.cpuBefore).append(',').append(w.cpuAfter)
+                    .append(',').append(w.downcallCpuBefore).append(',').append(w.downcallCpuAfter);
+            for (long[][] pair : new long[][][] {{cancellerBefore, cancellerAfter}, {w.schedBefore, w.schedAfter},
+                    {w.downcallSchedBefore, w.downcallSchedAfter}}) {
                 for (int i = 0; i < 3; i++) {
                     rows.append(',').append(pair[1][i] - pair[0][i]);
                 }
@@ -705,7 +734,8 @@ public class CancelLatencyBenchmark {
             }
             try (PrintWriter out = new PrintWriter(Files.newBufferedWriter(Path.of(prefix + "." + name + ".csv")))) {
                 out.println("state,cancel_return,native,caught,canceller_cpu,worker_cpu_before,worker_cpu_after,"
-                        + "canceller_run,canceller_wait,canceller_switches,worker_run,worker_wait,worker_switches");
+                        + "downcall_cpu_before,downcall_cpu_after,canceller_run,canceller_wait,canceller_switches,"
+                        + "worker_run,worker_wait,worker_switches,downcall_run,downcall_wait,downcall_switches");
                 out.print(rows);
             } catch (IOException e) {
                 throw new UncheckedIOException(e);

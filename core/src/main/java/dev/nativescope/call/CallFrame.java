@@ -23,6 +23,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReferenceArray;
 import java.util.concurrent.locks.LockSupport;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
+import java.util.function.Consumer;
 
 /**
  * The native context of one cancellable call: an {@code nsc_context} that is a child of the
@@ -105,6 +106,11 @@ final class CallFrame {
     /** {@link System#nanoTime()} when this call was cancelled; meaningful once {@link #cancelledByUs}. */
     private long cancelNanoTime;
     private boolean interrupted;
+    /**
+     * Whether the current call runs on a native thread: written by the calling thread before it
+     * reopens the signal (which publishes it to cancellers), read by {@link #stop}.
+     */
+    private boolean offloadedCall;
 
     /**
      * Odd while a tracked call is in flight: the calling thread writes the fields below with plain
@@ -394,8 +400,35 @@ final class CallFrame {
             cancelledByUs = true;
             NativeCall.cancelRequested(this, byInterrupt ? "interrupt"
                     : status == NativeStatus.DEADLINE_EXCEEDED.code() ? "deadline" : "cancel");
+            if (offloadedCall && byInterrupt) {
+                afterOffloadedStop.accept(this);
+            }
         }
     }
+
+    /** The calling thread, before it reopens the signal for a call: whether that call is offloaded. */
+    void offloading(boolean offloaded) {
+        offloadedCall = offloaded;
+    }
+
+    /**
+     * After the state word (and the done fd's write) of an interrupted offloaded call: gives this
+     * CPU up once. The kernel mostly wakes the native thread onto the interrupter's CPU (it slept on
+     * the carrier's), and there it did not preempt: it waited until the interrupter slept, 18-22 us
+     * p50 (the JDK's interrupt path after our hook, then its unpark of the virtual caller), against
+     * 2-3 us inline, where the woken caller preempts (BENCHMARKS.md section 21). One yield lets it
+     * run first. Not for {@code cancel()}: measured, no gain there (its canceller sleeps 4-5 us
+     * after the state word), and the canceller's own call grew from 7 to 32-36 us p50. Not on a
+     * virtual canceller either: its yield would unmount it, not free the CPU.
+     */
+    private static void yieldToWokenNativeThread(CallFrame frame) {
+        if (!Thread.currentThread().isVirtual()) {
+            Thread.yield();
+        }
+    }
+
+    /** What the winning stop of an interrupted offloaded call does last; replaced by tests that check the order. */
+    static volatile Consumer<CallFrame> afterOffloadedStop = CallFrame::yieldToWokenNativeThread;
 
     /**
      * @return what cancelled the call: an InterruptedException, or the context's cause. A cancel

@@ -461,6 +461,7 @@ public final class NativeCall {
         try {
             // The frame's own signal covers the context (cancel, deadline) and the calling thread's
             // interrupt; its close() waits for a stop in flight, so none reaches the frame's next call.
+            frame.offloading(downcall instanceof OffloadedDowncall);
             CancellationSignal signal = frame.signal.reopen(context);
             int status = NativeStatus.OK.code();
             // Cancelled between the isDone check and here, or interrupted before the call: don't
