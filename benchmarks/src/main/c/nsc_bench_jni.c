@@ -111,6 +111,14 @@ static int start_detached(void *(*fn)(void *))
     return ok;
 }
 
+/* Adds one to the eventfd `fd`, retrying an interrupted write: the floors' "done" reply. */
+static void post(int fd)
+{
+    const uint64_t one = 1;
+    while (write(fd, &one, sizeof one) < 0) {
+    }
+}
+
 static void *wake_waiter(void *arg)
 {
     (void) arg;
@@ -125,9 +133,7 @@ static void *wake_waiter(void *arg)
             continue;
         }
         __atomic_store_n(&woke_at, t, __ATOMIC_RELEASE);
-        const uint64_t one = 1;
-        while (write(reply_fd, &one, sizeof one) < 0) {
-        }
+        post(reply_fd);
     }
     return NULL;
 }
@@ -232,9 +238,7 @@ static void *stop_spinner(void *arg)
         const int64_t t = now_ns();
         spin_spinner_cpu = sched_getcpu();
         __atomic_store_n(&spin_seen_at, t, __ATOMIC_RELEASE);
-        const uint64_t one = 1;
-        while (write(spin_reply_fd, &one, sizeof one) < 0) {
-        }
+        post(spin_reply_fd);
     }
     return NULL;
 }
@@ -331,9 +335,7 @@ static void *woken_waiter(void *arg)
         while (read(woken_wake_fd, &v, sizeof v) != (ssize_t) sizeof v) {
         }
         __atomic_store_n(&woken_at, t, __ATOMIC_RELEASE);
-        const uint64_t one = 1;
-        while (write(woken_reply_fd, &one, sizeof one) < 0) {
-        }
+        post(woken_reply_fd);
     }
     return NULL;
 }
