@@ -96,6 +96,11 @@ final class CallFrame {
      * puts the frame back there. Only the calling thread touches it, between the two.
      */
     private Cache home;
+    /**
+     * The adapter of this frame's calls without a context parameter, made on its first such call;
+     * only the thread holding the frame touches it (see {@link CurrentDowncall}).
+     */
+    private CurrentDowncall<?> currentDowncall;
     /** The malloc'd block the struct is aligned in. */
     private final MemorySegment block;
     final MemorySegment struct;
@@ -270,6 +275,16 @@ final class CallFrame {
 
     Class<?> trackedDowncall() {
         return callDowncall;
+    }
+
+    /** {@return this frame's adapter, bound to {@code call}} Release it before the frame. */
+    <T> CurrentDowncall<T> currentDowncall(NativeCall.CurrentCall<? extends T, ?> call) {
+        CurrentDowncall<?> adapter = currentDowncall;
+        if (adapter == null) {
+            adapter = new CurrentDowncall<>();
+            currentDowncall = adapter;
+        }
+        return adapter.bind(call);
     }
 
     static CallFrame acquire() {

@@ -20,19 +20,22 @@ import java.lang.invoke.MethodHandle;
  * <p><b>Setting the context is two plain stores.</b> The shim's {@code nsc_current_slot()} gives the
  * address of the running thread's thread-local slot; the context is set and restored by writing it
  * from Java, with no downcall. That address is fixed for an OS thread's life (initial-exec TLS), and
- * a platform thread is one OS thread for its life, so it is fetched once per platform thread and
- * cached here with that thread's id (ids are never reused, and unlike a {@code Thread} reference an
- * id does not keep an ended thread reachable). A virtual thread moves between carriers, so its call
+ * a platform thread is one OS thread for its life, so it is cached here with that thread's id (ids
+ * are never reused, and unlike a {@code Thread} reference an id does not keep an ended thread
+ * reachable); a frame mostly stays in its thread's cache, and when it moves to another thread the id
+ * differs and the slot is fetched again. A virtual thread moves between carriers, so its call
  * runs pinned inside a native frame ({@link SegmentHold#pinned}: a downcall that calls back), where
  * it stays on one carrier whatever it does, and fetches that carrier's slot inside the frame, for
  * this call only. The fetch is a critical downcall ({@code Linker.Option.critical}: no thread-state
  * transition; the function returns an address and never blocks).
  *
- * <p><b>No allocation per call.</b> Each platform thread keeps its adapters, a chain with one per
- * nesting level of its inline calls ({@link #take}); a call takes the first idle one and gives it
- * back ({@link #release}) once the caller has read its outcome. Offloaded calls and calls from virtual
- * threads get a fresh one (an offloaded call allocates its handoff anyway; a per-thread chain on
- * short-lived virtual threads would cost more than it saves).
+ * <p><b>No allocation per call.</b> Each {@link CallFrame} keeps one adapter ({@link CallFrame#currentDowncall}):
+ * a call holds its frame, and with it the adapter, from before the call until its caller has read
+ * the outcome, so the adapter needs no per-thread look-up, no nesting chain (a nested call has a
+ * frame of its own) and is never allocated per call, on platform and virtual threads and offloaded
+ * alike (a virtual thread's pinned frame and an offloaded call's handoff allocate for themselves). Its
+ * reference fields are stored only when they change the outcome, because each store of one costs a
+ * GC barrier on the call path.
  *
  * <p>Threading: an adapter belongs to one call at a time. It is written by the thread that runs the
  * call and read by the caller after the call (the same thread inline, ordered by the handoff when
@@ -47,50 +50,22 @@ final class CurrentDowncall<T> implements NativeCall.Downcall {
             nativescope_h.nsc_current_slot$address(),
             FunctionDescriptor.of(ValueLayout.ADDRESS.withTargetLayout(ValueLayout.JAVA_LONG)),
             Linker.Option.critical(false));
-    /** The first adapter of each platform thread that made an inline current call. */
-    private static final ThreadLocal<CurrentDowncall<?>> CHAIN = new ThreadLocal<>();
-
     private NativeCall.CurrentCall<? extends T, ?> call;
     T result;
     Throwable failure;
     boolean unbalanced;
-    /** Whether a call holds this adapter (chained adapters only: their owner thread alone reads it). */
-    private boolean busy;
-    /** The adapter of the next nesting level on the same thread, once one was needed. */
-    private CurrentDowncall<?> nested;
     /** The id of the platform thread whose slot {@link #slot} is; 0 for none (ids start at 1). */
     private long slotThread;
     /** That thread's slot, 8 bytes: an {@code nsc_context *} as a {@code long}. */
     private MemorySegment slot;
 
-    private CurrentDowncall() {
+    CurrentDowncall() {
     }
 
-    /**
-     * An adapter for {@code call}: the calling platform thread's first idle one when {@code inline}
-     * (the call runs on this thread), otherwise a fresh one. Give it back with {@link #release}.
-     */
+    /** Binds the adapter to {@code call} for one call; {@link #release} after its outcome was read. */
     @SuppressWarnings("unchecked")
-    static <T> CurrentDowncall<T> take(NativeCall.CurrentCall<? extends T, ?> call, boolean inline) {
-        CurrentDowncall<?> adapter;
-        if (!inline || Thread.currentThread().isVirtual()) {
-            adapter = new CurrentDowncall<>();
-        } else {
-            adapter = CHAIN.get();
-            if (adapter == null) {
-                adapter = new CurrentDowncall<>();
-                CHAIN.set(adapter);
-            }
-            // A busy one is an outer call's on this thread: nested calls go one link further.
-            while (adapter.busy) {
-                if (adapter.nested == null) {
-                    adapter.nested = new CurrentDowncall<>();
-                }
-                adapter = adapter.nested;
-            }
-            adapter.busy = true;
-        }
-        CurrentDowncall<T> mine = (CurrentDowncall<T>) adapter;
+    <R> CurrentDowncall<R> bind(NativeCall.CurrentCall<? extends R, ?> call) {
+        CurrentDowncall<R> mine = (CurrentDowncall<R>) this;
         mine.call = call;
         return mine;
     }
@@ -98,10 +73,14 @@ final class CurrentDowncall<T> implements NativeCall.Downcall {
     /** After the caller has read the outcome: forgets it (nothing kept alive) and frees the adapter. */
     void release() {
         call = null;
-        result = null;
-        failure = null;
+        // The common outcome (no result object, no failure) stores nothing here.
+        if (result != null) {
+            result = null;
+        }
+        if (failure != null) {
+            failure = null;
+        }
         unbalanced = false;
-        busy = false;
     }
 
     @Override
@@ -126,12 +105,17 @@ final class CurrentDowncall<T> implements NativeCall.Downcall {
         long outer = slot.get(ValueLayout.JAVA_LONG, 0);
         slot.set(ValueLayout.JAVA_LONG, 0, self);
         try {
-            result = call.call();
+            T value = call.call();
+            if (value != null) { // null already: see release()
+                result = value;
+            }
         } catch (Throwable thrown) {
             failure = thrown;
         } finally {
             // Never leave the pointer behind: restored before anything else can run on this thread.
-            unbalanced = slot.get(ValueLayout.JAVA_LONG, 0) != self;
+            if (slot.get(ValueLayout.JAVA_LONG, 0) != self) {
+                unbalanced = true;
+            }
             slot.set(ValueLayout.JAVA_LONG, 0, outer);
         }
         // What stopped it, if anything: the bridge throws for a cancel; a deadline native code saw

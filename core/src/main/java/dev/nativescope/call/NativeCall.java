@@ -189,18 +189,20 @@ public final class NativeCall {
         if (CallMode.FORCED != null) { // -Dnativescope.callMode (tests): a constant, folded away when unset
             downcall = OffloadedDowncall.wrap(context, CallMode.FORCED, null, downcall);
         }
-        return invokeInMode(context, label, downcall, downcall.getClass(), false);
+        return invokeInMode(context, label, downcall, downcall.getClass(), null);
     }
 
     /**
      * {@link #invoke(Context, Downcall)} once the mode is applied (the downcall offloaded or not).
      *
      * @param kind the class that names the call in diagnostics when it has no label
-     * @param currentCall whether the downcall is a {@link CurrentDowncall}: its native code cannot report
-     *        a deadline it saw on the clock, so a call that returns after the deadline is expired
+     * @param currentCallFrame for a {@link CurrentCall}, the frame its caller acquired (it reads the
+     *        call's outcome from the frame's adapter before releasing the frame); null for other calls,
+     *        which take and release a frame here. A current call's native code cannot report a
+     *        deadline it saw on the clock, so such a call that returns after the deadline is expired
      */
     private static int invokeInMode(Context context, String label, Downcall downcall, Class<?> kind,
-                                    boolean currentCall) {
+                                    CallFrame currentCallFrame) {
         NativeLibrary.load();
         // The clock, not only isDone(): a deadline that has passed but that the timer thread has not
         // fired yet is fired here, so the call is refused like any expired one and the context
@@ -212,11 +214,13 @@ public final class NativeCall {
         if (values == null) {
             throw alreadyDone(context);
         }
-        CallFrame frame = null;
+        CallFrame frame = currentCallFrame;
         Object event = null;
         int status = NO_STATUS;
         try {
-            frame = CallFrame.acquire();
+            if (frame == null) {
+                frame = CallFrame.acquire();
+            }
             event = DIAGNOSTICS.callStarted(frame.jfrEvent);
             if (event != null) {
                 frame.jfrEvent = event; // the same object after the frame's first recorded call
@@ -230,7 +234,7 @@ public final class NativeCall {
                 frame.track(context, label, kind, now);
             }
             status = callInFrame(context, frame, downcall);
-            if (currentCall && hasDeadline && status == NativeStatus.OK.code() && CONTEXTS.expireIfDue(context)) {
+            if (currentCallFrame != null && hasDeadline && status == NativeStatus.OK.code() && CONTEXTS.expireIfDue(context)) {
                 // Returned after the deadline, which its native code may have seen on the clock and
                 // stopped for: a function without a context cannot say, so the call counts as expired.
                 status = NativeStatus.DEADLINE_EXCEEDED.code();
@@ -247,9 +251,11 @@ public final class NativeCall {
                 DIAGNOSTICS.callEnded(event, context, label, kind,
                         status == NO_STATUS ? "EXCEPTION" : NativeStatus.nameOf(status));
             }
-            if (frame != null) {
+            if (frame != null && currentCallFrame == null) {
                 frame.release();
             }
+            // A current call's frame is released after this, by its caller: nothing reads the
+            // struct's values pointer once the call has returned (dumps read only its heartbeat).
             values.release();
             // The values block is retired by a cleaner when the context becomes unreachable: keep
             // the context reachable until the native code can no longer read the block.
@@ -304,7 +310,7 @@ public final class NativeCall {
         Objects.requireNonNull(mode, "mode");
         Objects.requireNonNull(downcall, "downcall");
         return invokeInMode(context, label, OffloadedDowncall.wrap(context, mode.resolved(), null, downcall),
-                downcall.getClass(), false);
+                downcall.getClass(), null);
     }
 
     /**
@@ -318,7 +324,7 @@ public final class NativeCall {
         Objects.requireNonNull(affinity, "affinity");
         Objects.requireNonNull(downcall, "downcall");
         return invokeInMode(context, null, OffloadedDowncall.wrap(context, CallMode.OFFLOAD, affinity, downcall),
-                downcall.getClass(), false);
+                downcall.getClass(), null);
     }
 
     // ---- Calls without a context parameter (issue 18): the context is made current instead. ----
@@ -400,12 +406,16 @@ public final class NativeCall {
         Objects.requireNonNull(context, "context");
         Objects.requireNonNull(call, "call");
         NativeLibrary.load(); // before CurrentDowncall's initialiser looks the slot function up
-        NativeThreadPool target = NativeThreads.targetFor(mode, affinity);
-        CurrentDowncall<T> current = CurrentDowncall.take(call, target == null);
+        // An inline call without affinity runs here on any thread (a native thread's nested calls too).
+        NativeThreadPool target = mode == CallMode.INLINE && affinity == null ? null : NativeThreads.targetFor(mode, affinity);
+        // The frame is taken here, not in invokeInMode, so that its adapter (no allocation, no
+        // thread-local look-up) can be read after the call and before the frame goes back.
+        CallFrame frame = CallFrame.acquire();
+        CurrentDowncall<T> current = frame.currentDowncall(call);
         try {
             Downcall downcall = target == null ? current : new OffloadedDowncall(target, context, current);
             try {
-                invokeInMode(context, label, downcall, call.getClass(), true);
+                invokeInMode(context, label, downcall, call.getClass(), frame);
             } catch (RuntimeException | Error stopped) {
                 if (current.failure != null && current.failure != stopped) {
                     stopped.addSuppressed(current.failure);
@@ -421,7 +431,8 @@ public final class NativeCall {
             }
             return current.result;
         } finally {
-            current.release(); // a reused adapter: after its outcome was read
+            current.release(); // the frame's adapter: after its outcome was read, before the frame's next call
+            frame.release();
         }
     }
 
