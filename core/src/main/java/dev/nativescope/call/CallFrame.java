@@ -98,9 +98,10 @@ final class CallFrame {
     private Cache home;
     /**
      * The adapter of this frame's calls without a context parameter, made on its first such call;
-     * only the thread holding the frame touches it (see {@link CurrentDowncall}).
+     * only its call touches it: the caller, and an offloaded call's native thread in between, ordered
+     * by the handoff (see {@link CurrentDowncall}).
      */
-    private CurrentDowncall<?> currentDowncall;
+    private CurrentDowncall currentDowncall;
     /** The malloc'd block the struct is aligned in. */
     private final MemorySegment block;
     final MemorySegment struct;
@@ -277,14 +278,14 @@ final class CallFrame {
         return callDowncall;
     }
 
-    /** {@return this frame's adapter, bound to {@code call}} Release it before the frame. */
-    <T> CurrentDowncall<T> currentDowncall(NativeCall.CurrentCall<? extends T, ?> call) {
-        CurrentDowncall<?> adapter = currentDowncall;
+    /** {@return this frame's adapter} Release it before the frame. */
+    CurrentDowncall currentDowncall() {
+        CurrentDowncall adapter = currentDowncall;
         if (adapter == null) {
-            adapter = new CurrentDowncall<>();
+            adapter = new CurrentDowncall();
             currentDowncall = adapter;
         }
-        return adapter.bind(call);
+        return adapter;
     }
 
     static CallFrame acquire() {

@@ -35,7 +35,7 @@ import java.lang.invoke.MethodHandle;
  * frame of its own) and is never allocated per call, on platform and virtual threads and offloaded
  * alike (a virtual thread's pinned frame and an offloaded call's handoff allocate for themselves). Its
  * reference fields are stored only when they change the outcome, because each store of one costs a
- * GC barrier on the call path.
+ * GC barrier on the call path: an inline call's {@code CurrentCall} reaches it as a parameter.
  *
  * <p>Threading: an adapter belongs to one call at a time. It is written by the thread that runs the
  * call and read by the caller after the call (the same thread inline, ordered by the handoff when
@@ -43,15 +43,16 @@ import java.lang.invoke.MethodHandle;
  * on that thread reads the pointer after the store in program order (a downcall is opaque to the JIT,
  * which cannot move memory accesses across it).
  *
- * @param <T> the call's result
  */
-final class CurrentDowncall<T> implements NativeCall.Downcall {
+final class CurrentDowncall implements NativeCall.Downcall {
     private static final MethodHandle SLOT = Linker.nativeLinker().downcallHandle(
             nativescope_h.nsc_current_slot$address(),
             FunctionDescriptor.of(ValueLayout.ADDRESS.withTargetLayout(ValueLayout.JAVA_LONG)),
             Linker.Option.critical(false));
-    private NativeCall.CurrentCall<? extends T, ?> call;
-    T result;
+    /** The call of an offloaded run ({@link #bind}); an inline one is passed to {@link #invokeInline}. */
+    private NativeCall.CurrentCall<?, ?> call;
+    /** What the call returned, or null. */
+    Object result;
     Throwable failure;
     boolean unbalanced;
     /** The id of the platform thread whose slot {@link #slot} is; 0 for none (ids start at 1). */
@@ -62,50 +63,61 @@ final class CurrentDowncall<T> implements NativeCall.Downcall {
     CurrentDowncall() {
     }
 
-    /** Binds the adapter to {@code call} for one call; {@link #release} after its outcome was read. */
-    @SuppressWarnings("unchecked")
-    <R> CurrentDowncall<R> bind(NativeCall.CurrentCall<? extends R, ?> call) {
-        CurrentDowncall<R> mine = (CurrentDowncall<R>) this;
-        mine.call = call;
-        return mine;
+    /**
+     * Binds the adapter to {@code call} for a run on another thread ({@link #invoke}); an inline
+     * call needs no binding. {@link #release} after the outcome was read.
+     */
+    CurrentDowncall bind(NativeCall.CurrentCall<?, ?> call) {
+        this.call = call;
+        return this;
     }
 
     /** After the caller has read the outcome: forgets it (nothing kept alive) and frees the adapter. */
     void release() {
-        call = null;
-        // The common outcome (no result object, no failure) stores nothing here.
+        // The common outcome (inline, no result object, no failure) stores nothing here.
+        if (call != null) {
+            call = null;
+        }
         if (result != null) {
             result = null;
         }
         if (failure != null) {
             failure = null;
         }
-        unbalanced = false;
+        if (unbalanced) {
+            unbalanced = false;
+        }
     }
 
+    /** Runs the bound call, on whatever thread runs this (an offloaded call's native thread). */
     @Override
     public int invoke(MemorySegment struct) {
+        return invokeInline(struct, call);
+    }
+
+    /** Runs {@code call} on this thread as the current context's call. */
+    int invokeInline(MemorySegment struct, NativeCall.CurrentCall<?, ?> call) {
         Thread self = Thread.currentThread();
         long id = self.threadId();
         if (id == slotThread) { // only ever a platform thread's id: see below
-            return callAsCurrent(slot, struct);
+            return callAsCurrent(slot, struct, call);
         }
         if (self.isVirtual()) {
             // Fetched inside the native frame: the carrier it is pinned to is the OS thread whose
             // slot it is. Never cached: the next call may run on another carrier.
-            return SegmentHold.pinned(() -> callAsCurrent(fetchSlot(), struct));
+            return SegmentHold.pinned(() -> callAsCurrent(fetchSlot(), struct, call));
         }
         slot = fetchSlot();
         slotThread = id;
-        return callAsCurrent(slot, struct);
+        return callAsCurrent(slot, struct, call);
     }
 
-    private int callAsCurrent(MemorySegment slot, MemorySegment struct) {
+    private int callAsCurrent(MemorySegment slot, MemorySegment struct, NativeCall.CurrentCall<?, ?> call) {
         long self = struct.address();
         long outer = slot.get(ValueLayout.JAVA_LONG, 0);
         slot.set(ValueLayout.JAVA_LONG, 0, self);
         try {
-            T value = call.call();
+            Object value = call.call();
             if (value != null) { // null already: see release()
                 result = value;
             }

@@ -189,7 +189,7 @@ public final class NativeCall {
         if (CallMode.FORCED != null) { // -Dnativescope.callMode (tests): a constant, folded away when unset
             downcall = OffloadedDowncall.wrap(context, CallMode.FORCED, null, downcall);
         }
-        return invokeInMode(context, label, downcall, downcall.getClass(), null);
+        return invokeInMode(context, label, downcall, downcall.getClass(), null, null);
     }
 
     /**
@@ -200,9 +200,11 @@ public final class NativeCall {
      *        call's outcome from the frame's adapter before releasing the frame); null for other calls,
      *        which take and release a frame here. A current call's native code cannot report a
      *        deadline it saw on the clock, so such a call that returns after the deadline is expired
+     * @param inlineCall an inline {@link CurrentCall}, which {@code downcall} (the frame's adapter) runs
+     *        with this parameter rather than a field (no store, no GC barrier); null for other calls
      */
     private static int invokeInMode(Context context, String label, Downcall downcall, Class<?> kind,
-                                    CallFrame currentCallFrame) {
+                                    CallFrame currentCallFrame, CurrentCall<?, ?> inlineCall) {
         NativeLibrary.load();
         // The clock, not only isDone(): a deadline that has passed but that the timer thread has not
         // fired yet is fired here, so the call is refused like any expired one and the context
@@ -233,7 +235,7 @@ public final class NativeCall {
             if (DIAGNOSTICS_ON) {
                 frame.track(context, label, kind, now);
             }
-            status = callInFrame(context, frame, downcall);
+            status = callInFrame(context, frame, downcall, inlineCall);
             if (currentCallFrame != null && hasDeadline && status == NativeStatus.OK.code() && CONTEXTS.expireIfDue(context)) {
                 // Returned after the deadline, which its native code may have seen on the clock and
                 // stopped for: a function without a context cannot say, so the call counts as expired.
@@ -310,7 +312,7 @@ public final class NativeCall {
         Objects.requireNonNull(mode, "mode");
         Objects.requireNonNull(downcall, "downcall");
         return invokeInMode(context, label, OffloadedDowncall.wrap(context, mode.resolved(), null, downcall),
-                downcall.getClass(), null);
+                downcall.getClass(), null, null);
     }
 
     /**
@@ -324,7 +326,7 @@ public final class NativeCall {
         Objects.requireNonNull(affinity, "affinity");
         Objects.requireNonNull(downcall, "downcall");
         return invokeInMode(context, null, OffloadedDowncall.wrap(context, CallMode.OFFLOAD, affinity, downcall),
-                downcall.getClass(), null);
+                downcall.getClass(), null, null);
     }
 
     // ---- Calls without a context parameter (issue 18): the context is made current instead. ----
@@ -411,11 +413,15 @@ public final class NativeCall {
         // The frame is taken here, not in invokeInMode, so that its adapter (no allocation, no
         // thread-local look-up) can be read after the call and before the frame goes back.
         CallFrame frame = CallFrame.acquire();
-        CurrentDowncall<T> current = frame.currentDowncall(call);
+        CurrentDowncall current = frame.currentDowncall();
         try {
-            Downcall downcall = target == null ? current : new OffloadedDowncall(target, context, current);
             try {
-                invokeInMode(context, label, downcall, call.getClass(), frame);
+                if (target == null) {
+                    invokeInMode(context, label, current, call.getClass(), frame, call);
+                } else {
+                    invokeInMode(context, label, new OffloadedDowncall(target, context, current.bind(call)),
+                            call.getClass(), frame, null);
+                }
             } catch (RuntimeException | Error stopped) {
                 if (current.failure != null && current.failure != stopped) {
                     stopped.addSuppressed(current.failure);
@@ -429,7 +435,9 @@ public final class NativeCall {
             if (current.failure != null) {
                 throw NativeCall.<X>sneaky(current.failure);
             }
-            return current.result;
+            @SuppressWarnings("unchecked") // what call returned, a T (or null)
+            T result = (T) current.result;
+            return result;
         } finally {
             current.release(); // the frame's adapter: after its outcome was read, before the frame's next call
             frame.release();
@@ -468,7 +476,7 @@ public final class NativeCall {
         DIAGNOSTICS.cancelRequested(frame.trackedContext(), frame.trackedLabel(), frame.trackedDowncall(), reason);
     }
 
-    private static int callInFrame(Context context, CallFrame frame, Downcall downcall) {
+    private static int callInFrame(Context context, CallFrame frame, Downcall downcall, CurrentCall<?, ?> inlineCall) {
         try {
             // The frame's own signal covers the context (cancel, deadline) and the calling thread's
             // interrupt; its close() waits for a stop in flight, so none reaches the frame's next call.
@@ -482,8 +490,9 @@ public final class NativeCall {
             try {
                 if (!stoppedBeforeEntry) {
                     // An offloaded call names its native thread in the frame (one class check inline).
-                    status = downcall instanceof OffloadedDowncall offloaded
-                            ? offloaded.invokeIn(frame) : downcall.invoke(frame.struct);
+                    status = downcall instanceof OffloadedDowncall offloaded ? offloaded.invokeIn(frame)
+                            : inlineCall != null ? frame.currentDowncall().invokeInline(frame.struct, inlineCall)
+                            : downcall.invoke(frame.struct);
                 }
             } catch (Throwable failure) {
                 signal.close();
