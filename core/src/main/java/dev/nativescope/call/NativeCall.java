@@ -491,7 +491,7 @@ public final class NativeCall {
                 if (!stoppedBeforeEntry) {
                     // An offloaded call names its native thread in the frame (one class check inline).
                     status = downcall instanceof OffloadedDowncall offloaded ? offloaded.invokeIn(frame)
-                            : inlineCall != null ? frame.currentDowncall().invokeInline(frame.struct, inlineCall)
+                            : inlineCall != null ? ((CurrentDowncall) downcall).invokeInline(frame.struct, inlineCall)
                             : downcall.invoke(frame.struct);
                 }
             } catch (Throwable failure) {
