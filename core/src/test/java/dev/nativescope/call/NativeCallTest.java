@@ -42,6 +42,7 @@ import static org.assertj.core.api.Assertions.catchThrowable;
 
 /** The cancellable call bridge on real native code: completion, cancel, interrupt, deadline, values. */
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
+@OffloadMode
 class NativeCallTest {
     private static final ContextKey<String> TRACE_ID = ContextKey.ofString("trace-id");
     /** Bounds for "promptly": generous for a loaded 2-core machine; the latency itself is benchmarked. */

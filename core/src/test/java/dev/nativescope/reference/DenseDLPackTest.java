@@ -1,5 +1,6 @@
 package dev.nativescope.reference;
 
+import dev.nativescope.call.OffloadMode;
 import dev.nativescope.CancellableContext;
 import dev.nativescope.Context;
 import dev.nativescope.DeadlineExceededException;
@@ -34,6 +35,7 @@ import org.junit.jupiter.api.Timeout;
 
 /** {@link ReferencePredictors#denseDLPack}: strided operands through DLPack descriptors, refusals, cancel, deadline. */
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
+@OffloadMode
 class DenseDLPackTest {
     /** Generous for a loaded 2-core machine: the latency itself is benchmarked, not tested. */
     private static final long PROMPT_SECONDS = 10;
