@@ -59,7 +59,8 @@ class NativeCallTest {
         int inner = 70;
         int cols = 45;
         Random random = new Random(7);
-        try (Arena arena = Arena.ofConfined()) {
+        // Shared: a confined operand keeps dense() inline (NativeThreads.modeFor), also in the offload-mode run.
+        try (Arena arena = Arena.ofShared()) {
             MemorySegment x = randomFloats(arena, random, rows * inner);
             MemorySegment w = randomFloats(arena, random, inner * cols);
             MemorySegment bias = randomFloats(arena, random, cols);

@@ -9,7 +9,8 @@ import java.lang.annotation.Target;
 import org.junit.jupiter.api.Tag;
 
 /**
- * Marks a test class that core's surefire execution {@code offload-mode} runs a second time with
+ * Marks a test class that the surefire execution {@code offload-mode} (in {@code core/pom.xml}, and
+ * in {@code examples/pom.xml}, which takes this class from core's test jar) runs a second time with
  * every bridged call offloaded ({@code -Dnativescope.callMode=OFFLOAD}, see {@link CallMode#PROPERTY}).
  * The execution selects its suites by this annotation's JUnit tag ({@code <groups>}), not by file
  * names: a command-line {@code -Dtest} replaces surefire's includes but not its groups, so
