@@ -78,8 +78,8 @@ class NativeCallErrorShapeTest {
     @Test
     void aConfinedSegmentOfAnOffloadedRawDowncallIsAWrongThreadExceptionThatNamesTheFix() {
         // The reference predictors see their segments and run a call with a confined one inline
-        // (NativeThreads.modeFor: dense() above holds offloaded); a raw downcall cannot be seen into,
-        // so offloaded FFM refuses it, in every mode of the test JVM.
+        // (NativeThreads.modeFor); a raw downcall cannot be seen into, so an offloaded one is refused
+        // by FFM on the native thread, and the message says what to allocate instead.
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment live = arena.allocate(N * N * Float.BYTES, 4);
             assertThat(catchThrowable(() -> NativeCall.invoke(Context.background(), CallMode.OFFLOAD,
