@@ -1,5 +1,6 @@
 package dev.nativescope;
 
+import dev.nativescope.call.OffloadMode;
 import dev.nativescope.interop.CancellationSignal;
 import dev.nativescope.library.NativeLibrary;
 import dev.nativescope.reference.ReferencePredictors;
@@ -27,6 +28,7 @@ import static org.assertj.core.api.Assertions.catchThrowable;
  * seen at entry"), with the context's isDone()/cause() agreeing with what native code reported.
  */
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
+@OffloadMode
 class ContextNativeDeadlineTest {
     /** Far enough from the deadline that the clock moving during the test cannot matter. */
     private static final long MARGIN_NANOS = TimeUnit.SECONDS.toNanos(5);

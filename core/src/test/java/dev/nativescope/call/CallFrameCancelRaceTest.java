@@ -18,6 +18,7 @@ import org.junit.jupiter.api.Test;
  * canceller still in flight ({@code CallFrame.endCall}), and that wait must always end, on
  * platform and virtual threads, whatever the timing; nothing may stay behind.
  */
+@OffloadMode
 class CallFrameCancelRaceTest {
 
     @Test

@@ -42,6 +42,7 @@ import static org.assertj.core.api.Assertions.assertThat;
  * hook and spins in native code; the test thread cancels; the hook runs in the test thread.
  */
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
+@OffloadMode
 class CancelOrderingTest {
     @BeforeAll
     static void load() {

@@ -32,6 +32,7 @@ import static org.assertj.core.api.Assertions.assertThat;
  * (a native thread's nested call has its own frame, which the caller's interrupt does not reach). {@code -Dnsc.stress.currentRounds=N} sets the rounds per thread.
  */
 @Timeout(300)
+@OffloadMode
 class CurrentContextStressTest {
     private static final int ROUNDS = Integer.getInteger("nsc.stress.currentRounds", 2000);
     private static final CallMode[] MODES = CallMode.values();

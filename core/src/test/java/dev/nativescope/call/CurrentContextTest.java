@@ -39,6 +39,7 @@ import static org.assertj.core.api.Assertions.catchThrowable;
  * sees a previous call's context, whether that call returned, threw or was cancelled.
  */
 @Timeout(120)
+@OffloadMode
 class CurrentContextTest {
     private static final ContextKey<String> TRACE_ID = ContextKey.ofString("trace-id");
     private static final Duration PROMPTLY = Duration.ofSeconds(10);

@@ -28,6 +28,7 @@ import static org.assertj.core.api.Assertions.catchThrowable;
  * jextract's {@code AssertionError: should not reach here}; overflowing sizes are an
  * IllegalArgumentException; a cause whose toString() throws still gives a CancellationException.
  */
+@OffloadMode
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
 class NativeCallErrorShapeTest {
     private static final long N = 4;
@@ -43,6 +44,25 @@ class NativeCallErrorShapeTest {
 
     @Test
     void aClosedArenasSegmentIsAnIllegalStateException() {
+        // Shared arenas: a native thread may pass their segments, so this holds offloaded too, where
+        // FFM's refusal happens on the native thread and comes back through the handoff.
+        MemorySegment closed;
+        try (Arena arena = Arena.ofShared()) {
+            closed = arena.allocate(N * N * Float.BYTES, 4);
+        }
+        try (Arena arena = Arena.ofShared()) {
+            MemorySegment live = arena.allocate(N * N * Float.BYTES, 4);
+            assertThat(dense(closed, live, live)).isInstanceOf(IllegalStateException.class).isNotInstanceOf(Error.class);
+            assertThat(catchThrowable(() -> NativeCall.invoke(Context.background(), ctx -> nativescope_h.nsc_dl_sum_f32(ctx, closed, live))))
+                    .as("NativeCall with a raw downcall").isInstanceOf(IllegalStateException.class);
+        }
+    }
+
+    @Test
+    void aClosedConfinedArenasSegmentIsAnIllegalStateExceptionInline() {
+        // Offloaded, a raw downcall passes the confined segments from a native thread, and FFM checks
+        // the thread before liveness: a WrongThreadException (the next test), not this one.
+        OffloadMode.Run.assumeInline("FFM's liveness check of a confined segment runs only on its owner thread");
         MemorySegment closed;
         try (Arena arena = Arena.ofConfined()) {
             closed = arena.allocate(N * N * Float.BYTES, 4);
@@ -52,6 +72,20 @@ class NativeCallErrorShapeTest {
             assertThat(dense(closed, live, live)).isInstanceOf(IllegalStateException.class).isNotInstanceOf(Error.class);
             assertThat(catchThrowable(() -> NativeCall.invoke(Context.background(), ctx -> nativescope_h.nsc_dl_sum_f32(ctx, closed, live))))
                     .as("NativeCall with a raw downcall").isInstanceOf(IllegalStateException.class);
+        }
+    }
+
+    @Test
+    void aConfinedSegmentOfAnOffloadedRawDowncallIsAWrongThreadExceptionThatNamesTheFix() {
+        // The reference predictors see their segments and run a call with a confined one inline
+        // (NativeThreads.modeFor); a raw downcall cannot be seen into, so an offloaded one is refused
+        // by FFM on the native thread, and the message says what to allocate instead.
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment live = arena.allocate(N * N * Float.BYTES, 4);
+            assertThat(catchThrowable(() -> NativeCall.invoke(Context.background(), CallMode.OFFLOAD,
+                    ctx -> nativescope_h.nsc_dl_sum_f32(ctx, MemorySegment.NULL, live))))
+                    .isInstanceOf(WrongThreadException.class)
+                    .hasMessageContaining("Arena.ofConfined()").hasMessageContaining("NativeThreads.arenaForCall(mode)");
         }
     }
 

@@ -37,6 +37,7 @@ import static org.assertj.core.api.Assertions.assertThat;
  * Java code in a Downcall that uses an interruptible NIO channel is detected and reported.
  */
 @Timeout(value = 300, unit = TimeUnit.SECONDS)
+@OffloadMode
 class NativeCallNestedInterruptTest {
     /** How long the outer native spin would run if the interrupt were lost: far beyond PROMPT. */
     private static final long SPIN_NANOS = TimeUnit.SECONDS.toNanos(20);

@@ -27,6 +27,7 @@ import static org.assertj.core.api.Assertions.assertThat;
  * random number of spins, so the cancel lands before, during and after the call in turn.
  */
 @Timeout(value = 300, unit = TimeUnit.SECONDS)
+@OffloadMode
 class NativeCallStressTest {
     private static final int RACES = 100_000;
     private static final long BARRIER_SECONDS = 30;

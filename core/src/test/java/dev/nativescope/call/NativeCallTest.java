@@ -42,6 +42,7 @@ import static org.assertj.core.api.Assertions.catchThrowable;
 
 /** The cancellable call bridge on real native code: completion, cancel, interrupt, deadline, values. */
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
+@OffloadMode
 class NativeCallTest {
     private static final ContextKey<String> TRACE_ID = ContextKey.ofString("trace-id");
     /** Bounds for "promptly": generous for a loaded 2-core machine; the latency itself is benchmarked. */
@@ -58,7 +59,8 @@ class NativeCallTest {
         int inner = 70;
         int cols = 45;
         Random random = new Random(7);
-        try (Arena arena = Arena.ofConfined()) {
+        // Shared: a confined operand keeps dense() inline (NativeThreads.modeFor), also in the offload-mode run.
+        try (Arena arena = Arena.ofShared()) {
             MemorySegment x = randomFloats(arena, random, rows * inner);
             MemorySegment w = randomFloats(arena, random, inner * cols);
             MemorySegment bias = randomFloats(arena, random, cols);

@@ -44,6 +44,7 @@ import static org.assertj.core.api.Assertions.catchThrowable;
  * and leak no thread or frame.
  */
 @Timeout(120)
+@OffloadMode
 class OffloadedCallTest {
     private static final ContextKey<String> TRACE_ID = ContextKey.ofString("trace-id");
     private static final long PROMPT_SECONDS = 10;

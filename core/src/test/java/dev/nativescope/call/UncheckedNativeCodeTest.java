@@ -16,6 +16,7 @@ import java.time.Duration;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
 
 import org.junit.jupiter.api.Test;
@@ -27,27 +28,39 @@ import static org.assertj.core.api.Assertions.assertThat;
  * Native code that never checks its context (here libc's {@code usleep}, called through the
  * bridge): cancelling, a deadline or an interrupt cannot stop it, so the call ends at its own pace
  * and returns its result; a warning says how late it came; the frame, the thread and other calls
- * carry on unharmed.
+ * carry on unharmed. The same offloaded: the caller stays parked until the native thread returns.
  */
+@OffloadMode
 class UncheckedNativeCodeTest {
     private static final MethodHandle USLEEP = Linker.nativeLinker().downcallHandle(
             Linker.nativeLinker().defaultLookup().find("usleep").orElseThrow(),
             FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
     private static final long SLEEP_MILLIS = 400;
+    /** The kernel's id of the thread that runs the downcall: the caller inline, a native thread offloaded. */
+    private static final MethodHandle GETTID = Linker.nativeLinker().downcallHandle(
+            Linker.nativeLinker().defaultLookup().find("gettid").orElseThrow(),
+            FunctionDescriptor.of(ValueLayout.JAVA_INT));
     /** {@code SYS_clock_nanosleep} on x86-64, which glibc's usleep makes. */
     private static final int CLOCK_NANOSLEEP = 230;
 
     @RegisterExtension
     final CapturedWarnings warnings = CapturedWarnings.of(NativeCall.class.getName());
 
-    /** Sleeps in native code without ever looking at the context; returns usleep's 0 (NSC_OK). */
-    private static int sleepIgnoringTheContext(Context context, long millis) {
-        return NativeCall.invoke(context, ignored -> (int) USLEEP.invokeExact((int) TimeUnit.MILLISECONDS.toMicros(millis)));
+    /**
+     * Sleeps in native code without ever looking at the context; returns usleep's 0 (NSC_OK).
+     * {@code nativeTid} gets the id of the thread the downcall runs on, which is not the caller's
+     * when the call is offloaded ({@code -Dnativescope.callMode=OFFLOAD}).
+     */
+    private static int sleepIgnoringTheContext(Context context, long millis, AtomicInteger nativeTid) {
+        return NativeCall.invoke(context, ignored -> {
+            nativeTid.set((int) GETTID.invokeExact());
+            return (int) USLEEP.invokeExact((int) TimeUnit.MILLISECONDS.toMicros(millis));
+        });
     }
 
-    /** {@link #sleepIgnoringTheContext} on its own named thread, with what it returned or threw. */
+    /** {@link #sleepIgnoringTheContext} on its own thread, with what it returned or threw. */
     private static final class UncheckedCall {
-        private static final String THREAD_NAME = "nsc-unchecked"; // the kernel keeps 15 characters
+        private final AtomicInteger nativeTid = new AtomicInteger(-1);
         private final Thread thread;
         private volatile Integer status;
         private volatile Throwable failure;
@@ -58,10 +71,10 @@ class UncheckedNativeCodeTest {
         }
 
         UncheckedCall(Context context, long sleepMillis, Runnable afterwards) {
-            thread = Thread.ofPlatform().name(THREAD_NAME).start(() -> {
+            thread = Thread.ofPlatform().name("nsc-unchecked").start(() -> {
                 long start = System.nanoTime();
                 try {
-                    status = sleepIgnoringTheContext(context, sleepMillis);
+                    status = sleepIgnoringTheContext(context, sleepMillis, nativeTid);
                 } catch (Throwable e) {
                     failure = e;
                 } finally {
@@ -72,15 +85,21 @@ class UncheckedNativeCodeTest {
         }
 
         /**
-         * Waits until the thread is in usleep's system call, so that what follows happens while
-         * native code runs, not before the call (when the bridge would refuse to enter it).
+         * Waits until the thread running the downcall is in usleep's system call, so that what follows
+         * happens while native code runs, not before the call (when the bridge would refuse to enter
+         * it). That thread is found by the id the downcall recorded, not by the caller's name, so this
+         * holds offloaded too.
          */
         UncheckedCall awaitInNativeSleep() throws InterruptedException {
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
             while (System.nanoTime() < deadline) {
-                for (ProcSelf.Task task : ProcSelf.tasks()) {
-                    if (task.name().equals(THREAD_NAME) && task.syscall().startsWith(CLOCK_NANOSLEEP + " ")) {
-                        return this;
+                int tid = nativeTid.get();
+                if (tid != -1) {
+                    for (ProcSelf.Task task : ProcSelf.tasks()) {
+                        if (task.dir().getFileName().toString().equals(Integer.toString(tid))
+                                && task.syscall().startsWith(CLOCK_NANOSLEEP + " ")) {
+                            return this;
+                        }
                     }
                 }
                 Thread.sleep(1);

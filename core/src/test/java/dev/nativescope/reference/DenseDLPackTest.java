@@ -1,5 +1,6 @@
 package dev.nativescope.reference;
 
+import dev.nativescope.call.OffloadMode;
 import dev.nativescope.CancellableContext;
 import dev.nativescope.Context;
 import dev.nativescope.DeadlineExceededException;
@@ -32,8 +33,14 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
-/** {@link ReferencePredictors#denseDLPack}: strided operands through DLPack descriptors, refusals, cancel, deadline. */
+/**
+ * {@link ReferencePredictors#denseDLPack}: strided operands through DLPack descriptors, refusals, cancel, deadline.
+ * The tensors live in shared arenas: a confined operand keeps the call inline ({@code NativeThreads.modeFor}), so
+ * with confined ones the {@code offload-mode} run would quietly repeat the inline one instead of holding the
+ * operands from a native thread.
+ */
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
+@OffloadMode
 class DenseDLPackTest {
     /** Generous for a loaded 2-core machine: the latency itself is benchmarked, not tested. */
     private static final long PROMPT_SECONDS = 10;
@@ -80,7 +87,7 @@ class DenseDLPackTest {
         int inner = 50;
         int cols = 41;
         Random random = new Random(23);
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofShared()) {
             Tensor x = random(arena, random, rows, inner);
             Tensor w = random(arena, random, cols, inner).transpose(0, 1);          // column-major w
             Tensor bias = random(arena, random, cols, 3).select(1, 2);              // stride 3
@@ -110,7 +117,7 @@ class DenseDLPackTest {
     void flippedOperandsAndNoBias() {
         int n = 33;
         Random random = new Random(29);
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofShared()) {
             Tensor xStore = random(arena, random, n, n);
             // x with its rows in reverse order: element [0, k] is the last row.
             Tensor x = Tensor.of(xStore.segment(), (long) (n - 1) * n * 4, DType.FLOAT32, new long[] {n, n},
@@ -132,7 +139,7 @@ class DenseDLPackTest {
         int inner = 70;
         int cols = 45;
         Random random = new Random(31);
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofShared()) {
             Tensor x = random(arena, random, rows, inner);
             Tensor w = random(arena, random, inner, cols);
             Tensor bias = random(arena, random, cols);
@@ -147,7 +154,7 @@ class DenseDLPackTest {
 
     @Test
     void badOperandsAreRefusedBeforeNativeCode() {
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofShared()) {
             Tensor x = filled(arena, 1, 4, 3);
             Tensor w = filled(arena, 1, 3, 5);
             Tensor y = filled(arena, 0, 4, 5);
@@ -176,7 +183,7 @@ class DenseDLPackTest {
     @Test
     void anOverlappingOutputIsRefusedBeforeNativeCodeWithAMessageNamingTheTensors() {
         // Before: both were NativeStatusException "NSC_ERR_INVALID: invalid argument" from native code.
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofShared()) {
             Tensor x = filled(arena, 1, 4, 3);
             Tensor w = filled(arena, 1, 3, 5);
             Tensor broadcastY = Tensor.of(arena.allocate(4 * 5), 0, DType.FLOAT32, new long[] {4, 5}, new long[] {0, 1});
@@ -278,7 +285,7 @@ class DenseDLPackTest {
     void aDeadlineStopsAnEndlessRun() {
         int n = 64;
         Random random = new Random(41);
-        try (Arena arena = Arena.ofConfined();
+        try (Arena arena = Arena.ofShared();
              CancellableContext context = Context.background().withTimeout(Duration.ofMillis(50))) {
             Tensor x = random(arena, random, n, n);
             Tensor w = random(arena, random, n, n);

@@ -27,7 +27,9 @@ import org.junit.jupiter.api.Test;
 /**
  * DLPack export and import: descriptor fields, zero-copy round trips of every dtype and of strided
  * views, native code reading exactly the Java-visible elements, and refusal of malformed
- * descriptors written field by field through the bindings.
+ * descriptors written field by field through the bindings. Shared arenas: the native reads go
+ * through {@code NativeCall.invoke}, which {@code -Dnativescope.callMode=OFFLOAD} moves to a native
+ * thread, and a native thread cannot pass a confined arena's segments.
  */
 class DLPackTest {
 
@@ -55,7 +57,7 @@ class DLPackTest {
 
     @Test
     void exportFillsEveryFieldOfTheDescriptor() {
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofShared()) {
             Tensor matrix = counting(arena, 4, 6);
             Tensor view = matrix.slice(0, 1, 4).slice(1, 1, 6, 2);  // rows 1..3, columns 1, 3, 5
             MemorySegment d = DLPack.export(view, arena);
@@ -88,7 +90,7 @@ class DLPackTest {
     @Test
     void everyDTypeRoundTripsWithoutACopy() {
         Random random = new Random(5);
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofShared()) {
             for (DType dtype : DType.values()) {
                 MemorySegment segment = arena.allocate(24L * dtype.byteSize(), 8);
                 Tensor tensor = Tensor.of(segment, dtype, 2, 3, 4);
@@ -142,7 +144,7 @@ class DLPackTest {
 
     @Test
     void stridedViewsSurviveTheRoundTrip() {
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofShared()) {
             views(arena).forEach((name, view) -> {
                 Tensor back = DLPack.importTensor(DLPack.export(view, arena), arena);
                 assertThat(back.shape()).as(name).containsExactly(view.shape());
@@ -159,7 +161,7 @@ class DLPackTest {
 
     @Test
     void theImportedSegmentSpansExactlyTheReachableBytes() {
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofShared()) {
             Tensor matrix = counting(arena, 5, 7);
             // Rows 1..3, columns 2 and 5: bytes of elements [1, 2] .. [3, 5].
             Tensor view = matrix.slice(0, 1, 4).slice(1, 2, 7, 3);
@@ -177,11 +179,11 @@ class DLPackTest {
 
     @Test
     void theImportedViewLivesAsLongAsItsArena() {
-        try (Arena owner = Arena.ofConfined()) {
+        try (Arena owner = Arena.ofShared()) {
             Tensor tensor = counting(owner, 3, 3);
             MemorySegment descriptor = DLPack.export(tensor, owner);
             Tensor view;
-            try (Arena viewArena = Arena.ofConfined()) {
+            try (Arena viewArena = Arena.ofShared()) {
                 view = DLPack.importTensor(descriptor, viewArena);
                 assertThat(view.getFloat(2, 2)).isEqualTo(8.5f);
             }
@@ -193,7 +195,7 @@ class DLPackTest {
 
     /** Sums through nsc_dl_sum_f32, the native reader of a descriptor. */
     private static double nativeSum(MemorySegment descriptor) {
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofShared()) {
             MemorySegment sum = arena.allocate(ValueLayout.JAVA_DOUBLE);
             NativeCall.invoke(Context.background(), ctx -> nativescope_h.nsc_dl_sum_f32(ctx, descriptor, sum));
             return sum.get(ValueLayout.JAVA_DOUBLE, 0);
@@ -211,7 +213,7 @@ class DLPackTest {
 
     @Test
     void nativeCodeReadsExactlyTheJavaVisibleElements() {
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofShared()) {
             Random random = new Random(17);
             Map<String, Tensor> views = views(arena);
             // Random values instead of counting ones, so that a wrong element or order changes the double.
@@ -230,7 +232,7 @@ class DLPackTest {
 
     @Test
     void nativeCodeReadsAViewOfAnImportedTensor() {
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofShared()) {
             Tensor cube = counting(arena, 4, 5, 6);
             Tensor imported = DLPack.importTensor(DLPack.export(cube, arena), arena);
             Tensor view = imported.permute(1, 2, 0).slice(0, 1, 5, 2);
@@ -240,7 +242,7 @@ class DLPackTest {
 
     @Test
     void nativeCodeRefusesWhatItCannotRead() {
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofShared()) {
             MemorySegment doubles = arena.allocate(ValueLayout.JAVA_DOUBLE, 4);
             Tensor float64 = Tensor.of(doubles, DType.FLOAT64, 2, 2);
             assertThatThrownBy(() -> nativeSum(DLPack.export(float64, arena)))
@@ -255,11 +257,11 @@ class DLPackTest {
     @Test
     void exportRefusesHeapAndFreedMemory() {
         Tensor heap = Tensor.of(MemorySegment.ofArray(new float[4]), DType.FLOAT32, 4);
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofShared()) {
             assertThatThrownBy(() -> DLPack.export(heap, arena))
                     .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("heap");
             Tensor freed;
-            try (Arena other = Arena.ofConfined()) {
+            try (Arena other = Arena.ofShared()) {
                 freed = counting(other, 2);
             }
             assertThatThrownBy(() -> DLPack.export(freed, arena))
@@ -290,7 +292,7 @@ class DLPackTest {
 
     @Test
     void importRefusesMalformedDescriptorsWithASpecificMessage() {
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofShared()) {
             MemorySegment data = arena.allocate(ValueLayout.JAVA_FLOAT, 6);
             List<Malformed> cases = new ArrayList<>();
             cases.add(new Malformed("CUDA device", d -> DLDevice.device_type(DLTensor.device(d), nativescope_h.kDLCUDA()),
@@ -350,7 +352,7 @@ class DLPackTest {
 
     @Test
     void importAcceptsTheEdgesOfTheFormat() {
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = Arena.ofShared()) {
             MemorySegment data = arena.allocate(ValueLayout.JAVA_FLOAT, 6);
             for (int i = 0; i < 6; i++) {
                 data.setAtIndex(ValueLayout.JAVA_FLOAT, i, i);

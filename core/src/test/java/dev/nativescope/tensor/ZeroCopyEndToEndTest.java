@@ -69,7 +69,8 @@ class ZeroCopyEndToEndTest {
             assertThat(w.isContiguous()).as("w is Fortran-ordered in its file").isFalse();
 
             // The descriptors handed to native code point into the mappings, not into copies.
-            try (Arena call = Arena.ofConfined()) {
+            // Shared: -Dnativescope.callMode=OFFLOAD moves the raw downcall below to a native thread.
+            try (Arena call = Arena.ofShared()) {
                 for (Tensor tensor : new Tensor[] {x, w, b, y}) {
                     MemorySegment descriptor = DLPack.export(tensor, call);
                     assertThat(DLTensor.data(descriptor).address() + DLTensor.byte_offset(descriptor))

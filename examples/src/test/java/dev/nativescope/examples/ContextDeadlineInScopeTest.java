@@ -1,5 +1,6 @@
 package dev.nativescope.examples;
 
+import dev.nativescope.call.OffloadMode;
 import dev.nativescope.CancellableContext;
 import dev.nativescope.Context;
 import dev.nativescope.DeadlineExceededException;
@@ -31,6 +32,7 @@ import static org.assertj.core.api.Assertions.assertThat;
  * through the {@code nsc_context} (its timer cancels the calls, and native code reads the clock),
  * and each call ends with a {@link DeadlineExceededException}.
  */
+@OffloadMode
 class ContextDeadlineInScopeTest extends NativeScopeTest {
     private static final Duration DEADLINE = Duration.ofMillis(400);
 

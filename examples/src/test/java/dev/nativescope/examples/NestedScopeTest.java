@@ -1,5 +1,6 @@
 package dev.nativescope.examples;
 
+import dev.nativescope.call.OffloadMode;
 import dev.nativescope.Context;
 import dev.nativescope.reference.EventFd;
 import dev.nativescope.examples.NativeWork.Outcome;
@@ -30,6 +31,7 @@ import static org.assertj.core.api.Assumptions.assumeThat;
  * interrupts stop the predictors in native code. The request value bound around the outer scope
  * reaches the native code of the inner forks too.
  */
+@OffloadMode
 class NestedScopeTest extends NativeScopeTest {
     private static final Duration OUTER_TIMEOUT = Duration.ofMillis(500);
     private static final Duration FAIL_AFTER = Duration.ofMillis(200);

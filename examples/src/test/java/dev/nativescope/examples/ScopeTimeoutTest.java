@@ -1,5 +1,6 @@
 package dev.nativescope.examples;
 
+import dev.nativescope.call.OffloadMode;
 import dev.nativescope.reference.EventFd;
 import dev.nativescope.examples.NativeWork.Outcome;
 import dev.nativescope.examples.NativeWork.Threads;
@@ -29,6 +30,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
  * interrupt into a native cancel, so compute-bound predictors that would run for 30 s stop and
  * {@code close()} returns at once instead of waiting for them.
  */
+@OffloadMode
 class ScopeTimeoutTest extends NativeScopeTest {
     private static final Duration SCOPE_TIMEOUT = Duration.ofMillis(500);
 

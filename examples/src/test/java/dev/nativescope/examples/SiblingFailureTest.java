@@ -1,5 +1,6 @@
 package dev.nativescope.examples;
 
+import dev.nativescope.call.OffloadMode;
 import dev.nativescope.reference.EventFd;
 import dev.nativescope.examples.NativeWork.Outcome;
 import dev.nativescope.examples.NativeWork.Threads;
@@ -26,6 +27,7 @@ import static org.assertj.core.api.Assumptions.assumeThat;
  * interrupt stops its siblings' native predictors, including one blocked in {@code poll} on an fd
  * that nobody will ever signal.
  */
+@OffloadMode
 class SiblingFailureTest extends NativeScopeTest {
     /** How long the sibling waits, once the predictors are on their way into native code, before failing. */
     private static final Duration FAIL_AFTER = Duration.ofMillis(200);
