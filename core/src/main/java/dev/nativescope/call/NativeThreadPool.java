@@ -9,6 +9,7 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.LongAdder;
 import java.util.concurrent.locks.LockSupport;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.BooleanSupplier;
@@ -29,6 +30,9 @@ import java.util.function.Supplier;
  * idle list: none is stranded in the queue while a thread idles.
  */
 final class NativeThreadPool {
+    /** Handoffs accepted by any pool (a thread or the queue), for tests that must prove they offloaded. */
+    private static final LongAdder ACCEPTED = new LongAdder();
+
     private final String namePrefix;
     private final String sizeHint;
     final int maxThreads;
@@ -41,6 +45,11 @@ final class NativeThreadPool {
     private final Set<NativeThread> threads = new LinkedHashSet<>();
     private int created;
     private boolean closed;
+
+    /** {@return how many calls were handed to native threads (queued ones included) since the JVM started} */
+    static long handoffsAccepted() {
+        return ACCEPTED.sum();
+    }
 
     NativeThreadPool(String namePrefix, int maxThreads, int queueCapacity, long keepAliveNanos, String sizeHint) {
         this.namePrefix = namePrefix;
@@ -64,6 +73,7 @@ final class NativeThreadPool {
             if (closed) {
                 throw new IllegalStateException(sizeHint + " is closed: no more calls can run on its native thread");
             }
+            ACCEPTED.increment(); // undone for a rejection
             worker = idle.pollFirst(); // LIFO: the most recently idle thread is the warmest
             if (worker != null) {
                 worker.next = handoff;
@@ -76,6 +86,7 @@ final class NativeThreadPool {
                 queue.addLast(handoff);
                 return true;
             } else {
+                ACCEPTED.decrement(); // not a handoff: undoes the count above
                 throw new RejectedExecutionException("offloaded native call rejected: all " + maxThreads + " native threads of "
                         + sizeHint + " are busy and " + queueCapacity + " calls already wait for one. Raise -D"
                         + NativeThreads.POOL_SIZE_PROPERTY + " (now " + NativeThreads.poolSize() + ") or -D"
