@@ -45,6 +45,12 @@ final class FileChannels implements MappedFileAccess {
      * writing the file.
      */
     static final long POPULATE_LIMIT = 64L << 20;
+    /**
+     * The smallest created file {@link #create} populates: below 16 pages the {@code madvise} call
+     * costs about what the few faults it saves do (C floor, BENCHMARKS.md section 23: 4 KiB 20.8 ->
+     * 20.7-25.0 us; 64 KiB 55.9-63.5 -> 51.9-56.9 us).
+     */
+    static final long POPULATE_MINIMUM = 64L << 10;
 
     private FileChannels() {
     }
@@ -79,7 +85,7 @@ final class FileChannels implements MappedFileAccess {
                 mapped = new MappedFile(file, Mode.READ_WRITE, 0,
                         mapChannel(file, channel, Mode.READ_WRITE, 0, size, arena));
             }
-            if (size <= POPULATE_LIMIT && !options.contains(Option.SPARSE)) {
+            if (size >= POPULATE_MINIMUM && size <= POPULATE_LIMIT && !options.contains(Option.SPARSE)) {
                 // A new file's pages are all zero and its storage reserved: faulting them in now, in
                 // one call, is cheaper than a fault per page at the writer's first stores. A failure
                 // (an old kernel) leaves those faults to the writer, as before.
