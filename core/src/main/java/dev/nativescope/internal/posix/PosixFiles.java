@@ -193,8 +193,9 @@ public final class PosixFiles {
             } catch (AccessDeniedException denied) {
                 // The first real open of a file checked through O_PATH (openRegularChannel): the mode
                 // does not allow this access. Named, and still an AccessDeniedException.
+                // The JDK's exception for EACCES carries no reason.
                 AccessDeniedException named = new AccessDeniedException(path.toString(), null,
-                        "cannot open the file: " + denied.getReason());
+                        "cannot open the file for " + options + ": permission denied; check its mode and owner");
                 named.initCause(denied);
                 throw named;
             } catch (FileSystemException failure) {
