@@ -47,6 +47,15 @@ public final class Libc {
     }
 
     /**
+     * madvise in a holder of its own: only {@code MappedFile.create} uses it, to populate a new
+     * output's pages, and a process that never creates a mapped file should not link it.
+     */
+    private static final class Madvise {
+        static final MethodHandle HANDLE = find("madvise", FunctionDescriptor.of(ValueLayout.JAVA_INT,
+                ValueLayout.ADDRESS, ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT));
+    }
+
+    /**
      * The other functions, linked together on the first use of any of them, so that the error paths
      * (strerror_r) are linked by then: a class loaded only when the process is out of descriptors
      * may fail to load for good (see FaultInjectionTest).
@@ -147,6 +156,18 @@ public final class Libc {
             return (int) Linked.POSIX_FALLOCATE.invokeExact(fd, offset, length);
         } catch (Throwable e) {
             throw failed("posix_fallocate", e);
+        }
+    }
+
+    /**
+     * @return whether {@code madvise(address, length, advice)} succeeded; errno is not captured, as
+     *         its one caller falls back the same way whatever the reason
+     */
+    public static boolean madvise(MemorySegment address, long length, int advice) {
+        try {
+            return (int) Madvise.HANDLE.invokeExact(address, length, advice) == 0;
+        } catch (Throwable e) {
+            throw failed("madvise", e);
         }
     }
 

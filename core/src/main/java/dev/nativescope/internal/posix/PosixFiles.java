@@ -26,6 +26,11 @@ import java.util.Set;
  * the very same file to a {@link FileChannel} by reopening {@code /proc/self/fd/N}, which names the
  * open file rather than a path.
  *
+ * <p>A file only read or mapped is opened once for real: {@link #openRegularChannel} opens the name
+ * with {@code O_PATH}, checks its type on that descriptor and lets the {@link FileChannel} itself
+ * reopen {@code /proc/self/fd/N}, so a mapping costs one real open, not two (BENCHMARKS.md
+ * section 23: each open and close of {@code /proc/self/fd} is 2-3 us of a 4 KiB inference's ~50).
+ *
  * <p>Stateless and thread-safe. Every method that opens a descriptor closes it before returning,
  * on every path.
  */
@@ -41,6 +46,9 @@ public final class PosixFiles {
     private static final int O_PATH = 010000000;
 
     private static final int AT_EMPTY_PATH = 0x1000;
+    /** {@code <asm-generic/mman-common.h>}, Linux 5.14+: write-fault every page of a range now. */
+    private static final int MADV_POPULATE_WRITE = 23;
+    private static final long PAGE_SIZE = 4096;
     private static final int STATX_TYPE = 0x1;
     private static final int STATX_MODE = 0x2;
     private static final int STATX_UID = 0x8;
@@ -120,10 +128,23 @@ public final class PosixFiles {
     public static final class OpenFile implements AutoCloseable {
         private final Path path;
         private final int fd;
+        /** What {@link #openRegularFile} read on the {@code O_PATH} descriptor of the same inode; null otherwise. */
+        private final FileStatus checked;
 
-        private OpenFile(Path path, int fd) {
+        private OpenFile(Path path, int fd, FileStatus checked) {
             this.path = path;
             this.fd = fd;
+            this.checked = checked;
+        }
+
+        /**
+         * @return the status read when the file was checked by {@link #openRegularFile} (the same
+         *         inode: {@code /proc/self/fd} reopens the checked file, not the name), without a
+         *         second {@code statx}; otherwise {@link #status()}. Permissions may change at any
+         *         time after either read, so reading them again would guarantee nothing more.
+         */
+        public FileStatus checkedStatus() throws IOException {
+            return checked != null ? checked : status();
         }
 
         /** @return the file's type, permissions and owner, read from the descriptor */
@@ -169,6 +190,14 @@ public final class PosixFiles {
         public FileChannel channel(Set<? extends OpenOption> options) throws IOException {
             try {
                 return FileChannel.open(Path.of("/proc/self/fd/" + fd), options);
+            } catch (AccessDeniedException denied) {
+                // The first real open of a file checked through O_PATH (openRegularChannel): the mode
+                // does not allow this access. Named, and still an AccessDeniedException.
+                // The JDK's exception for EACCES carries no reason.
+                AccessDeniedException named = new AccessDeniedException(path.toString(), null,
+                        "cannot open the file for " + options + ": permission denied; check its mode and owner");
+                named.initCause(denied);
+                throw named;
             } catch (FileSystemException failure) {
                 // Name the user's file, not the /proc link (typically: out of file descriptors).
                 FileSystemException named = new FileSystemException(path.toString(), null,
@@ -195,18 +224,18 @@ public final class PosixFiles {
         // Every tensor file (Npy, SafeTensors, MappedFile) is opened here first: a denied native access is then
         // the loader's message naming the flag, not an ExceptionInInitializerError from Libc.
         NativeLibrary.load();
-        return open(path, path, flags, mode);
+        return open(path, path, flags, mode, null);
     }
 
     /** Opens {@code opened}, naming {@code named} in errors and in the result. */
-    private static OpenFile open(Path opened, Path named, int flags, int mode) throws IOException {
+    private static OpenFile open(Path opened, Path named, int flags, int mode, FileStatus checked) throws IOException {
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = Libc.callState(arena);
             int fd = Libc.open(state, arena.allocateFrom(opened.toString()), flags | O_CLOEXEC, mode);
             if (fd < 0) {
                 throw failure(named, "cannot open", Libc.errno(state));
             }
-            return new OpenFile(named, fd);
+            return new OpenFile(named, fd, checked);
         }
     }
 
@@ -222,9 +251,46 @@ public final class PosixFiles {
      *         a dangling symbolic link, saying so
      */
     public static OpenFile openRegularFile(Path path, int flags) throws IOException {
+        CheckedName checked = openRegularName(path);
+        try (OpenFile name = checked.name()) {
+            return open(Path.of("/proc/self/fd/" + name.fd), path, flags, 0, checked.status());
+        }
+    }
+
+    /** A regular file opened as a channel, and what {@code statx} said about it before it was opened. */
+    public record CheckedChannel(FileChannel channel, FileStatus status) {
+    }
+
+    /**
+     * Opens {@code path} as a {@link FileChannel} with {@code options} only if it is a regular file,
+     * as {@link #openRegularFile} checks it, with one real open: the channel's own, of
+     * {@code /proc/self/fd/N} of the checked {@code O_PATH} descriptor (the same inode, whatever the
+     * name points to by then). For files only read and mapped; a file whose storage is reserved
+     * needs a descriptor of its own ({@link #openRegularFile} and {@link OpenFile#reserve}).
+     *
+     * @throws FileSystemException as {@link #openRegularFile}; AccessDeniedException naming the
+     *         file when its mode does not allow {@code options}
+     */
+    public static CheckedChannel openRegularChannel(Path path, Set<? extends OpenOption> options) throws IOException {
+        CheckedName checked = openRegularName(path);
+        try (OpenFile name = checked.name()) {
+            return new CheckedChannel(name.channel(options), checked.status());
+        }
+    }
+
+    /** An {@code O_PATH} descriptor of a regular file, and its status read on that descriptor. */
+    private record CheckedName(OpenFile name, FileStatus status) {
+    }
+
+    /**
+     * Opens {@code path} with {@code O_PATH} and checks that it is a regular file: the first half of
+     * {@link #openRegularFile}. The caller closes the descriptor.
+     */
+    private static CheckedName openRegularName(Path path) throws IOException {
+        NativeLibrary.load();
         OpenFile name;
         try {
-            name = open(path, O_PATH, 0);
+            name = open(path, path, O_PATH, 0, null);
         } catch (NoSuchFileException missing) {
             if (Files.isSymbolicLink(path)) {
                 NoSuchFileException dangling = new NoSuchFileException(path.toString(), null,
@@ -234,7 +300,8 @@ public final class PosixFiles {
             }
             throw missing;
         }
-        try (name) {
+        boolean success = false;
+        try {
             FileStatus status = name.status();
             if (!status.isRegularFile()) {
                 String what = Files.isSymbolicLink(path)
@@ -242,7 +309,12 @@ public final class PosixFiles {
                         : "is " + status.typeName();
                 throw new FileSystemException(path.toString(), null, what + "; expected a regular file");
             }
-            return open(Path.of("/proc/self/fd/" + name.fd), path, flags, 0);
+            success = true;
+            return new CheckedName(name, status);
+        } finally {
+            if (!success) {
+                name.close();
+            }
         }
     }
 
@@ -299,6 +371,27 @@ public final class PosixFiles {
             case S_IFLNK -> "a symbolic link";
             default -> String.format("a file of unknown type (mode %06o)", mode);
         };
+    }
+
+    /**
+     * Write-faults every page of a new shared mapping in one call
+     * ({@code madvise(MADV_POPULATE_WRITE)}), instead of one fault per 4 KiB page at the writer's
+     * first store into it: about a quarter less kernel time for a file that is then written whole
+     * (BENCHMARKS.md section 23: 396 -> 281-297 us for 1 MiB of a new file). Every page becomes
+     * resident and dirty, so only for a mapping its writer fills.
+     *
+     * @return true when the pages are populated; false when the kernel lacks the advice
+     *         ({@code EINVAL} before Linux 5.14) or could not populate (the writer then takes the
+     *         faults as it would have, with the same outcome)
+     */
+    public static boolean populateForWrite(MemorySegment mapping) {
+        if (mapping.byteSize() == 0) {
+            return true;
+        }
+        // madvise wants a page-aligned start; the bytes before it in that page are the same mapping.
+        long start = mapping.address() & -PAGE_SIZE;
+        long length = mapping.address() + mapping.byteSize() - start;
+        return Libc.madvise(MemorySegment.ofAddress(start), length, MADV_POPULATE_WRITE);
     }
 
     /** @return the effective user id of this process */

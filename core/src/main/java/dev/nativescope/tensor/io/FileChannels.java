@@ -38,6 +38,19 @@ final class FileChannels implements MappedFileAccess {
     /** Mode of created files before the umask: rw-r--r--. */
     private static final String CREATED_FILE_PERMISSIONS = "rw-r--r--";
     private static final int CREATED_FILE_MODE = 0644;
+    /**
+     * The largest created file whose pages {@link #create} populates up front: beyond it, making
+     * that much page cache resident and dirty before the writer starts (and for a writer that may
+     * fill only part of it) costs more than the faults it saves, which are then a small share of
+     * writing the file.
+     */
+    static final long POPULATE_LIMIT = 64L << 20;
+    /**
+     * The smallest created file {@link #create} populates: below 16 pages the {@code madvise} call
+     * costs about what the few faults it saves do (C floor, BENCHMARKS.md section 24: 4 KiB 20.8 ->
+     * 20.7-25.0 us; 64 KiB 55.9-63.5 -> 51.9-56.9 us).
+     */
+    static final long POPULATE_MINIMUM = 64L << 10;
 
     private FileChannels() {
     }
@@ -71,6 +84,12 @@ final class FileChannels implements MappedFileAccess {
                 }
                 mapped = new MappedFile(file, Mode.READ_WRITE, 0,
                         mapChannel(file, channel, Mode.READ_WRITE, 0, size, arena));
+            }
+            if (size >= POPULATE_MINIMUM && size <= POPULATE_LIMIT && !options.contains(Option.SPARSE)) {
+                // A new file's pages are all zero and its storage reserved: faulting them in now, in
+                // one call, is cheaper than a fault per page at the writer's first stores. A failure
+                // (an old kernel) leaves those faults to the writer, as before.
+                PosixFiles.populateForWrite(mapped.segment());
             }
             success = true;
             return mapped;
@@ -132,26 +151,44 @@ final class FileChannels implements MappedFileAccess {
             throws IOException {
         Objects.requireNonNull(file, "file");
         Objects.requireNonNull(mode, "mode");
-        FileChannel channel;
-        try (PosixFiles.OpenFile opened = openChecked(file, mode, options)) {
-            channel = opened.channel(mode.openOptions());
-        }
-        try (channel) {
+        // One real open, the channel's: no descriptor of our own is needed to read and map.
+        PosixFiles.CheckedChannel opened = open(file, () -> PosixFiles.openRegularChannel(file, mode.openOptions()));
+        try (FileChannel channel = opened.channel()) {
+            check(file, mode, options, opened.status());
             return action.apply(channel);
         }
     }
 
-
-
     /**
      * Opens an existing file for {@code mode} and checks what was opened: not a directory, and for
-     * {@link Mode#READ_WRITE} not writable by other users unless allowed.
+     * {@link Mode#READ_WRITE} not writable by other users unless allowed. For {@link MappedFile#grow},
+     * which needs the descriptor to reserve storage.
      */
     static PosixFiles.OpenFile openChecked(Path file, Mode mode, List<Option> options) throws IOException {
-        PosixFiles.OpenFile opened;
+        PosixFiles.OpenFile opened = open(file,
+                () -> PosixFiles.openRegularFile(file, mode == Mode.READ_ONLY ? PosixFiles.O_RDONLY : PosixFiles.O_RDWR));
+        boolean success = false;
         try {
-            // Never opens a FIFO, device or socket (which could block or act on open): refused by type first.
-            opened = PosixFiles.openRegularFile(file, mode == Mode.READ_ONLY ? PosixFiles.O_RDONLY : PosixFiles.O_RDWR);
+            check(file, mode, options, opened.checkedStatus());
+            success = true;
+            return opened;
+        } finally {
+            if (!success) {
+                opened.close();
+            }
+        }
+    }
+
+    /** An open of an existing regular file (never of a FIFO, device or socket: refused by type first). */
+    @FunctionalInterface
+    private interface Opener<T> {
+        T open() throws IOException;
+    }
+
+    /** Runs {@code opener}, naming the file and the working directory when it does not exist. */
+    private static <T> T open(Path file, Opener<T> opener) throws IOException {
+        try {
+            return opener.open();
         } catch (NoSuchFileException missing) {
             if (Files.isSymbolicLink(file)) {
                 throw missing; // a dangling link: its message says so
@@ -161,28 +198,26 @@ final class FileChannels implements MappedFileAccess {
             named.initCause(missing);
             throw named;
         }
-        boolean success = false;
-        try {
-            PosixFiles.FileStatus status = opened.status();
-            if (status.isDirectory()) {
-                throw new FileSystemException(file.toString(), null, "is a directory; expected a regular file");
-            }
-            if (mode == Mode.READ_WRITE && !options.contains(Option.ALLOW_WRITABLE_BY_OTHERS)
-                    && status.writableByOtherUsers(PosixFiles.effectiveUid())) {
-                throw new AccessDeniedException(file.toString(), null, "refusing a shared read-write mapping of a file"
-                        + " that other users can write (" + status.describe() + ", this process runs as uid "
-                        + Integer.toUnsignedLong(PosixFiles.effectiveUid()) + "): they could change it or"
-                        + " truncate it under the native code using the mapping, and a truncation kills the process"
-                        + " with SIGBUS. Make it this user's and writable by its owner only (chown, chmod go-w),"
-                        + " map a private copy, or pass MappedFile.Option.ALLOW_WRITABLE_BY_OTHERS if every"
-                        + " writer is trusted");
-            }
-            success = true;
-            return opened;
-        } finally {
-            if (!success) {
-                opened.close();
-            }
+    }
+
+    /**
+     * Checks what {@code statx} said about the opened file: not a directory, and for
+     * {@link Mode#READ_WRITE} not writable by other users unless allowed.
+     */
+    private static void check(Path file, Mode mode, List<Option> options, PosixFiles.FileStatus status)
+            throws IOException {
+        if (status.isDirectory()) {
+            throw new FileSystemException(file.toString(), null, "is a directory; expected a regular file");
+        }
+        if (mode == Mode.READ_WRITE && !options.contains(Option.ALLOW_WRITABLE_BY_OTHERS)
+                && status.writableByOtherUsers(PosixFiles.effectiveUid())) {
+            throw new AccessDeniedException(file.toString(), null, "refusing a shared read-write mapping of a file"
+                    + " that other users can write (" + status.describe() + ", this process runs as uid "
+                    + Integer.toUnsignedLong(PosixFiles.effectiveUid()) + "): they could change it or"
+                    + " truncate it under the native code using the mapping, and a truncation kills the process"
+                    + " with SIGBUS. Make it this user's and writable by its owner only (chown, chmod go-w),"
+                    + " map a private copy, or pass MappedFile.Option.ALLOW_WRITABLE_BY_OTHERS if every"
+                    + " writer is trusted");
         }
     }
 

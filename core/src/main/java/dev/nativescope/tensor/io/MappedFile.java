@@ -45,6 +45,19 @@ import java.util.Set;
  * process when native code does the store). {@link Option#SPARSE} skips the reservation for files
  * that are meant to stay mostly holes.
  *
+ * <p><b>Created files are made resident.</b> A file {@code create} reserved (not {@link Option#SPARSE})
+ * of 64 KiB to 64 MiB also has every page faulted in for writing before {@code create} returns, in one
+ * {@code madvise(MADV_POPULATE_WRITE)} (Linux 5.14+; silently skipped otherwise): a new output is
+ * written whole, and one call costs about a quarter less than a fault per 4 KiB page at the first
+ * stores. Those pages are then resident and dirty: a file to be filled only in part is better
+ * created {@link Option#SPARSE}.
+ *
+ * <p><b>What mapping saves.</b> Mapping saves the copies of {@code read(2)} and {@code write(2)},
+ * not time at every size: mapping a new file costs {@code mmap}, {@code munmap} and a page fault per
+ * page where {@code write(2)} fills the page cache in bulk, so for a new file per inference of up to
+ * a few MiB reading and writing is faster (BENCHMARKS.md section 24). Mapping wins when the data is
+ * large, or when its consumer reads the mapping itself (another process, or the same mapping reused).
+ *
  * <p><b>Files other users can write.</b> A {@link Mode#READ_WRITE} mapping shares every store with
  * the file, and whoever can write the file can also truncate it under the native code that reads
  * the mapping. So a shared read-write mapping of a file that a user other than this process's
