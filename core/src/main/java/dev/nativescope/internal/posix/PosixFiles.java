@@ -29,7 +29,7 @@ import java.util.Set;
  * <p>A file only read or mapped is opened once for real: {@link #openRegularChannel} opens the name
  * with {@code O_PATH}, checks its type on that descriptor and lets the {@link FileChannel} itself
  * reopen {@code /proc/self/fd/N}, so a mapping costs one real open, not two (BENCHMARKS.md
- * section 23: each open and close of {@code /proc/self/fd} is 2-3 us of a 4 KiB inference's ~50).
+ * section 24: each open and close of {@code /proc/self/fd} is 2-3 us of a 4 KiB inference's ~50).
  *
  * <p>Stateless and thread-safe. Every method that opens a descriptor closes it before returning,
  * on every path.
@@ -377,7 +377,7 @@ public final class PosixFiles {
      * Write-faults every page of a new shared mapping in one call
      * ({@code madvise(MADV_POPULATE_WRITE)}), instead of one fault per 4 KiB page at the writer's
      * first store into it: about a quarter less kernel time for a file that is then written whole
-     * (BENCHMARKS.md section 23: 396 -> 281-297 us for 1 MiB of a new file). Every page becomes
+     * (BENCHMARKS.md section 24: 396 -> 281-297 us for 1 MiB of a new file). Every page becomes
      * resident and dirty, so only for a mapping its writer fills.
      *
      * @return true when the pages are populated; false when the kernel lacks the advice
