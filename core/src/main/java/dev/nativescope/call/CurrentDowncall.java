@@ -42,7 +42,6 @@ import java.lang.invoke.MethodHandle;
  * offloaded); the slot is only ever written by its own thread, so no store needs a fence: native code
  * on that thread reads the pointer after the store in program order (a downcall is opaque to the JIT,
  * which cannot move memory accesses across it).
- *
  */
 final class CurrentDowncall implements NativeCall.Downcall {
     private static final MethodHandle SLOT = Linker.nativeLinker().downcallHandle(
