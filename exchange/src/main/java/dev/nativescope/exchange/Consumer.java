@@ -10,8 +10,11 @@ import dev.nativescope.library.NativeStatus;
 import dev.nativescope.tensor.DType;
 import dev.nativescope.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.VarHandle;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.Objects;
 import java.util.Optional;
 
@@ -52,6 +55,10 @@ import java.util.Optional;
  */
 public final class Consumer implements AutoCloseable {
     private final ExchangeFile file;
+    /** Per slot: its data as one read-only segment, sliced once (the mapping and its geometry never change). */
+    private final MemorySegment[] slotData;
+    /** Per slot: the last view formed over it and the layout words it was validated for (see {@link SlotView}). */
+    private final SlotView[] views;
     private long position;
     private long spinNanos;
     private long livenessNanos = 2_000_000;
@@ -59,6 +66,30 @@ public final class Consumer implements AutoCloseable {
 
     Consumer(ExchangeFile file) {
         this.file = file;
+        this.slotData = new MemorySegment[file.slotCount];
+        for (int i = 0; i < file.slotCount; i++) {
+            slotData[i] = file.segment.asSlice(file.slotDataStart(i), file.slotCapacity).asReadOnly();
+        }
+        this.views = new SlotView[file.slotCount];
+    }
+
+    /**
+     * A validated view of a slot and the slot's layout words it was formed from. {@link
+     * ExchangeDescriptor#validateSlot} and the tensor are functions of these words and of the file's
+     * geometry (fixed at open) only, so a later seqlock-consistent read of the slot that finds the same
+     * words, compared one by one, would pass validation again and form an equal tensor: the cached one
+     * is used instead (the wake path's cost, BENCHMARKS.md section 26). A producer that changes any
+     * word, hostile or not, misses the cache and is validated afresh. Immutable: every field is final
+     * and the arrays are private copies never written after construction, so even a racy read of
+     * {@link #views} (a consumer misused from two threads) sees a consistent entry.
+     */
+    private record SlotView(int dtypeWord, int ndim, long dataOffset, long byteLength, long[] shape, long[] strides,
+                            Tensor tensor) {
+        boolean sameLayout(ExchangeDescriptor.SlotMeta meta) {
+            return meta.dtypeWord() == dtypeWord && meta.ndim() == ndim && meta.dataOffset() == dataOffset
+                    && meta.byteLength() == byteLength && Arrays.equals(meta.shape(), shape)
+                    && Arrays.equals(meta.strides(), strides);
+        }
     }
 
     /** @return the exchange file */
@@ -166,7 +197,14 @@ public final class Consumer implements AutoCloseable {
         if (latest == position + 1) {
             // A consumer that keeps up wants the newest: one slot's metadata instead of a scan (the wake path).
             int slot = file.intAcquire(LATEST_SLOT_OFFSET);
-            ExchangeDescriptor.SlotMeta meta = slot >= 0 && slot < file.slotCount ? file.readSlot(slot) : null;
+            boolean inRange = slot >= 0 && slot < file.slotCount;
+            Received cached = inRange ? readCached(slot, latest) : null;
+            if (cached != null) {
+                position = latest;
+                return cached;
+            }
+            // Not cached, its layout changed, or torn: the full read (which retries) and validation.
+            ExchangeDescriptor.SlotMeta meta = inRange ? file.readSlot(slot) : null;
             if (meta != null && meta.version() == latest) {
                 Received received = view(meta);
                 position = latest;
@@ -304,16 +342,64 @@ public final class Consumer implements AutoCloseable {
         return Optional.of(new Lease(file, entry, received));
     }
 
-    private Received view(ExchangeDescriptor.SlotMeta meta) {
-        String problem = ExchangeDescriptor.validateSlot(meta, file.slotCount, file.slotCapacity, file.dataOffset);
-        if (problem != null) {
-            throw new CorruptExchangeException(file.path, problem);
+    /**
+     * One seqlock read of slot {@code slot} that allocates nothing: @return the slot's version {@code
+     * version} over the cached view, or null when the slot has no cached view, its layout words differ
+     * from the cached ones, it holds another version, or it is being written (the caller then takes the
+     * full {@link ExchangeFile#readSlot} path, which retries and validates).
+     */
+    private Received readCached(int slot, long version) {
+        SlotView cached = views[slot];
+        if (cached == null) {
+            return null;
         }
-        DType dtype = DTypes.ofWord(meta.dtypeWord());
-        long slotStart = file.slotDataStart(meta.slot());
-        MemorySegment data = file.segment.asSlice(slotStart, file.slotCapacity).asReadOnly();
-        Tensor tensor = Tensor.of(data, meta.dataOffset() - slotStart, dtype, meta.shape(), meta.strides());
-        return new Received(ReadStatus.OK, tensor, meta.version(), meta.slot(), meta.seq(), 0, meta.publishNanos(), file);
+        MemorySegment s = file.segment;
+        long base = slotMetaOffset(slot);
+        int s1 = file.intAcquire(base + SLOT_SEQ_OFFSET);
+        if ((s1 & 1) != 0) {
+            return null;
+        }
+        // Seqlock, as in readSlot: the plain loads below cannot move above the acquire load of seq
+        // (s1), nor below the second load of seq (the loadLoad fence); equal even seqs around them
+        // mean no write overlapped them, so they are one consistent copy of the slot's words.
+        boolean same = s.get(ValueLayout.JAVA_LONG, base + SLOT_VERSION_OFFSET) == version
+                & s.get(ValueLayout.JAVA_INT, base + SLOT_DTYPE_OFFSET) == cached.dtypeWord
+                & s.get(ValueLayout.JAVA_INT, base + SLOT_NDIM_OFFSET) == cached.ndim
+                & s.get(ValueLayout.JAVA_LONG, base + SLOT_DATA_OFFSET_OFFSET) == cached.dataOffset
+                & s.get(ValueLayout.JAVA_LONG, base + SLOT_BYTE_LENGTH_OFFSET) == cached.byteLength;
+        long publishNs = s.get(ValueLayout.JAVA_LONG, base + SLOT_PUBLISH_NS_OFFSET);
+        long[] shape = cached.shape;
+        long[] strides = cached.strides;
+        // cached.ndim passed validateSlot (0..MAX_NDIM), and the ndim word equals it when same holds.
+        for (int d = 0; d < shape.length; d++) {
+            same &= s.get(ValueLayout.JAVA_LONG, base + SLOT_SHAPE_OFFSET + 8L * d) == shape[d]
+                    & s.get(ValueLayout.JAVA_LONG, base + SLOT_STRIDES_OFFSET + 8L * d) == strides[d];
+        }
+        VarHandle.loadLoadFence();
+        if (!same || file.intAcquire(base + SLOT_SEQ_OFFSET) != s1) {
+            return null;
+        }
+        return new Received(ReadStatus.OK, cached.tensor, version, slot, s1, 0, publishNs, file);
+    }
+
+    private Received view(ExchangeDescriptor.SlotMeta meta) {
+        int slot = meta.slot();
+        SlotView cached = slot >= 0 && slot < views.length ? views[slot] : null;
+        Tensor tensor;
+        if (cached != null && cached.sameLayout(meta)) {
+            tensor = cached.tensor; // validated for exactly these words (SlotView)
+        } else {
+            String problem = ExchangeDescriptor.validateSlot(meta, file.slotCount, file.slotCapacity, file.dataOffset);
+            if (problem != null) {
+                throw new CorruptExchangeException(file.path, problem);
+            }
+            DType dtype = DTypes.ofWord(meta.dtypeWord());
+            tensor = Tensor.of(slotData[slot], meta.dataOffset() - file.slotDataStart(slot), dtype, meta.shape(), meta.strides());
+            // meta's arrays are readSlot's private copies (Tensor.of cloned its own): the entry may keep them.
+            views[slot] = new SlotView(meta.dtypeWord(), meta.ndim(), meta.dataOffset(), meta.byteLength(), meta.shape(),
+                    meta.strides(), tensor);
+        }
+        return new Received(ReadStatus.OK, tensor, meta.version(), slot, meta.seq(), 0, meta.publishNanos(), file);
     }
 
     /** Unmaps the exchange in this process; views become inaccessible. */

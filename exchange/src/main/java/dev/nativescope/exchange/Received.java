@@ -35,8 +35,17 @@ public final class Received {
         this.file = file;
     }
 
+    /** Per status, the one result without a tensor (immutable, so shared: a spinning next() allocates nothing). */
+    private static final Received[] WITHOUT_TENSOR = new Received[ReadStatus.values().length];
+
+    static {
+        for (ReadStatus status : ReadStatus.values()) {
+            WITHOUT_TENSOR[status.ordinal()] = new Received(status, null, 0, -1, 0, 0, 0, null);
+        }
+    }
+
     static Received of(ReadStatus status) {
-        return new Received(status, null, 0, -1, 0, 0, 0, null);
+        return WITHOUT_TENSOR[status.ordinal()];
     }
 
     static Received overrun(long missed) {
