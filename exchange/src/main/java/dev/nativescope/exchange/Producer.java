@@ -140,6 +140,7 @@ public final class Producer implements AutoCloseable {
         private final int evenSeq;
         private final DType dtype;
         private final long[] shape;
+        private final long[] strides;
         private final Tensor tensor;
         private boolean done;
 
@@ -148,6 +149,9 @@ public final class Producer implements AutoCloseable {
             this.evenSeq = evenSeq;
             this.dtype = dtype;
             this.shape = shape;
+            // At claim, not in publish: publish's stores until the newest version is visible are the
+            // wake latency (BENCHMARKS.md section 26), the strides are known now.
+            this.strides = Tensor.contiguousStrides(shape);
             this.tensor = tensor;
         }
 
@@ -182,7 +186,6 @@ public final class Producer implements AutoCloseable {
             s.set(ValueLayout.JAVA_INT, base + SLOT_FLAGS_OFFSET, 0);
             s.set(ValueLayout.JAVA_LONG, base + SLOT_DATA_OFFSET_OFFSET, file.slotDataStart(index));
             s.set(ValueLayout.JAVA_LONG, base + SLOT_BYTE_LENGTH_OFFSET, tensor.byteSize());
-            long[] strides = Tensor.contiguousStrides(shape);
             for (int d = 0; d < shape.length; d++) {
                 s.set(ValueLayout.JAVA_LONG, base + SLOT_SHAPE_OFFSET + 8L * d, shape[d]);
                 s.set(ValueLayout.JAVA_LONG, base + SLOT_STRIDES_OFFSET + 8L * d, strides[d]);

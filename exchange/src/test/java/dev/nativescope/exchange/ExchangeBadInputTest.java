@@ -112,6 +112,49 @@ class ExchangeBadInputTest {
         }
     }
 
+    /**
+     * The consumer reuses a validated view while a slot's layout words are unchanged: a word changed
+     * in place afterwards (even with seq left as it was, as a hostile writer may) must be validated
+     * afresh, on the wake path (next) and on the scan path (latest).
+     */
+    @Test
+    void aLayoutChangedAfterACachedViewIsValidatedAgain() throws Exception {
+        TensorExchange.delete(file);
+        try (Producer producer = TensorExchange.create(file, 2, 4096);
+             dev.nativescope.exchange.Consumer consumer = TensorExchange.openConsumer(file)) {
+            for (long v = 1; v <= 3; v++) {
+                Producer.Slot slot = producer.claim(DType.INT64, 4);
+                slot.tensor().data().set(java.lang.foreign.ValueLayout.JAVA_LONG, 0, v);
+                slot.publish();
+                Received r = consumer.next();
+                assertThat(r.version()).isEqualTo(v);
+                assertThat(r.tensor().shape()).containsExactly(4);
+                assertThat(r.tensor().getLong(0)).isEqualTo(v);
+            }
+            int slot = latestSlot(); // version 3, its view cached since version 1 used the same slot and layout
+            var mapping = consumer.mapping();
+            long meta = slotMetaOffset(slot);
+            mapping.set(java.lang.foreign.ValueLayout.JAVA_LONG, meta + SLOT_SHAPE_OFFSET, 1L << 40);
+            consumer.seek(2);
+            assertThatThrownBy(consumer::next).isInstanceOf(CorruptExchangeException.class).hasMessageContaining("outside");
+            assertThatThrownBy(consumer::latest).isInstanceOf(CorruptExchangeException.class).hasMessageContaining("outside");
+            mapping.set(java.lang.foreign.ValueLayout.JAVA_LONG, meta + SLOT_SHAPE_OFFSET, 4);
+            mapping.set(java.lang.foreign.ValueLayout.JAVA_LONG, meta + SLOT_STRIDES_OFFSET, -1);
+            consumer.seek(2);
+            assertThatThrownBy(consumer::next).isInstanceOf(CorruptExchangeException.class).hasMessageContaining("outside");
+            // A valid change (two of the four elements): the new shape, not the cached one.
+            mapping.set(java.lang.foreign.ValueLayout.JAVA_LONG, meta + SLOT_STRIDES_OFFSET, 1);
+            mapping.set(java.lang.foreign.ValueLayout.JAVA_LONG, meta + SLOT_SHAPE_OFFSET, 2);
+            consumer.seek(2);
+            Received r = consumer.next();
+            assertThat(r.version()).isEqualTo(3);
+            assertThat(r.tensor().shape()).containsExactly(2);
+            assertThat(r.tensor().segment().isReadOnly()).isTrue();
+            mapping.set(java.lang.foreign.ValueLayout.JAVA_LONG, meta + SLOT_DATA_OFFSET_OFFSET, 8);
+            assertThatThrownBy(consumer::latest).isInstanceOf(CorruptExchangeException.class).hasMessageContaining("outside");
+        }
+    }
+
     @Test
     void aFileOtherUsersCanWriteIsRefused() throws Exception {
         Files.setPosixFilePermissions(file, PosixFilePermissions.fromString("rw-rw-rw-"));
