@@ -25,7 +25,9 @@ import java.util.Optional;
  *
  * <p><b>Torn tensors.</b> Slot metadata is read under the slot's seqlock (seq before and after,
  * equal and even) into a private copy and validated against the file's geometry before a view is
- * formed, so a view never points outside its slot, whatever the file says. The data is not
+ * formed, so a view never points outside its slot, whatever the file says. A slot's view, once
+ * validated, is reused while a later seqlock read finds the same metadata words, compared one by one
+ * ({@code SlotView}); any other word is validated afresh. The data is not
  * copied: see {@link Received} for how long it stays unchanged, and {@link #lease(Received)} to
  * hold it.
  *
