@@ -19,6 +19,7 @@ import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.catchThrowable;
@@ -46,16 +47,7 @@ class NativeCallErrorShapeTest {
     void aClosedArenasSegmentIsAnIllegalStateException() {
         // Shared arenas: a native thread may pass their segments, so this holds offloaded too, where
         // FFM's refusal happens on the native thread and comes back through the handoff.
-        MemorySegment closed;
-        try (Arena arena = Arena.ofShared()) {
-            closed = arena.allocate(N * N * Float.BYTES, 4);
-        }
-        try (Arena arena = Arena.ofShared()) {
-            MemorySegment live = arena.allocate(N * N * Float.BYTES, 4);
-            assertThat(dense(closed, live, live)).isInstanceOf(IllegalStateException.class).isNotInstanceOf(Error.class);
-            assertThat(catchThrowable(() -> NativeCall.invoke(Context.background(), ctx -> nativescope_h.nsc_dl_sum_f32(ctx, closed, live))))
-                    .as("NativeCall with a raw downcall").isInstanceOf(IllegalStateException.class);
-        }
+        aClosedArenasSegmentIsAnIllegalStateException(Arena::ofShared);
     }
 
     @Test
@@ -63,11 +55,16 @@ class NativeCallErrorShapeTest {
         // Offloaded, a raw downcall passes the confined segments from a native thread, and FFM checks
         // the thread before liveness: a WrongThreadException (the next test), not this one.
         OffloadMode.Run.assumeInline("FFM's liveness check of a confined segment runs only on its owner thread");
+        aClosedArenasSegmentIsAnIllegalStateException(Arena::ofConfined);
+    }
+
+    /** A segment of a closed arena of {@code kind}, passed beside a live one of the same kind. */
+    private static void aClosedArenasSegmentIsAnIllegalStateException(Supplier<Arena> kind) {
         MemorySegment closed;
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = kind.get()) {
             closed = arena.allocate(N * N * Float.BYTES, 4);
         }
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = kind.get()) {
             MemorySegment live = arena.allocate(N * N * Float.BYTES, 4);
             assertThat(dense(closed, live, live)).isInstanceOf(IllegalStateException.class).isNotInstanceOf(Error.class);
             assertThat(catchThrowable(() -> NativeCall.invoke(Context.background(), ctx -> nativescope_h.nsc_dl_sum_f32(ctx, closed, live))))
