@@ -62,6 +62,14 @@ public final class FirstNativeUseProbe {
         }
     }
 
+    private static void awaitQuietly(java.util.concurrent.CountDownLatch latch) {
+        try {
+            latch.await();
+        } catch (InterruptedException e) {
+            throw new AssertionError(e);
+        }
+    }
+
     /** Each throwable of the cause chain, class and message: the second use's message is in its cause. */
     private static String chain(Throwable e) {
         StringBuilder text = new StringBuilder();
@@ -92,6 +100,23 @@ public final class FirstNativeUseProbe {
             // A binding that no part of the core links when it loads: its holder resolves the symbol itself.
             case "nativescope_h.nsc_monotonic_ns" -> nativescope_h.nsc_monotonic_ns();
             // One of the bridge's functions, which the core links when it loads, then a bridged call.
+            // The same binding first on one thread while another loads: the binding's holder waits for the load, which
+            // links that holder only after its own lock is released (a deadlock otherwise; ChildJvm's timeout).
+            case "nativescope_h.nsc_context_init-racing-NativeLibrary.load" -> {
+                java.util.concurrent.CountDownLatch start = new java.util.concurrent.CountDownLatch(1);
+                Thread loader = Thread.ofPlatform().start(() -> {
+                    awaitQuietly(start);
+                    NativeLibrary.load();
+                });
+                Thread binder = Thread.ofPlatform().start(() -> {
+                    awaitQuietly(start);
+                    nativescope_h.nsc_context_init$handle();
+                });
+                start.countDown();
+                loader.join();
+                binder.join();
+                NativeCall.invoke(Context.background(), ctx -> 0);
+            }
             case "nativescope_h.nsc_context_init-then-NativeCall" -> {
                 nativescope_h.nsc_context_init$handle();
                 NativeCall.invoke(Context.background(), ctx -> 0);

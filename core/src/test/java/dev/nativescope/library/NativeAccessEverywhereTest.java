@@ -51,14 +51,15 @@ class NativeAccessEverywhereTest {
     }
 
     /**
-     * The last three are bindings called first, with no NativeLibrary.load(): the load hook woven into jextract's
+     * The last four are bindings called first, with no NativeLibrary.load(): the load hook woven into jextract's
      * nativescope_h by the bindings' build loads the library, also for a function the core links as it loads (whose
-     * holder then initialises on this thread while the load runs). Main failed those: UnsatisfiedLinkError, then
-     * NoClassDefFoundError for the life of the JVM.
+     * holder then initialises on this thread while the load runs), and while another thread loads. Main failed
+     * those: UnsatisfiedLinkError, then NoClassDefFoundError for the life of the JVM.
      */
     @ParameterizedTest
     @ValueSource(strings = {"Npy", "SafeTensors", "MappedFile", "DLPack", "NativeCall", "EventFd",
-            "nativescope_h", "nativescope_h.nsc_monotonic_ns", "nativescope_h.nsc_context_init-then-NativeCall"})
+            "nativescope_h", "nativescope_h.nsc_monotonic_ns", "nativescope_h.nsc_context_init-then-NativeCall",
+            "nativescope_h.nsc_context_init-racing-NativeLibrary.load"})
     void theFirstUseLoadsTheLibraryBeforeAnyBindingInitialises(String firstUse) throws Exception {
         ChildJvm.Result classPath = ChildJvm.run(List.of(CLASS_PATH_FLAG), List.of(),
                 FirstNativeUseProbe.class.getName(), firstUse, "then-bind");

@@ -30,7 +30,8 @@ import java.lang.reflect.Method;
  * failed fails for the JVM's life too (its failure is kept), so nothing is lost; the second use's
  * {@code NoClassDefFoundError} has the first failure's message in its cause (the JDK keeps it since JDK 18).
  *
- * <p>Thread-safe: {@link #loaded} is written only after a load succeeded and read with a volatile load; threads
+ * <p>Thread-safe: {@link #loaded} is written only after a load succeeded (or the symbol was found loaded) and read
+ * with a volatile load; threads
  * that race on the slow path each call the core, whose class initialisation loads once and makes the others
  * wait for it. The core's load initialises no function holder (the callers here are inside one), so a thread
  * waiting for the load here while it holds a holder's initialisation lock is never waited for by the loader.
@@ -58,10 +59,16 @@ public final class LoadHook {
         if (loaded) {
             return;
         }
+        // Loaded already, by the core's loader (whose own load links functions through here) or by hand: no
+        // reflection, which would cost a fresh JVM's first load more than this look-up in the loaded libraries.
+        if (SymbolLookup.loaderLookup().find(symbol).isPresent()) {
+            loaded = true;
+            return;
+        }
         Method load = entry("load");
         if (load == null) {
-            // No core: the generated lookup (the class loader's libraries, then the default ones) is all there is.
-            if (SymbolLookup.loaderLookup().or(Linker.nativeLinker().defaultLookup()).find(symbol).isEmpty()) {
+            // No core: the rest of the generated lookup (the default libraries) is all there is.
+            if (Linker.nativeLinker().defaultLookup().find(symbol).isEmpty()) {
                 throw new UnsatisfiedLinkError("unresolved symbol: " + symbol + ": libnativescope.so is not loaded, and"
                         + " the nativescope core, whose first use loads it, is not on the path of the bindings' class loader:"
                         + " add the dev.nativescope:nativescope-core jar (on the module path, a module that requires"
