@@ -65,7 +65,8 @@ if (( ${#files[@]} == 0 )); then
 fi
 
 mkdir -p "$dest"
-# module-info.java lives in bindings/src/main/java, not in $dest: it is kept.
+# module-info.java lives in bindings/src/main/java, not in $dest, and the hand-written load hook in $dest/internal/
+# (woven into the compiled nativescope_h by the bindings' build, see jextract-config/README.md): both are kept.
 rm -f "$dest"/*.java
 cp "${files[@]}" "$dest"/
 

@@ -22,4 +22,7 @@ module dev.nativescope.core {
     exports dev.nativescope.tensor.npy;
     exports dev.nativescope.tensor.safetensors;
     exports dev.nativescope.reference;
+    // For the bindings' load hook alone (woven into nativescope_h at build time): it calls the package-private
+    // LoadHookEntry by reflection, since the bindings cannot depend on the core.
+    opens dev.nativescope.library to dev.nativescope.bindings;
 }

@@ -4,6 +4,7 @@ import dev.nativescope.CancellableContext;
 import dev.nativescope.Context;
 import dev.nativescope.ContextKey;
 import dev.nativescope.DeadlineExceededException;
+import dev.nativescope.bindings.nativescope_h;
 import dev.nativescope.call.NativeCall;
 import dev.nativescope.library.NativeLibrary;
 import dev.nativescope.library.UserLibrary;
@@ -36,6 +37,12 @@ public final class Main {
 
     public static void main(String[] args) throws Throwable {
         String where = Main.class.getModule().isNamed() ? "module path" : "class path";
+        // 0. A function of nativescope's bindings as the very first native call, with no NativeLibrary.load(): the
+        //    bindings' load hook loads the shim from the native-shim jar (it used to fail with UnsatisfiedLinkError).
+        long clock = nativescope_h.nsc_monotonic_ns();
+        check(clock > 0, "nsc_monotonic_ns() called first reads the clock");
+        System.out.println("[" + where + "] a binding called first loaded the shim from " + NativeLibrary.path());
+
         // 1. The shim from the native-shim jar, then the user's own library from this jar, through the helper.
         Path userLibrary = UserLibrary.load(Main.class, "META-INF/native/linux-x86_64/libconsumer.so");
         check(!Files.exists(userLibrary), "the extracted libconsumer.so is deleted once loaded");

@@ -19,7 +19,12 @@ public final class NativeLibrary {
     private NativeLibrary() {
     }
 
-    /** Initialization-on-demand holder: the JVM's class initialisation gives once-only and safe publication. */
+    /**
+     * Initialization-on-demand holder of the load: the JVM's class initialisation gives once-only and safe
+     * publication. Its initialiser touches no holder class of the bindings' functions: the bindings' load hook
+     * ({@link LoadHookEntry}) waits here from inside such a holder's initialiser, so a holder initialised under
+     * this lock could deadlock with a thread whose first call is that binding.
+     */
     private static final class Holder {
         static final LibraryLoader.Loaded LOADED;
         static final NativeLibraryException FAILURE;
@@ -30,11 +35,30 @@ public final class NativeLibrary {
             try {
                 LibraryLoader.checkNativeAccess();
                 loaded = LibraryLoader.loadConfigured(expectedAbiVersion());
-                linkBridgeFunctions();
             } catch (NativeLibraryException e) {
                 failure = e;
             }
             LOADED = loaded;
+            FAILURE = failure;
+        }
+    }
+
+    /**
+     * The bridge's functions linked once the library is loaded ({@link #linkBridgeFunctions()}), in a holder of
+     * their own, initialised after {@link Holder} and outside its lock. A thread whose first use is the binding
+     * of {@code nsc_context_init} holds that function's holder while its load hook waits for {@link Holder},
+     * never for this class, so the thread linking here waits for it without a cycle.
+     */
+    private static final class Linked {
+        static final NativeLibraryException FAILURE;
+
+        static {
+            NativeLibraryException failure = null;
+            try {
+                linkBridgeFunctions();
+            } catch (NativeLibraryException e) {
+                failure = e;
+            }
             FAILURE = failure;
         }
     }
@@ -76,6 +100,10 @@ public final class NativeLibrary {
             if (e.getCause() instanceof IllegalCallerException denied) {
                 throw LibraryLoader.nativeAccessDenied(denied);
             }
+            if (e.getCause() instanceof NativeLibraryException named) {
+                // The bindings' load hook, woven into the header class's initialiser, already named the flag.
+                throw new NativeLibraryException(named.getMessage(), named);
+            }
             throw e;
         } catch (NoClassDefFoundError e) {
             // The header class failed to initialise before (touched directly, ahead of this loader).
@@ -93,6 +121,18 @@ public final class NativeLibrary {
      * @throws NativeLibraryException when it cannot be loaded; the message says what to do
      */
     public static void load() {
+        loaded();
+        NativeLibraryException linkFailure = Linked.FAILURE;
+        if (linkFailure != null) {
+            throw new NativeLibraryException(linkFailure.getMessage(), linkFailure);
+        }
+    }
+
+    /**
+     * The load alone, without linking the bridge's functions: what the bindings' load hook needs ({@link
+     * LoadHookEntry}), from inside a function's holder initialiser.
+     */
+    static void loadWithoutLinking() {
         loaded();
     }
 
