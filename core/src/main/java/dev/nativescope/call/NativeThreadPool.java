@@ -1,6 +1,7 @@
 package dev.nativescope.call;
 
 import dev.nativescope.Context;
+import dev.nativescope.internal.posix.Scheduling;
 
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -274,6 +275,9 @@ final class NativeThreadPool {
 
         @Override
         public void run() {
+            if (NativeThreads.SLICE_NANOS > 0) {
+                Scheduling.setSliceOfCurrentThread(NativeThreads.SLICE_NANOS); // a hint: a refusal leaves the default
+            }
             Handoff<?> handoff = next;
             next = null;
             try {

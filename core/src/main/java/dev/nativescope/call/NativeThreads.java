@@ -34,6 +34,14 @@ import java.util.function.Supplier;
  * the caller ends it, with the exception an inline call would have thrown before entering native
  * code; native code is then never entered.
  *
+ * <p><b>Wake-ups.</b> A native thread blocked in native code (a wait on the context's done fd) is
+ * woken by the cancel, on the canceller's CPU. On Linux 6.12 and newer a woken thread preempts the
+ * running one only if its scheduler slice is shorter, so with the default slice it would wait until
+ * the canceller sleeps. Each native thread therefore asks for a {@value #SLICE_MICROS_PROPERTY} of
+ * 500 us when it starts (below the kernel's default of 0.7-2.8 ms; its CPU share and nice value are
+ * unchanged, only its turns are shorter when CPUs are contended). Set the property to 0 to leave the
+ * threads' scheduling alone. Older kernels ignore it. BENCHMARKS.md has the figures.
+ *
  * <p><b>What is the same and what differs on a native thread.</b> The downcall gets the call's
  * {@code nsc_context} (deadline, values, cancellation) as inline, and {@link Context#current()} in the
  * downcall is the caller's. An interrupt of the caller reaches the native call's cancel (the
@@ -62,6 +70,12 @@ public final class NativeThreads {
     public static final String QUEUE_PROPERTY = "nativescope.nativeThreads.queue";
     /** System property: seconds an idle native thread of the shared pool lives. */
     public static final String KEEP_ALIVE_PROPERTY = "nativescope.nativeThreads.keepAliveSeconds";
+    /**
+     * System property: the scheduler slice, in microseconds, each native thread asks the kernel for
+     * when it starts (default 500; 0 leaves the threads as the JVM made them); see "Wake-ups" in
+     * the class comment.
+     */
+    public static final String SLICE_MICROS_PROPERTY = "nativescope.nativeThreads.sliceMicros";
     /** The prefix of the native threads' names. */
     public static final String THREAD_NAME_PREFIX = "nativescope-native-";
 
@@ -70,6 +84,8 @@ public final class NativeThreads {
             Math.max(8, 4 * Runtime.getRuntime().availableProcessors()));
     private static final int QUEUE_CAPACITY = positive(QUEUE_PROPERTY, 4096);
     private static final long KEEP_ALIVE_NANOS = TimeUnit.SECONDS.toNanos(positive(KEEP_ALIVE_PROPERTY, 60));
+    /** 0: leave the slice alone. */
+    static final long SLICE_NANOS = TimeUnit.MICROSECONDS.toNanos(nonNegative(SLICE_MICROS_PROPERTY, 500));
     /** How often a caller whose call waits in the queue re-checks it (besides the wake-ups it gets). */
     private static final long QUEUED_POLL_NANOS = TimeUnit.MILLISECONDS.toNanos(1);
     /** How long a caller polls for its call's end before parking; none on a single CPU. */
@@ -318,19 +334,27 @@ public final class NativeThreads {
     }
 
     private static int positive(String property, int fallback) {
+        return parsed(property, fallback, 1, "a positive integer");
+    }
+
+    private static int nonNegative(String property, int fallback) {
+        return parsed(property, fallback, 0, "an integer >= 0");
+    }
+
+    private static int parsed(String property, int fallback, int min, String what) {
         String value = System.getProperty(property);
         if (value == null || value.isBlank()) {
             return fallback;
         }
         try {
             int parsed = Integer.parseInt(value.trim());
-            if (parsed > 0) {
+            if (parsed >= min) {
                 return parsed;
             }
         } catch (NumberFormatException ignored) {
             // reported below
         }
-        throw new IllegalArgumentException("system property " + property + "=" + value + " must be a positive integer");
+        throw new IllegalArgumentException("system property " + property + "=" + value + " must be " + what);
     }
 
     /**

@@ -139,6 +139,32 @@ public final class ProcSelf {
         }
     }
 
+    /**
+     * The calling thread's scheduler fields, {@code /proc/thread-self/sched} (kernels built with
+     * {@code CONFIG_SCHED_DEBUG}, as distribution kernels are), e.g. {@code se.slice} (ns, Linux 6.6
+     * and newer), {@code policy}, {@code prio} (120 + nice).
+     *
+     * @return field name to its value as printed, or an empty map if the kernel has no such file
+     */
+    public static Map<String, String> schedOfCurrentThread() {
+        Map<String, String> fields = new TreeMap<>();
+        List<String> lines;
+        try {
+            lines = Files.readAllLines(Path.of("/proc/thread-self/sched"));
+        } catch (java.nio.file.NoSuchFileException absent) {
+            return fields;
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        for (String line : lines) {
+            int colon = line.indexOf(':');
+            if (colon > 0) {
+                fields.put(line.substring(0, colon).trim(), line.substring(colon + 1).trim());
+            }
+        }
+        return fields;
+    }
+
     /** @return the process's threads ({@code /proc/self/task}), as they are at this call */
     public static List<Task> tasks() {
         try (Stream<Path> tasks = Files.list(TASK)) {
