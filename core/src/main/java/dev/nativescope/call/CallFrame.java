@@ -14,6 +14,7 @@ import dev.nativescope.internal.text.SafeText;
 
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
+import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
@@ -105,6 +106,8 @@ final class CallFrame {
     /** The malloc'd block the struct is aligned in. */
     private final MemorySegment block;
     final MemorySegment struct;
+    /** The struct's fields as {@link ContextStruct}'s accessors read and write them. */
+    final ByteBuffer view;
     /** The frame's one signal, reopened per call. */
     final CancellationSignal signal;
     /** Set last by the canceller whose nsc_context_cancel won, after the two fields below. */
@@ -160,6 +163,7 @@ final class CallFrame {
             // 64-byte aligned so that the struct's two halves sit on their own cache lines.
             long skip = (64 - (block.address() & 63)) & 63;
             this.struct = block.asSlice(skip, ContextStruct.SIZE);
+            this.view = ContextStruct.view(struct);
             // malloc'd memory may hold anything, NSC_ABI_VERSION included, which init refuses as a
             // live context (NSC_ERR_BUSY): zeroed first, as nativescope.h asks.
             struct.fill((byte) 0);
@@ -168,7 +172,7 @@ final class CallFrame {
                 throw NativeStatus.exception(status, "nsc_context_init");
             }
             this.block = block;
-            this.signal = CancellationSignal.reusable(this::stop);
+            this.signal = CancellationSignal.reusable(new Stop());
             success = true;
         } finally {
             if (!success) {
@@ -191,7 +195,7 @@ final class CallFrame {
         callLabel = label;
         callDowncall = downcallClass;
         callStartNanoTime = startNanoTime;
-        ContextStruct.resetHeartbeat(struct);
+        ContextStruct.resetHeartbeat(view);
         SEQ.setRelease(this, (long) SEQ.get(this) + 1);
     }
 
@@ -254,8 +258,8 @@ final class CallFrame {
         Thread by = cancelled ? cancelledBy : null;
         boolean byInterrupt = cancelled && interrupted;
         long atCancel = cancelled ? checksAtCancel : 0;
-        long checks = ContextStruct.heartbeat(struct, ContextStruct.HEARTBEAT_COUNT);
-        long heartbeat = ContextStruct.heartbeat(struct, ContextStruct.HEARTBEAT_NS);
+        long checks = ContextStruct.heartbeat(view, ContextStruct.HEARTBEAT_COUNT);
+        long heartbeat = ContextStruct.heartbeat(view, ContextStruct.HEARTBEAT_NS);
         VarHandle.loadLoadFence();
         if ((long) SEQ.getOpaque(this) != seq || thread == null || context == null) {
             return null;
@@ -282,7 +286,7 @@ final class CallFrame {
     CurrentDowncall currentDowncall() {
         CurrentDowncall adapter = currentDowncall;
         if (adapter == null) {
-            adapter = new CurrentDowncall();
+            adapter = new CurrentDowncall(view);
             currentDowncall = adapter;
         }
         return adapter;
@@ -336,7 +340,7 @@ final class CallFrame {
             cancelledByUs = false;
         }
         interrupted = false;
-        ContextStruct.arm(struct, deadlineMonotonicNanos, values.array, values.count);
+        ContextStruct.arm(view, deadlineMonotonicNanos, values.array, values.count);
     }
 
     /**
@@ -347,7 +351,7 @@ final class CallFrame {
      * @return false when the frame was retired instead (see the class documentation)
      */
     private boolean reinitialiseIfUsed() {
-        if (!isCancelled() && !ContextStruct.hasHooks(struct)) {
+        if (!isCancelled() && !ContextStruct.hasHooks(view)) {
             return true;
         }
         int status = nativescope_h.nsc_context_destroy(struct);
@@ -392,7 +396,7 @@ final class CallFrame {
 
     /** @return true when the struct was cancelled (by the context or an interrupt) */
     boolean isCancelled() {
-        return ContextStruct.state(struct) != NativeStatus.OK.code();
+        return ContextStruct.state(view) != NativeStatus.OK.code();
     }
 
     /**
@@ -410,7 +414,7 @@ final class CallFrame {
             interrupted = byInterrupt;
             if (NativeCall.DIAGNOSTICS_ON) {
                 // After the state word: the native side already sees the cancel; this is for dumps.
-                checksAtCancel = ContextStruct.heartbeat(struct, ContextStruct.HEARTBEAT_COUNT);
+                checksAtCancel = ContextStruct.heartbeat(view, ContextStruct.HEARTBEAT_COUNT);
                 cancelledBy = Thread.currentThread();
             }
             cancelledByUs = true;
@@ -419,6 +423,18 @@ final class CallFrame {
             if (offloadedCall && byInterrupt) {
                 afterOffloadedStop.accept(this);
             }
+        }
+    }
+
+    /**
+     * The signal's stop action, {@link #stop}. A class, not {@code this::stop}: a method reference is
+     * a class spun at run time, which a fresh JVM's first bridged call would pay for (BENCHMARKS.md
+     * "Cold start"); the same for the other small classes below.
+     */
+    private final class Stop implements CancellationSignal.StopAction {
+        @Override
+        public void stop(CancellationSignal.Reason reason) {
+            CallFrame.this.stop(reason);
         }
     }
 
@@ -444,7 +460,15 @@ final class CallFrame {
     }
 
     /** What the winning stop of an interrupted offloaded call does last; replaced by tests that check the order. */
-    static volatile Consumer<CallFrame> afterOffloadedStop = CallFrame::yieldToWokenNativeThread;
+    static volatile Consumer<CallFrame> afterOffloadedStop = new YieldToWokenNativeThread();
+
+    /** {@link #yieldToWokenNativeThread}, as a class (see {@link Stop}). */
+    private static final class YieldToWokenNativeThread implements Consumer<CallFrame> {
+        @Override
+        public void accept(CallFrame frame) {
+            yieldToWokenNativeThread(frame);
+        }
+    }
 
     /**
      * @return what cancelled the call: an InterruptedException, or the context's cause. A cancel
@@ -520,14 +544,26 @@ final class CallFrame {
         CACHE.set(cache);
         CACHES.add(cache);
         // The action must not capture the thread, or the thread would never become unreachable.
-        CallCleaner.CLEANER.register(thread, () -> {
+        CallCleaner.CLEANER.register(thread, new FreeCache(cache));
+        return cache;
+    }
+
+    /** A thread's cleaner action: frees its cached frame once the thread is gone (a class, see {@link Stop}). */
+    private static final class FreeCache implements Runnable {
+        private final Cache cache;
+
+        FreeCache(Cache cache) {
+            this.cache = cache;
+        }
+
+        @Override
+        public void run() {
             CACHES.remove(cache);
             CallFrame frame = cache.take();
             if (frame != null) {
                 frame.free();
             }
-        });
-        return cache;
+        }
     }
 
     static void trimIdle() {
