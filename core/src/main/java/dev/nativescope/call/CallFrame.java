@@ -4,6 +4,7 @@ import dev.nativescope.library.NativeStatus;
 import dev.nativescope.Context;
 import dev.nativescope.bindings.nativescope_h;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import dev.nativescope.internal.access.CallSnapshot;
 import dev.nativescope.internal.access.FieldHandles;
@@ -21,6 +22,7 @@ import java.util.Set;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReferenceArray;
 import java.util.concurrent.locks.LockSupport;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
@@ -103,8 +105,10 @@ final class CallFrame {
      * by the handoff (see {@link CurrentDowncall}).
      */
     private CurrentDowncall currentDowncall;
-    /** The malloc'd block the struct is aligned in. */
+    /** The block the struct is aligned in: malloc'd, or one of the {@link #RESERVE}'s. */
     private final MemorySegment block;
+    /** Whether {@link #block} is a reserve block, which goes back to the reserve instead of to free(). */
+    private final boolean reserveBlock;
     final MemorySegment struct;
     /** The struct's fields as {@link ContextStruct}'s accessors read and write them. */
     final ByteBuffer view;
@@ -154,10 +158,12 @@ final class CallFrame {
     private long checksAtCancel;
 
     private CallFrame() {
-        // malloc'd, not an arena's: a segment of the global scope costs a downcall nothing to keep
-        // alive, while a shared arena's adds an acquire/release (two atomic updates) to every call
-        // (CancellableCallBenchmark.noopBareFfmSharedArena). The frame frees it itself (free/retire).
-        MemorySegment block = NativeHeap.allocate(ContextStruct.SIZE + 63);
+        // malloc'd (or a reserve block), not an arena's: a segment of the global scope costs a
+        // downcall nothing to keep alive, while a shared arena's adds an acquire/release (two atomic
+        // updates) to every call (CancellableCallBenchmark.noopBareFfmSharedArena). The frame frees
+        // it itself (free/retire).
+        MemorySegment reserved = takeReserveBlock();
+        MemorySegment block = reserved != null ? reserved : NativeHeap.allocate(ContextStruct.SIZE + 63);
         boolean success = false;
         try {
             // 64-byte aligned so that the struct's two halves sit on their own cache lines.
@@ -172,11 +178,12 @@ final class CallFrame {
                 throw NativeStatus.exception(status, "nsc_context_init");
             }
             this.block = block;
+            this.reserveBlock = reserved != null;
             this.signal = CancellationSignal.reusable(new Stop());
             success = true;
         } finally {
             if (!success) {
-                NativeHeap.free(block);
+                releaseBlock(block, reserved != null);
             }
         }
         NativeResources.JAVA_NATIVE_BYTES.addAndGet(ContextStruct.SIZE);
@@ -603,9 +610,56 @@ final class CallFrame {
     private void freeBlock() {
         FREEING.readLock().lock();
         try {
-            NativeHeap.free(block);
+            releaseBlock(block, reserveBlock);
         } finally {
             FREEING.readLock().unlock();
+        }
+    }
+
+    // --- The reserve: the first frames' blocks, made without malloc. ---
+
+    /**
+     * Struct blocks allocated by {@code Arena.global()} rather than malloc, for the first frames of
+     * the process: the arena allocates without a downcall, where malloc is the first downcall of a
+     * fresh JVM that returns an address, and linking it cost the first bridged call ~6 ms (the
+     * {@code ColdStart} benchmark; BENCHMARKS.md "Cold start"). Global memory is never freed, so at
+     * most {@link #RESERVE_BLOCKS} are ever made ({@value #RESERVE_BLOCKS} x 128 bytes for the life of
+     * the process), and a freed frame puts its block back here for a later frame; frames beyond them
+     * are malloc'd. The counters ({@link NativeResources}) count a reserve block as any other while a
+     * frame holds it. A block comes back zeroed only when made: {@link #CallFrame()} zeroes every one.
+     */
+    private static final int RESERVE_BLOCKS = 4;
+    /** Reserve blocks no frame holds; lock-free, like the pool. */
+    private static final AtomicReferenceArray<MemorySegment> RESERVE = new AtomicReferenceArray<>(RESERVE_BLOCKS);
+    /** How many reserve blocks were made: only ever grows, up to {@link #RESERVE_BLOCKS}. */
+    private static final AtomicInteger RESERVE_MADE = new AtomicInteger();
+
+    /** {@return a reserve block of {@code ContextStruct.SIZE} bytes, 64-byte aligned, or null when every one is held} */
+    private static MemorySegment takeReserveBlock() {
+        for (int slot = 0; slot < RESERVE_BLOCKS; slot++) {
+            MemorySegment block = RESERVE.getPlain(slot);
+            if (block != null && RESERVE.compareAndSet(slot, block, null)) {
+                return block;
+            }
+        }
+        for (int made = RESERVE_MADE.get(); made < RESERVE_BLOCKS; made = RESERVE_MADE.get()) {
+            if (RESERVE_MADE.compareAndSet(made, made + 1)) {
+                return Arena.global().allocate(ContextStruct.SIZE, 64);
+            }
+        }
+        return null;
+    }
+
+    /** Gives a block back: a reserve block to the reserve (a slot is free: at most as many exist), any other to free(). */
+    private static void releaseBlock(MemorySegment block, boolean reserved) {
+        if (!reserved) {
+            NativeHeap.free(block);
+            return;
+        }
+        for (int slot = 0; ; slot = (slot + 1) % RESERVE_BLOCKS) {
+            if (RESERVE.getPlain(slot) == null && RESERVE.compareAndSet(slot, null, block)) {
+                return;
+            }
         }
     }
 }
