@@ -83,7 +83,9 @@ final class LibraryLoader {
                     + "; build native-shim on this platform and pass its path with -D" + LIBRARY_PATH_PROPERTY + "=...");
         }
         String platform = supported.get();
-        String resource = "META-INF/native/" + platform + "/" + LIBRARY_FILE;
+        // String.concat, not +: each + site is an invokedynamic whose first run spins its own class
+        // (StringConcatFactory), milliseconds of a fresh JVM's first load (BENCHMARKS.md "Cold start").
+        String resource = "META-INF/native/".concat(platform).concat("/" + LIBRARY_FILE);
         URL url = LibraryLoader.class.getClassLoader().getResource(resource);
         if (url == null) {
             throw new NativeLibraryException(resource + " is not on the class path or module path:"
@@ -130,7 +132,7 @@ final class LibraryLoader {
                 EnumSet.of(PosixFilePermission.OWNER_READ, PosixFilePermission.OWNER_WRITE, PosixFilePermission.OWNER_EXECUTE));
         long seed = System.nanoTime() ^ Thread.currentThread().threadId() * 0x9E3779B97F4A7C15L;
         for (int attempt = 0; ; attempt++) {
-            Path dir = base.resolve("nativescope-" + Long.toHexString(seed + attempt * 0x9E3779B97F4A7C15L));
+            Path dir = base.resolve("nativescope-".concat(Long.toHexString(seed + attempt * 0x9E3779B97F4A7C15L))); // concat: see loadConfigured
             try {
                 return Files.createDirectory(dir, owner);
             } catch (FileAlreadyExistsException taken) {

@@ -57,7 +57,8 @@ public final class NativeLibrary {
         for (String holder : new String[] {"nsc_context_destroy", "nsc_status_name", "nsc_strerror"}) {
             try {
                 // Loaded, not initialised: the holder's initialiser is what links.
-                Class.forName(nativescope_h.class.getName() + "$" + holder, false, loader);
+                // String.concat, not +: a + site's first run spins a class (StringConcatFactory), ~2 ms here.
+                Class.forName(nativescope_h.class.getName().concat("$").concat(holder), false, loader);
             } catch (ClassNotFoundException e) {
                 throw new NativeLibraryException("the bindings jar lacks " + nativescope_h.class.getName() + "$" + holder
                         + ": use the nativescope-bindings jar of the same release as core", e);
