@@ -195,6 +195,21 @@ NSC_API uintptr_t nsc_hold_ort_run(uintptr_t run, uintptr_t session, uintptr_t r
                                    const void *s3);
 
 /*
+ * nsc_context_init_idle - an exported entry point for nativescope's call
+ * bridge (dev.nativescope.call.CallFrame), bound by hand there; not ABI, like
+ * nsc_hold_run.
+ *
+ * nsc_context_init(ctx, NSC_NO_DEADLINE, NULL, 0): how the bridge initialises
+ * a call frame's struct (each call arms the deadline and values itself). It
+ * has the shape of nsc_context_cancel, int(pointer, int), which the Java side
+ * links when the library loads (the first cancel must not wait for a link):
+ * a shape of its own, like nsc_context_init's, costs a fresh JVM milliseconds
+ * to link (BENCHMARKS.md "Cold start"). reserved exists for that shape and
+ * must be 0 (NSC_ERR_INVALID otherwise); the statuses are nsc_context_init's.
+ */
+NSC_API int nsc_context_init_idle(nsc_context *ctx, int reserved);
+
+/*
  * nsc_monotonic_ns_high, nsc_monotonic_ns_low - exported entry points for
  * nativescope's loader (dev.nativescope.library.LibraryLoader), bound by hand
  * there; not ABI, like nsc_hold_run.

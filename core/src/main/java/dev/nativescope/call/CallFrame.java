@@ -5,7 +5,9 @@ import dev.nativescope.Context;
 import dev.nativescope.bindings.nativescope_h;
 
 import java.lang.foreign.Arena;
+import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
 import dev.nativescope.internal.access.CallSnapshot;
 import dev.nativescope.internal.access.FieldHandles;
 import dev.nativescope.library.NativeLibrary;
@@ -13,11 +15,13 @@ import dev.nativescope.internal.posix.NativeHeap;
 import dev.nativescope.interop.CancellationSignal;
 import dev.nativescope.internal.text.SafeText;
 
+import java.lang.invoke.MethodHandle;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.ConcurrentHashMap;
@@ -173,7 +177,7 @@ final class CallFrame {
             // malloc'd memory may hold anything, NSC_ABI_VERSION included, which init refuses as a
             // live context (NSC_ERR_BUSY): zeroed first, as nativescope.h asks.
             struct.fill((byte) 0);
-            int status = nativescope_h.nsc_context_init(struct, NO_DEADLINE, MemorySegment.NULL, 0);
+            int status = initIdle(struct);
             if (status != NativeStatus.OK.code()) {
                 throw NativeStatus.exception(status, "nsc_context_init");
             }
@@ -369,7 +373,7 @@ final class CallFrame {
                     + " its error and cancel paths); see docs/predictor-sdk.md");
             return false;
         }
-        status = nativescope_h.nsc_context_init(struct, NO_DEADLINE, MemorySegment.NULL, 0);
+        status = initIdle(struct);
         if (status != NativeStatus.OK.code()) {
             retire(true, "nsc_context_init returned " + NativeStatus.nameOf(status) + " ("
                     + NativeStatus.exception(status, "nsc_context_init").getMessage()
@@ -613,6 +617,37 @@ final class CallFrame {
             releaseBlock(block, reserveBlock);
         } finally {
             FREEING.readLock().unlock();
+        }
+    }
+
+    /**
+     * {@code nsc_context_init(struct, NSC_NO_DEADLINE, NULL, 0)} through the shim's
+     * {@code nsc_context_init_idle} (nsc_internal.h), which has {@code nsc_context_cancel}'s shape:
+     * the loader links that shape for the first cancel, so this handle costs a lookup, where a shape
+     * of its own (nsc_context_init's) cost a fresh JVM's load ~5 ms to link (BENCHMARKS.md "Cold
+     * start"). Bound by hand, with the bindings' descriptor of {@code nsc_context_cancel}: the JDK
+     * shares a link between equal descriptors only.
+     */
+    private static final class IdleInit {
+        static final MethodHandle HANDLE;
+
+        static {
+            // No orElseThrow(supplier): a method reference is a class spun at run time.
+            Optional<MemorySegment> symbol = SymbolLookup.loaderLookup().find("nsc_context_init_idle");
+            if (symbol.isEmpty()) {
+                throw new IllegalStateException("libnativescope has no nsc_context_init_idle; it is older than this"
+                        + " nativescope core: use the native-shim jar of the same release");
+            }
+            HANDLE = Linker.nativeLinker().downcallHandle(symbol.get(), nativescope_h.nsc_context_cancel$descriptor());
+        }
+    }
+
+    /** {@return the status of initialising {@code struct} for a frame} */
+    private static int initIdle(MemorySegment struct) {
+        try {
+            return (int) IdleInit.HANDLE.invokeExact(struct, 0);
+        } catch (Throwable e) {
+            throw new IllegalStateException("nsc_context_init_idle failed: " + SafeText.of(e), e);
         }
     }
 
