@@ -57,6 +57,14 @@ NSC_API int nsc_context_init(nsc_context *ctx, int64_t deadline_ns, const nsc_kv
     return NSC_OK;
 }
 
+NSC_API int nsc_context_init_idle(nsc_context *ctx, int reserved)
+{
+    if (reserved != 0) {
+        return NSC_ERR_INVALID;
+    }
+    return nsc_context_init(ctx, NSC_NO_DEADLINE, NULL, 0);
+}
+
 NSC_API int nsc_context_cancel(nsc_context *ctx, int status)
 {
     int entry = nsc__ctx_entry(ctx, status == NSC_CANCELED || status == NSC_DEADLINE_EXCEEDED);

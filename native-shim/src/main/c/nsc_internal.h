@@ -194,4 +194,35 @@ NSC_API uintptr_t nsc_hold_ort_run(uintptr_t run, uintptr_t session, uintptr_t r
                                    uintptr_t outputs, const void *s0, const void *s1, const void *s2,
                                    const void *s3);
 
+/*
+ * nsc_context_init_idle - an exported entry point for nativescope's call
+ * bridge (dev.nativescope.call.CallFrame), bound by hand there; not ABI, like
+ * nsc_hold_run.
+ *
+ * nsc_context_init(ctx, NSC_NO_DEADLINE, NULL, 0): how the bridge initialises
+ * a call frame's struct (each call arms the deadline and values itself). It
+ * has the shape of nsc_context_cancel, int(pointer, int), which the Java side
+ * links when the library loads (the first cancel must not wait for a link):
+ * a shape of its own, like nsc_context_init's, costs a fresh JVM milliseconds
+ * to link (BENCHMARKS.md "Cold start"). reserved exists for that shape and
+ * must be 0 (NSC_ERR_INVALID otherwise); the statuses are nsc_context_init's.
+ */
+NSC_API int nsc_context_init_idle(nsc_context *ctx, int reserved);
+
+/*
+ * nsc_monotonic_ns_high, nsc_monotonic_ns_low - exported entry points for
+ * nativescope's loader (dev.nativescope.library.LibraryLoader), bound by hand
+ * there; not ABI, like nsc_hold_run.
+ *
+ * The upper and lower 32 bits of nsc_monotonic_ns() now, each read at its own
+ * call. They have the int(void) shape of nsc_abi_version, which the loader
+ * links anyway: its clock check reads them through that shape instead of
+ * linking one of its own for an int64_t(void) function, which costs a fresh
+ * JVM milliseconds (BENCHMARKS.md "Cold start"). The caller reads high, low,
+ * high: when both highs are equal the low half belongs to them (the clock is
+ * monotonic), and the reading is high << 32 | (uint32_t) low.
+ */
+NSC_API int nsc_monotonic_ns_high(void);
+NSC_API int nsc_monotonic_ns_low(void);
+
 #endif /* NSC_INTERNAL_H */

@@ -13,6 +13,16 @@ NSC_API int64_t nsc_monotonic_ns(void)
     return nsc__now();
 }
 
+NSC_API int nsc_monotonic_ns_high(void)
+{
+    return (int) (uint32_t) ((uint64_t) nsc__now() >> 32);
+}
+
+NSC_API int nsc_monotonic_ns_low(void)
+{
+    return (int) (uint32_t) (uint64_t) nsc__now();
+}
+
 /*
  * Switches rather than tables indexed by status: statuses run from negative to
  * positive, and any int the caller passes (a status from a newer library, a

@@ -4,6 +4,7 @@
  * value look-up.
  */
 #include "nsc_test.h"
+#include "nsc_internal.h" /* nsc_context_init_idle: exported, but for the Java side only */
 
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -81,6 +82,26 @@ TEST(init_rejects_bad_arguments)
     nsc_context ctx;
     CHECK_STATUS(nsc_context_init(NULL, NSC_NO_DEADLINE, NULL, 0), NSC_ERR_INVALID);
     CHECK_STATUS(nsc_context_init(&ctx, NSC_NO_DEADLINE, NULL, 1), NSC_ERR_INVALID);
+}
+
+TEST(init_idle_is_init_without_deadline_or_values)
+{
+    nsc_context *ctx = t_ctx_alloc();
+    memset(ctx, 0, sizeof *ctx);
+    CHECK_STATUS(nsc_context_init_idle(ctx, 0), NSC_OK);
+    CHECK_EQ(ctx->abi_version, NSC_ABI_VERSION);
+    CHECK_EQ(ctx->state, NSC_OK);
+    CHECK(ctx->deadline_ns == NSC_NO_DEADLINE);
+    CHECK_EQ(ctx->done_fd, -1);
+    CHECK(ctx->values == NULL);
+    CHECK_EQ(ctx->value_count, 0);
+    /* Live now: init's own refusal, then the reserved argument and a NULL context. */
+    CHECK_STATUS(nsc_context_init_idle(ctx, 0), NSC_ERR_BUSY);
+    CHECK_STATUS(nsc_context_destroy(ctx), NSC_OK);
+    CHECK_STATUS(nsc_context_init_idle(ctx, 1), NSC_ERR_INVALID);
+    CHECK_STATUS(nsc_context_init_idle(NULL, 0), NSC_ERR_INVALID);
+    CHECK_STATUS(nsc_context_init_idle(ctx, 0), NSC_OK);
+    t_ctx_free(ctx);
 }
 
 TEST(destroy_checks_abi_and_is_not_repeatable)

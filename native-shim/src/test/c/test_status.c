@@ -1,5 +1,6 @@
 /* test_status.c - library information: ABI version, clock, status names, stats. */
 #include "nsc_test.h"
+#include "nsc_internal.h" /* nsc_monotonic_ns_high/_low: exported, but for the Java side only */
 
 #include <limits.h>
 #include <string.h>
@@ -26,6 +27,25 @@ TEST(monotonic_ns_is_clock_monotonic)
     int64_t ours = nsc_monotonic_ns();
     int64_t after = t_now();
     CHECK(before <= ours && ours <= after);
+}
+
+TEST(monotonic_ns_halves_make_a_reading_between_two_full_ones)
+{
+    int consistent = 0;
+    for (int i = 0; i < 1000 && consistent < 100; i++) {
+        int64_t before = nsc_monotonic_ns();
+        int high = nsc_monotonic_ns_high();
+        int low = nsc_monotonic_ns_low();
+        int high_again = nsc_monotonic_ns_high();
+        int64_t after = nsc_monotonic_ns();
+        if (high != high_again) {
+            continue; /* the low half wrapped between the reads: the loader reads again too */
+        }
+        int64_t joined = (int64_t) (((uint64_t) (uint32_t) high << 32) | (uint32_t) low);
+        CHECK(before <= joined && joined <= after);
+        consistent++;
+    }
+    CHECK(consistent == 100);
 }
 
 TEST(status_names_cover_every_status)

@@ -10,7 +10,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.CancellationException;
-import java.util.concurrent.ScheduledFuture;
 
 /**
  * A {@link Context} that its owner can cancel: the handle returned by {@link #withCancel()},
@@ -89,7 +88,7 @@ public final class CancellableContext extends Context implements AutoCloseable {
     private volatile boolean closed;
 
     /** The pending expiry on the shared timer, if this context's own deadline is the effective one. */
-    private volatile ScheduledFuture<?> deadlineTask;
+    private volatile DeadlineTimer.Entry deadlineTask;
 
     // Live children: guarded by lock while live, owned by the cancelling thread once done.
     private final ChildLinks children = new ChildLinks();
@@ -203,13 +202,24 @@ public final class CancellableContext extends Context implements AutoCloseable {
             cancelTree(new DeadlineExceededException(deadlineNanoTime, now));
             return;
         }
-        ScheduledFuture<?> task = DeadlineTimer.schedule(this::expireAtDeadline, remaining);
+        DeadlineTimer.Entry task = DeadlineTimer.schedule(new ExpireAtDeadline(), remaining);
         deadlineTask = task;
         // Race with a concurrent cancel: it writes cause, then reads deadlineTask (finishCancel); we
         // wrote deadlineTask, now read cause. With both fields volatile, at least one of us sees the
         // other's write, so the task is cancelled (removed from the queue) by one or both of us.
         if (cause != null) {
-            task.cancel(false);
+            task.cancel();
+        }
+    }
+
+    /**
+     * The timer's task: {@link #expireAtDeadline()}. A class, not a method reference: that is a class
+     * spun at run time, which a fresh JVM's first deadline would pay for (BENCHMARKS.md "Cold start").
+     */
+    private final class ExpireAtDeadline implements Runnable {
+        @Override
+        public void run() {
+            expireAtDeadline();
         }
     }
 
@@ -410,11 +420,10 @@ public final class CancellableContext extends Context implements AutoCloseable {
 
     /** After markDone(): releases the timer entry and runs the frozen actions, then settles. */
     private List<Throwable> finishCancel(List<Throwable> failures) {
-        ScheduledFuture<?> task = deadlineTask;
+        DeadlineTimer.Entry task = deadlineTask;
         if (task != null) {
-            // Harmless when the task is the one running us: it is no longer queued, and marking it
-            // cancelled does not stop it.
-            task.cancel(false);
+            // Harmless when the task is the one running us: it is no longer queued.
+            task.cancel();
         }
         if (actions.isEmpty()) {
             return failures; // settled in markDone()

@@ -4,7 +4,10 @@ import dev.nativescope.library.NativeStatus;
 import dev.nativescope.Context;
 import dev.nativescope.bindings.nativescope_h;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
 import dev.nativescope.internal.access.CallSnapshot;
 import dev.nativescope.internal.access.FieldHandles;
 import dev.nativescope.library.NativeLibrary;
@@ -12,14 +15,18 @@ import dev.nativescope.internal.posix.NativeHeap;
 import dev.nativescope.interop.CancellationSignal;
 import dev.nativescope.internal.text.SafeText;
 
+import java.lang.invoke.MethodHandle;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
+import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReferenceArray;
 import java.util.concurrent.locks.LockSupport;
 import java.util.concurrent.locks.ReentrantReadWriteLock;
@@ -102,9 +109,13 @@ final class CallFrame {
      * by the handoff (see {@link CurrentDowncall}).
      */
     private CurrentDowncall currentDowncall;
-    /** The malloc'd block the struct is aligned in. */
+    /** The block the struct is aligned in: malloc'd, or one of the {@link #RESERVE}'s. */
     private final MemorySegment block;
+    /** Whether {@link #block} is a reserve block, which goes back to the reserve instead of to free(). */
+    private final boolean reserveBlock;
     final MemorySegment struct;
+    /** The struct's fields as {@link ContextStruct}'s accessors read and write them. */
+    final ByteBuffer view;
     /** The frame's one signal, reopened per call. */
     final CancellationSignal signal;
     /** Set last by the canceller whose nsc_context_cancel won, after the two fields below. */
@@ -151,28 +162,32 @@ final class CallFrame {
     private long checksAtCancel;
 
     private CallFrame() {
-        // malloc'd, not an arena's: a segment of the global scope costs a downcall nothing to keep
-        // alive, while a shared arena's adds an acquire/release (two atomic updates) to every call
-        // (CancellableCallBenchmark.noopBareFfmSharedArena). The frame frees it itself (free/retire).
-        MemorySegment block = NativeHeap.allocate(ContextStruct.SIZE + 63);
+        // malloc'd (or a reserve block), not an arena's: a segment of the global scope costs a
+        // downcall nothing to keep alive, while a shared arena's adds an acquire/release (two atomic
+        // updates) to every call (CancellableCallBenchmark.noopBareFfmSharedArena). The frame frees
+        // it itself (free/retire).
+        MemorySegment reserved = takeReserveBlock();
+        MemorySegment block = reserved != null ? reserved : NativeHeap.allocate(ContextStruct.SIZE + 63);
         boolean success = false;
         try {
             // 64-byte aligned so that the struct's two halves sit on their own cache lines.
             long skip = (64 - (block.address() & 63)) & 63;
             this.struct = block.asSlice(skip, ContextStruct.SIZE);
+            this.view = ContextStruct.view(struct);
             // malloc'd memory may hold anything, NSC_ABI_VERSION included, which init refuses as a
             // live context (NSC_ERR_BUSY): zeroed first, as nativescope.h asks.
             struct.fill((byte) 0);
-            int status = nativescope_h.nsc_context_init(struct, NO_DEADLINE, MemorySegment.NULL, 0);
+            int status = initIdle(struct);
             if (status != NativeStatus.OK.code()) {
                 throw NativeStatus.exception(status, "nsc_context_init");
             }
             this.block = block;
-            this.signal = CancellationSignal.reusable(this::stop);
+            this.reserveBlock = reserved != null;
+            this.signal = CancellationSignal.reusable(new Stop());
             success = true;
         } finally {
             if (!success) {
-                NativeHeap.free(block);
+                releaseBlock(block, reserved != null);
             }
         }
         NativeResources.JAVA_NATIVE_BYTES.addAndGet(ContextStruct.SIZE);
@@ -191,7 +206,7 @@ final class CallFrame {
         callLabel = label;
         callDowncall = downcallClass;
         callStartNanoTime = startNanoTime;
-        ContextStruct.resetHeartbeat(struct);
+        ContextStruct.resetHeartbeat(view);
         SEQ.setRelease(this, (long) SEQ.get(this) + 1);
     }
 
@@ -254,8 +269,8 @@ final class CallFrame {
         Thread by = cancelled ? cancelledBy : null;
         boolean byInterrupt = cancelled && interrupted;
         long atCancel = cancelled ? checksAtCancel : 0;
-        long checks = ContextStruct.heartbeat(struct, ContextStruct.HEARTBEAT_COUNT);
-        long heartbeat = ContextStruct.heartbeat(struct, ContextStruct.HEARTBEAT_NS);
+        long checks = ContextStruct.heartbeat(view, ContextStruct.HEARTBEAT_COUNT);
+        long heartbeat = ContextStruct.heartbeat(view, ContextStruct.HEARTBEAT_NS);
         VarHandle.loadLoadFence();
         if ((long) SEQ.getOpaque(this) != seq || thread == null || context == null) {
             return null;
@@ -282,7 +297,7 @@ final class CallFrame {
     CurrentDowncall currentDowncall() {
         CurrentDowncall adapter = currentDowncall;
         if (adapter == null) {
-            adapter = new CurrentDowncall();
+            adapter = new CurrentDowncall(view);
             currentDowncall = adapter;
         }
         return adapter;
@@ -336,7 +351,7 @@ final class CallFrame {
             cancelledByUs = false;
         }
         interrupted = false;
-        ContextStruct.arm(struct, deadlineMonotonicNanos, values.array, values.count);
+        ContextStruct.arm(view, deadlineMonotonicNanos, values.array, values.count);
     }
 
     /**
@@ -347,7 +362,7 @@ final class CallFrame {
      * @return false when the frame was retired instead (see the class documentation)
      */
     private boolean reinitialiseIfUsed() {
-        if (!isCancelled() && !ContextStruct.hasHooks(struct)) {
+        if (!isCancelled() && !ContextStruct.hasHooks(view)) {
             return true;
         }
         int status = nativescope_h.nsc_context_destroy(struct);
@@ -358,7 +373,7 @@ final class CallFrame {
                     + " its error and cancel paths); see docs/predictor-sdk.md");
             return false;
         }
-        status = nativescope_h.nsc_context_init(struct, NO_DEADLINE, MemorySegment.NULL, 0);
+        status = initIdle(struct);
         if (status != NativeStatus.OK.code()) {
             retire(true, "nsc_context_init returned " + NativeStatus.nameOf(status) + " ("
                     + NativeStatus.exception(status, "nsc_context_init").getMessage()
@@ -392,7 +407,7 @@ final class CallFrame {
 
     /** @return true when the struct was cancelled (by the context or an interrupt) */
     boolean isCancelled() {
-        return ContextStruct.state(struct) != NativeStatus.OK.code();
+        return ContextStruct.state(view) != NativeStatus.OK.code();
     }
 
     /**
@@ -410,7 +425,7 @@ final class CallFrame {
             interrupted = byInterrupt;
             if (NativeCall.DIAGNOSTICS_ON) {
                 // After the state word: the native side already sees the cancel; this is for dumps.
-                checksAtCancel = ContextStruct.heartbeat(struct, ContextStruct.HEARTBEAT_COUNT);
+                checksAtCancel = ContextStruct.heartbeat(view, ContextStruct.HEARTBEAT_COUNT);
                 cancelledBy = Thread.currentThread();
             }
             cancelledByUs = true;
@@ -419,6 +434,18 @@ final class CallFrame {
             if (offloadedCall && byInterrupt) {
                 afterOffloadedStop.accept(this);
             }
+        }
+    }
+
+    /**
+     * The signal's stop action, {@link #stop}. A class, not {@code this::stop}: a method reference is
+     * a class spun at run time, which a fresh JVM's first bridged call would pay for (BENCHMARKS.md
+     * "Cold start"); the same for the other small classes below.
+     */
+    private final class Stop implements CancellationSignal.StopAction {
+        @Override
+        public void stop(CancellationSignal.Reason reason) {
+            CallFrame.this.stop(reason);
         }
     }
 
@@ -444,7 +471,15 @@ final class CallFrame {
     }
 
     /** What the winning stop of an interrupted offloaded call does last; replaced by tests that check the order. */
-    static volatile Consumer<CallFrame> afterOffloadedStop = CallFrame::yieldToWokenNativeThread;
+    static volatile Consumer<CallFrame> afterOffloadedStop = new YieldToWokenNativeThread();
+
+    /** {@link #yieldToWokenNativeThread}, as a class (see {@link Stop}). */
+    private static final class YieldToWokenNativeThread implements Consumer<CallFrame> {
+        @Override
+        public void accept(CallFrame frame) {
+            yieldToWokenNativeThread(frame);
+        }
+    }
 
     /**
      * @return what cancelled the call: an InterruptedException, or the context's cause. A cancel
@@ -520,14 +555,26 @@ final class CallFrame {
         CACHE.set(cache);
         CACHES.add(cache);
         // The action must not capture the thread, or the thread would never become unreachable.
-        CallCleaner.CLEANER.register(thread, () -> {
+        CallCleaner.CLEANER.register(thread, new FreeCache(cache));
+        return cache;
+    }
+
+    /** A thread's cleaner action: frees its cached frame once the thread is gone (a class, see {@link Stop}). */
+    private static final class FreeCache implements Runnable {
+        private final Cache cache;
+
+        FreeCache(Cache cache) {
+            this.cache = cache;
+        }
+
+        @Override
+        public void run() {
             CACHES.remove(cache);
             CallFrame frame = cache.take();
             if (frame != null) {
                 frame.free();
             }
-        });
-        return cache;
+        }
     }
 
     static void trimIdle() {
@@ -567,9 +614,87 @@ final class CallFrame {
     private void freeBlock() {
         FREEING.readLock().lock();
         try {
-            NativeHeap.free(block);
+            releaseBlock(block, reserveBlock);
         } finally {
             FREEING.readLock().unlock();
+        }
+    }
+
+    /**
+     * {@code nsc_context_init(struct, NSC_NO_DEADLINE, NULL, 0)} through the shim's
+     * {@code nsc_context_init_idle} (nsc_internal.h), which has {@code nsc_context_cancel}'s shape:
+     * the loader links that shape for the first cancel, so this handle costs a lookup, where a shape
+     * of its own (nsc_context_init's) cost a fresh JVM's load ~5 ms to link (BENCHMARKS.md "Cold
+     * start"). Bound by hand, with the bindings' descriptor of {@code nsc_context_cancel}: the JDK
+     * shares a link between equal descriptors only.
+     */
+    private static final class IdleInit {
+        static final MethodHandle HANDLE;
+
+        static {
+            // No orElseThrow(supplier): a method reference is a class spun at run time.
+            Optional<MemorySegment> symbol = SymbolLookup.loaderLookup().find("nsc_context_init_idle");
+            if (symbol.isEmpty()) {
+                throw new IllegalStateException("libnativescope has no nsc_context_init_idle; it is older than this"
+                        + " nativescope core: use the native-shim jar of the same release");
+            }
+            HANDLE = Linker.nativeLinker().downcallHandle(symbol.get(), nativescope_h.nsc_context_cancel$descriptor());
+        }
+    }
+
+    /** {@return the status of initialising {@code struct} for a frame} */
+    private static int initIdle(MemorySegment struct) {
+        try {
+            return (int) IdleInit.HANDLE.invokeExact(struct, 0);
+        } catch (Throwable e) {
+            throw new IllegalStateException("nsc_context_init_idle failed: " + SafeText.of(e), e);
+        }
+    }
+
+    // --- The reserve: the first frames' blocks, made without malloc. ---
+
+    /**
+     * Struct blocks allocated by {@code Arena.global()} rather than malloc, for the first frames of
+     * the process: the arena allocates without a downcall, where malloc is the first downcall of a
+     * fresh JVM that returns an address, and linking it cost the first bridged call ~6 ms (the
+     * {@code ColdStart} benchmark; BENCHMARKS.md "Cold start"). Global memory is never freed, so at
+     * most {@link #RESERVE_BLOCKS} are ever made ({@value #RESERVE_BLOCKS} x 128 bytes for the life of
+     * the process), and a freed frame puts its block back here for a later frame; frames beyond them
+     * are malloc'd. The counters ({@link NativeResources}) count a reserve block as any other while a
+     * frame holds it. A block comes back zeroed only when made: {@link #CallFrame()} zeroes every one.
+     */
+    private static final int RESERVE_BLOCKS = 4;
+    /** Reserve blocks no frame holds; lock-free, like the pool. */
+    private static final AtomicReferenceArray<MemorySegment> RESERVE = new AtomicReferenceArray<>(RESERVE_BLOCKS);
+    /** How many reserve blocks were made: only ever grows, up to {@link #RESERVE_BLOCKS}. */
+    private static final AtomicInteger RESERVE_MADE = new AtomicInteger();
+
+    /** {@return a reserve block of {@code ContextStruct.SIZE} bytes, 64-byte aligned, or null when every one is held} */
+    private static MemorySegment takeReserveBlock() {
+        for (int slot = 0; slot < RESERVE_BLOCKS; slot++) {
+            MemorySegment block = RESERVE.getPlain(slot);
+            if (block != null && RESERVE.compareAndSet(slot, block, null)) {
+                return block;
+            }
+        }
+        for (int made = RESERVE_MADE.get(); made < RESERVE_BLOCKS; made = RESERVE_MADE.get()) {
+            if (RESERVE_MADE.compareAndSet(made, made + 1)) {
+                return Arena.global().allocate(ContextStruct.SIZE, 64);
+            }
+        }
+        return null;
+    }
+
+    /** Gives a block back: a reserve block to the reserve (a slot is free: at most as many exist), any other to free(). */
+    private static void releaseBlock(MemorySegment block, boolean reserved) {
+        if (!reserved) {
+            NativeHeap.free(block);
+            return;
+        }
+        for (int slot = 0; ; slot = (slot + 1) % RESERVE_BLOCKS) {
+            if (RESERVE.getPlain(slot) == null && RESERVE.compareAndSet(slot, null, block)) {
+                return;
+            }
         }
     }
 }

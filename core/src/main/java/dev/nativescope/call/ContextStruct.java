@@ -1,7 +1,8 @@
 package dev.nativescope.call;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 
 /**
  * The fields of {@code nsc_context} that the bridge reads and writes, at their offsets, as constants
@@ -12,45 +13,63 @@ import java.lang.foreign.ValueLayout;
  * checks {@code nsc_context} against it, and {@code ContextStructTest} checks every constant here
  * against {@code nsc_context}.
  *
+ * <p>The accessors work on a {@linkplain #view direct-buffer view} of the struct, one per frame, not
+ * on the segment: the first {@code MemorySegment.get}/{@code set} with a value layout builds that
+ * layout's {@code VarHandle} (lambda forms spun at run time), about 3 ms of a fresh JVM's first call
+ * per layout, and the bridge used three (an int, a long, an address); a direct buffer's accessors
+ * are plain code of classes the JDK's CDS archive holds. Pointers are stored as 64-bit addresses
+ * (nativescope is built for 64-bit platforms; {@code ContextStructTest} checks the fields' sizes).
+ *
  * <p>Stateless. The struct belongs to one call frame; the heartbeat fields are written by native
  * code concurrently (relaxed atomics), the others only while no native code runs on the struct.
+ * Every field is naturally aligned, so each read or write below is one access of its size, atomic
+ * on a 64-bit platform, as the segment accessors' plain mode was.
  */
 final class ContextStruct {
     /** {@code sizeof(nsc_context)}. */
     static final long SIZE = 128;
     /** {@code int32_t state}: the state word. */
-    static final long STATE = 4;
+    static final int STATE = 4;
 
     private ContextStruct() {
     }
 
-    static int state(MemorySegment struct) {
-        return struct.get(ValueLayout.JAVA_INT, STATE);
+    /**
+     * {@return the view the accessors take: {@code struct} (a segment of {@link #SIZE} bytes) as a
+     * direct buffer in native byte order} Made once per frame; it keeps no memory alive beyond the
+     * segment's (the frame frees the block itself).
+     */
+    static ByteBuffer view(MemorySegment struct) {
+        return struct.asByteBuffer().order(ByteOrder.nativeOrder());
+    }
+
+    static int state(ByteBuffer struct) {
+        return struct.getInt(STATE);
     }
 
     /** {@code int64_t deadline_ns}. */
-    static final long DEADLINE_NS = 8;
+    static final int DEADLINE_NS = 8;
     /** {@code const nsc_kv *values}. */
-    static final long VALUES = 32;
+    static final int VALUES = 32;
     /** {@code uint64_t value_count}. */
-    static final long VALUE_COUNT = 40;
+    static final int VALUE_COUNT = 40;
 
     /** Arms a struct for a call: its deadline ({@code CLOCK_MONOTONIC} ns) and values. */
-    static void arm(MemorySegment struct, long deadlineNs, MemorySegment values, long valueCount) {
-        struct.set(ValueLayout.JAVA_LONG, DEADLINE_NS, deadlineNs);
-        struct.set(ValueLayout.ADDRESS, VALUES, values);
-        struct.set(ValueLayout.JAVA_LONG, VALUE_COUNT, valueCount);
+    static void arm(ByteBuffer struct, long deadlineNs, MemorySegment values, long valueCount) {
+        struct.putLong(DEADLINE_NS, deadlineNs);
+        struct.putLong(VALUES, values.address());
+        struct.putLong(VALUE_COUNT, valueCount);
     }
 
     /** {@code uint64_t heartbeat_count} (atomic). */
-    static final long HEARTBEAT_COUNT = 64;
+    static final int HEARTBEAT_COUNT = 64;
     /** {@code int64_t heartbeat_ns} (atomic). */
-    static final long HEARTBEAT_NS = 72;
+    static final int HEARTBEAT_NS = 72;
 
     /** Zeroes the heartbeat: plain stores, before native code runs on the struct. */
-    static void resetHeartbeat(MemorySegment struct) {
-        struct.set(ValueLayout.JAVA_LONG, HEARTBEAT_COUNT, 0L);
-        struct.set(ValueLayout.JAVA_LONG, HEARTBEAT_NS, 0L);
+    static void resetHeartbeat(ByteBuffer struct) {
+        struct.putLong(HEARTBEAT_COUNT, 0L);
+        struct.putLong(HEARTBEAT_NS, 0L);
     }
 
     /**
@@ -61,18 +80,18 @@ final class ContextStruct {
      * fences. Not an opaque read through {@code JAVA_LONG.varHandle()}: creating that handle costs a
      * fresh JVM ~10 ms on its first call.
      */
-    static long heartbeat(MemorySegment struct, long field) {
-        return struct.get(ValueLayout.JAVA_LONG, field);
+    static long heartbeat(ByteBuffer struct, int field) {
+        return struct.getLong(field);
     }
 
     /** {@code nsc_hook_t *hooks}: the registered cancel hooks, NULL when none. */
-    static final long HOOKS = 88;
+    static final int HOOKS = 88;
 
     /**
      * {@return whether any cancel hook is registered} The pointer read as a raw word: no
      * MemorySegment for escape analysis to remove on every call.
      */
-    static boolean hasHooks(MemorySegment struct) {
-        return struct.get(ValueLayout.JAVA_LONG, HOOKS) != 0;
+    static boolean hasHooks(ByteBuffer struct) {
+        return struct.getLong(HOOKS) != 0;
     }
 }

@@ -8,6 +8,7 @@ import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
+import java.nio.ByteBuffer;
 
 /**
  * The {@link NativeCall.Downcall} of a {@link NativeCall.CurrentCall}: makes the call's struct the
@@ -58,8 +59,11 @@ final class CurrentDowncall implements NativeCall.Downcall {
     private long slotThread;
     /** That thread's slot, 8 bytes: an {@code nsc_context *} as a {@code long}. */
     private MemorySegment slot;
+    /** The frame's view of the struct, for its state after the call. */
+    private final ByteBuffer view;
 
-    CurrentDowncall() {
+    CurrentDowncall(ByteBuffer view) {
+        this.view = view;
     }
 
     /**
@@ -131,7 +135,7 @@ final class CurrentDowncall implements NativeCall.Downcall {
         }
         // What stopped it, if anything: the bridge throws for a cancel; a deadline native code saw
         // on the clock (the timer may not have fired yet) is checked by the bridge.
-        return ContextStruct.state(struct);
+        return ContextStruct.state(view);
     }
 
     /** {@return the running thread's slot} */

@@ -5,6 +5,8 @@ import dev.nativescope.library.NativeStatus;
 import dev.nativescope.library.NativeStatusException;
 import dev.nativescope.Context;
 import dev.nativescope.DeadlineExceededException;
+import dev.nativescope.internal.access.CallAccess;
+import dev.nativescope.internal.access.CallSnapshot;
 import dev.nativescope.internal.access.ContextAccess;
 import dev.nativescope.internal.access.DiagnosticsHooks;
 import dev.nativescope.internal.access.SharedAccess;
@@ -14,6 +16,7 @@ import dev.nativescope.library.NativeLibrary;
 import dev.nativescope.bindings.nativescope_h;
 import java.lang.foreign.MemorySegment;
 import java.lang.ref.Reference;
+import java.util.List;
 import java.util.Locale;
 import java.util.Objects;
 import java.util.concurrent.CancellationException;
@@ -90,9 +93,21 @@ public final class NativeCall {
     private static final int NO_STATUS = Integer.MIN_VALUE;
 
     static {
-        SharedAccess.CALLS.register(CallFrame::inFlight);
+        SharedAccess.CALLS.register(new InFlight());
         DIAGNOSTICS.bridgeLoaded();
     }
+    /**
+     * The in-flight view for diagnostics. A class, not {@code CallFrame::inFlight}: a method reference
+     * is a class spun at run time, which a fresh JVM's first bridged call would pay for (BENCHMARKS.md
+     * "Cold start").
+     */
+    private static final class InFlight implements CallAccess {
+        @Override
+        public List<CallSnapshot> inFlight() {
+            return CallFrame.inFlight();
+        }
+    }
+
     /** Looked up on first use only: finding the logging backend costs milliseconds at startup. */
     private static final class Log {
         static final System.Logger LOGGER = System.getLogger(NativeCall.class.getName());
@@ -563,7 +578,7 @@ public final class NativeCall {
     }
 
     private static int nativeStatusOfCancelledFrame(CallFrame frame) {
-        return ContextStruct.state(frame.struct);
+        return ContextStruct.state(frame.view);
     }
 
     private static long deadlineOf(Context context, long now) {

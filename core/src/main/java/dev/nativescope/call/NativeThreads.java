@@ -10,6 +10,7 @@ import dev.nativescope.library.NativeStatus;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
 import java.util.Objects;
 import java.util.OptionalLong;
 import java.util.concurrent.RejectedExecutionException;
@@ -379,7 +380,7 @@ public final class NativeThreads {
 
         @Override
         public int invoke(MemorySegment struct) throws Throwable {
-            return handOff(struct, null);
+            return handOff(struct, ContextStruct.view(struct), null);
         }
 
         /**
@@ -387,12 +388,12 @@ public final class NativeThreads {
          * in {@code frame}'s registry entry while it runs the call (when the registry is on).
          */
         int invokeIn(CallFrame frame) throws Throwable {
-            return handOff(frame.struct, NativeCall.DIAGNOSTICS_ON ? frame : null);
+            return handOff(frame.struct, frame.view, NativeCall.DIAGNOSTICS_ON ? frame : null);
         }
 
-        private int handOff(MemorySegment struct, CallFrame frame) throws Throwable {
-            return NativeThreads.handOff(target, context, () -> stateOf(struct) != NativeStatus.OK.code(),
-                    () -> stateOf(struct), () -> runNamed(struct, frame));
+        private int handOff(MemorySegment struct, ByteBuffer view, CallFrame frame) throws Throwable {
+            return NativeThreads.handOff(target, context, () -> stateOf(view) != NativeStatus.OK.code(),
+                    () -> stateOf(view), () -> runNamed(struct, frame));
         }
 
         /**
@@ -412,8 +413,8 @@ public final class NativeThreads {
             }
         }
 
-        private static int stateOf(MemorySegment struct) {
-            return ContextStruct.state(struct);
+        private static int stateOf(ByteBuffer view) {
+            return ContextStruct.state(view);
         }
     }
 }

@@ -215,7 +215,7 @@ public final class CancellationSignal implements AutoCloseable {
         InterruptHook hook = interruptHook;
         if (hook == null || !hook.isOpen()) {
             // Only after an interrupt fired (closed) the previous one: a hook fires once.
-            hook = new InterruptHook(() -> stop(Reason.INTERRUPT, false));
+            hook = new InterruptHook(new StopOnInterrupt());
             interruptHook = hook;
         }
         hook.enter();
@@ -312,10 +312,21 @@ public final class CancellationSignal implements AutoCloseable {
         if (owner != null) {
             signal.onOwnerDone = owner.onDone(() -> signal.stop(Reason.OWNER, false));
         }
-        InterruptHook hook = new InterruptHook(() -> signal.stop(Reason.INTERRUPT, false));
+        InterruptHook hook = new InterruptHook(signal.new StopOnInterrupt());
         hook.enter();
         signal.interruptHook = hook;
         return signal;
+    }
+
+    /**
+     * A signal's interrupt hook action. A class, not a lambda: a lambda is a class spun at run time,
+     * which a fresh JVM's first bridged call would pay for (BENCHMARKS.md "Cold start").
+     */
+    private final class StopOnInterrupt implements Runnable {
+        @Override
+        public void run() {
+            stop(Reason.INTERRUPT, false);
+        }
     }
 
     private void stop(Reason why, boolean deadline) {

@@ -32,7 +32,19 @@ import java.util.Objects;
  */
 public final class InterruptHook extends AbstractInterruptibleChannel {
     /** Each thread's stack of hooks entered and not yet exited, made on its first entry. */
-    private static final ThreadLocal<Stack> STACKS = ThreadLocal.withInitial(Stack::new);
+    private static final ThreadLocal<Stack> STACKS = new Stacks();
+
+    /**
+     * Makes a thread's stack on its first entry. A class, not {@code ThreadLocal.withInitial(Stack::new)}:
+     * a method reference is a class spun at run time, which a fresh JVM's first call pays for (BENCHMARKS.md
+     * "Cold start").
+     */
+    private static final class Stacks extends ThreadLocal<Stack> {
+        @Override
+        protected Stack initialValue() {
+            return new Stack();
+        }
+    }
 
     /** One thread's stack: its innermost hook, linked to the outer ones by {@link #outer}; only that thread touches it. */
     private static final class Stack {

@@ -83,7 +83,9 @@ final class LibraryLoader {
                     + "; build native-shim on this platform and pass its path with -D" + LIBRARY_PATH_PROPERTY + "=...");
         }
         String platform = supported.get();
-        String resource = "META-INF/native/" + platform + "/" + LIBRARY_FILE;
+        // String.concat, not +: each + site is an invokedynamic whose first run spins its own class
+        // (StringConcatFactory), milliseconds of a fresh JVM's first load (BENCHMARKS.md "Cold start").
+        String resource = "META-INF/native/".concat(platform).concat("/" + LIBRARY_FILE);
         URL url = LibraryLoader.class.getClassLoader().getResource(resource);
         if (url == null) {
             throw new NativeLibraryException(resource + " is not on the class path or module path:"
@@ -130,7 +132,7 @@ final class LibraryLoader {
                 EnumSet.of(PosixFilePermission.OWNER_READ, PosixFilePermission.OWNER_WRITE, PosixFilePermission.OWNER_EXECUTE));
         long seed = System.nanoTime() ^ Thread.currentThread().threadId() * 0x9E3779B97F4A7C15L;
         for (int attempt = 0; ; attempt++) {
-            Path dir = base.resolve("nativescope-" + Long.toHexString(seed + attempt * 0x9E3779B97F4A7C15L));
+            Path dir = base.resolve("nativescope-".concat(Long.toHexString(seed + attempt * 0x9E3779B97F4A7C15L))); // concat: see loadConfigured
             try {
                 return Files.createDirectory(dir, owner);
             } catch (FileAlreadyExistsException taken) {
@@ -214,23 +216,40 @@ final class LibraryLoader {
     private static long nanoTimeToMonotonicOffset(SymbolLookup lookup, Path path) {
         // On Linux System.nanoTime() reads CLOCK_MONOTONIC, so the offset is 0. If a JVM ever uses
         // another clock, deadlines are converted with the measured offset instead of being wrong.
-        MethodHandle monotonicNs = handleOf(lookup, path, "nsc_monotonic_ns", ValueLayout.JAVA_LONG);
+        // The clock is read in two int halves (nsc_internal.h): they share the int() shape of
+        // nsc_abi_version, already linked, where nsc_monotonic_ns would link an int64_t() shape of
+        // its own, ~4 ms of a fresh JVM's first load (BENCHMARKS.md "Cold start").
+        MethodHandle high = handleOf(lookup, path, "nsc_monotonic_ns_high", ValueLayout.JAVA_INT);
+        MethodHandle low = handleOf(lookup, path, "nsc_monotonic_ns_low", ValueLayout.JAVA_INT);
         long best = Long.MAX_VALUE;
         long bestOffset = 0;
-        for (int i = 0; i < 5; i++) {
+        for (int reads = 0, tries = 0; reads < 5 && tries < 100; tries++) {
             long before = System.nanoTime();
-            long monotonic;
+            int highBefore;
+            int lowHalf;
+            int highAfter;
             try {
-                monotonic = (long) monotonicNs.invokeExact();
+                highBefore = (int) high.invokeExact();
+                lowHalf = (int) low.invokeExact();
+                highAfter = (int) high.invokeExact();
             } catch (Throwable e) {
-                throw callFailed("nsc_monotonic_ns", path, e);
+                throw callFailed("nsc_monotonic_ns_high/_low", path, e);
             }
             long after = System.nanoTime();
+            if (highBefore != highAfter) {
+                continue; // the low half wrapped between the reads (once every 4.3 s): read again
+            }
+            reads++;
+            long monotonic = (long) highBefore << 32 | (lowHalf & 0xFFFF_FFFFL);
             long window = after - before;
             if (window < best) {
                 best = window;
                 bestOffset = monotonic - (before + window / 2);
             }
+        }
+        if (best == Long.MAX_VALUE) {
+            throw new NativeLibraryException("cannot read CLOCK_MONOTONIC through " + path + ": its high half changed"
+                    + " at every one of 100 reads; the library's clock functions are broken (rebuild native-shim)");
         }
         return Math.abs(bestOffset) <= SAME_CLOCK_TOLERANCE_NANOS ? 0 : bestOffset;
     }

@@ -66,8 +66,9 @@ public final class NativeLibrary {
     /**
      * Links the downcall handle that cancellation uses now rather than on first use: linking one
      * takes milliseconds, and the first cancel of a process must not pay that while a native
-     * predictor is waiting to be stopped ({@code nsc_context_init}, which every first call needs,
-     * too). The functions that name error statuses and the destroy of a used frame are loaded but not
+     * predictor is waiting to be stopped. The bridge initialises its frames through the shim's
+     * {@code nsc_context_init_idle}, which has the same shape, so that link serves it too (it binds
+     * the symbol on first use, which costs no link of its own). The functions that name error statuses and the destroy of a used frame are loaded but not
      * linked: errors come when the process is short of resources, and loading a class then can fail
      * for good (from a class-path directory, each class load needs a free file descriptor, and the JVM
      * remembers a failed resolution; the fault-injection test met exactly this), while linking them
@@ -75,13 +76,13 @@ public final class NativeLibrary {
      * about 4 ms per function (the ColdStart benchmark).
      */
     private static void linkBridgeFunctions() {
-        nativescope_h.nsc_context_init$handle();
         nativescope_h.nsc_context_cancel$handle();
         ClassLoader loader = nativescope_h.class.getClassLoader();
         for (String holder : new String[] {"nsc_context_destroy", "nsc_status_name", "nsc_strerror"}) {
             try {
                 // Loaded, not initialised: the holder's initialiser is what links.
-                Class.forName(nativescope_h.class.getName() + "$" + holder, false, loader);
+                // String.concat, not +: a + site's first run spins a class (StringConcatFactory), ~2 ms here.
+                Class.forName(nativescope_h.class.getName().concat("$").concat(holder), false, loader);
             } catch (ClassNotFoundException e) {
                 throw new NativeLibraryException("the bindings jar lacks " + nativescope_h.class.getName() + "$" + holder
                         + ": use the nativescope-bindings jar of the same release as core", e);

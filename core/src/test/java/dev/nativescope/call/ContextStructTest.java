@@ -9,6 +9,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemoryLayout.PathElement;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -20,13 +21,13 @@ class ContextStructTest {
     @Test
     void everyOffsetAndTheSizeAreTheBindings() {
         assertThat(ContextStruct.SIZE).isEqualTo(nsc_context.sizeof());
-        assertThat(ContextStruct.STATE).isEqualTo(nsc_context.state$offset());
-        assertThat(ContextStruct.DEADLINE_NS).isEqualTo(nsc_context.deadline_ns$offset());
-        assertThat(ContextStruct.VALUES).isEqualTo(nsc_context.values$offset());
-        assertThat(ContextStruct.VALUE_COUNT).isEqualTo(nsc_context.value_count$offset());
-        assertThat(ContextStruct.HEARTBEAT_COUNT).isEqualTo(nsc_context.heartbeat_count$offset());
-        assertThat(ContextStruct.HEARTBEAT_NS).isEqualTo(nsc_context.heartbeat_ns$offset());
-        assertThat(ContextStruct.HOOKS).isEqualTo(nsc_context.hooks$offset());
+        assertThat((long) ContextStruct.STATE).isEqualTo(nsc_context.state$offset());
+        assertThat((long) ContextStruct.DEADLINE_NS).isEqualTo(nsc_context.deadline_ns$offset());
+        assertThat((long) ContextStruct.VALUES).isEqualTo(nsc_context.values$offset());
+        assertThat((long) ContextStruct.VALUE_COUNT).isEqualTo(nsc_context.value_count$offset());
+        assertThat((long) ContextStruct.HEARTBEAT_COUNT).isEqualTo(nsc_context.heartbeat_count$offset());
+        assertThat((long) ContextStruct.HEARTBEAT_NS).isEqualTo(nsc_context.heartbeat_ns$offset());
+        assertThat((long) ContextStruct.HOOKS).isEqualTo(nsc_context.hooks$offset());
     }
 
     @Test
@@ -35,6 +36,8 @@ class ContextStructTest {
         assertThat(ValueLayout.JAVA_INT.byteSize()).isEqualTo(nsc_context.state$layout().byteSize());
         assertThat(ValueLayout.ADDRESS.byteSize()).isEqualTo(nsc_context.hooks$layout().byteSize());
         assertThat(ValueLayout.ADDRESS.byteSize()).isEqualTo(nsc_context.values$layout().byteSize());
+        // Pointers are written as 64-bit addresses through the view.
+        assertThat(ValueLayout.ADDRESS.byteSize()).isEqualTo(8);
         for (String field : new String[] {"deadline_ns", "value_count", "heartbeat_count", "heartbeat_ns"}) {
             assertThat(nsc_context.layout().select(PathElement.groupElement(field)).byteSize()).as(field).isEqualTo(8);
         }
@@ -45,8 +48,9 @@ class ContextStructTest {
         NativeLibrary.load();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment struct = arena.allocate(nsc_context.layout());
+            ByteBuffer view = ContextStruct.view(struct);
             MemorySegment values = arena.allocate(16);
-            ContextStruct.arm(struct, 123_456_789L, values, 3);
+            ContextStruct.arm(view, 123_456_789L, values, 3);
             assertThat(nsc_context.deadline_ns(struct)).isEqualTo(123_456_789L);
             assertThat(nsc_context.values(struct)).isEqualTo(values);
             assertThat(nsc_context.value_count(struct)).isEqualTo(3);
@@ -54,13 +58,13 @@ class ContextStructTest {
             nsc_context.hooks(struct, values);
             nsc_context.heartbeat_count(struct, 7);
             nsc_context.heartbeat_ns(struct, 11);
-            assertThat(ContextStruct.state(struct)).isEqualTo(2);
-            assertThat(ContextStruct.hasHooks(struct)).isTrue();
-            assertThat(ContextStruct.heartbeat(struct, ContextStruct.HEARTBEAT_COUNT)).isEqualTo(7);
-            assertThat(ContextStruct.heartbeat(struct, ContextStruct.HEARTBEAT_NS)).isEqualTo(11);
+            assertThat(ContextStruct.state(view)).isEqualTo(2);
+            assertThat(ContextStruct.hasHooks(view)).isTrue();
+            assertThat(ContextStruct.heartbeat(view, ContextStruct.HEARTBEAT_COUNT)).isEqualTo(7);
+            assertThat(ContextStruct.heartbeat(view, ContextStruct.HEARTBEAT_NS)).isEqualTo(11);
             nsc_context.hooks(struct, MemorySegment.NULL);
-            assertThat(ContextStruct.hasHooks(struct)).isFalse();
-            ContextStruct.resetHeartbeat(struct);
+            assertThat(ContextStruct.hasHooks(view)).isFalse();
+            ContextStruct.resetHeartbeat(view);
             assertThat(nsc_context.heartbeat_count(struct)).isZero();
             assertThat(nsc_context.heartbeat_ns(struct)).isZero();
         }
