@@ -53,13 +53,20 @@ final class VirtualThreadWaits {
                 for (int i = 0; i < waiters; i++) {
                     consumers.add(TensorExchange.openConsumer(file)); // one per waiter: a consumer is single-threaded
                 }
-                // The sleeper notes when it woke; the longest gap is computed once it stopped.
+                // The sleeper notes when it woke; the longest gap is computed once it stopped. Each wake-up
+                // is noted before the sleeper looks at `measuring`: the first one after a starvation comes
+                // when the waits have ended, typically after the main thread cleared `measuring`, and it
+                // is the one that closes the gap.
                 AtomicBoolean measuring = new AtomicBoolean(true);
                 long[] wakes = new long[(int) (wait.toMillis() * 4 / 5) + 1000];
                 AtomicInteger woke = new AtomicInteger();
                 Thread sleeper = Thread.ofVirtual().start(() -> {
-                    for (int n = 0; measuring.get() && n < wakes.length; n = woke.incrementAndGet()) {
+                    for (int n = 0; n < wakes.length; n++) {
                         wakes[n] = System.nanoTime();
+                        woke.set(n + 1);
+                        if (!measuring.get()) {
+                            return;
+                        }
                         try {
                             Thread.sleep(5);
                         } catch (InterruptedException e) {
