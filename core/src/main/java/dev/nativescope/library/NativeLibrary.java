@@ -103,7 +103,7 @@ public final class NativeLibrary {
             }
             if (e.getCause() instanceof NativeLibraryException named) {
                 // The bindings' load hook, woven into the header class's initialiser, already named the flag.
-                throw new NativeLibraryException(named.getMessage(), named);
+                throw again(named);
             }
             throw e;
         } catch (NoClassDefFoundError e) {
@@ -125,7 +125,7 @@ public final class NativeLibrary {
         loaded();
         NativeLibraryException linkFailure = Linked.FAILURE;
         if (linkFailure != null) {
-            throw new NativeLibraryException(linkFailure.getMessage(), linkFailure);
+            throw again(linkFailure);
         }
     }
 
@@ -169,8 +169,13 @@ public final class NativeLibrary {
 
     private static LibraryLoader.Loaded loaded() {
         if (Holder.FAILURE != null) {
-            throw new NativeLibraryException(Holder.FAILURE.getMessage(), Holder.FAILURE);
+            throw again(Holder.FAILURE);
         }
         return Holder.LOADED;
+    }
+
+    /** A kept failure thrown again: its message, this caller's stack trace, the first failure as the cause. */
+    private static NativeLibraryException again(NativeLibraryException kept) {
+        return new NativeLibraryException(kept.getMessage(), kept);
     }
 }
