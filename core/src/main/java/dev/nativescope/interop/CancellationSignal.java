@@ -452,8 +452,9 @@ public final class CancellationSignal implements AutoCloseable {
     @Override
     public void close() {
         // Read before exit(): an interrupt that comes after the stretch is not a missed one. An
-        // interrupt whose action is in flight is seen as a stop once exit() returns (the JDK runs
-        // or finishes the close in end()), so only an interrupt the hook never saw is left over.
+        // interrupt whose action is in flight is seen as a stop once exit() returns (an interrupted
+        // thread's exit runs or finishes the close through the JDK's end()), so only an interrupt the
+        // hook never saw is left over.
         // A platform-thread interrupt sets the status before it reads the blocker (under the JDK's
         // interrupt lock): one that lands just as the work ends, between those two steps, looks the
         // same as a missed one. Treating it as an interrupt of the work is right either way; only the
@@ -489,22 +490,28 @@ public final class CancellationSignal implements AutoCloseable {
         if (closed == null) {
             throw new IllegalStateException("not open");
         }
+        boolean hookPopped = false;
         try {
-            interruptHook.exit();
+            hookPopped = interruptHook.popForExit(false);
         } finally {
-            // See Link.contextStopping for the hand-off. With an owner, both fields are cleared with
-            // release stores and one full fence orders them before awaitStops' read (one fence, not two).
-            if (ownerLink == null) {
-                // Null under a context that can never be done (Context.background() and its value
-                // children): nothing was attached, no canceller can reach the link, so no fence.
-                // Only this thread writes the field, so the plain read is exact.
-                if ((Context) ATTACHED.get(this) != null) {
-                    ATTACHED.setVolatile(this, (Context) null);
-                }
-            } else {
+            // Two Dekker hand-offs end here, ordered by one full fence: the hook's pop before its read
+            // of the blocker (finishExit), and the cleared attached fields (see Link.contextStopping)
+            // before awaitStops' read. The fields are cleared with release stores. Under a context
+            // that can never be done (Context.background() and its value children) nothing was
+            // attached and no canceller can reach the link; only this thread writes the field, so
+            // the plain read is exact.
+            boolean attached = ownerLink != null || (Context) ATTACHED.get(this) != null;
+            if (attached) {
                 ATTACHED.setRelease(this, (Context) null);
-                OWNER_ATTACHED.setRelease(this, (Context) null);
+                if (ownerLink != null) {
+                    OWNER_ATTACHED.setRelease(this, (Context) null);
+                }
+            }
+            if (hookPopped || attached) {
                 VarHandle.fullFence();
+            }
+            if (hookPopped) {
+                interruptHook.finishExit();
             }
             Registration fallback = onContextDone;
             if (fallback != null) {
