@@ -1,7 +1,9 @@
 package dev.nativescope.examples.userpredictor;
 
 import dev.nativescope.Context;
+import dev.nativescope.call.CallMode;
 import dev.nativescope.call.NativeCall;
+import dev.nativescope.call.NativeThreads;
 import dev.nativescope.library.NativeLibrary;
 import dev.nativescope.library.UserLibrary;
 import dev.nativescope.examples.userpredictor.bindings.user_predictor_h;
@@ -23,7 +25,9 @@ import java.util.function.LongConsumer;
  * The Java side of {@code examples/user-predictor}: a predictor library written outside
  * nativescope (its own C sources, header, build and jextract bindings) and called through
  * {@link NativeCall}, so that a context's cancel, deadline or the calling thread's interrupt
- * stops it in native code.
+ * stops it in native code. Both functions run long, so they are called with
+ * {@link NativeCall#invokeLong}: from a virtual thread the native work runs on a native thread and the
+ * carrier stays free (see {@code docs/predictor-sdk.md}).
  *
  * <p>Loading order is what makes the library link: {@code libuser_predictor.so} needs
  * {@code libnativescope.so} (DT_NEEDED, no rpath), which {@link UserLibrary} puts into the process first
@@ -85,13 +89,15 @@ public final class UserPredictor {
         requireFloat32Matrix("kernel", kernel);
         requireFloat32Matrix("output", output);
         load();
-        try (Arena arena = Arena.ofConfined()) {
+        // Long calls: invokeLong keeps a virtual caller's carrier free (the call runs on a native thread),
+        // and such a thread cannot pass a confined arena's segments, hence arenaForCall.
+        try (Arena arena = NativeThreads.arenaForCall(CallMode.AUTO)) {
             MemorySegment in = DLPack.export(input, arena);
             MemorySegment k = DLPack.export(kernel, arena);
             MemorySegment out = DLPack.export(output, arena);
             MemorySegment rowsDone = arena.allocate(ValueLayout.JAVA_LONG);
             try {
-                NativeCall.invoke(context, ctx -> user_predictor_h.user_conv2d(ctx, in, k, out, repeat, rowsDone));
+                NativeCall.invokeLong(context, ctx -> user_predictor_h.user_conv2d(ctx, in, k, out, repeat, rowsDone));
             } finally {
                 if (onReturn != null) {
                     onReturn.accept(rowsDone.get(ValueLayout.JAVA_LONG, 0));
@@ -122,11 +128,11 @@ public final class UserPredictor {
         }
         long timeoutNanos = timeout == null ? -1 : timeout.toNanos();
         load();
-        try (Arena arena = Arena.ofConfined()) {
+        try (Arena arena = NativeThreads.arenaForCall(CallMode.AUTO)) { // a wait: long, as conv2d
             MemorySegment out = DLPack.export(frame, arena);
             MemorySegment bytesRead = arena.allocate(ValueLayout.JAVA_LONG);
             try {
-                return NativeCall.invoke(context,
+                return NativeCall.invokeLong(context,
                         ctx -> user_predictor_h.user_read_frame(ctx, fd, out, timeoutNanos, bytesRead));
             } finally {
                 if (onReturn != null) {

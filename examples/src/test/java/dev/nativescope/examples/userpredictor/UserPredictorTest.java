@@ -229,6 +229,48 @@ class UserPredictorTest {
         assertThat(rowsDone.get()).isPositive().isLessThan(LONG_REPEAT * OUT);
     }
 
+    /**
+     * The predictor is called as docs/predictor-sdk.md says (invokeLong): twice as many long
+     * convolutions as the virtual-thread scheduler has carriers, each forked from a virtual thread,
+     * leave the carriers free, so an unrelated virtual thread still runs. Inline, each call would
+     * hold its carrier until its cancel (the unrelated thread would wait for the cancel below).
+     */
+    @Test
+    void longConvolutionsOnVirtualThreadsLeaveTheCarriersFree() throws Exception {
+        int calls = 2 * carriers();
+        AtomicLong entered = new AtomicLong();
+        try (CancellableContext request = Context.background().withCancel();
+             var scope = StructuredTaskScope.open(Joiner.<Long>awaitAll())) {
+            for (int i = 0; i < calls; i++) {
+                Tensor output = zeros(ARENA, OUT, OUT);
+                scope.fork(() -> {
+                    entered.incrementAndGet();
+                    return UserPredictor.conv2d(request, input, kernel, output, LONG_REPEAT, null);
+                });
+            }
+            long deadline = System.nanoTime() + PROMPTLY.toNanos();
+            while (entered.get() < calls && System.nanoTime() < deadline) { // inline, only one per carrier starts
+                Thread.sleep(10);
+            }
+            Thread.sleep(200); // the forks are in native code by now
+            CountDownLatch ran = new CountDownLatch(1);
+            Thread.ofVirtual().start(ran::countDown);
+            boolean unrelatedRan = ran.await(PROMPTLY.toSeconds(), TimeUnit.SECONDS);
+            long forksStarted = entered.get();
+            request.cancel();
+            scope.join();
+            assertThat(unrelatedRan).as("an unrelated virtual thread ran within %s while %d of %d long calls"
+                    + " were forked", PROMPTLY, forksStarted, calls).isTrue();
+            assertThat(forksStarted).as("forks that started before the cancel").isEqualTo(calls);
+        }
+    }
+
+    /** The virtual-thread scheduler's parallelism, as the JDK sizes it. */
+    private static int carriers() {
+        String configured = System.getProperty("jdk.virtualThreadScheduler.parallelism");
+        return configured != null ? Integer.parseInt(configured) : Runtime.getRuntime().availableProcessors();
+    }
+
     @Test
     void deadlineStopsTheConvolution() {
         AtomicLong rowsDone = new AtomicLong(-1);
