@@ -47,6 +47,9 @@ class UserPredictorTest {
     private static final long LONG_REPEAT = 1_000_000;
     private static final int OUT = 252;
     private static final int NSC_OK = nativescope_h.NSC_OK();
+    /** Virtual threads run on this many carriers (as NativeWork.Threads.CARRIERS, package-private to examples). */
+    private static final int CARRIERS = Integer.getInteger("jdk.virtualThreadScheduler.parallelism",
+            Runtime.getRuntime().availableProcessors());
 
     /**
      * Memory that long native calls use is in automatic arenas: should a cancel not land, the
@@ -237,7 +240,7 @@ class UserPredictorTest {
      */
     @Test
     void longConvolutionsOnVirtualThreadsLeaveTheCarriersFree() throws Exception {
-        int calls = 2 * carriers();
+        int calls = 2 * CARRIERS;
         AtomicLong entered = new AtomicLong();
         try (CancellableContext request = Context.background().withCancel();
              var scope = StructuredTaskScope.open(Joiner.<Long>awaitAll())) {
@@ -263,12 +266,6 @@ class UserPredictorTest {
                     + " were forked", PROMPTLY, forksStarted, calls).isTrue();
             assertThat(forksStarted).as("forks that started before the cancel").isEqualTo(calls);
         }
-    }
-
-    /** The virtual-thread scheduler's parallelism, as the JDK sizes it. */
-    private static int carriers() {
-        String configured = System.getProperty("jdk.virtualThreadScheduler.parallelism");
-        return configured != null ? Integer.parseInt(configured) : Runtime.getRuntime().availableProcessors();
     }
 
     @Test
